@@ -1,0 +1,150 @@
+//! `quiver ingest`: parallel batched writes of a CSV or Parquet file. Each batch is one atomic
+//! PutRecords; when the server rejects a batch because of a bad record, that batch is retried
+//! record by record so one bad row never stops the others. Every rejected row is reported with
+//! its reason.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use quiver_client::{Client, ClientError, pb};
+
+use super::rows::read_table;
+use super::values;
+
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    pub batch_size: usize,
+    pub concurrency: usize,
+    pub progress: bool,
+}
+
+/// A row that was not written, numbered from 1 (the first data row).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    pub row: usize,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestSummary {
+    pub rows: usize,
+    pub written: usize,
+    pub rejected: Vec<Rejected>,
+    #[serde(serialize_with = "secs")]
+    pub elapsed: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl IngestSummary {
+    pub fn rows_per_second(&self) -> f64 {
+        self.written as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+pub async fn ingest(client: &Client, group: &str, path: &Path, options: IngestOptions) -> Result<IngestSummary> {
+    let started = Instant::now();
+    let description = client
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: group.to_string(),
+        })
+        .await?;
+    let table = read_table(path)?;
+    let rows = table.rows.len();
+    let mut rejected = Vec::new();
+    let mut records: Vec<(usize, Vec<pb::FeatureValue>)> = Vec::with_capacity(rows);
+    for (index, row) in table.rows.into_iter().enumerate() {
+        let number = index + 1;
+        match row.and_then(|cells| values::record(&description.feature_definitions, &table.columns, &cells)) {
+            Ok(record) => records.push((number, record)),
+            Err(reason) => rejected.push(Rejected { row: number, reason }),
+        }
+    }
+
+    let bar = if options.progress {
+        let bar = ProgressBar::new(rows as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.inc(rejected.len() as u64);
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let batches: Vec<Vec<(usize, Vec<pb::FeatureValue>)>> = records
+        .chunks(options.batch_size.max(1))
+        .map(<[_]>::to_vec)
+        .collect();
+    let mut results = futures::stream::iter(batches)
+        .map(|batch| write_batch(client, group, batch))
+        .buffer_unordered(options.concurrency.max(1));
+    let mut written = 0;
+    while let Some((ok, failed)) = results.next().await {
+        written += ok;
+        bar.inc((ok + failed.len()) as u64);
+        rejected.extend(failed);
+    }
+    bar.finish_and_clear();
+    rejected.sort_by_key(|r| r.row);
+    Ok(IngestSummary {
+        rows,
+        written,
+        rejected,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Writes one batch; returns how many rows were written and which were rejected.
+async fn write_batch(
+    client: &Client,
+    group: &str,
+    batch: Vec<(usize, Vec<pb::FeatureValue>)>,
+) -> (usize, Vec<Rejected>) {
+    let request = |record: Vec<pb::FeatureValue>| pb::PutRecordRequest {
+        feature_group_name: group.to_string(),
+        record,
+        ..Default::default()
+    };
+    let all = pb::PutRecordsRequest {
+        records: batch.iter().map(|(_, r)| request(r.clone())).collect(),
+    };
+    match client.put_records(all).await {
+        Ok(_) => (batch.len(), Vec::new()),
+        Err(e) if is_record_error(&e) => {
+            // Some record in the batch is bad: find it (and any others) one by one.
+            let mut ok = 0;
+            let mut failed = Vec::new();
+            for (row, record) in batch {
+                match client.put_record(request(record)).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(Rejected { row, reason: reason(&e) }),
+                }
+            }
+            (ok, failed)
+        }
+        Err(e) => {
+            let reason = reason(&e);
+            (0, batch.into_iter().map(|(row, _)| Rejected { row, reason: reason.clone() }).collect())
+        }
+    }
+}
+
+fn is_record_error(e: &ClientError) -> bool {
+    matches!(
+        e.code(),
+        Some(tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted)
+    )
+}
+
+fn reason(e: &ClientError) -> String {
+    match e.status() {
+        Some(status) => status.message().to_string(),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,28 @@
+//! Compiles every `.proto` under `quiver/` with the vendored `protoc`, so no system protobuf
+//! compiler is needed, and writes the descriptor set that gRPC server reflection serves.
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // prost-build finds protoc through the PROTOC environment variable.
+    set_protoc_env(&protoc);
+
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let protos = ["quiver/featurestore/v1/featurestore.proto"];
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("quiver_descriptor.bin"))
+        .compile_protos(&protos, &["."])?;
+    Ok(())
+}
+
+fn set_protoc_env(path: &std::path::Path) {
+    // `std::env::set_var` is unsafe in edition 2024 only because other threads may read the
+    // environment concurrently; a build script has no other threads.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("PROTOC", path);
+    }
+}

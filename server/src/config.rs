@@ -1,0 +1,209 @@
+//! Server configuration: every setting is a flag, a `QUIVER_*` environment variable, and a key of
+//! the optional TOML file given with `--config`. Precedence: flag or environment variable, then
+//! the file, then the default. `deploy/quiver.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+
+/// When a write's WAL entry reaches disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WalSync {
+    /// fsync before every acknowledgement (concurrent writes share one fsync): an acknowledged
+    /// write survives a crash of the process, the OS or the machine.
+    Always,
+    /// Write to the OS before acknowledging, fsync every `wal_sync_interval_ms`: survives a crash
+    /// of the process (`kill -9`); a power loss may lose the last interval.
+    Periodic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The settings as given: every field optional, so flags, environment and file can be merged.
+#[derive(Debug, Clone, Default, Parser, Deserialize)]
+#[command(name = "quiver-server", version, about = "Quiver feature store server")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServerArgs {
+    /// TOML configuration file; flags and environment variables override its values.
+    #[arg(long, env = "QUIVER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Directory holding the RocksDB database (created if missing). Default ./quiver-data.
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// gRPC listen address; port 0 picks a free port. Default 127.0.0.1:7940.
+    #[arg(long, env = "QUIVER_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+
+    /// HTTP listen address for /metrics and /healthz; port 0 picks a free port. Default 127.0.0.1:7941.
+    #[arg(long, env = "QUIVER_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+
+    /// Once ready, write the bound addresses as JSON ({"grpc": ..., "http": ...}) to this file.
+    #[arg(long, env = "QUIVER_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
+
+    /// When the write-ahead log is synced to disk. Default always.
+    #[arg(long, env = "QUIVER_WAL_SYNC", value_enum)]
+    pub wal_sync: Option<WalSync>,
+
+    /// With wal_sync = periodic, how often the WAL is synced. Default 100.
+    #[arg(long, env = "QUIVER_WAL_SYNC_INTERVAL_MS")]
+    pub wal_sync_interval_ms: Option<u64>,
+
+    /// RocksDB block cache for online records, in MiB. Default 256.
+    #[arg(long, env = "QUIVER_BLOCK_CACHE_MB")]
+    pub block_cache_mb: Option<usize>,
+
+    /// How often expired records are purged from disk, in seconds. Default 60.
+    #[arg(long, env = "QUIVER_TTL_PURGE_INTERVAL_SECS")]
+    pub ttl_purge_interval_secs: Option<u64>,
+
+    /// AWS-style account id used in ARNs. Default 000000000000.
+    #[arg(long, env = "QUIVER_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+
+    /// Region used in ARNs. Default us-east-1.
+    #[arg(long, env = "QUIVER_REGION")]
+    pub region: Option<String>,
+
+    /// Largest gRPC request accepted, in MiB. Default 64.
+    #[arg(long, env = "QUIVER_MAX_REQUEST_MB")]
+    pub max_request_mb: Option<usize>,
+
+    /// Log format. Default text. Log levels come from RUST_LOG (default info).
+    #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub addr_file: Option<PathBuf>,
+    pub wal_sync: WalSync,
+    pub wal_sync_interval_ms: u64,
+    pub block_cache_mb: usize,
+    pub ttl_purge_interval_secs: u64,
+    pub account_id: String,
+    pub region: String,
+    pub max_request_mb: usize,
+    pub log_format: LogFormat,
+}
+
+impl ServerArgs {
+    /// Reads a TOML configuration file.
+    pub fn from_toml_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        Self::from_toml(&text)
+            .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Fills every unset field from `file`.
+    pub fn or(self, file: ServerArgs) -> Self {
+        Self {
+            config: self.config,
+            data_dir: self.data_dir.or(file.data_dir),
+            grpc_addr: self.grpc_addr.or(file.grpc_addr),
+            http_addr: self.http_addr.or(file.http_addr),
+            addr_file: self.addr_file.or(file.addr_file),
+            wal_sync: self.wal_sync.or(file.wal_sync),
+            wal_sync_interval_ms: self.wal_sync_interval_ms.or(file.wal_sync_interval_ms),
+            block_cache_mb: self.block_cache_mb.or(file.block_cache_mb),
+            ttl_purge_interval_secs: self.ttl_purge_interval_secs.or(file.ttl_purge_interval_secs),
+            account_id: self.account_id.or(file.account_id),
+            region: self.region.or(file.region),
+            max_request_mb: self.max_request_mb.or(file.max_request_mb),
+            log_format: self.log_format.or(file.log_format),
+        }
+    }
+
+    /// Merges the file named by `--config`, applies defaults, and checks the values.
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let merged = match &self.config {
+            Some(path) => {
+                let file = Self::from_toml_file(path)?;
+                self.or(file)
+            }
+            None => self,
+        };
+        let config = Config {
+            data_dir: merged.data_dir.unwrap_or_else(|| PathBuf::from("./quiver-data")),
+            grpc_addr: merged.grpc_addr.unwrap_or_else(|| ([127, 0, 0, 1], 7940).into()),
+            http_addr: merged.http_addr.unwrap_or_else(|| ([127, 0, 0, 1], 7941).into()),
+            addr_file: merged.addr_file,
+            wal_sync: merged.wal_sync.unwrap_or(WalSync::Always),
+            wal_sync_interval_ms: merged.wal_sync_interval_ms.unwrap_or(100),
+            block_cache_mb: merged.block_cache_mb.unwrap_or(256),
+            ttl_purge_interval_secs: merged.ttl_purge_interval_secs.unwrap_or(60),
+            account_id: merged.account_id.unwrap_or_else(|| "000000000000".to_string()),
+            region: merged.region.unwrap_or_else(|| "us-east-1".to_string()),
+            max_request_mb: merged.max_request_mb.unwrap_or(64),
+            log_format: merged.log_format.unwrap_or(LogFormat::Text),
+        };
+        anyhow::ensure!(
+            config.wal_sync_interval_ms >= 1,
+            "wal_sync_interval_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            config.ttl_purge_interval_secs >= 1,
+            "ttl_purge_interval_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=1024).contains(&config.max_request_mb),
+            "max_request_mb must be in 1..1024"
+        );
+        anyhow::ensure!(
+            config.account_id.len() == 12 && config.account_id.bytes().all(|b| b.is_ascii_digit()),
+            "account_id must be 12 digits, got '{}'",
+            config.account_id
+        );
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let file = ServerArgs::from_toml("data_dir = \"/from/file\"\nblock_cache_mb = 8\nwal_sync = \"periodic\"").unwrap();
+        let flags = ServerArgs::parse_from(["quiver-server", "--block-cache-mb", "16"]);
+        let config = flags.or(file).resolve().unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.block_cache_mb, 16);
+        assert_eq!(config.wal_sync, WalSync::Periodic);
+        assert_eq!(config.grpc_addr.port(), 7940);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = ServerArgs::from_toml("data_dirr = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("data_dirr"), "{err}");
+    }
+
+    #[test]
+    fn deploy_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/quiver.toml");
+        let args = ServerArgs::from_toml_file(&path).unwrap();
+        args.resolve().unwrap();
+    }
+}

@@ -1,0 +1,170 @@
+//! The server's one error type. Every failure is classified once ([`ErrorKind`]) and mapped to a
+//! gRPC status in exactly one place ([`Error::to_status`]), so every API reports the same failure
+//! the same way.
+
+use std::fmt;
+
+/// How a failure is reported to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or breaks a rule (INVALID_ARGUMENT / ValidationError).
+    Validation,
+    /// The named feature group or feature does not exist (NOT_FOUND / ResourceNotFound).
+    NotFound,
+    /// The resource already exists (ALREADY_EXISTS / ResourceInUse).
+    AlreadyExists,
+    /// The request is valid but the stored state forbids it (FAILED_PRECONDITION).
+    Conflict,
+    /// A size or count limit was exceeded (RESOURCE_EXHAUSTED / ResourceLimitExceeded).
+    LimitExceeded,
+    /// The server cannot take the request now; retrying later may succeed (UNAVAILABLE).
+    Unavailable,
+    /// A fault inside the server; logged with context (INTERNAL).
+    Internal,
+}
+
+/// A failure with a message written for the person who sent the request.
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The longest excerpt of a user's value quoted back in an error message.
+const MAX_QUOTED_CHARS: usize = 64;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Validation, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::AlreadyExists, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    pub fn limit(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::LimitExceeded, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// A storage-engine failure, with what the server was doing when it happened.
+    pub fn storage(context: &str, err: rocksdb::Error) -> Self {
+        Self::internal(format!("storage error while {context}: {err}"))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Prefixes the message with where in the request the problem is (`records[3]: ...`).
+    pub fn at(mut self, location: impl fmt::Display) -> Self {
+        self.message = format!("{location}: {}", self.message);
+        self
+    }
+
+    /// The one mapping from error class to gRPC status code.
+    pub fn to_status(&self) -> tonic::Status {
+        use tonic::Code;
+        let code = match self.kind {
+            ErrorKind::Validation => Code::InvalidArgument,
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::Conflict => Code::FailedPrecondition,
+            ErrorKind::LimitExceeded => Code::ResourceExhausted,
+            ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::Internal => {
+                tracing::error!(error = %self.message, "internal error");
+                Code::Internal
+            }
+        };
+        tonic::Status::new(code, self.message.clone())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        err.to_status()
+    }
+}
+
+/// Quotes a user-supplied value for an error message, truncated so that a 350 KB value does not
+/// come back in the error.
+pub fn quote(value: &str) -> String {
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(MAX_QUOTED_CHARS).collect();
+    if chars.next().is_some() {
+        format!("'{head}...' ({} bytes)", value.len())
+    } else {
+        format!("'{head}'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_truncates_long_values() {
+        assert_eq!(quote("abc"), "'abc'");
+        let long = "x".repeat(1000);
+        let quoted = quote(&long);
+        assert!(quoted.starts_with(&format!("'{}...'", "x".repeat(64))));
+        assert!(quoted.ends_with("(1000 bytes)"));
+    }
+
+    #[test]
+    fn kinds_map_to_grpc_codes() {
+        assert_eq!(
+            Error::validation("x").to_status().code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            Error::conflict("x").to_status().code(),
+            tonic::Code::FailedPrecondition
+        );
+        assert_eq!(
+            Error::limit("x").to_status().code(),
+            tonic::Code::ResourceExhausted
+        );
+        assert_eq!(
+            Error::not_found("x").at("records[2]").message(),
+            "records[2]: x"
+        );
+    }
+}

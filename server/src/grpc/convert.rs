@@ -1,0 +1,383 @@
+//! Translation between the protobuf messages and the domain model. Only shapes change here;
+//! every rule lives in `model/`. Unset or unknown enum values become validation errors that name
+//! the field.
+
+use quiver_proto::v1 as pb;
+
+use crate::error::{Error, Result};
+use crate::feature_store::RecordView;
+use crate::listing::{self, ListQuery, SortBy, SortOrder};
+use crate::model::{
+    Collection, DataCatalogConfig, Feature, FeatureGroup, FeatureGroupSpec, FeatureSpec,
+    FeatureType, OfflineStoreConfig, OnlineStoreConfig, PutRequest, StorageType, TableFormat,
+    TargetStore, TtlDuration, TtlUnit, Value,
+};
+use crate::online::WriteOutcome;
+use crate::online::store::DeletionMode;
+use crate::time;
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn enum_value<T: TryFrom<i32>>(field: &str, raw: i32) -> Result<T> {
+    T::try_from(raw).map_err(|_| Error::validation(format!("{field} has unknown enum value {raw}")))
+}
+
+pub fn feature_spec(field: &str, def: pb::FeatureDefinition) -> Result<FeatureSpec> {
+    let feature_type = match enum_value(&format!("{field}.FeatureType"), def.feature_type)? {
+        pb::FeatureType::Integral => FeatureType::Integral,
+        pb::FeatureType::Fractional => FeatureType::Fractional,
+        pb::FeatureType::String => FeatureType::String,
+        pb::FeatureType::Unspecified => {
+            return Err(Error::validation(format!(
+                "{field}.FeatureType is required (Integral, Fractional or String) for feature '{}'",
+                def.feature_name
+            )));
+        }
+    };
+    let collection = match enum_value(&format!("{field}.CollectionType"), def.collection_type)? {
+        pb::CollectionType::None => Collection::Scalar,
+        pb::CollectionType::List => Collection::List,
+        pb::CollectionType::Set => Collection::Set,
+        pb::CollectionType::Vector => Collection::Vector {
+            dimension: def.vector_dimension,
+        },
+    };
+    if def.vector_dimension != 0 && !matches!(collection, Collection::Vector { .. }) {
+        return Err(Error::validation(format!(
+            "{field}.VectorDimension is only allowed with CollectionType Vector (feature '{}')",
+            def.feature_name
+        )));
+    }
+    Ok(FeatureSpec {
+        name: def.feature_name,
+        feature_type,
+        collection,
+    })
+}
+
+pub fn feature_specs(field: &str, defs: Vec<pb::FeatureDefinition>) -> Result<Vec<FeatureSpec>> {
+    defs.into_iter()
+        .enumerate()
+        .map(|(i, d)| feature_spec(&format!("{field}[{i}]"), d))
+        .collect()
+}
+
+pub fn ttl(field: &str, ttl: pb::TtlDuration) -> Result<TtlDuration> {
+    let unit = match enum_value(&format!("{field}.Unit"), ttl.unit)? {
+        pb::TtlUnit::Seconds => TtlUnit::Seconds,
+        pb::TtlUnit::Minutes => TtlUnit::Minutes,
+        pb::TtlUnit::Hours => TtlUnit::Hours,
+        pb::TtlUnit::Days => TtlUnit::Days,
+        pb::TtlUnit::Weeks => TtlUnit::Weeks,
+        pb::TtlUnit::Unspecified => {
+            return Err(Error::validation(format!(
+                "{field}.Unit is required (Seconds, Minutes, Hours, Days or Weeks)"
+            )));
+        }
+    };
+    Ok(TtlDuration { unit, value: ttl.value })
+}
+
+pub fn group_spec(req: pb::CreateFeatureGroupRequest) -> Result<FeatureGroupSpec> {
+    let online = match req.online_store_config {
+        Some(c) if c.enable_online_store => Some(OnlineStoreConfig {
+            ttl: c.ttl_duration.map(|t| ttl("OnlineStoreConfig.TtlDuration", t)).transpose()?,
+            storage_type: match enum_value("OnlineStoreConfig.StorageType", c.storage_type)? {
+                pb::StorageType::InMemory => StorageType::InMemory,
+                _ => StorageType::Standard,
+            },
+            kms_key_id: non_empty(c.kms_key_id),
+        }),
+        _ => None,
+    };
+    let offline = req
+        .offline_store_config
+        .map(|c| -> Result<OfflineStoreConfig> {
+            Ok(OfflineStoreConfig {
+                s3_uri: non_empty(c.s3_uri),
+                kms_key_id: non_empty(c.kms_key_id),
+                disable_glue_table_creation: c.disable_glue_table_creation,
+                data_catalog: c.data_catalog_config.map(|d| DataCatalogConfig {
+                    table_name: d.table_name,
+                    catalog: d.catalog,
+                    database: d.database,
+                }),
+                table_format: match enum_value("OfflineStoreConfig.TableFormat", c.table_format)? {
+                    pb::TableFormat::Iceberg => TableFormat::Iceberg,
+                    _ => TableFormat::Glue,
+                },
+            })
+        })
+        .transpose()?;
+    Ok(FeatureGroupSpec {
+        name: req.feature_group_name,
+        record_identifier_feature_name: req.record_identifier_feature_name,
+        event_time_feature_name: req.event_time_feature_name,
+        features: feature_specs("FeatureDefinitions", req.feature_definitions)?,
+        online,
+        offline,
+        role_arn: non_empty(req.role_arn),
+        description: non_empty(req.description),
+        tags: req.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+    })
+}
+
+pub fn feature_definition(f: &Feature) -> pb::FeatureDefinition {
+    let (collection_type, vector_dimension) = match f.collection {
+        Collection::Scalar => (pb::CollectionType::None, 0),
+        Collection::List => (pb::CollectionType::List, 0),
+        Collection::Set => (pb::CollectionType::Set, 0),
+        Collection::Vector { dimension } => (pb::CollectionType::Vector, dimension),
+    };
+    pb::FeatureDefinition {
+        feature_name: f.name.clone(),
+        feature_type: feature_type(f.feature_type) as i32,
+        collection_type: collection_type as i32,
+        vector_dimension,
+    }
+}
+
+pub fn feature_type(t: FeatureType) -> pb::FeatureType {
+    match t {
+        FeatureType::Integral => pb::FeatureType::Integral,
+        FeatureType::Fractional => pb::FeatureType::Fractional,
+        FeatureType::String => pb::FeatureType::String,
+    }
+}
+
+pub fn collection_type(c: Collection) -> pb::CollectionType {
+    match c {
+        Collection::Scalar => pb::CollectionType::None,
+        Collection::List => pb::CollectionType::List,
+        Collection::Set => pb::CollectionType::Set,
+        Collection::Vector { .. } => pb::CollectionType::Vector,
+    }
+}
+
+fn ttl_to_pb(t: &TtlDuration) -> pb::TtlDuration {
+    let unit = match t.unit {
+        TtlUnit::Seconds => pb::TtlUnit::Seconds,
+        TtlUnit::Minutes => pb::TtlUnit::Minutes,
+        TtlUnit::Hours => pb::TtlUnit::Hours,
+        TtlUnit::Days => pb::TtlUnit::Days,
+        TtlUnit::Weeks => pb::TtlUnit::Weeks,
+    };
+    pb::TtlDuration {
+        unit: unit as i32,
+        value: t.value,
+    }
+}
+
+fn offline_status(group: &FeatureGroup) -> pb::OfflineStoreStatus {
+    let status = match listing::offline_store_status(group) {
+        "Active" => pb::OfflineStoreStatusValue::Active,
+        _ => pb::OfflineStoreStatusValue::Disabled,
+    };
+    pb::OfflineStoreStatus {
+        status: status as i32,
+        blocked_reason: String::new(),
+    }
+}
+
+pub fn describe(group: &FeatureGroup, default_offline_uri: &str) -> pb::DescribeFeatureGroupResponse {
+    pb::DescribeFeatureGroupResponse {
+        feature_group_arn: group.arn.clone(),
+        feature_group_name: group.name.clone(),
+        record_identifier_feature_name: group.record_identifier_feature_name.clone(),
+        event_time_feature_name: group.event_time_feature_name.clone(),
+        feature_definitions: group.features.iter().map(feature_definition).collect(),
+        creation_time_unix_ms: group.creation_time_ms,
+        last_modified_time_unix_ms: group.last_modified_time_ms,
+        online_store_config: group.online.as_ref().map(|o| pb::OnlineStoreConfig {
+            enable_online_store: true,
+            ttl_duration: o.ttl.as_ref().map(ttl_to_pb),
+            storage_type: match o.storage_type {
+                StorageType::Standard => pb::StorageType::Standard,
+                StorageType::InMemory => pb::StorageType::InMemory,
+            } as i32,
+            kms_key_id: o.kms_key_id.clone().unwrap_or_default(),
+        }),
+        offline_store_config: group.offline.as_ref().map(|o| {
+            let base = o.s3_uri.clone().unwrap_or_else(|| default_offline_uri.to_string());
+            pb::OfflineStoreConfig {
+                resolved_output_s3_uri: format!(
+                    "{}/{}-{}/data",
+                    base.trim_end_matches('/'),
+                    group.name,
+                    group.creation_time_ms / 1000
+                ),
+                s3_uri: base,
+                kms_key_id: o.kms_key_id.clone().unwrap_or_default(),
+                disable_glue_table_creation: o.disable_glue_table_creation,
+                data_catalog_config: o.data_catalog.as_ref().map(|d| pb::DataCatalogConfig {
+                    table_name: d.table_name.clone(),
+                    catalog: d.catalog.clone(),
+                    database: d.database.clone(),
+                }),
+                table_format: match o.table_format {
+                    TableFormat::Glue => pb::TableFormat::Glue,
+                    TableFormat::Iceberg => pb::TableFormat::Iceberg,
+                } as i32,
+            }
+        }),
+        role_arn: group.role_arn.clone().unwrap_or_default(),
+        feature_group_status: pb::FeatureGroupStatus::Created as i32,
+        offline_store_status: Some(offline_status(group)),
+        last_update_status: Some(pb::LastUpdateStatus {
+            status: pb::LastUpdateStatusValue::Successful as i32,
+            failure_reason: String::new(),
+        }),
+        failure_reason: String::new(),
+        description: group.description.clone().unwrap_or_default(),
+        tags: group
+            .tags
+            .iter()
+            .map(|(key, value)| pb::Tag {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn summary(group: &FeatureGroup) -> pb::FeatureGroupSummary {
+    pb::FeatureGroupSummary {
+        feature_group_name: group.name.clone(),
+        feature_group_arn: group.arn.clone(),
+        creation_time_unix_ms: group.creation_time_ms,
+        feature_group_status: pb::FeatureGroupStatus::Created as i32,
+        offline_store_status: Some(offline_status(group)),
+    }
+}
+
+pub fn list_query(req: pb::ListFeatureGroupsRequest) -> Result<ListQuery> {
+    let status_equals = match enum_value("FeatureGroupStatusEquals", req.feature_group_status_equals)? {
+        pb::FeatureGroupStatus::Unspecified => None,
+        pb::FeatureGroupStatus::Creating => Some("Creating"),
+        pb::FeatureGroupStatus::Created => Some("Created"),
+        pb::FeatureGroupStatus::CreateFailed => Some("CreateFailed"),
+        pb::FeatureGroupStatus::Deleting => Some("Deleting"),
+        pb::FeatureGroupStatus::DeleteFailed => Some("DeleteFailed"),
+    };
+    let offline_equals = match enum_value("OfflineStoreStatusEquals", req.offline_store_status_equals)? {
+        pb::OfflineStoreStatusValue::OfflineStoreStatusUnspecified => None,
+        pb::OfflineStoreStatusValue::Active => Some("Active"),
+        pb::OfflineStoreStatusValue::Blocked => Some("Blocked"),
+        pb::OfflineStoreStatusValue::Disabled => Some("Disabled"),
+    };
+    Ok(ListQuery {
+        name_contains: non_empty(req.name_contains),
+        status_equals: status_equals.map(str::to_string),
+        offline_store_status_equals: offline_equals.map(str::to_string),
+        created_after_ms: req.creation_time_after_unix_ms,
+        created_before_ms: req.creation_time_before_unix_ms,
+        sort_by: match enum_value("SortBy", req.sort_by)? {
+            pb::SortBy::Name => SortBy::Name,
+            pb::SortBy::FeatureGroupStatus => SortBy::FeatureGroupStatus,
+            pb::SortBy::OfflineStoreStatus => SortBy::OfflineStoreStatus,
+            pb::SortBy::CreationTime | pb::SortBy::Unspecified => SortBy::CreationTime,
+        },
+        sort_order: match enum_value("SortOrder", req.sort_order)? {
+            pb::SortOrder::Ascending => SortOrder::Ascending,
+            pb::SortOrder::Descending | pb::SortOrder::Unspecified => SortOrder::Descending,
+        },
+        max_results: (req.max_results != 0).then_some(req.max_results as usize),
+        next_token: non_empty(req.next_token),
+    })
+}
+
+pub fn value_from_pb(field: &str, v: pb::FeatureValue) -> Result<(String, Value)> {
+    use pb::feature_value::Value as V;
+    let value = match v.value {
+        Some(V::Integral(n)) => Value::Integral(n),
+        Some(V::Fractional(f)) => Value::Fractional(f),
+        Some(V::StringValue(s)) => Value::String(s),
+        Some(V::IntegralList(l)) => Value::IntegralList(l.values),
+        Some(V::FractionalList(l)) => Value::FractionalList(l.values),
+        Some(V::StringList(l)) => Value::StringList(l.values),
+        None => {
+            return Err(Error::validation(format!(
+                "{field}: feature '{}' has no value; omit a feature to leave it null",
+                v.feature_name
+            )));
+        }
+    };
+    Ok((v.feature_name, value))
+}
+
+pub fn value_to_pb(name: String, value: Value) -> pb::FeatureValue {
+    use pb::feature_value::Value as V;
+    let value = match value {
+        Value::Integral(n) => V::Integral(n),
+        Value::Fractional(f) => V::Fractional(f),
+        Value::String(s) => V::StringValue(s),
+        Value::IntegralList(values) => V::IntegralList(pb::IntegralList { values }),
+        Value::FractionalList(values) => V::FractionalList(pb::FractionalList { values }),
+        Value::StringList(values) => V::StringList(pb::StringList { values }),
+    };
+    pb::FeatureValue {
+        feature_name: name,
+        value: Some(value),
+    }
+}
+
+pub fn target_stores(raw: &[i32]) -> Result<Vec<TargetStore>> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, v)| match enum_value(&format!("TargetStores[{i}]"), *v)? {
+            pb::TargetStore::OnlineStore => Ok(TargetStore::OnlineStore),
+            pb::TargetStore::OfflineStore => Ok(TargetStore::OfflineStore),
+            pb::TargetStore::Unspecified => Err(Error::validation(format!(
+                "TargetStores[{i}] must be OnlineStore or OfflineStore"
+            ))),
+        })
+        .collect()
+}
+
+pub fn put_request(req: pb::PutRecordRequest) -> Result<(String, PutRequest)> {
+    let record = req
+        .record
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| value_from_pb(&format!("Record[{i}]"), v))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((
+        req.feature_group_name,
+        PutRequest {
+            record,
+            target_stores: target_stores(&req.target_stores)?,
+            ttl: req.ttl_duration.map(|t| ttl("TtlDuration", t)).transpose()?,
+        },
+    ))
+}
+
+pub fn outcome(o: WriteOutcome) -> pb::WriteOutcome {
+    match o {
+        WriteOutcome::Applied => pb::WriteOutcome::Applied,
+        WriteOutcome::Historic => pb::WriteOutcome::Historic,
+        WriteOutcome::OfflineOnly => pb::WriteOutcome::OfflineOnly,
+    }
+}
+
+pub fn deletion_mode(raw: i32) -> Result<DeletionMode> {
+    Ok(match enum_value("DeletionMode", raw)? {
+        pb::DeletionMode::SoftDelete => DeletionMode::Soft,
+        pb::DeletionMode::HardDelete => DeletionMode::Hard,
+    })
+}
+
+/// The record's values, and its expiry if asked for.
+pub fn record_view(view: RecordView, with_expiry: bool) -> (Vec<pb::FeatureValue>, String) {
+    let expires_at = match (with_expiry, view.expires_at_ms) {
+        (true, Some(ms)) => time::format_iso8601(ms),
+        _ => String::new(),
+    };
+    let values = view
+        .values
+        .into_iter()
+        .map(|(name, value)| value_to_pb(name, value))
+        .collect();
+    (values, expires_at)
+}

@@ -1,0 +1,7 @@
+//! The gRPC API: [`service::GrpcService`] implements `quiver.featurestore.v1.FeatureStore` by
+//! translating messages ([`convert`]) and calling [`crate::feature_store::FeatureStore`].
+
+pub mod convert;
+pub mod service;
+
+pub use service::GrpcService;

@@ -1,0 +1,334 @@
+//! `quiver.featurestore.v1.FeatureStore` over tonic. Each handler translates, calls the domain
+//! operation (on the blocking pool when it writes), and records the request in the metrics.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use quiver_proto::v1 as pb;
+use quiver_proto::v1::feature_store_server::FeatureStore as FeatureStoreApi;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::error::{Error, Result};
+use crate::feature_store::{BatchGetEntry, BatchGetItem, FeatureStore};
+use crate::metrics;
+use crate::registry::TtlUpdate;
+
+#[derive(Clone)]
+pub struct GrpcService {
+    store: Arc<FeatureStore>,
+    /// Reported as the offline location of groups that name no S3 URI.
+    default_offline_uri: Arc<str>,
+}
+
+impl GrpcService {
+    pub fn new(store: Arc<FeatureStore>, default_offline_uri: String) -> Self {
+        Self {
+            store,
+            default_offline_uri: default_offline_uri.into(),
+        }
+    }
+
+    /// Runs a blocking domain operation on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&FeatureStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || op(&store))
+            .await
+            .map_err(|e| Error::internal(format!("write task failed: {e}")))?
+    }
+}
+
+/// Times a handler and counts it by outcome.
+async fn observe<T>(method: &'static str, handler: impl Future<Output = Result<T>>) -> Result<Response<T>, Status> {
+    let started = Instant::now();
+    let result = handler.await;
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(e) => e.to_status().code(),
+    };
+    metrics::record_request(method, code, started.elapsed());
+    result.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl FeatureStoreApi for GrpcService {
+    async fn create_feature_group(
+        &self,
+        request: Request<pb::CreateFeatureGroupRequest>,
+    ) -> Result<Response<pb::CreateFeatureGroupResponse>, Status> {
+        observe("CreateFeatureGroup", async {
+            let spec = convert::group_spec(request.into_inner())?;
+            let group = self.blocking(move |s| s.create_feature_group(spec)).await?;
+            Ok(pb::CreateFeatureGroupResponse {
+                feature_group_arn: group.arn.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn describe_feature_group(
+        &self,
+        request: Request<pb::DescribeFeatureGroupRequest>,
+    ) -> Result<Response<pb::DescribeFeatureGroupResponse>, Status> {
+        observe("DescribeFeatureGroup", async {
+            let group = self
+                .store
+                .describe_feature_group(&request.get_ref().feature_group_name)?;
+            Ok(convert::describe(&group, &self.default_offline_uri))
+        })
+        .await
+    }
+
+    async fn list_feature_groups(
+        &self,
+        request: Request<pb::ListFeatureGroupsRequest>,
+    ) -> Result<Response<pb::ListFeatureGroupsResponse>, Status> {
+        observe("ListFeatureGroups", async {
+            let query = convert::list_query(request.into_inner())?;
+            let page = self.store.list_feature_groups(&query)?;
+            Ok(pb::ListFeatureGroupsResponse {
+                feature_group_summaries: page.groups.iter().map(|g| convert::summary(g)).collect(),
+                next_token: page.next_token.unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn update_feature_group(
+        &self,
+        request: Request<pb::UpdateFeatureGroupRequest>,
+    ) -> Result<Response<pb::UpdateFeatureGroupResponse>, Status> {
+        observe("UpdateFeatureGroup", async {
+            let req = request.into_inner();
+            let additions = convert::feature_specs("FeatureAdditions", req.feature_additions)?;
+            let ttl = match req.online_store_config {
+                Some(c) if c.clear_ttl_duration => TtlUpdate::Clear,
+                Some(pb::OnlineStoreConfigUpdate {
+                    ttl_duration: Some(t),
+                    ..
+                }) => TtlUpdate::Set(convert::ttl("OnlineStoreConfig.TtlDuration", t)?),
+                _ => TtlUpdate::Keep,
+            };
+            let name = req.feature_group_name;
+            let group = self
+                .blocking(move |s| s.update_feature_group(&name, additions, ttl))
+                .await?;
+            Ok(pb::UpdateFeatureGroupResponse {
+                feature_group_arn: group.arn.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn delete_feature_group(
+        &self,
+        request: Request<pb::DeleteFeatureGroupRequest>,
+    ) -> Result<Response<pb::DeleteFeatureGroupResponse>, Status> {
+        observe("DeleteFeatureGroup", async {
+            let name = request.into_inner().feature_group_name;
+            self.blocking(move |s| s.delete_feature_group(&name)).await?;
+            Ok(pb::DeleteFeatureGroupResponse {})
+        })
+        .await
+    }
+
+    async fn update_feature_metadata(
+        &self,
+        request: Request<pb::UpdateFeatureMetadataRequest>,
+    ) -> Result<Response<pb::UpdateFeatureMetadataResponse>, Status> {
+        observe("UpdateFeatureMetadata", async {
+            let req = request.into_inner();
+            let additions = req
+                .parameter_additions
+                .into_iter()
+                .map(|p| (p.key, p.value))
+                .collect();
+            self.blocking(move |s| {
+                s.update_feature_metadata(
+                    &req.feature_group_name,
+                    &req.feature_name,
+                    req.description,
+                    additions,
+                    req.parameter_removals,
+                )
+            })
+            .await?;
+            Ok(pb::UpdateFeatureMetadataResponse {})
+        })
+        .await
+    }
+
+    async fn describe_feature_metadata(
+        &self,
+        request: Request<pb::DescribeFeatureMetadataRequest>,
+    ) -> Result<Response<pb::DescribeFeatureMetadataResponse>, Status> {
+        observe("DescribeFeatureMetadata", async {
+            let req = request.get_ref();
+            let (group, ordinal) = self
+                .store
+                .describe_feature_metadata(&req.feature_group_name, &req.feature_name)?;
+            let feature = &group.features[usize::from(ordinal)];
+            Ok(pb::DescribeFeatureMetadataResponse {
+                feature_group_arn: group.arn.clone(),
+                feature_group_name: group.name.clone(),
+                feature_name: feature.name.clone(),
+                feature_type: convert::feature_type(feature.feature_type) as i32,
+                collection_type: convert::collection_type(feature.collection) as i32,
+                creation_time_unix_ms: feature.creation_time_ms,
+                last_modified_time_unix_ms: feature.last_modified_time_ms,
+                description: feature.description.clone(),
+                parameters: feature
+                    .parameters
+                    .iter()
+                    .map(|(key, value)| pb::FeatureParameter {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn put_record(
+        &self,
+        request: Request<pb::PutRecordRequest>,
+    ) -> Result<Response<pb::PutRecordResponse>, Status> {
+        observe("PutRecord", async {
+            let put = convert::put_request(request.into_inner())?;
+            let outcomes = self.blocking(move |s| s.put_records(vec![put])).await?;
+            let outcome = outcomes
+                .first()
+                .copied()
+                .ok_or_else(|| Error::internal("a one-record write returned no outcome"))?;
+            metrics::record_writes(1);
+            Ok(pb::PutRecordResponse {
+                outcome: convert::outcome(outcome) as i32,
+            })
+        })
+        .await
+    }
+
+    async fn put_records(
+        &self,
+        request: Request<pb::PutRecordsRequest>,
+    ) -> Result<Response<pb::PutRecordsResponse>, Status> {
+        observe("PutRecords", async {
+            let puts = request
+                .into_inner()
+                .records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| convert::put_request(r).map_err(|e| e.at(format!("Records[{i}]"))))
+                .collect::<Result<Vec<_>>>()?;
+            let count = puts.len();
+            let outcomes = self.blocking(move |s| s.put_records(puts)).await?;
+            metrics::record_writes(count);
+            Ok(pb::PutRecordsResponse {
+                outcomes: outcomes.into_iter().map(|o| convert::outcome(o) as i32).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn get_record(
+        &self,
+        request: Request<pb::GetRecordRequest>,
+    ) -> Result<Response<pb::GetRecordResponse>, Status> {
+        observe("GetRecord", async {
+            let req = request.get_ref();
+            let view = self.store.get_record(
+                &req.feature_group_name,
+                &req.record_identifier_value_as_string,
+                &req.feature_names,
+            )?;
+            Ok(match view {
+                None => pb::GetRecordResponse::default(),
+                Some(view) => {
+                    let (record, expires_at) = convert::record_view(view, req.expiration_time_response);
+                    pb::GetRecordResponse { record, expires_at }
+                }
+            })
+        })
+        .await
+    }
+
+    async fn batch_get_record(
+        &self,
+        request: Request<pb::BatchGetRecordRequest>,
+    ) -> Result<Response<pb::BatchGetRecordResponse>, Status> {
+        observe("BatchGetRecord", async {
+            let req = request.into_inner();
+            let entries: Vec<BatchGetEntry> = req
+                .identifiers
+                .into_iter()
+                .map(|i| BatchGetEntry {
+                    group_name: i.feature_group_name,
+                    identifiers: i.record_identifiers_value_as_string,
+                    feature_names: i.feature_names,
+                })
+                .collect();
+            let items = self.store.batch_get_record(&entries)?;
+            let mut response = pb::BatchGetRecordResponse::default();
+            for item in items {
+                match item {
+                    BatchGetItem::Found {
+                        group_name,
+                        identifier,
+                        record,
+                    } => {
+                        let (record, expires_at) =
+                            convert::record_view(record, req.expiration_time_response);
+                        response.records.push(pb::BatchGetRecordResultDetail {
+                            feature_group_name: group_name,
+                            record_identifier_value_as_string: identifier,
+                            record,
+                            expires_at,
+                        });
+                    }
+                    BatchGetItem::Missing => {}
+                    BatchGetItem::Failed {
+                        group_name,
+                        identifier,
+                        code,
+                        message,
+                    } => response.errors.push(pb::BatchGetRecordError {
+                        feature_group_name: group_name,
+                        record_identifier_value_as_string: identifier,
+                        error_code: code.to_string(),
+                        error_message: message,
+                    }),
+                }
+            }
+            Ok(response)
+        })
+        .await
+    }
+
+    async fn delete_record(
+        &self,
+        request: Request<pb::DeleteRecordRequest>,
+    ) -> Result<Response<pb::DeleteRecordResponse>, Status> {
+        observe("DeleteRecord", async {
+            let req = request.into_inner();
+            let mode = convert::deletion_mode(req.deletion_mode)?;
+            let targets = convert::target_stores(&req.target_stores)?;
+            self.blocking(move |s| {
+                s.delete_record(
+                    &req.feature_group_name,
+                    &req.record_identifier_value_as_string,
+                    &req.event_time,
+                    &targets,
+                    mode,
+                )
+            })
+            .await?;
+            Ok(pb::DeleteRecordResponse {})
+        })
+        .await
+    }
+}

@@ -1,0 +1,43 @@
+//! The HTTP listener: `/metrics` (Prometheus text format) and `/healthz`. Later APIs (the
+//! SageMaker-compatible REST API) add their routes to [`router`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::feature_store::FeatureStore;
+
+#[derive(Clone)]
+struct HttpState {
+    store: Arc<FeatureStore>,
+    metrics: PrometheusHandle,
+}
+
+pub fn router(store: Arc<FeatureStore>, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .with_state(HttpState { store, metrics })
+}
+
+async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
+    let groups = state.store.registry().all().len();
+    let body = crate::metrics::render(&state.metrics, state.store.online().db(), groups);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}
+
+/// Healthy when the database answers a read.
+async fn healthz(State(state): State<HttpState>) -> impl IntoResponse {
+    match state.store.online().db().property_value("rocksdb.num-running-flushes") {
+        Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n"),
+    }
+}

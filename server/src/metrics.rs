@@ -1,0 +1,73 @@
+//! Prometheus metrics: per-RPC request counts and latency histograms, records written, and the
+//! RocksDB figures worth watching, rendered at `/metrics` in Prometheus text format.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rocksdb::DB;
+
+use crate::db::{CF_OFFLINE_STAGING, CF_RECORDS, cf};
+
+const REQUEST_DURATION: &str = "quiver_grpc_request_duration_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25, 0.5, 1.0, 2.5,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_string()), &buckets)
+                .expect("the bucket list above is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+pub fn record_request(method: &'static str, code: tonic::Code, elapsed: Duration) {
+    metrics::counter!("quiver_grpc_requests_total", "method" => method, "code" => format!("{code:?}"))
+        .increment(1);
+    metrics::histogram!(REQUEST_DURATION, "method" => method).record(elapsed.as_secs_f64());
+}
+
+pub fn record_writes(records: usize) {
+    metrics::counter!("quiver_records_written_total").increment(records as u64);
+}
+
+pub fn record_purged(records: u64) {
+    metrics::counter!("quiver_records_expired_purged_total").increment(records);
+}
+
+/// Reads RocksDB's figures into gauges, then renders everything.
+pub fn render(handle: &PrometheusHandle, db: &DB, feature_groups: usize) -> String {
+    let property = |cf_name: &str, name: &str| -> f64 {
+        db.property_int_value_cf(cf(db, cf_name), name)
+            .ok()
+            .flatten()
+            .unwrap_or(0) as f64
+    };
+    metrics::gauge!("quiver_feature_groups").set(feature_groups as f64);
+    metrics::gauge!("quiver_online_records_estimate").set(property(CF_RECORDS, "rocksdb.estimate-num-keys"));
+    metrics::gauge!("quiver_offline_staged_rows_estimate")
+        .set(property(CF_OFFLINE_STAGING, "rocksdb.estimate-num-keys"));
+    for (metric, prop) in [
+        ("quiver_rocksdb_block_cache_usage_bytes", "rocksdb.block-cache-usage"),
+        ("quiver_rocksdb_memtable_bytes", "rocksdb.cur-size-all-mem-tables"),
+        ("quiver_rocksdb_sst_files_bytes", "rocksdb.total-sst-files-size"),
+        ("quiver_rocksdb_pending_compaction_bytes", "rocksdb.estimate-pending-compaction-bytes"),
+        ("quiver_rocksdb_live_data_bytes", "rocksdb.estimate-live-data-size"),
+    ] {
+        metrics::gauge!(metric).set(property(CF_RECORDS, prop));
+    }
+    handle.render()
+}

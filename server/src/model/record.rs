@@ -1,0 +1,387 @@
+//! Records: typed feature values and the rules a record must satisfy before it is stored.
+
+use std::collections::HashSet;
+
+use crate::error::{Error, Result, quote};
+use crate::model::{Collection, FeatureGroup, FeatureType, TargetStore, TtlDuration};
+use crate::model::validate::validate_ttl;
+use crate::time::{self, EpochMillis};
+
+/// A record may hold at most 350 KB of values, as in SageMaker.
+pub const MAX_RECORD_BYTES: usize = 350 * 1024;
+/// A record identifier may be at most 2 KB.
+pub const MAX_IDENTIFIER_BYTES: usize = 2 * 1024;
+
+/// One feature's value, typed as its definition says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Integral(i64),
+    Fractional(f64),
+    String(String),
+    IntegralList(Vec<i64>),
+    FractionalList(Vec<f64>),
+    StringList(Vec<String>),
+}
+
+impl Value {
+    /// The value's size as counted against the record limit.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Value::Integral(_) | Value::Fractional(_) => 8,
+            Value::String(s) => s.len(),
+            Value::IntegralList(v) => v.len() * 8,
+            Value::FractionalList(v) => v.len() * 8,
+            Value::StringList(v) => v.iter().map(String::len).sum(),
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Integral(_) => "an Integral value",
+            Value::Fractional(_) => "a Fractional value",
+            Value::String(_) => "a String value",
+            Value::IntegralList(_) => "a list of Integral values",
+            Value::FractionalList(_) => "a list of Fractional values",
+            Value::StringList(_) => "a list of String values",
+        }
+    }
+}
+
+/// Which stores a write goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Targets {
+    pub online: bool,
+    pub offline: bool,
+}
+
+/// A PutRecord request in domain terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PutRequest {
+    pub record: Vec<(String, Value)>,
+    pub target_stores: Vec<TargetStore>,
+    pub ttl: Option<TtlDuration>,
+}
+
+/// A record that passed every rule, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRecord {
+    /// Canonical text of the record identifier (the online key).
+    pub identifier: String,
+    pub event_time_ms: EpochMillis,
+    /// (feature ordinal, value), sorted by ordinal.
+    pub values: Vec<(u16, Value)>,
+    pub targets: Targets,
+    /// Absolute expiry, from the record's TTL or the group's default.
+    pub expires_at_ms: Option<EpochMillis>,
+}
+
+/// Validates a full record against its group: every feature known and typed right, the
+/// identifier and event time present and valid, and every limit.
+pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRecord> {
+    let targets = resolve_targets(group, &request.target_stores)?;
+    if let Some(ttl) = &request.ttl {
+        validate_ttl("TtlDuration", ttl)?;
+        if !group.has_online_store() {
+            return Err(Error::validation(format!(
+                "TtlDuration applies to the online store, and feature group '{}' has none",
+                group.name
+            )));
+        }
+    }
+    let mut values = Vec::with_capacity(request.record.len());
+    let mut total_bytes = 0usize;
+    for (i, (name, value)) in request.record.into_iter().enumerate() {
+        let ordinal = group.ordinal(&name).ok_or_else(|| {
+            Error::validation(format!(
+                "Record[{i}].FeatureName {} is not a feature of feature group '{}'",
+                quote(&name),
+                group.name
+            ))
+        })?;
+        let feature = &group.features[usize::from(ordinal)];
+        check_value(&feature.name, feature.feature_type, feature.collection, &value)
+            .map_err(|e| e.at(format!("Record[{i}]")))?;
+        total_bytes += value.size_bytes();
+        values.push((ordinal, value));
+    }
+    if total_bytes > MAX_RECORD_BYTES {
+        return Err(Error::limit(format!(
+            "Record holds {total_bytes} bytes of values; the limit is {MAX_RECORD_BYTES}"
+        )));
+    }
+    values.sort_by_key(|(ordinal, _)| *ordinal);
+    if let Some(pair) = values.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::validation(format!(
+            "Record names feature '{}' more than once",
+            group.features[usize::from(pair[0].0)].name
+        )));
+    }
+
+    let identifier = {
+        let ordinal = group.ordinal(&group.record_identifier_feature_name);
+        let value = values.iter().find(|(o, _)| Some(*o) == ordinal).map(|(_, v)| v);
+        match value {
+            Some(Value::Integral(n)) => n.to_string(),
+            Some(Value::String(s)) => check_identifier_text(&group.record_identifier_feature_name, s)?,
+            _ => {
+                return Err(Error::validation(format!(
+                    "Record is missing the record identifier feature '{}'",
+                    group.record_identifier_feature_name
+                )));
+            }
+        }
+    };
+    let event_time_ms = {
+        let ordinal = group.ordinal(&group.event_time_feature_name);
+        let value = values.iter().find(|(o, _)| Some(*o) == ordinal).map(|(_, v)| v);
+        let name = &group.event_time_feature_name;
+        match value {
+            Some(Value::String(s)) => time::parse_iso8601(s).map_err(|rule| {
+                Error::validation(format!("event time feature '{name}' value {}: {rule}", quote(s)))
+            })?,
+            Some(Value::Fractional(secs)) => time::epoch_seconds_to_millis(*secs).map_err(|rule| {
+                Error::validation(format!("event time feature '{name}' value {secs}: {rule}"))
+            })?,
+            _ => {
+                return Err(Error::validation(format!(
+                    "Record is missing the event time feature '{name}'"
+                )));
+            }
+        }
+    };
+    let ttl = request
+        .ttl
+        .or_else(|| group.online.as_ref().and_then(|o| o.ttl));
+    let expires_at_ms = ttl
+        .and_then(|t| t.as_millis())
+        .map(|ms| event_time_ms.saturating_add(ms));
+    Ok(ValidRecord {
+        identifier,
+        event_time_ms,
+        values,
+        targets,
+        expires_at_ms,
+    })
+}
+
+/// Checks a value's kind against its feature's definition.
+pub fn check_value(
+    name: &str,
+    feature_type: FeatureType,
+    collection: Collection,
+    value: &Value,
+) -> Result<()> {
+    let expected = match (collection, feature_type) {
+        (Collection::Scalar, FeatureType::Integral) => matches!(value, Value::Integral(_)),
+        (Collection::Scalar, FeatureType::Fractional) => matches!(value, Value::Fractional(_)),
+        (Collection::Scalar, FeatureType::String) => matches!(value, Value::String(_)),
+        (_, FeatureType::Integral) => matches!(value, Value::IntegralList(_)),
+        (_, FeatureType::Fractional) => matches!(value, Value::FractionalList(_)),
+        (_, FeatureType::String) => matches!(value, Value::StringList(_)),
+    };
+    if !expected {
+        return Err(Error::validation(format!(
+            "feature '{name}' is {}; got {}",
+            describe_type(feature_type, collection),
+            value.kind_name()
+        )));
+    }
+    if value.size_bytes() > MAX_RECORD_BYTES {
+        return Err(Error::limit(format!(
+            "feature '{name}' value holds {} bytes; the limit is {MAX_RECORD_BYTES}",
+            value.size_bytes()
+        )));
+    }
+    match (collection, value) {
+        (Collection::Vector { dimension }, Value::FractionalList(v)) if v.len() != dimension as usize => {
+            Err(Error::validation(format!(
+                "feature '{name}' is a Vector of dimension {dimension}; got {} values",
+                v.len()
+            )))
+        }
+        (Collection::Set, _) => check_unique(name, value),
+        _ => Ok(()),
+    }
+}
+
+fn check_unique(name: &str, value: &Value) -> Result<()> {
+    let duplicate = match value {
+        Value::IntegralList(v) => first_duplicate(v.iter().map(|n| n.to_string())),
+        // Compared by bit pattern, so 0.0 and -0.0 are distinct, as are NaNs with other payloads.
+        Value::FractionalList(v) => first_duplicate(v.iter().map(|f| f.to_bits().to_string())),
+        Value::StringList(v) => first_duplicate(v.iter().cloned()),
+        _ => None,
+    };
+    match duplicate {
+        Some(dup) => Err(Error::validation(format!(
+            "feature '{name}' is a Set; element {} appears more than once",
+            quote(&dup)
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn first_duplicate(items: impl Iterator<Item = String>) -> Option<String> {
+    let mut seen = HashSet::new();
+    items.into_iter().find(|item| !seen.insert(item.clone()))
+}
+
+pub fn describe_type(feature_type: FeatureType, collection: Collection) -> String {
+    match collection {
+        Collection::Scalar => format!("{feature_type:?}"),
+        Collection::List => format!("a List of {feature_type:?}"),
+        Collection::Set => format!("a Set of {feature_type:?}"),
+        Collection::Vector { dimension } => format!("a Vector({dimension}) of {feature_type:?}"),
+    }
+}
+
+/// Validates and canonicalises a record identifier given as text (GetRecord, DeleteRecord):
+/// an Integral identifier is parsed, so `"007"` and `"7"` name the same record.
+pub fn canonical_identifier(group: &FeatureGroup, text: &str) -> Result<String> {
+    let name = &group.record_identifier_feature_name;
+    match group.record_identifier().feature_type {
+        FeatureType::Integral => text.trim().parse::<i64>().map(|n| n.to_string()).map_err(|_| {
+            Error::validation(format!(
+                "RecordIdentifierValueAsString {} is not an integer, and record identifier feature '{name}' is Integral",
+                quote(text)
+            ))
+        }),
+        _ => check_identifier_text(name, text),
+    }
+}
+
+fn check_identifier_text(name: &str, text: &str) -> Result<String> {
+    if text.is_empty() {
+        return Err(Error::validation(format!(
+            "record identifier '{name}' must not be empty"
+        )));
+    }
+    if text.len() > MAX_IDENTIFIER_BYTES {
+        return Err(Error::limit(format!(
+            "record identifier '{name}' value {} is longer than {MAX_IDENTIFIER_BYTES} bytes",
+            quote(text)
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// Resolves TargetStores: empty means every store the group has; naming a store the group lacks
+/// is an error.
+pub fn resolve_targets(group: &FeatureGroup, requested: &[TargetStore]) -> Result<Targets> {
+    if requested.is_empty() {
+        return Ok(Targets {
+            online: group.has_online_store(),
+            offline: group.has_offline_store(),
+        });
+    }
+    let online = requested.contains(&TargetStore::OnlineStore);
+    let offline = requested.contains(&TargetStore::OfflineStore);
+    if online && !group.has_online_store() {
+        return Err(Error::validation(format!(
+            "TargetStores includes OnlineStore, but feature group '{}' has no online store",
+            group.name
+        )));
+    }
+    if offline && !group.has_offline_store() {
+        return Err(Error::validation(format!(
+            "TargetStores includes OfflineStore, but feature group '{}' has no offline store",
+            group.name
+        )));
+    }
+    Ok(Targets { online, offline })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FeatureGroupSpec, FeatureSpec, OnlineStoreConfig, StorageType, TtlUnit};
+
+    fn group() -> FeatureGroup {
+        let f = |name: &str, feature_type, collection| FeatureSpec {
+            name: name.into(),
+            feature_type,
+            collection,
+        };
+        FeatureGroup::from_spec(
+            FeatureGroupSpec {
+                name: "g".into(),
+                record_identifier_feature_name: "id".into(),
+                event_time_feature_name: "ts".into(),
+                features: vec![
+                    f("id", FeatureType::Integral, Collection::Scalar),
+                    f("ts", FeatureType::String, Collection::Scalar),
+                    f("tags", FeatureType::String, Collection::Set),
+                    f("emb", FeatureType::Fractional, Collection::Vector { dimension: 2 }),
+                ],
+                online: Some(OnlineStoreConfig {
+                    ttl: Some(TtlDuration { unit: TtlUnit::Hours, value: 1 }),
+                    storage_type: StorageType::Standard,
+                    kms_key_id: None,
+                }),
+                offline: None,
+                role_arn: None,
+                description: None,
+                tags: vec![],
+            },
+            1,
+            "arn".into(),
+            0,
+        )
+    }
+
+    fn put(record: Vec<(&str, Value)>) -> Result<ValidRecord> {
+        validate_put(
+            &group(),
+            PutRequest {
+                record: record.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+                target_stores: vec![],
+                ttl: None,
+            },
+        )
+    }
+
+    #[test]
+    fn valid_record() {
+        let r = put(vec![
+            ("ts", Value::String("1970-01-01T00:00:01Z".into())),
+            ("id", Value::Integral(7)),
+        ])
+        .unwrap();
+        assert_eq!(r.identifier, "7");
+        assert_eq!(r.event_time_ms, 1000);
+        assert_eq!(r.values[0].0, 0, "sorted by ordinal");
+        assert_eq!(r.expires_at_ms, Some(1000 + 3_600_000));
+        assert!(r.targets.online && !r.targets.offline);
+    }
+
+    #[test]
+    fn rejects_bad_records() {
+        let id = || ("id", Value::Integral(1));
+        let ts = || ("ts", Value::String("1970-01-01T00:00:01Z".into()));
+        let cases: Vec<(Vec<(&str, Value)>, &str)> = vec![
+            (vec![ts()], "missing the record identifier"),
+            (vec![id()], "missing the event time"),
+            (vec![id(), ts(), ("x", Value::Integral(1))], "'x' is not a feature"),
+            (vec![id(), ("ts", Value::String("yesterday".into()))], "'yesterday'"),
+            (vec![("id", Value::String("a".into())), ts()], "feature 'id' is Integral; got a String"),
+            (vec![id(), ts(), ("emb", Value::FractionalList(vec![1.0]))], "dimension 2; got 1"),
+            (
+                vec![id(), ts(), ("tags", Value::StringList(vec!["a".into(), "a".into()]))],
+                "appears more than once",
+            ),
+            (vec![id(), ts(), id()], "more than once"),
+            (vec![id(), ts(), ("tags", Value::StringList(vec!["x".repeat(400_000)]))], "the limit is"),
+        ];
+        for (record, expect) in cases {
+            let err = put(record).expect_err(expect);
+            assert!(err.message().contains(expect), "{:?} vs {expect:?}", err.message());
+        }
+    }
+
+    #[test]
+    fn canonical_integral_identifier() {
+        let g = group();
+        assert_eq!(canonical_identifier(&g, "007").unwrap(), "7");
+        assert!(canonical_identifier(&g, "seven").is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! The binary form of a stored online record (RocksDB value), versioned by its first byte.
+//!
+//! Layout of format 1 (all integers little-endian):
+//! `[format u8 = 1][flags u8][event_time_ms i64][expires_at_ms i64][count u32]` then `count`
+//! values, each `[ordinal u16][tag u8][payload]`. Flags: bit 0 soft-deleted, bit 1 has expiry.
+//! Values refer to features by ordinal, which never changes, so records written before a feature
+//! was added simply lack it. Decoding never panics: a malformed value is an internal error.
+
+use crate::error::{Error, Result};
+use crate::model::Value;
+use crate::time::EpochMillis;
+
+const FORMAT_V1: u8 = 1;
+const FLAG_DELETED: u8 = 1;
+const FLAG_EXPIRES: u8 = 2;
+const HEADER_LEN: usize = 22;
+
+const TAG_INTEGRAL: u8 = 1;
+const TAG_FRACTIONAL: u8 = 2;
+const TAG_STRING: u8 = 3;
+const TAG_INTEGRAL_LIST: u8 = 4;
+const TAG_FRACTIONAL_LIST: u8 = 5;
+const TAG_STRING_LIST: u8 = 6;
+
+/// What the write path needs to decide whether a write is newer, without decoding values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub event_time_ms: EpochMillis,
+    pub expires_at_ms: Option<EpochMillis>,
+    /// A soft-deleted record: kept so older writes stay historic, never returned.
+    pub deleted: bool,
+}
+
+impl RecordHeader {
+    /// True when a reader at `now_ms` must not see the record.
+    pub fn is_hidden_at(&self, now_ms: EpochMillis) -> bool {
+        self.deleted || self.expires_at_ms.is_some_and(|t| t <= now_ms)
+    }
+}
+
+/// A decoded online record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub header: RecordHeader,
+    /// (feature ordinal, value), in ordinal order.
+    pub values: Vec<(u16, Value)>,
+}
+
+pub fn encode(header: &RecordHeader, values: &[(u16, Value)]) -> Vec<u8> {
+    let payload: usize = values.iter().map(|(_, v)| 8 + v.size_bytes() * 2).sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + payload);
+    let mut flags = 0;
+    if header.deleted {
+        flags |= FLAG_DELETED;
+    }
+    if header.expires_at_ms.is_some() {
+        flags |= FLAG_EXPIRES;
+    }
+    out.push(FORMAT_V1);
+    out.push(flags);
+    out.extend_from_slice(&header.event_time_ms.to_le_bytes());
+    out.extend_from_slice(&header.expires_at_ms.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+    for (ordinal, value) in values {
+        out.extend_from_slice(&ordinal.to_le_bytes());
+        encode_value(&mut out, value);
+    }
+    out
+}
+
+fn encode_value(out: &mut Vec<u8>, value: &Value) {
+    let put_str = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    match value {
+        Value::Integral(n) => {
+            out.push(TAG_INTEGRAL);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::Fractional(f) => {
+            out.push(TAG_FRACTIONAL);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::String(s) => {
+            out.push(TAG_STRING);
+            put_str(out, s);
+        }
+        Value::IntegralList(v) => {
+            out.push(TAG_INTEGRAL_LIST);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            v.iter().for_each(|n| out.extend_from_slice(&n.to_le_bytes()));
+        }
+        Value::FractionalList(v) => {
+            out.push(TAG_FRACTIONAL_LIST);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            v.iter().for_each(|f| out.extend_from_slice(&f.to_le_bytes()));
+        }
+        Value::StringList(v) => {
+            out.push(TAG_STRING_LIST);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            v.iter().for_each(|s| put_str(out, s));
+        }
+    }
+}
+
+pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader> {
+    let mut r = Reader::new(bytes);
+    let format = r.u8()?;
+    if format != FORMAT_V1 {
+        return Err(corrupt(&format!("unknown record format {format}")));
+    }
+    let flags = r.u8()?;
+    let event_time_ms = r.i64()?;
+    let expires = r.i64()?;
+    Ok(RecordHeader {
+        event_time_ms,
+        expires_at_ms: (flags & FLAG_EXPIRES != 0).then_some(expires),
+        deleted: flags & FLAG_DELETED != 0,
+    })
+}
+
+/// Decodes a record, keeping only the values `keep` accepts (by ordinal).
+pub fn decode(bytes: &[u8], keep: impl Fn(u16) -> bool) -> Result<StoredRecord> {
+    let header = decode_header(bytes)?;
+    let mut r = Reader::new(&bytes[HEADER_LEN - 4..]);
+    let count = r.u32()? as usize;
+    let mut values = Vec::with_capacity(count.min(4096));
+    for _ in 0..count {
+        let ordinal = r.u16()?;
+        let value = decode_value(&mut r)?;
+        if keep(ordinal) {
+            values.push((ordinal, value));
+        }
+    }
+    Ok(StoredRecord { header, values })
+}
+
+fn decode_value(r: &mut Reader<'_>) -> Result<Value> {
+    Ok(match r.u8()? {
+        TAG_INTEGRAL => Value::Integral(r.i64()?),
+        TAG_FRACTIONAL => Value::Fractional(f64::from_bits(r.i64()? as u64)),
+        TAG_STRING => Value::String(r.string()?),
+        TAG_INTEGRAL_LIST => {
+            let n = r.len(8)?;
+            Value::IntegralList((0..n).map(|_| r.i64()).collect::<Result<_>>()?)
+        }
+        TAG_FRACTIONAL_LIST => {
+            let n = r.len(8)?;
+            Value::FractionalList(
+                (0..n)
+                    .map(|_| r.i64().map(|b| f64::from_bits(b as u64)))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        TAG_STRING_LIST => {
+            let n = r.len(4)?;
+            Value::StringList((0..n).map(|_| r.string()).collect::<Result<_>>()?)
+        }
+        tag => return Err(corrupt(&format!("unknown value tag {tag}"))),
+    })
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::internal(format!("corrupt online record: {what}"))
+}
+
+/// A bounds-checked cursor over a byte slice.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.bytes.len() < n {
+            return Err(corrupt("truncated"));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16> {
+        self.array().map(u16::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    fn i64(&mut self) -> Result<i64> {
+        self.array().map(i64::from_le_bytes)
+    }
+
+    /// A count of elements of at least `min_size` bytes each, checked against what is left so a
+    /// corrupt count cannot make us allocate gigabytes.
+    fn len(&mut self, min_size: usize) -> Result<usize> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_size) > self.bytes.len() {
+            return Err(corrupt("length past the end"));
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self) -> Result<String> {
+        let n = self.len(1)?;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("string is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (RecordHeader, Vec<(u16, Value)>) {
+        (
+            RecordHeader {
+                event_time_ms: -5,
+                expires_at_ms: Some(99),
+                deleted: false,
+            },
+            vec![
+                (0, Value::Integral(-1)),
+                (1, Value::Fractional(1.5)),
+                (2, Value::String("héllo".into())),
+                (3, Value::IntegralList(vec![1, 2])),
+                (4, Value::FractionalList(vec![0.25])),
+                (5, Value::StringList(vec!["a".into(), String::new()])),
+            ],
+        )
+    }
+
+    #[test]
+    fn round_trip() {
+        let (header, values) = sample();
+        let bytes = encode(&header, &values);
+        assert_eq!(decode_header(&bytes).unwrap(), header);
+        let decoded = decode(&bytes, |_| true).unwrap();
+        assert_eq!(decoded.values, values);
+        let subset = decode(&bytes, |o| o == 2).unwrap();
+        assert_eq!(subset.values, vec![values[2].clone()]);
+    }
+
+    #[test]
+    fn truncated_or_garbage_is_an_error_not_a_panic() {
+        let (header, values) = sample();
+        let bytes = encode(&header, &values);
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut], |_| true).is_err(), "cut at {cut}");
+        }
+        let mut garbage = bytes.clone();
+        garbage[HEADER_LEN + 2] = 200;
+        assert!(decode(&garbage, |_| true).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! The online store: the latest record per identifier, in RocksDB, for low-latency reads.
+
+pub mod codec;
+pub mod locks;
+pub mod store;
+
+pub use store::{OnlineStore, WriteOutcome};

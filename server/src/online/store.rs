@@ -1,0 +1,321 @@
+//! Reads and writes of online records, and the atomic write path that also stages offline rows.
+//!
+//! Keys are `[group id u64 BE][canonical identifier]`. Every write (put, soft or hard delete)
+//! goes through one RocksDB `WriteBatch` per request, holding the online effect and the staged
+//! offline rows together, committed with the configured WAL sync. A write is acknowledged only
+//! after that commit returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
+
+use crate::db::{CF_RECORDS, cf};
+use crate::error::{Error, Result};
+use crate::model::{FeatureGroup, FeatureType, ValidRecord, Value};
+use crate::offline::staging::{OfflineStaging, StagedRow};
+use crate::online::codec::{self, RecordHeader, StoredRecord};
+use crate::online::locks::KeyLocks;
+use crate::time::{self, Clock, EpochMillis};
+
+/// What a put did to the online store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The record is now the online record for its identifier.
+    Applied,
+    /// The stored record is as new or newer: accepted, offline only.
+    Historic,
+    /// The write did not target the online store.
+    OfflineOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionMode {
+    Soft,
+    Hard,
+}
+
+/// A validated DeleteRecord.
+#[derive(Debug, Clone)]
+pub struct DeleteRequest {
+    pub identifier: String,
+    pub event_time_ms: EpochMillis,
+    pub mode: DeletionMode,
+    pub online: bool,
+    pub offline: bool,
+}
+
+pub struct OnlineStore {
+    db: Arc<DB>,
+    locks: KeyLocks,
+    staging: OfflineStaging,
+    clock: Arc<dyn Clock>,
+    /// fsync the WAL before acknowledging (`wal_sync = "always"`).
+    sync_writes: bool,
+}
+
+pub fn record_key(group_id: u64, identifier: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + identifier.len());
+    key.extend_from_slice(&group_id.to_be_bytes());
+    key.extend_from_slice(identifier.as_bytes());
+    key
+}
+
+impl OnlineStore {
+    pub fn open(db: Arc<DB>, clock: Arc<dyn Clock>, sync_writes: bool) -> Result<Self> {
+        let staging = OfflineStaging::open(&db)?;
+        Ok(Self {
+            db,
+            locks: KeyLocks::default(),
+            staging,
+            clock,
+            sync_writes,
+        })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn commit(&self, batch: WriteBatch, context: &str) -> Result<()> {
+        let mut options = WriteOptions::default();
+        options.set_sync(self.sync_writes);
+        self.db
+            .write_opt(batch, &options)
+            .map_err(|e| Error::storage(context, e))
+    }
+
+    /// The stored header for `key`, treating an expired record as absent: once a record's TTL has
+    /// passed it is gone for readers, so it must not make a newer-looking write historic.
+    fn live_header(&self, key: &[u8], now_ms: EpochMillis) -> Result<Option<RecordHeader>> {
+        let stored = self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_RECORDS), key)
+            .map_err(|e| Error::storage("reading the stored record", e))?;
+        match stored {
+            None => Ok(None),
+            Some(bytes) => {
+                let header = codec::decode_header(&bytes)?;
+                Ok((!header.expires_at_ms.is_some_and(|t| t <= now_ms)).then_some(header))
+            }
+        }
+    }
+
+    /// Applies a batch of validated puts in one atomic write. Within the batch, later records
+    /// see the effect of earlier ones on the same identifier.
+    pub fn put_records(&self, writes: &[(Arc<FeatureGroup>, ValidRecord)]) -> Result<Vec<WriteOutcome>> {
+        let keys: Vec<Vec<u8>> = writes
+            .iter()
+            .map(|(group, record)| record_key(group.id, &record.identifier))
+            .collect();
+        let _guards = self.locks.lock_all(&keys);
+        let now_ms = self.clock.now_ms();
+        let records_cf = cf(&self.db, CF_RECORDS);
+        let mut batch = WriteBatch::default();
+        // The newest header per key as this batch has left it so far.
+        let mut batch_headers: HashMap<&[u8], Option<RecordHeader>> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for ((group, record), key) in writes.iter().zip(&keys) {
+            let outcome = if record.targets.online {
+                let current = match batch_headers.get(key.as_slice()) {
+                    Some(header) => *header,
+                    None => self.live_header(key, now_ms)?,
+                };
+                if current.is_none_or(|h| record.event_time_ms > h.event_time_ms) {
+                    let header = RecordHeader {
+                        event_time_ms: record.event_time_ms,
+                        expires_at_ms: record.expires_at_ms,
+                        deleted: false,
+                    };
+                    batch.put_cf(records_cf, key, codec::encode(&header, &record.values));
+                    batch_headers.insert(key, Some(header));
+                    WriteOutcome::Applied
+                } else {
+                    batch_headers.insert(key, current);
+                    WriteOutcome::Historic
+                }
+            } else {
+                WriteOutcome::OfflineOnly
+            };
+            if record.targets.offline {
+                let row = StagedRow {
+                    group_id: group.id,
+                    api_invocation_time_ms: now_ms,
+                    event_time_ms: record.event_time_ms,
+                    is_deleted: false,
+                    values: record.values.clone(),
+                };
+                self.staging.stage(&self.db, &mut batch, &row);
+            }
+            outcomes.push(outcome);
+        }
+        self.commit(batch, "writing records")?;
+        Ok(outcomes)
+    }
+
+    /// The live record for `identifier`, with only the features `keep` accepts; `None` when
+    /// there is none, it is soft-deleted, or it has expired.
+    pub fn get_record(
+        &self,
+        group: &FeatureGroup,
+        identifier: &str,
+        keep: impl Fn(u16) -> bool,
+    ) -> Result<Option<StoredRecord>> {
+        let key = record_key(group.id, identifier);
+        let stored = self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_RECORDS), key)
+            .map_err(|e| Error::storage("reading a record", e))?;
+        match stored {
+            None => Ok(None),
+            Some(bytes) => self.live(&bytes, keep),
+        }
+    }
+
+    fn live(&self, bytes: &[u8], keep: impl Fn(u16) -> bool) -> Result<Option<StoredRecord>> {
+        if codec::decode_header(bytes)?.is_hidden_at(self.clock.now_ms()) {
+            return Ok(None);
+        }
+        codec::decode(bytes, keep).map(Some)
+    }
+
+    /// Looks up many (group id, identifier) keys with one RocksDB multi-get; results are in the
+    /// order of `keys`, all features included.
+    pub fn multi_get(&self, keys: &[(u64, &str)]) -> Vec<Result<Option<StoredRecord>>> {
+        let encoded: Vec<Vec<u8>> = keys.iter().map(|(g, id)| record_key(*g, id)).collect();
+        self.db
+            .batched_multi_get_cf(cf(&self.db, CF_RECORDS), &encoded, false)
+            .into_iter()
+            .map(|result| match result {
+                Err(e) => Err(Error::storage("reading records", e)),
+                Ok(None) => Ok(None),
+                Ok(Some(bytes)) => self.live(&bytes, |_| true),
+            })
+            .collect()
+    }
+
+    /// Soft or hard delete, as SageMaker: a hard delete not newer than the stored record fails
+    /// and writes nothing; a soft delete not newer leaves the online record. Both stage an offline
+    /// delete marker.
+    pub fn delete_record(&self, group: &FeatureGroup, request: &DeleteRequest) -> Result<()> {
+        let key = record_key(group.id, &request.identifier);
+        let _guard = self.locks.lock_all([&key]);
+        let now_ms = self.clock.now_ms();
+        let records_cf = cf(&self.db, CF_RECORDS);
+        let mut batch = WriteBatch::default();
+        if request.online {
+            let current = self.live_header(&key, now_ms)?;
+            let newer = current.is_none_or(|h| request.event_time_ms > h.event_time_ms);
+            match request.mode {
+                DeletionMode::Hard if !newer => {
+                    let stored = current.map_or(0, |h| h.event_time_ms);
+                    return Err(Error::conflict(format!(
+                        "HardDelete EventTime {} is not newer than the stored record's event time {}; nothing was deleted",
+                        time::format_iso8601(request.event_time_ms),
+                        time::format_iso8601(stored)
+                    )));
+                }
+                DeletionMode::Hard => batch.delete_cf(records_cf, &key),
+                DeletionMode::Soft if newer => {
+                    // The tombstone keeps the delete's event time so older writes stay historic;
+                    // it expires like the record it replaces would have.
+                    let header = RecordHeader {
+                        event_time_ms: request.event_time_ms,
+                        expires_at_ms: current.and_then(|h| h.expires_at_ms),
+                        deleted: true,
+                    };
+                    batch.put_cf(records_cf, &key, codec::encode(&header, &[]));
+                }
+                DeletionMode::Soft => {}
+            }
+        }
+        if request.offline {
+            let row = StagedRow {
+                group_id: group.id,
+                api_invocation_time_ms: now_ms,
+                event_time_ms: request.event_time_ms,
+                is_deleted: true,
+                values: delete_marker_values(group, &request.identifier, request.event_time_ms),
+            };
+            self.staging.stage(&self.db, &mut batch, &row);
+        }
+        self.commit(batch, "deleting a record")
+    }
+
+    /// Adds the removal of every online record of `group_id` to `batch`.
+    pub fn delete_group_records(&self, batch: &mut WriteBatch, group_id: u64) {
+        let from = group_id.to_be_bytes();
+        let to = (group_id + 1).to_be_bytes();
+        batch.delete_range_cf(cf(&self.db, CF_RECORDS), from, to);
+    }
+
+    /// Removes records whose TTL has passed; returns how many. Each removal re-checks the record
+    /// under its key lock, so a newer write that raced the scan is never removed.
+    pub fn purge_expired(&self) -> Result<u64> {
+        let now_ms = self.clock.now_ms();
+        let records_cf = cf(&self.db, CF_RECORDS);
+        let mut expired = Vec::new();
+        for item in self.db.iterator_cf(records_cf, IteratorMode::Start) {
+            let (key, value) = item.map_err(|e| Error::storage("scanning for expired records", e))?;
+            if codec::decode_header(&value)?.expires_at_ms.is_some_and(|t| t <= now_ms) {
+                expired.push(key);
+            }
+        }
+        let mut purged = 0;
+        for chunk in expired.chunks(1000) {
+            let _guards = self.locks.lock_all(chunk);
+            let mut batch = WriteBatch::default();
+            for key in chunk {
+                let still_expired = self.live_header(key, now_ms)?.is_none()
+                    && self
+                        .db
+                        .get_pinned_cf(records_cf, key)
+                        .map_err(|e| Error::storage("re-reading an expired record", e))?
+                        .is_some();
+                if still_expired {
+                    batch.delete_cf(records_cf, key);
+                    purged += 1;
+                }
+            }
+            self.commit(batch, "purging expired records")?;
+        }
+        Ok(purged)
+    }
+
+    /// Syncs the WAL to disk (periodic sync mode and shutdown).
+    pub fn sync_wal(&self) -> Result<()> {
+        self.db
+            .flush_wal(true)
+            .map_err(|e| Error::storage("syncing the write-ahead log", e))
+    }
+
+    pub fn db(&self) -> &Arc<DB> {
+        &self.db
+    }
+}
+
+/// A delete marker row holds the identifier and the delete's event time, typed as the group
+/// defines them; every other feature is null.
+fn delete_marker_values(group: &FeatureGroup, identifier: &str, event_time_ms: EpochMillis) -> Vec<(u16, Value)> {
+    let mut values = Vec::with_capacity(2);
+    if let Some(ordinal) = group.ordinal(&group.record_identifier_feature_name) {
+        let value = match group.record_identifier().feature_type {
+            // The identifier was canonicalised from an integer, so it parses.
+            FeatureType::Integral => identifier
+                .parse()
+                .map(Value::Integral)
+                .unwrap_or_else(|_| Value::String(identifier.to_string())),
+            _ => Value::String(identifier.to_string()),
+        };
+        values.push((ordinal, value));
+    }
+    if let Some(ordinal) = group.ordinal(&group.event_time_feature_name) {
+        let value = match group.event_time().feature_type {
+            FeatureType::Fractional => Value::Fractional(time::format_epoch_seconds(event_time_ms)),
+            _ => Value::String(time::format_iso8601(event_time_ms)),
+        };
+        values.push((ordinal, value));
+    }
+    values.sort_by_key(|(ordinal, _)| *ordinal);
+    values
+}

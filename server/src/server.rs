@@ -1,0 +1,208 @@
+//! Assembles the server from its parts and runs it until `shutdown` resolves. `main` parses the
+//! configuration and binds the listeners; tests bind port 0 and pass their own shutdown future.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use quiver_proto::v1::feature_store_server::FeatureStoreServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{Config, WalSync};
+use crate::db::{self, StorageOptions};
+use crate::feature_store::FeatureStore;
+use crate::grpc::GrpcService;
+use crate::online::OnlineStore;
+use crate::registry::{ArnContext, Registry};
+use crate::time::{Clock, SystemClock};
+
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let grpc = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen for gRPC on {}", config.grpc_addr))?;
+        let http = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.http_addr))?;
+        Ok(Self { grpc, http })
+    }
+}
+
+/// Opens the stores under `config.data_dir`.
+pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<FeatureStore>> {
+    let db = db::open(
+        &config.data_dir,
+        &StorageOptions {
+            block_cache_bytes: config.block_cache_mb * 1024 * 1024,
+            wal_sync: config.wal_sync,
+        },
+    )?;
+    let arns = ArnContext {
+        region: config.region.clone(),
+        account_id: config.account_id.clone(),
+    };
+    let registry = Registry::open(db.clone(), arns, clock.clone())?;
+    let online = OnlineStore::open(db, clock, config.wal_sync == WalSync::Always)?;
+    Ok(Arc::new(FeatureStore::new(registry, online)))
+}
+
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = crate::metrics::install();
+    let store = open_store(&config, Arc::new(SystemClock))?;
+    let grpc_addr = listeners.grpc.local_addr()?;
+    let http_addr = listeners.http.local_addr()?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        // Resolves when the sender says stop, or is gone.
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let background = spawn_background_tasks(&config, store.clone(), stop_rx.clone());
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<FeatureStoreServer<GrpcService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(quiver_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the gRPC reflection service")?;
+    let max_request = config.max_request_mb * 1024 * 1024;
+    let default_offline_uri = format!(
+        "file://{}/offline-store",
+        absolute(&config.data_dir).display()
+    );
+    let api = FeatureStoreServer::new(GrpcService::new(store.clone(), default_offline_uri))
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(max_request);
+    let incoming = TcpListenerStream::new(listeners.grpc).map(|stream| {
+        stream.inspect(|s| {
+            // Small request/response messages: do not let Nagle hold them back.
+            let _ = s.set_nodelay(true);
+        })
+    });
+    let grpc = tonic::transport::Server::builder()
+        .http2_adaptive_window(Some(true))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(api)
+        .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+    let http = axum::serve(listeners.http, crate::http::router(store.clone(), metrics))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+
+    if let Some(path) = &config.addr_file {
+        write_addr_file(path, grpc_addr, http_addr)?;
+    }
+    tracing::info!(%grpc_addr, %http_addr, data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "quiver-server ready");
+
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let (grpc_result, http_result) = tokio::join!(grpc, http);
+    signal.abort();
+    health_reporter
+        .set_not_serving::<FeatureStoreServer<GrpcService>>()
+        .await;
+    for task in background {
+        let _ = task.await;
+    }
+    grpc_result.context("gRPC server failed")?;
+    http_result.context("HTTP server failed")?;
+
+    // Closing: sync the WAL (it matters with wal_sync = periodic) and let RocksDB close.
+    store.online().sync_wal()?;
+    match Arc::try_unwrap(store) {
+        Ok(store) => drop(store),
+        Err(_) => tracing::warn!("store still referenced at shutdown; RocksDB closes at exit"),
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// TTL purge, and with `wal_sync = periodic` the WAL sync; both stop when told.
+fn spawn_background_tasks(
+    config: &Config,
+    store: Arc<FeatureStore>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let every = |period: Duration, name: &'static str, store: Arc<FeatureStore>, mut stop: watch::Receiver<bool>,
+                 work: fn(&FeatureStore)| {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                let store = store.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || work(&store)).await {
+                    tracing::error!(task = name, error = %e, "background task failed");
+                }
+            }
+        })
+    };
+    tasks.push(every(
+        Duration::from_secs(config.ttl_purge_interval_secs),
+        "ttl-purge",
+        store.clone(),
+        stop.clone(),
+        |store| match store.online().purge_expired() {
+            Ok(0) => {}
+            Ok(n) => {
+                crate::metrics::record_purged(n);
+                tracing::info!(records = n, "purged expired records");
+            }
+            Err(e) => tracing::error!(error = %e, "TTL purge failed"),
+        },
+    ));
+    if config.wal_sync == WalSync::Periodic {
+        tasks.push(every(
+            Duration::from_millis(config.wal_sync_interval_ms),
+            "wal-sync",
+            store,
+            stop,
+            |store| {
+                if let Err(e) = store.online().sync_wal() {
+                    tracing::error!(error = %e, "WAL sync failed");
+                }
+            },
+        ));
+    }
+    tasks
+}
+
+/// Written to a temporary file and renamed, so a reader never sees half a file.
+fn write_addr_file(path: &Path, grpc: SocketAddr, http: SocketAddr) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "grpc": grpc.to_string(), "http": http.to_string() });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body.to_string())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,226 @@
+//! Harness for end-to-end tests: starts the real `quiver-server` binary on port 0 in a data dir,
+//! reads the bound addresses from its `--addr-file`, and stops it with SIGTERM or SIGKILL.
+//!
+//! The binaries come from the same target directory as the test executable; the README's test
+//! command builds them (`cargo build --workspace --bins`) before running the tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use quiver_client::{Client, pb};
+
+/// Path of a workspace binary next to the running test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    // target/<profile>/deps/<test>-<hash>  ->  target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+pub struct TestServer {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl TestServer {
+    /// Starts a server with a data dir of its own (kept in `dir`).
+    pub async fn start_in(data_dir: &Path, extra_args: &[&str]) -> Self {
+        let addr_file = data_dir.with_extension("addrs.json");
+        let _ = std::fs::remove_file(&addr_file);
+        let child = Command::new(binary("quiver-server"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(extra_args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("quiver-server starts");
+        let mut server = Self {
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            grpc: ([0, 0, 0, 0], 0).into(),
+            http: ([0, 0, 0, 0], 0).into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&addr_file) {
+                let addrs: serde_json::Value = serde_json::from_str(&text).expect("addr file is JSON");
+                server.grpc = addrs["grpc"].as_str().and_then(|a| a.parse().ok()).expect("grpc address");
+                server.http = addrs["http"].as_str().and_then(|a| a.parse().ok()).expect("http address");
+                return server;
+            }
+            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("quiver-server exited before it was ready: {status}");
+            }
+            assert!(Instant::now() < deadline, "quiver-server was not ready within 60s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.endpoint()).await.expect("client connects")
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill_9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL delivered");
+            child.wait().expect("server reaped");
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; panics if the exit is not clean.
+    pub fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "SIGTERM delivered");
+            let status = child.wait().expect("server reaped");
+            assert!(status.success(), "quiver-server exited uncleanly after SIGTERM: {status}");
+        }
+    }
+
+    /// GET a path on the HTTP listener; returns (status code, body).
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.http).await.expect("http connects");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http);
+        stream.write_all(request.as_bytes()).await.expect("request sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("response read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("HTTP status line");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A temporary directory and a server in it.
+pub async fn start() -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(&dir.path().join("data"), &[]).await;
+    (dir, server)
+}
+
+pub fn fdef(name: &str, feature_type: pb::FeatureType) -> pb::FeatureDefinition {
+    pb::FeatureDefinition {
+        feature_name: name.to_string(),
+        feature_type: feature_type as i32,
+        ..Default::default()
+    }
+}
+
+/// A group `name` with `id` (String), `ts` (String, ISO-8601), `age` (Integral), `score`
+/// (Fractional), `tags` (String Set), online store on, optional default TTL in seconds.
+pub fn customers_group(name: &str, ttl_seconds: Option<u64>) -> pb::CreateFeatureGroupRequest {
+    pb::CreateFeatureGroupRequest {
+        feature_group_name: name.to_string(),
+        record_identifier_feature_name: "id".into(),
+        event_time_feature_name: "ts".into(),
+        feature_definitions: vec![
+            fdef("id", pb::FeatureType::String),
+            fdef("ts", pb::FeatureType::String),
+            fdef("age", pb::FeatureType::Integral),
+            fdef("score", pb::FeatureType::Fractional),
+            pb::FeatureDefinition {
+                collection_type: pb::CollectionType::Set as i32,
+                ..fdef("tags", pb::FeatureType::String)
+            },
+        ],
+        online_store_config: Some(pb::OnlineStoreConfig {
+            enable_online_store: true,
+            ttl_duration: ttl_seconds.map(|value| pb::TtlDuration {
+                unit: pb::TtlUnit::Seconds as i32,
+                value,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `yyyy-MM-ddTHH:mm:ssZ` for `seconds` after 2024-01-01T00:00:00Z.
+pub fn ts(seconds: u32) -> String {
+    let total = seconds as u64;
+    let (days, rest) = (total / 86_400, total % 86_400);
+    assert!(days < 31, "ts() covers January 2024");
+    format!(
+        "2024-01-{:02}T{:02}:{:02}:{:02}Z",
+        days + 1,
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// The current time as `yyyy-MM-ddTHH:mm:ss.SSSZ`.
+pub fn now_iso() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub fn record(id: &str, ts: &str, age: i64) -> Vec<pb::FeatureValue> {
+    use quiver_client::value;
+    vec![value::string("id", id), value::string("ts", ts), value::integral("age", age)]
+}
+
+pub fn put(group: &str, record: Vec<pb::FeatureValue>) -> pb::PutRecordRequest {
+    pb::PutRecordRequest {
+        feature_group_name: group.to_string(),
+        record,
+        ..Default::default()
+    }
+}
+
+pub fn get(group: &str, id: &str) -> pb::GetRecordRequest {
+    pb::GetRecordRequest {
+        feature_group_name: group.to_string(),
+        record_identifier_value_as_string: id.to_string(),
+        ..Default::default()
+    }
+}
+
+/// The value of `feature` in a record, as JSON.
+pub fn feature(record: &[pb::FeatureValue], feature: &str) -> Option<serde_json::Value> {
+    record
+        .iter()
+        .find(|v| v.feature_name == feature)
+        .map(quiver_client::value::to_json)
+}
