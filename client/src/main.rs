@@ -15,10 +15,19 @@ use cli::output::{Output, cell, print_json, print_table};
 use cli::rows::Cell;
 
 #[derive(Debug, Parser)]
-#[command(name = "quiver", version, about = "Command-line client for the Quiver feature store")]
+#[command(
+    name = "quiver",
+    version,
+    about = "Command-line client for the Quiver feature store"
+)]
 struct Args {
     /// Server gRPC endpoint.
-    #[arg(long, env = "QUIVER_ENDPOINT", default_value = "http://127.0.0.1:7940", global = true)]
+    #[arg(
+        long,
+        env = "QUIVER_ENDPOINT",
+        default_value = "http://127.0.0.1:7940",
+        global = true
+    )]
     endpoint: String,
     /// How results are printed.
     #[arg(long, value_enum, default_value = "table", global = true)]
@@ -33,10 +42,7 @@ enum Command {
     #[command(subcommand, name = "feature-group")]
     FeatureGroup(GroupCommand),
     /// Write one record, given as a JSON object of feature -> value.
-    Put {
-        group: String,
-        record: String,
-    },
+    Put { group: String, record: String },
     /// Read the latest record of an identifier.
     Get {
         group: String,
@@ -138,14 +144,17 @@ async fn run(args: Args) -> Result<ExitCode> {
             let definitions = describe(&client, &group).await?.feature_definitions;
             let object: serde_json::Value =
                 serde_json::from_str(&record).context("the record must be a JSON object")?;
-            let object = object.as_object().ok_or_else(|| anyhow!("the record must be a JSON object"))?;
+            let object = object
+                .as_object()
+                .ok_or_else(|| anyhow!("the record must be a JSON object"))?;
             let columns: Vec<String> = object.keys().cloned().collect();
             let cells = object
                 .values()
                 .map(cli::values::json_cell)
                 .collect::<Result<Vec<Cell>, String>>()
                 .map_err(|e| anyhow!(e))?;
-            let record = cli::values::record(&definitions, &columns, &cells).map_err(|e| anyhow!(e))?;
+            let record =
+                cli::values::record(&definitions, &columns, &cells).map_err(|e| anyhow!(e))?;
             let response = client
                 .put_record(pb::PutRecordRequest {
                     feature_group_name: group,
@@ -161,7 +170,12 @@ async fn run(args: Args) -> Result<ExitCode> {
                 Output::Table => println!("{outcome}"),
             }
         }
-        Command::Get { group, id, features, expires } => {
+        Command::Get {
+            group,
+            id,
+            features,
+            expires,
+        } => {
             let response = client
                 .get_record(pb::GetRecordRequest {
                     feature_group_name: group,
@@ -188,7 +202,10 @@ async fn run(args: Args) -> Result<ExitCode> {
                         .ok_or_else(|| anyhow!("'{l}' must look like GROUP=ID1,ID2"))?;
                     Ok(pb::BatchGetRecordIdentifier {
                         feature_group_name: group.to_string(),
-                        record_identifiers_value_as_string: ids.split(',').map(str::to_string).collect(),
+                        record_identifiers_value_as_string: ids
+                            .split(',')
+                            .map(str::to_string)
+                            .collect(),
                         feature_names: features.clone(),
                     })
                 })
@@ -201,22 +218,41 @@ async fn run(args: Args) -> Result<ExitCode> {
                 .await?;
             print_batch(out, &response);
         }
-        Command::Delete { group, id, event_time, hard } => {
+        Command::Delete {
+            group,
+            id,
+            event_time,
+            hard,
+        } => {
             client
                 .delete_record(pb::DeleteRecordRequest {
                     feature_group_name: group,
                     record_identifier_value_as_string: id,
                     event_time,
                     target_stores: vec![],
-                    deletion_mode: if hard { pb::DeletionMode::HardDelete } else { pb::DeletionMode::SoftDelete } as i32,
+                    deletion_mode: if hard {
+                        pb::DeletionMode::HardDelete
+                    } else {
+                        pb::DeletionMode::SoftDelete
+                    } as i32,
                 })
                 .await?;
             if out == Output::Json {
                 print_json(&json!({ "deleted": true }));
             }
         }
-        Command::Ingest { group, file, batch_size, concurrency, no_progress } => {
-            let options = IngestOptions { batch_size, concurrency, progress: !no_progress };
+        Command::Ingest {
+            group,
+            file,
+            batch_size,
+            concurrency,
+            no_progress,
+        } => {
+            let options = IngestOptions {
+                batch_size,
+                concurrency,
+                progress: !no_progress,
+            };
             let summary = ingest(&client, &group, &file, options).await?;
             match out {
                 Output::Json => print_json(&serde_json::to_value(&summary)?),
@@ -252,7 +288,14 @@ async fn describe(client: &Client, group: &str) -> Result<pb::DescribeFeatureGro
 
 async fn group_command(client: &Client, out: Output, command: GroupCommand) -> Result<()> {
     match command {
-        GroupCommand::Create { name, spec, from, record_id, event_time, offline_store } => {
+        GroupCommand::Create {
+            name,
+            spec,
+            from,
+            record_id,
+            event_time,
+            offline_store,
+        } => {
             let mut request = match (spec, from) {
                 (Some(spec), _) => {
                     let text = std::fs::read_to_string(&spec)
@@ -277,7 +320,9 @@ async fn group_command(client: &Client, out: Output, command: GroupCommand) -> R
                         ..Default::default()
                     }
                 }
-                (None, None) => bail!("give --spec FILE.json, or NAME --from FILE --record-id COL --event-time COL"),
+                (None, None) => bail!(
+                    "give --spec FILE.json, or NAME --from FILE --record-id COL --event-time COL"
+                ),
             };
             if let Some(uri) = offline_store {
                 request.offline_store_config = Some(pb::OfflineStoreConfig {
@@ -341,11 +386,13 @@ async fn group_command(client: &Client, out: Output, command: GroupCommand) -> R
                 .await?;
             let rows: Vec<serde_json::Value> = groups
                 .iter()
-                .map(|g| json!({
-                    "FeatureGroupName": g.feature_group_name,
-                    "FeatureGroupArn": g.feature_group_arn,
-                    "CreationTime": cli::values::format_iso8601_millis(g.creation_time_unix_ms),
-                }))
+                .map(|g| {
+                    json!({
+                        "FeatureGroupName": g.feature_group_name,
+                        "FeatureGroupArn": g.feature_group_arn,
+                        "CreationTime": cli::values::format_iso8601_millis(g.creation_time_unix_ms),
+                    })
+                })
                 .collect();
             match out {
                 Output::Json => print_json(&json!(rows)),
@@ -353,14 +400,22 @@ async fn group_command(client: &Client, out: Output, command: GroupCommand) -> R
                     &["name", "created", "arn"],
                     &rows
                         .iter()
-                        .map(|r| vec![cell(&r["FeatureGroupName"]), cell(&r["CreationTime"]), cell(&r["FeatureGroupArn"])])
+                        .map(|r| {
+                            vec![
+                                cell(&r["FeatureGroupName"]),
+                                cell(&r["CreationTime"]),
+                                cell(&r["FeatureGroupArn"]),
+                            ]
+                        })
                         .collect::<Vec<_>>(),
                 ),
             }
         }
         GroupCommand::Delete { name } => {
             client
-                .delete_feature_group(pb::DeleteFeatureGroupRequest { feature_group_name: name.clone() })
+                .delete_feature_group(pb::DeleteFeatureGroupRequest {
+                    feature_group_name: name.clone(),
+                })
                 .await?;
             match out {
                 Output::Json => print_json(&json!({ "deleted": name })),
@@ -368,7 +423,10 @@ async fn group_command(client: &Client, out: Output, command: GroupCommand) -> R
             }
         }
         GroupCommand::AddFeatures { name, features } => {
-            let feature_additions = features.iter().map(|f| parse_feature(f)).collect::<Result<Vec<_>>>()?;
+            let feature_additions = features
+                .iter()
+                .map(|f| parse_feature(f))
+                .collect::<Result<Vec<_>>>()?;
             let response = client
                 .update_feature_group(pb::UpdateFeatureGroupRequest {
                     feature_group_name: name,
@@ -377,7 +435,9 @@ async fn group_command(client: &Client, out: Output, command: GroupCommand) -> R
                 })
                 .await?;
             match out {
-                Output::Json => print_json(&json!({ "FeatureGroupArn": response.feature_group_arn })),
+                Output::Json => {
+                    print_json(&json!({ "FeatureGroupArn": response.feature_group_arn }))
+                }
                 Output::Table => println!("updated {}", response.feature_group_arn),
             }
         }
@@ -389,7 +449,10 @@ async fn group_command(client: &Client, out: Output, command: GroupCommand) -> R
 fn parse_feature(text: &str) -> Result<pb::FeatureDefinition> {
     let parts: Vec<&str> = text.split(':').collect();
     let (name, feature_type) = match parts.as_slice() {
-        [name, feature_type, ..] => (*name, cli::spec::feature_type("--feature type", feature_type)?),
+        [name, feature_type, ..] => (
+            *name,
+            cli::spec::feature_type("--feature type", feature_type)?,
+        ),
         _ => bail!("--feature '{text}' must look like NAME:TYPE[:List|:Set|:Vector:DIM]"),
     };
     let (collection_type, vector_dimension) = match parts.get(2..).unwrap_or_default() {
@@ -398,7 +461,8 @@ fn parse_feature(text: &str) -> Result<pb::FeatureDefinition> {
         ["Set"] => (pb::CollectionType::Set, 0),
         ["Vector", dim] => (
             pb::CollectionType::Vector,
-            dim.parse().map_err(|_| anyhow!("--feature '{text}': '{dim}' is not a dimension"))?,
+            dim.parse()
+                .map_err(|_| anyhow!("--feature '{text}': '{dim}' is not a dimension"))?,
         ),
         _ => bail!("--feature '{text}' must look like NAME:TYPE[:List|:Set|:Vector:DIM]"),
     };
@@ -411,8 +475,12 @@ fn parse_feature(text: &str) -> Result<pb::FeatureDefinition> {
 }
 
 fn definition_json(d: &pb::FeatureDefinition) -> serde_json::Value {
-    let feature_type = pb::FeatureType::try_from(d.feature_type).map(|t| t.as_str_name()).unwrap_or("?");
-    let collection = pb::CollectionType::try_from(d.collection_type).map(|t| t.as_str_name()).unwrap_or("?");
+    let feature_type = pb::FeatureType::try_from(d.feature_type)
+        .map(|t| t.as_str_name())
+        .unwrap_or("?");
+    let collection = pb::CollectionType::try_from(d.collection_type)
+        .map(|t| t.as_str_name())
+        .unwrap_or("?");
     json!({
         "FeatureName": d.feature_name,
         "FeatureType": feature_type,
@@ -465,28 +533,38 @@ fn print_batch(out: Output, response: &pb::BatchGetRecordResponse) {
     let records: Vec<serde_json::Value> = response
         .records
         .iter()
-        .map(|r| json!({
-            "FeatureGroupName": r.feature_group_name,
-            "RecordIdentifierValueAsString": r.record_identifier_value_as_string,
-            "Record": value::record_to_json(&r.record),
-        }))
+        .map(|r| {
+            json!({
+                "FeatureGroupName": r.feature_group_name,
+                "RecordIdentifierValueAsString": r.record_identifier_value_as_string,
+                "Record": value::record_to_json(&r.record),
+            })
+        })
         .collect();
     let errors: Vec<serde_json::Value> = response
         .errors
         .iter()
-        .map(|e| json!({
-            "FeatureGroupName": e.feature_group_name,
-            "RecordIdentifierValueAsString": e.record_identifier_value_as_string,
-            "ErrorCode": e.error_code,
-            "ErrorMessage": e.error_message,
-        }))
+        .map(|e| {
+            json!({
+                "FeatureGroupName": e.feature_group_name,
+                "RecordIdentifierValueAsString": e.record_identifier_value_as_string,
+                "ErrorCode": e.error_code,
+                "ErrorMessage": e.error_message,
+            })
+        })
         .collect();
     match out {
         Output::Json => print_json(&json!({ "Records": records, "Errors": errors })),
         Output::Table => {
             let rows: Vec<Vec<String>> = records
                 .iter()
-                .map(|r| vec![cell(&r["FeatureGroupName"]), cell(&r["RecordIdentifierValueAsString"]), r["Record"].to_string()])
+                .map(|r| {
+                    vec![
+                        cell(&r["FeatureGroupName"]),
+                        cell(&r["RecordIdentifierValueAsString"]),
+                        r["Record"].to_string(),
+                    ]
+                })
                 .collect();
             print_table(&["group", "identifier", "record"], &rows);
             for e in &errors {

@@ -81,6 +81,10 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_MAX_REQUEST_MB")]
     pub max_request_mb: Option<usize>,
 
+    /// On SIGINT/SIGTERM, how long in-flight requests may take before connections are closed. Default 10.
+    #[arg(long, env = "QUIVER_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+
     /// Log format. Default text. Log levels come from RUST_LOG (default info).
     #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -100,6 +104,7 @@ pub struct Config {
     pub account_id: String,
     pub region: String,
     pub max_request_mb: usize,
+    pub shutdown_grace_secs: u64,
     pub log_format: LogFormat,
 }
 
@@ -108,8 +113,7 @@ impl ServerArgs {
     pub fn from_toml_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
-        Self::from_toml(&text)
-            .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+        Self::from_toml(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
     }
 
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
@@ -127,10 +131,13 @@ impl ServerArgs {
             wal_sync: self.wal_sync.or(file.wal_sync),
             wal_sync_interval_ms: self.wal_sync_interval_ms.or(file.wal_sync_interval_ms),
             block_cache_mb: self.block_cache_mb.or(file.block_cache_mb),
-            ttl_purge_interval_secs: self.ttl_purge_interval_secs.or(file.ttl_purge_interval_secs),
+            ttl_purge_interval_secs: self
+                .ttl_purge_interval_secs
+                .or(file.ttl_purge_interval_secs),
             account_id: self.account_id.or(file.account_id),
             region: self.region.or(file.region),
             max_request_mb: self.max_request_mb.or(file.max_request_mb),
+            shutdown_grace_secs: self.shutdown_grace_secs.or(file.shutdown_grace_secs),
             log_format: self.log_format.or(file.log_format),
         }
     }
@@ -145,17 +152,26 @@ impl ServerArgs {
             None => self,
         };
         let config = Config {
-            data_dir: merged.data_dir.unwrap_or_else(|| PathBuf::from("./quiver-data")),
-            grpc_addr: merged.grpc_addr.unwrap_or_else(|| ([127, 0, 0, 1], 7940).into()),
-            http_addr: merged.http_addr.unwrap_or_else(|| ([127, 0, 0, 1], 7941).into()),
+            data_dir: merged
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("./quiver-data")),
+            grpc_addr: merged
+                .grpc_addr
+                .unwrap_or_else(|| ([127, 0, 0, 1], 7940).into()),
+            http_addr: merged
+                .http_addr
+                .unwrap_or_else(|| ([127, 0, 0, 1], 7941).into()),
             addr_file: merged.addr_file,
             wal_sync: merged.wal_sync.unwrap_or(WalSync::Always),
             wal_sync_interval_ms: merged.wal_sync_interval_ms.unwrap_or(100),
             block_cache_mb: merged.block_cache_mb.unwrap_or(256),
             ttl_purge_interval_secs: merged.ttl_purge_interval_secs.unwrap_or(60),
-            account_id: merged.account_id.unwrap_or_else(|| "000000000000".to_string()),
+            account_id: merged
+                .account_id
+                .unwrap_or_else(|| "000000000000".to_string()),
             region: merged.region.unwrap_or_else(|| "us-east-1".to_string()),
             max_request_mb: merged.max_request_mb.unwrap_or(64),
+            shutdown_grace_secs: merged.shutdown_grace_secs.unwrap_or(10),
             log_format: merged.log_format.unwrap_or(LogFormat::Text),
         };
         anyhow::ensure!(
@@ -185,7 +201,10 @@ mod tests {
 
     #[test]
     fn flags_override_file_and_defaults_fill_the_rest() {
-        let file = ServerArgs::from_toml("data_dir = \"/from/file\"\nblock_cache_mb = 8\nwal_sync = \"periodic\"").unwrap();
+        let file = ServerArgs::from_toml(
+            "data_dir = \"/from/file\"\nblock_cache_mb = 8\nwal_sync = \"periodic\"",
+        )
+        .unwrap();
         let flags = ServerArgs::parse_from(["quiver-server", "--block-cache-mb", "16"]);
         let config = flags.or(file).resolve().unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/file"));

@@ -24,9 +24,8 @@ pub struct StorageOptions {
 }
 
 pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
-    std::fs::create_dir_all(path).map_err(|e| {
-        Error::internal(format!("cannot create data dir {}: {e}", path.display()))
-    })?;
+    std::fs::create_dir_all(path)
+        .map_err(|e| Error::internal(format!("cannot create data dir {}: {e}", path.display())))?;
     let mut db_options = Options::default();
     db_options.create_if_missing(true);
     db_options.create_missing_column_families(true);

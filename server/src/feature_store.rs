@@ -110,8 +110,13 @@ impl FeatureStore {
         additions: Vec<(String, String)>,
         removals: Vec<String>,
     ) -> Result<()> {
-        self.registry
-            .update_feature_metadata(group_name, feature_name, description, additions, removals)
+        self.registry.update_feature_metadata(
+            group_name,
+            feature_name,
+            description,
+            additions,
+            removals,
+        )
     }
 
     /// The group and the ordinal of the named feature.
@@ -143,7 +148,13 @@ impl FeatureStore {
         let _gate = self.registry.write_gate();
         let mut writes = Vec::with_capacity(requests.len());
         for (i, (group_name, request)) in requests.into_iter().enumerate() {
-            let at = |e: Error| if single { e } else { e.at(format!("Records[{i}]")) };
+            let at = |e: Error| {
+                if single {
+                    e
+                } else {
+                    e.at(format!("Records[{i}]"))
+                }
+            };
             let group = self.registry.get(&group_name).map_err(at)?;
             let record = validate_put(&group, request).map_err(at)?;
             writes.push((group, record));
@@ -184,8 +195,13 @@ impl FeatureStore {
         // Resolve each entry; failures become per-identifier errors.
         let mut items: Vec<BatchGetItem> = Vec::with_capacity(total);
         // (slot in `items`, entry, group, wanted features, canonical identifier)
-        let mut lookups: Vec<(usize, &BatchGetEntry, Arc<FeatureGroup>, Option<HashSet<u16>>, String)> =
-            Vec::new();
+        let mut lookups: Vec<(
+            usize,
+            &BatchGetEntry,
+            Arc<FeatureGroup>,
+            Option<HashSet<u16>>,
+            String,
+        )> = Vec::new();
         for entry in entries {
             let resolved = self.registry.get(&entry.group_name).and_then(|group| {
                 let wanted = wanted_ordinals(&group, &entry.feature_names)?;
@@ -203,7 +219,13 @@ impl FeatureStore {
                     Ok((group, wanted)) => match canonical_identifier(group, identifier) {
                         Err(e) => items.push(failure(e)),
                         Ok(canonical) => {
-                            lookups.push((items.len(), entry, group.clone(), wanted.clone(), canonical));
+                            lookups.push((
+                                items.len(),
+                                entry,
+                                group.clone(),
+                                wanted.clone(),
+                                canonical,
+                            ));
                             items.push(BatchGetItem::Missing);
                         }
                     },
@@ -279,12 +301,19 @@ fn wanted_ordinals(group: &FeatureGroup, names: &[String]) -> Result<Option<Hash
     names
         .iter()
         .enumerate()
-        .map(|(i, name)| feature_ordinal(group, name).map_err(|e| Error::validation(e.message()).at(format!("FeatureNames[{i}]"))))
+        .map(|(i, name)| {
+            feature_ordinal(group, name)
+                .map_err(|e| Error::validation(e.message()).at(format!("FeatureNames[{i}]")))
+        })
         .collect::<Result<HashSet<u16>>>()
         .map(Some)
 }
 
-fn view(group: &FeatureGroup, values: Vec<(u16, Value)>, expires_at_ms: Option<EpochMillis>) -> RecordView {
+fn view(
+    group: &FeatureGroup,
+    values: Vec<(u16, Value)>,
+    expires_at_ms: Option<EpochMillis>,
+) -> RecordView {
     RecordView {
         values: values
             .into_iter()
@@ -303,10 +332,213 @@ fn batch_error_code(error: &Error) -> &'static str {
     use crate::error::ErrorKind;
     match error.kind() {
         ErrorKind::NotFound => "ResourceNotFound",
-        ErrorKind::Validation | ErrorKind::LimitExceeded | ErrorKind::Conflict | ErrorKind::AlreadyExists => {
-            "ValidationError"
-        }
+        ErrorKind::Validation
+        | ErrorKind::LimitExceeded
+        | ErrorKind::Conflict
+        | ErrorKind::AlreadyExists => "ValidationError",
         ErrorKind::Unavailable => "ServiceUnavailable",
         ErrorKind::Internal => "InternalFailure",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ServerArgs, WalSync};
+    use crate::model::{
+        Collection, FeatureType, OfflineStoreConfig, OnlineStoreConfig, StorageType, TableFormat,
+        TtlDuration, TtlUnit,
+    };
+    use crate::offline::staging;
+    use crate::time::ManualClock;
+
+    const START_MS: i64 = 1_700_000_000_000;
+
+    fn open(dir: &std::path::Path, clock: Arc<dyn crate::time::Clock>) -> FeatureStore {
+        let mut args = ServerArgs::default();
+        args.data_dir = Some(dir.to_path_buf());
+        args.wal_sync = Some(WalSync::Periodic);
+        let config = args.resolve().unwrap();
+        let store = crate::server::open_store(&config, clock).unwrap();
+        Arc::try_unwrap(store)
+            .ok()
+            .expect("a fresh store has one owner")
+    }
+
+    fn spec(ttl_seconds: Option<u64>, offline: bool) -> FeatureGroupSpec {
+        let f = |name: &str, feature_type| FeatureSpec {
+            name: name.into(),
+            feature_type,
+            collection: Collection::Scalar,
+        };
+        FeatureGroupSpec {
+            name: "g".into(),
+            record_identifier_feature_name: "id".into(),
+            event_time_feature_name: "ts".into(),
+            features: vec![
+                f("id", FeatureType::Integral),
+                f("ts", FeatureType::Fractional),
+                f("v", FeatureType::String),
+            ],
+            online: Some(OnlineStoreConfig {
+                ttl: ttl_seconds.map(|value| TtlDuration {
+                    unit: TtlUnit::Seconds,
+                    value,
+                }),
+                storage_type: StorageType::Standard,
+                kms_key_id: None,
+            }),
+            offline: offline.then(|| OfflineStoreConfig {
+                s3_uri: None,
+                kms_key_id: None,
+                disable_glue_table_creation: false,
+                data_catalog: None,
+                table_format: TableFormat::Glue,
+            }),
+            role_arn: None,
+            description: None,
+            tags: vec![],
+        }
+    }
+
+    fn put(id: i64, event_time_ms: i64) -> (String, PutRequest) {
+        (
+            "g".into(),
+            PutRequest {
+                record: vec![
+                    ("id".into(), Value::Integral(id)),
+                    (
+                        "ts".into(),
+                        Value::Fractional(event_time_ms as f64 / 1000.0),
+                    ),
+                    ("v".into(), Value::String(format!("v{id}"))),
+                ],
+                target_stores: vec![],
+                ttl: None,
+            },
+        )
+    }
+
+    #[test]
+    fn ttl_is_enforced_at_read_time_and_purged_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(START_MS);
+        let store = open(dir.path(), clock.clone());
+        store.create_feature_group(spec(Some(60), false)).unwrap();
+        store
+            .put_records(vec![put(1, START_MS), put(2, START_MS + 30_000)])
+            .unwrap();
+
+        let view = store.get_record("g", "1", &[]).unwrap().unwrap();
+        assert_eq!(view.expires_at_ms, Some(START_MS + 60_000));
+        clock.advance_ms(60_000);
+        assert_eq!(
+            store.get_record("g", "1", &[]).unwrap(),
+            None,
+            "expired exactly at event time + TTL"
+        );
+        assert!(store.get_record("g", "2", &[]).unwrap().is_some());
+
+        // Not yet purged from disk, but never returned; the purge removes exactly the expired one.
+        assert_eq!(store.online().purge_expired().unwrap(), 1);
+        assert_eq!(store.online().purge_expired().unwrap(), 0);
+        clock.advance_ms(30_000);
+        assert_eq!(store.online().purge_expired().unwrap(), 1);
+    }
+
+    #[test]
+    fn every_accepted_write_is_staged_for_the_offline_store_in_the_same_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), ManualClock::new(START_MS));
+        store.create_feature_group(spec(None, true)).unwrap();
+        let outcomes = store
+            .put_records(vec![put(1, START_MS), put(1, START_MS - 1000)])
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![WriteOutcome::Applied, WriteOutcome::Historic]
+        );
+        store
+            .delete_record("g", "1", "1700000001", &[], DeletionMode::Soft)
+            .unwrap();
+        store
+            .delete_record("g", "1", "1700000002", &[], DeletionMode::Hard)
+            .unwrap();
+        store.put_records(vec![put(1, START_MS + 5000)]).unwrap();
+        // A rejected write stages nothing.
+        let rejected = store.delete_record("g", "1", "1600000000", &[], DeletionMode::Hard);
+        assert_eq!(
+            rejected.unwrap_err().kind(),
+            crate::error::ErrorKind::Conflict
+        );
+        let rows = staging::read_all(store.online().db()).unwrap();
+        let summary: Vec<(bool, i64)> = rows
+            .iter()
+            .map(|(_, r)| (r.is_deleted, r.event_time_ms))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (false, START_MS),
+                (false, START_MS - 1000),
+                (true, START_MS + 1000),
+                (true, START_MS + 2000),
+                (false, START_MS + 5000),
+            ]
+        );
+        let sequences: Vec<u64> = rows.iter().map(|(s, _)| *s).collect();
+        assert_eq!(sequences, vec![0, 1, 2, 3, 4]);
+        // The marker holds the identifier and the delete's event time, typed as the group says.
+        assert_eq!(
+            rows[2].1.values,
+            vec![
+                (0, Value::Integral(1)),
+                (1, Value::Fractional(1_700_000_001.0))
+            ]
+        );
+    }
+
+    #[test]
+    fn staging_sequence_and_registry_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path(), ManualClock::new(START_MS));
+            store.create_feature_group(spec(None, true)).unwrap();
+            store.put_records(vec![put(1, START_MS)]).unwrap();
+        }
+        let store = open(dir.path(), ManualClock::new(START_MS));
+        store.put_records(vec![put(2, START_MS)]).unwrap();
+        let sequences: Vec<u64> = staging::read_all(store.online().db())
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(sequences, vec![0, 1]);
+        assert_eq!(store.describe_feature_group("g").unwrap().id, 1);
+    }
+
+    #[test]
+    fn a_registry_from_a_newer_server_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path(), ManualClock::new(START_MS));
+            let db = store.online().db();
+            db.put_cf(
+                crate::db::cf(db, crate::db::CF_REGISTRY),
+                b"meta/format_version",
+                b"99",
+            )
+            .unwrap();
+        }
+        let mut args = ServerArgs::default();
+        args.data_dir = Some(dir.path().to_path_buf());
+        let config = args.resolve().unwrap();
+        let err = crate::server::open_store(&config, ManualClock::new(0))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("newer than this server's"),
+            "{err}"
+        );
     }
 }

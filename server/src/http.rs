@@ -28,15 +28,17 @@ pub fn router(store: Arc<FeatureStore>, metrics: PrometheusHandle) -> Router {
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
     let groups = state.store.registry().all().len();
     let body = crate::metrics::render(&state.metrics, state.store.online().db(), groups);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 /// Healthy when the database answers a read.
 async fn healthz(State(state): State<HttpState>) -> impl IntoResponse {
-    match state.store.online().db().property_value("rocksdb.num-running-flushes") {
+    match state
+        .store
+        .online()
+        .db()
+        .property_value("rocksdb.num-running-flushes")
+    {
         Ok(_) => (StatusCode::OK, "ok\n"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n"),
     }

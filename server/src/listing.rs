@@ -84,8 +84,12 @@ pub fn list(groups: Vec<Arc<FeatureGroup>>, query: &ListQuery) -> Result<Page> {
                     .offline_store_status_equals
                     .as_ref()
                     .is_none_or(|s| s == offline_store_status(g))
-                && query.created_after_ms.is_none_or(|t| g.creation_time_ms > t)
-                && query.created_before_ms.is_none_or(|t| g.creation_time_ms < t)
+                && query
+                    .created_after_ms
+                    .is_none_or(|t| g.creation_time_ms > t)
+                && query
+                    .created_before_ms
+                    .is_none_or(|t| g.creation_time_ms < t)
         })
         .map(|g| (sort_key(&g, query.sort_by), g))
         .collect();
@@ -121,7 +125,9 @@ fn sort_key(group: &FeatureGroup, sort_by: SortBy) -> String {
         SortBy::FeatureGroupStatus => FEATURE_GROUP_STATUS.to_string(),
         SortBy::OfflineStoreStatus => offline_store_status(group).to_string(),
         // Offset so negative times sort before positive ones as text.
-        SortBy::CreationTime => format!("{:020}", i128::from(group.creation_time_ms) + (1i128 << 62)),
+        SortBy::CreationTime => {
+            format!("{:020}", i128::from(group.creation_time_ms) + (1i128 << 62))
+        }
     };
     format!("{field}\u{0}{}", group.name)
 }
@@ -137,7 +143,9 @@ fn decode_token(token: &str) -> Result<String> {
     }
     let bytes = (0..token.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2).ok_or_else(invalid)?, 16).map_err(|_| invalid()))
+        .map(|i| {
+            u8::from_str_radix(token.get(i..i + 2).ok_or_else(invalid)?, 16).map_err(|_| invalid())
+        })
         .collect::<Result<Vec<u8>>>()?;
     String::from_utf8(bytes).map_err(|_| invalid())
 }

@@ -18,8 +18,8 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let buckets = [
-                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
-                0.25, 0.5, 1.0, 2.5,
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 0.5, 1.0, 2.5,
             ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_string()), &buckets)
@@ -57,15 +57,31 @@ pub fn render(handle: &PrometheusHandle, db: &DB, feature_groups: usize) -> Stri
             .unwrap_or(0) as f64
     };
     metrics::gauge!("quiver_feature_groups").set(feature_groups as f64);
-    metrics::gauge!("quiver_online_records_estimate").set(property(CF_RECORDS, "rocksdb.estimate-num-keys"));
+    metrics::gauge!("quiver_online_records_estimate")
+        .set(property(CF_RECORDS, "rocksdb.estimate-num-keys"));
     metrics::gauge!("quiver_offline_staged_rows_estimate")
         .set(property(CF_OFFLINE_STAGING, "rocksdb.estimate-num-keys"));
     for (metric, prop) in [
-        ("quiver_rocksdb_block_cache_usage_bytes", "rocksdb.block-cache-usage"),
-        ("quiver_rocksdb_memtable_bytes", "rocksdb.cur-size-all-mem-tables"),
-        ("quiver_rocksdb_sst_files_bytes", "rocksdb.total-sst-files-size"),
-        ("quiver_rocksdb_pending_compaction_bytes", "rocksdb.estimate-pending-compaction-bytes"),
-        ("quiver_rocksdb_live_data_bytes", "rocksdb.estimate-live-data-size"),
+        (
+            "quiver_rocksdb_block_cache_usage_bytes",
+            "rocksdb.block-cache-usage",
+        ),
+        (
+            "quiver_rocksdb_memtable_bytes",
+            "rocksdb.cur-size-all-mem-tables",
+        ),
+        (
+            "quiver_rocksdb_sst_files_bytes",
+            "rocksdb.total-sst-files-size",
+        ),
+        (
+            "quiver_rocksdb_pending_compaction_bytes",
+            "rocksdb.estimate-pending-compaction-bytes",
+        ),
+        (
+            "quiver_rocksdb_live_data_bytes",
+            "rocksdb.estimate-live-data-size",
+        ),
     ] {
         metrics::gauge!(metric).set(property(CF_RECORDS, prop));
     }

@@ -60,6 +60,8 @@ pub struct Registry {
     db: Arc<DB>,
     arns: ArnContext,
     clock: Arc<dyn Clock>,
+    /// Keyed by the lower-cased name: names are unique ignoring case, and lookups (by name or by
+    /// ARN, whose name part is lower-case) ignore case too.
     groups: RwLock<HashMap<String, Arc<FeatureGroup>>>,
     /// Record writes hold this shared while they resolve their group and commit; UpdateFeatureGroup
     /// and DeleteFeatureGroup hold it exclusively, so no write lands for a group being deleted or
@@ -77,7 +79,11 @@ impl Registry {
             .map_err(|e| Error::storage("reading the registry format version", e))?
         {
             None => db
-                .put_cf(registry_cf, KEY_FORMAT_VERSION, REGISTRY_FORMAT_VERSION.to_string())
+                .put_cf(
+                    registry_cf,
+                    KEY_FORMAT_VERSION,
+                    REGISTRY_FORMAT_VERSION.to_string(),
+                )
                 .map_err(|e| Error::storage("writing the registry format version", e))?,
             Some(bytes) => {
                 let version: u32 = std::str::from_utf8(&bytes)
@@ -98,7 +104,7 @@ impl Registry {
                 break;
             }
             let group = decode_group(&value)?;
-            groups.insert(group.name.clone(), Arc::new(group));
+            groups.insert(group.name.to_ascii_lowercase(), Arc::new(group));
         }
         tracing::info!(groups = groups.len(), "feature-group registry loaded");
         Ok(Self {
@@ -127,9 +133,13 @@ impl Registry {
     /// Looks a group up by name or by ARN.
     pub fn get(&self, name_or_arn: &str) -> Result<Arc<FeatureGroup>> {
         let name = resolve_name(name_or_arn);
-        self.groups.read().get(name).cloned().ok_or_else(|| {
-            Error::not_found(format!("feature group {} does not exist", quote(name)))
-        })
+        self.groups
+            .read()
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(format!("feature group {} does not exist", quote(name)))
+            })
     }
 
     pub fn all(&self) -> Vec<Arc<FeatureGroup>> {
@@ -139,12 +149,11 @@ impl Registry {
     pub fn create(&self, spec: FeatureGroupSpec) -> Result<Arc<FeatureGroup>> {
         validate::validate_group_spec(&spec)?;
         let _serial = self.create_lock.lock();
-        let taken = self
+        if self
             .groups
             .read()
-            .keys()
-            .any(|existing| existing.eq_ignore_ascii_case(&spec.name));
-        if taken {
+            .contains_key(&spec.name.to_ascii_lowercase())
+        {
             return Err(Error::already_exists(format!(
                 "feature group '{}' already exists (names are unique ignoring case)",
                 spec.name
@@ -171,7 +180,9 @@ impl Registry {
         batch.put_cf(registry_cf, group_key(&group.name), encode_group(&group)?);
         self.commit(batch, "creating a feature group")?;
         let group = Arc::new(group);
-        self.groups.write().insert(group.name.clone(), group.clone());
+        self.groups
+            .write()
+            .insert(group.name.to_ascii_lowercase(), group.clone());
         tracing::info!(group = %group.name, id, "feature group created");
         Ok(group)
     }
@@ -247,24 +258,34 @@ impl Registry {
 
     /// Removes the group's definition and, in the same atomic write, its online records
     /// (`purge_records` adds those to the batch). The name is free again at once.
-    pub fn delete(&self, name_or_arn: &str, purge_records: impl FnOnce(&mut WriteBatch, u64)) -> Result<()> {
+    pub fn delete(
+        &self,
+        name_or_arn: &str,
+        purge_records: impl FnOnce(&mut WriteBatch, u64),
+    ) -> Result<()> {
         let _exclusive = self.exclusive();
         let group = self.get(name_or_arn)?;
         let mut batch = WriteBatch::default();
         batch.delete_cf(cf(&self.db, CF_REGISTRY), group_key(&group.name));
         purge_records(&mut batch, group.id);
         self.commit(batch, "deleting a feature group")?;
-        self.groups.write().remove(&group.name);
+        self.groups.write().remove(&group.name.to_ascii_lowercase());
         tracing::info!(group = %group.name, id = group.id, "feature group deleted");
         Ok(())
     }
 
     fn replace(&self, group: FeatureGroup, context: &str) -> Result<Arc<FeatureGroup>> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, CF_REGISTRY), group_key(&group.name), encode_group(&group)?);
+        batch.put_cf(
+            cf(&self.db, CF_REGISTRY),
+            group_key(&group.name),
+            encode_group(&group)?,
+        );
         self.commit(batch, context)?;
         let group = Arc::new(group);
-        self.groups.write().insert(group.name.clone(), group.clone());
+        self.groups
+            .write()
+            .insert(group.name.to_ascii_lowercase(), group.clone());
         Ok(group)
     }
 
@@ -321,7 +342,9 @@ fn decode_group(bytes: &[u8]) -> Result<FeatureGroup> {
         )));
     }
     let group = persisted.group.index();
-    if group.feature(&group.record_identifier_feature_name).is_none()
+    if group
+        .feature(&group.record_identifier_feature_name)
+        .is_none()
         || group.feature(&group.event_time_feature_name).is_none()
     {
         return Err(Error::internal(format!(
@@ -331,4 +354,3 @@ fn decode_group(bytes: &[u8]) -> Result<FeatureGroup> {
     }
     Ok(group)
 }
-

@@ -117,7 +117,21 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
-    let (grpc_result, http_result) = tokio::join!(grpc, http);
+    // In-flight requests get `shutdown_grace_secs` to finish; then remaining connections are
+    // dropped, so a client that never lets go cannot hold the server up.
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let servers = async { tokio::join!(grpc, http) };
+    let grace_over = async {
+        stopped(stop_rx.clone()).await;
+        tokio::time::sleep(grace).await;
+    };
+    let (grpc_result, http_result) = tokio::select! {
+        results = servers => results,
+        _ = grace_over => {
+            tracing::warn!(grace_secs = config.shutdown_grace_secs, "shutdown grace period over; closing remaining connections");
+            (Ok(()), Ok(()))
+        }
+    };
     signal.abort();
     health_reporter
         .set_not_serving::<FeatureStoreServer<GrpcService>>()
@@ -145,7 +159,10 @@ fn spawn_background_tasks(
     stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    let every = |period: Duration, name: &'static str, store: Arc<FeatureStore>, mut stop: watch::Receiver<bool>,
+    let every = |period: Duration,
+                 name: &'static str,
+                 store: Arc<FeatureStore>,
+                 mut stop: watch::Receiver<bool>,
                  work: fn(&FeatureStore)| {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(period);

@@ -206,10 +206,7 @@ mod tests {
     fn parses_both_iso_forms() {
         assert_eq!(parse_iso8601("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_iso8601("1970-01-01T00:00:01.250Z"), Ok(1250));
-        assert_eq!(
-            parse_iso8601("2023-11-14T22:13:20Z"),
-            Ok(1_700_000_000_000)
-        );
+        assert_eq!(parse_iso8601("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
         assert_eq!(parse_iso8601("0000-01-01T00:00:00Z"), Ok(MIN_EVENT_TIME_MS));
         assert_eq!(
             parse_iso8601("9999-12-31T23:59:59.999Z"),
@@ -240,7 +237,13 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        for ms in [0, 1_700_000_000_123, MIN_EVENT_TIME_MS, MAX_EVENT_TIME_MS, -1] {
+        for ms in [
+            0,
+            1_700_000_000_123,
+            MIN_EVENT_TIME_MS,
+            MAX_EVENT_TIME_MS,
+            -1,
+        ] {
             assert_eq!(parse_iso8601(&format_iso8601(ms)), Ok(ms));
         }
     }
@@ -251,7 +254,10 @@ mod tests {
         assert_eq!(parse_epoch_seconds("1700000000.5"), Ok(1_700_000_000_500));
         assert_eq!(parse_epoch_seconds("-1.5"), Ok(-1500));
         for bad in ["", "1e9", "NaN", "inf", "1.", ".5", "12a", "99999999999999"] {
-            assert!(parse_epoch_seconds(bad).is_err(), "{bad} should be rejected");
+            assert!(
+                parse_epoch_seconds(bad).is_err(),
+                "{bad} should be rejected"
+            );
         }
         assert!(epoch_seconds_to_millis(f64::NAN).is_err());
         assert!(epoch_seconds_to_millis(1e300).is_err());

@@ -60,15 +60,29 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(text) = std::fs::read_to_string(&addr_file) {
-                let addrs: serde_json::Value = serde_json::from_str(&text).expect("addr file is JSON");
-                server.grpc = addrs["grpc"].as_str().and_then(|a| a.parse().ok()).expect("grpc address");
-                server.http = addrs["http"].as_str().and_then(|a| a.parse().ok()).expect("http address");
+                let addrs: serde_json::Value =
+                    serde_json::from_str(&text).expect("addr file is JSON");
+                server.grpc = addrs["grpc"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .expect("grpc address");
+                server.http = addrs["http"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .expect("http address");
                 return server;
             }
-            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("quiver-server exited before it was ready: {status}");
             }
-            assert!(Instant::now() < deadline, "quiver-server was not ready within 60s");
+            assert!(
+                Instant::now() < deadline,
+                "quiver-server was not ready within 60s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -82,7 +96,9 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect(self.endpoint()).await.expect("client connects")
+        Client::connect(self.endpoint())
+            .await
+            .expect("client connects")
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -93,33 +109,62 @@ impl TestServer {
         }
     }
 
-    /// SIGTERM and wait for a clean exit; panics if the exit is not clean.
-    pub fn stop(mut self) {
+    /// SIGTERM and wait (up to 30 s) for a clean exit; panics if the exit is not clean. Async, so
+    /// the test's own runtime keeps serving its client connections (HTTP/2 graceful shutdown
+    /// waits for the client to answer).
+    pub async fn stop(mut self) {
         if let Some(mut child) = self.child.take() {
             let status = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status()
                 .expect("kill runs");
             assert!(status.success(), "SIGTERM delivered");
-            let status = child.wait().expect("server reaped");
-            assert!(status.success(), "quiver-server exited uncleanly after SIGTERM: {status}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("server status") {
+                    break status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "quiver-server did not stop within 30s of SIGTERM"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            assert!(
+                status.success(),
+                "quiver-server exited uncleanly after SIGTERM: {status}"
+            );
         }
     }
 
     /// GET a path on the HTTP listener; returns (status code, body).
     pub async fn http_get(&self, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.http).await.expect("http connects");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http);
-        stream.write_all(request.as_bytes()).await.expect("request sent");
+        let mut stream = tokio::net::TcpStream::connect(self.http)
+            .await
+            .expect("http connects");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("request sent");
         let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("response read");
+        stream
+            .read_to_string(&mut response)
+            .await
+            .expect("response read");
         let status = response
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
             .expect("HTTP status line");
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         (status, body)
     }
 }
@@ -193,12 +238,18 @@ pub fn ts(seconds: u32) -> String {
 
 /// The current time as `yyyy-MM-ddTHH:mm:ss.SSSZ`.
 pub fn now_iso() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 pub fn record(id: &str, ts: &str, age: i64) -> Vec<pb::FeatureValue> {
     use quiver_client::value;
-    vec![value::string("id", id), value::string("ts", ts), value::integral("age", age)]
+    vec![
+        value::string("id", id),
+        value::string("ts", ts),
+        value::integral("age", age),
+    ]
 }
 
 pub fn put(group: &str, record: Vec<pb::FeatureValue>) -> pb::PutRecordRequest {

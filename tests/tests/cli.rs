@@ -48,12 +48,27 @@ async fn cli_round_trip_with_csv_ingest() {
     // The bad rows (3: age is not an integer; 5: no event time) are in the file from the start, so
     // inference must still type `age` as Integral: infer from a clean copy.
     let clean = dir.path().join("clean.csv");
-    std::fs::write(&clean, "customer_id,event_time,age,score,city\nc0,1700000000,1,0.5,X\n").unwrap();
+    std::fs::write(
+        &clean,
+        "customer_id,event_time,age,score,city\nc0,1700000000,1,0.5,X\n",
+    )
+    .unwrap();
 
     let created = json(quiver(
         &server,
-        &["--output", "json", "feature-group", "create", "customers", "--from", clean.to_str().unwrap(),
-          "--record-id", "customer_id", "--event-time", "event_time"],
+        &[
+            "--output",
+            "json",
+            "feature-group",
+            "create",
+            "customers",
+            "--from",
+            clean.to_str().unwrap(),
+            "--record-id",
+            "customer_id",
+            "--event-time",
+            "event_time",
+        ],
     ));
     let types: Vec<&str> = created["FeatureDefinitions"]
         .as_array()
@@ -61,49 +76,133 @@ async fn cli_round_trip_with_csv_ingest() {
         .iter()
         .map(|d| d["FeatureType"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["STRING", "FRACTIONAL", "INTEGRAL", "FRACTIONAL", "STRING"]);
+    assert_eq!(
+        types,
+        ["STRING", "FRACTIONAL", "INTEGRAL", "FRACTIONAL", "STRING"]
+    );
 
-    let ingest = quiver(&server, &["--output", "json", "ingest", "customers", csv.to_str().unwrap(), "--batch-size", "2", "--no-progress"]);
-    assert_eq!(ingest.status.code(), Some(2), "rejected rows give exit code 2");
+    let ingest = quiver(
+        &server,
+        &[
+            "--output",
+            "json",
+            "ingest",
+            "customers",
+            csv.to_str().unwrap(),
+            "--batch-size",
+            "2",
+            "--no-progress",
+        ],
+    );
+    assert_eq!(
+        ingest.status.code(),
+        Some(2),
+        "rejected rows give exit code 2"
+    );
     let summary: serde_json::Value = serde_json::from_slice(&ingest.stdout).unwrap();
     assert_eq!(summary["rows"], 6);
     assert_eq!(summary["written"], 4);
     let rejected = summary["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 2, "{summary}");
     assert_eq!(rejected[0]["row"], 3);
-    assert!(rejected[0]["reason"].as_str().unwrap().contains("'not-a-number' is not an integer"), "{summary}");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("'not-a-number' is not an integer"),
+        "{summary}"
+    );
     assert_eq!(rejected[1]["row"], 5);
-    assert!(rejected[1]["reason"].as_str().unwrap().contains("event time"), "{summary}");
+    assert!(
+        rejected[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("event time"),
+        "{summary}"
+    );
 
-    let record = json(quiver(&server, &["--output", "json", "get", "customers", "c2"]));
+    let record = json(quiver(
+        &server,
+        &["--output", "json", "get", "customers", "c2"],
+    ));
     assert_eq!(record["age"], 45);
     assert_eq!(record["city"], "Lima");
-    let c4 = json(quiver(&server, &["--output", "json", "get", "customers", "c4", "--features", "age,score"]));
-    assert_eq!(c4, serde_json::json!({ "age": 29 }), "the empty cell stayed null");
+    let c4 = json(quiver(
+        &server,
+        &[
+            "--output",
+            "json",
+            "get",
+            "customers",
+            "c4",
+            "--features",
+            "age,score",
+        ],
+    ));
+    assert_eq!(
+        c4,
+        serde_json::json!({ "age": 29 }),
+        "the empty cell stayed null"
+    );
 
     let table = ok(quiver(&server, &["get", "customers", "c6"]));
-    assert!(table.contains("Nairobi") && table.contains("feature"), "{table}");
+    assert!(
+        table.contains("Nairobi") && table.contains("feature"),
+        "{table}"
+    );
 
     let put = json(quiver(
         &server,
-        &["--output", "json", "put", "customers", r#"{"customer_id": "c9", "event_time": 1700000100, "age": 9}"#],
+        &[
+            "--output",
+            "json",
+            "put",
+            "customers",
+            r#"{"customer_id": "c9", "event_time": 1700000100, "age": 9}"#,
+        ],
     ));
     assert_eq!(put["outcome"], "APPLIED");
     let put_old = json(quiver(
         &server,
-        &["--output", "json", "put", "customers", r#"{"customer_id": "c9", "event_time": 1700000000, "age": 8}"#],
+        &[
+            "--output",
+            "json",
+            "put",
+            "customers",
+            r#"{"customer_id": "c9", "event_time": 1700000000, "age": 8}"#,
+        ],
     ));
     assert_eq!(put_old["outcome"], "HISTORIC");
 
-    let batch = json(quiver(&server, &["--output", "json", "batch-get", "customers=c1,c9,missing"]));
+    let batch = json(quiver(
+        &server,
+        &["--output", "json", "batch-get", "customers=c1,c9,missing"],
+    ));
     assert_eq!(batch["Records"].as_array().unwrap().len(), 2);
 
-    ok(quiver(&server, &["delete", "customers", "c1", "--event-time", "1700000500"]));
+    ok(quiver(
+        &server,
+        &["delete", "customers", "c1", "--event-time", "1700000500"],
+    ));
     let gone = quiver(&server, &["get", "customers", "c1"]);
     assert_eq!(gone.status.code(), Some(3), "no record gives exit code 3");
 
-    ok(quiver(&server, &["feature-group", "add-features", "customers", "--feature", "segment:String", "--feature", "emb:Fractional:Vector:2"]));
-    let described = json(quiver(&server, &["--output", "json", "feature-group", "describe", "customers"]));
+    ok(quiver(
+        &server,
+        &[
+            "feature-group",
+            "add-features",
+            "customers",
+            "--feature",
+            "segment:String",
+            "--feature",
+            "emb:Fractional:Vector:2",
+        ],
+    ));
+    let described = json(quiver(
+        &server,
+        &["--output", "json", "feature-group", "describe", "customers"],
+    ));
     assert_eq!(described["FeatureDefinitions"].as_array().unwrap().len(), 7);
 
     // A SageMaker-shaped spec.
@@ -124,13 +223,29 @@ async fn cli_round_trip_with_csv_ingest() {
         }"#,
     )
     .unwrap();
-    ok(quiver(&server, &["feature-group", "create", "--spec", spec.to_str().unwrap()]));
-    ok(quiver(&server, &["put", "orders", r#"{"order_id": 1, "event_time": "2024-05-01T10:00:00Z", "items": ["a", "b"]}"#]));
-    let order = json(quiver(&server, &["--output", "json", "get", "orders", "1", "--expires"]));
+    ok(quiver(
+        &server,
+        &["feature-group", "create", "--spec", spec.to_str().unwrap()],
+    ));
+    ok(quiver(
+        &server,
+        &[
+            "put",
+            "orders",
+            r#"{"order_id": 1, "event_time": "2099-05-01T10:00:00Z", "items": ["a", "b"]}"#,
+        ],
+    ));
+    let order = json(quiver(
+        &server,
+        &["--output", "json", "get", "orders", "1", "--expires"],
+    ));
     assert_eq!(order["items"], serde_json::json!(["a", "b"]));
-    assert_eq!(order["ExpiresAt"], "2024-05-31T10:00:00.000Z");
+    assert_eq!(order["ExpiresAt"], "2099-05-31T10:00:00.000Z");
 
-    let listed = json(quiver(&server, &["--output", "json", "feature-group", "list"]));
+    let listed = json(quiver(
+        &server,
+        &["--output", "json", "feature-group", "list"],
+    ));
     assert_eq!(listed.as_array().unwrap().len(), 2);
     let listed_table = ok(quiver(&server, &["feature-group", "list"]));
     assert!(listed_table.contains("orders") && listed_table.contains("customers"));

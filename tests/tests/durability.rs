@@ -10,7 +10,10 @@ async fn restart_keeps_groups_and_records() {
     let data = dir.path().join("data");
     let server = TestServer::start_in(&data, &[]).await;
     let client = server.client().await;
-    client.create_feature_group(customers_group("g", None)).await.unwrap();
+    client
+        .create_feature_group(customers_group("g", None))
+        .await
+        .unwrap();
     client
         .update_feature_group(pb::UpdateFeatureGroupRequest {
             feature_group_name: "g".into(),
@@ -19,7 +22,10 @@ async fn restart_keeps_groups_and_records() {
         })
         .await
         .unwrap();
-    client.put_record(put("g", record("a", &ts(5), 5))).await.unwrap();
+    client
+        .put_record(put("g", record("a", &ts(5), 5)))
+        .await
+        .unwrap();
     client
         .delete_record(pb::DeleteRecordRequest {
             feature_group_name: "g".into(),
@@ -29,23 +35,43 @@ async fn restart_keeps_groups_and_records() {
         })
         .await
         .unwrap();
-    client.put_record(put("g", record("b", &ts(5), 7))).await.unwrap();
+    client
+        .put_record(put("g", record("b", &ts(5), 7)))
+        .await
+        .unwrap();
     drop(client);
-    server.stop();
+    server.stop().await;
 
     let server = TestServer::start_in(&data, &[]).await;
     let client = server.client().await;
     let d = client
-        .describe_feature_group(pb::DescribeFeatureGroupRequest { feature_group_name: "g".into() })
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: "g".into(),
+        })
         .await
         .unwrap();
     assert_eq!(d.feature_definitions.len(), 6, "the added feature survived");
     let b = client.get_record(get("g", "b")).await.unwrap().record;
     assert_eq!(feature(&b, "age"), Some(serde_json::json!(7)));
-    assert!(client.get_record(get("g", "a")).await.unwrap().record.is_empty(), "soft delete survived");
-    let historic = client.put_record(put("g", record("a", &ts(5), 1))).await.unwrap();
-    assert_eq!(historic.outcome, pb::WriteOutcome::Historic as i32, "the tombstone's event time survived");
-    server.stop();
+    assert!(
+        client
+            .get_record(get("g", "a"))
+            .await
+            .unwrap()
+            .record
+            .is_empty(),
+        "soft delete survived"
+    );
+    let historic = client
+        .put_record(put("g", record("a", &ts(5), 1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        historic.outcome,
+        pb::WriteOutcome::Historic as i32,
+        "the tombstone's event time survived"
+    );
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -56,7 +82,10 @@ async fn kill_9_loses_no_acknowledged_write() {
         let _ = std::fs::remove_dir_all(&data);
         let server = TestServer::start_in(&data, &["--wal-sync", wal_sync]).await;
         let client = server.client().await;
-        client.create_feature_group(customers_group("g", None)).await.unwrap();
+        client
+            .create_feature_group(customers_group("g", None))
+            .await
+            .unwrap();
 
         // Concurrent writers; every write counted here was acknowledged.
         const N: usize = 400;
@@ -65,7 +94,10 @@ async fn kill_9_loses_no_acknowledged_write() {
             let client = client.clone();
             tasks.push(tokio::spawn(async move {
                 for i in (writer..N).step_by(4) {
-                    client.put_record(put("g", record(&format!("r{i}"), &ts(1), i as i64))).await.unwrap();
+                    client
+                        .put_record(put("g", record(&format!("r{i}"), &ts(1), i as i64)))
+                        .await
+                        .unwrap();
                 }
             }));
         }
@@ -73,7 +105,9 @@ async fn kill_9_loses_no_acknowledged_write() {
             task.await.unwrap();
         }
         let batch = pb::PutRecordsRequest {
-            records: (0..500).map(|i| put("g", record(&format!("batch{i}"), &ts(2), i))).collect(),
+            records: (0..500)
+                .map(|i| put("g", record(&format!("batch{i}"), &ts(2), i)))
+                .collect(),
         };
         client.put_records(batch).await.unwrap();
         drop(client);
@@ -83,17 +117,30 @@ async fn kill_9_loses_no_acknowledged_write() {
         let client = server.client().await;
         let mut lost = Vec::new();
         for i in 0..N {
-            let got = client.get_record(get("g", &format!("r{i}"))).await.unwrap().record;
+            let got = client
+                .get_record(get("g", &format!("r{i}")))
+                .await
+                .unwrap()
+                .record;
             if feature(&got, "age") != Some(serde_json::json!(i)) {
                 lost.push(i);
             }
         }
         for i in 0..500 {
-            if client.get_record(get("g", &format!("batch{i}"))).await.unwrap().record.is_empty() {
+            if client
+                .get_record(get("g", &format!("batch{i}")))
+                .await
+                .unwrap()
+                .record
+                .is_empty()
+            {
                 lost.push(N + i);
             }
         }
-        assert!(lost.is_empty(), "wal_sync={wal_sync}: lost acknowledged writes {lost:?}");
-        server.stop();
+        assert!(
+            lost.is_empty(),
+            "wal_sync={wal_sync}: lost acknowledged writes {lost:?}"
+        );
+        server.stop().await;
     }
 }

@@ -10,31 +10,56 @@ async fn create_describe_update_delete() {
     let client = server.client().await;
     let mut request = customers_group("Customers-1", Some(3600));
     request.description = "people who buy".into();
-    request.tags = vec![pb::Tag { key: "team".into(), value: "risk".into() }];
-    let arn = client.create_feature_group(request.clone()).await.unwrap().feature_group_arn;
-    assert_eq!(arn, "arn:aws:sagemaker:us-east-1:000000000000:feature-group/customers-1");
+    request.tags = vec![pb::Tag {
+        key: "team".into(),
+        value: "risk".into(),
+    }];
+    let arn = client
+        .create_feature_group(request.clone())
+        .await
+        .unwrap()
+        .feature_group_arn;
+    assert_eq!(
+        arn,
+        "arn:aws:sagemaker:us-east-1:000000000000:feature-group/customers-1"
+    );
 
-    let again = client.create_feature_group(request.clone()).await.unwrap_err();
+    let again = client
+        .create_feature_group(request.clone())
+        .await
+        .unwrap_err();
     assert_eq!(again.code(), Some(tonic::Code::AlreadyExists));
     let mut other_case = request.clone();
     other_case.feature_group_name = "customers-1".into();
     assert_eq!(
-        client.create_feature_group(other_case).await.unwrap_err().code(),
+        client
+            .create_feature_group(other_case)
+            .await
+            .unwrap_err()
+            .code(),
         Some(tonic::Code::AlreadyExists)
     );
 
     // By name or by ARN.
     for name in ["Customers-1", arn.as_str()] {
         let d = client
-            .describe_feature_group(pb::DescribeFeatureGroupRequest { feature_group_name: name.into() })
+            .describe_feature_group(pb::DescribeFeatureGroupRequest {
+                feature_group_name: name.into(),
+            })
             .await
             .unwrap();
         assert_eq!(d.feature_group_name, "Customers-1");
         assert_eq!(d.feature_definitions.len(), 5);
         assert_eq!(d.description, "people who buy");
         assert_eq!(d.tags.len(), 1);
-        assert_eq!(d.feature_group_status, pb::FeatureGroupStatus::Created as i32);
-        assert_eq!(d.online_store_config.unwrap().ttl_duration.unwrap().value, 3600);
+        assert_eq!(
+            d.feature_group_status,
+            pb::FeatureGroupStatus::Created as i32
+        );
+        assert_eq!(
+            d.online_store_config.unwrap().ttl_duration.unwrap().value,
+            3600
+        );
         assert!(d.creation_time_unix_ms > 1_600_000_000_000);
     }
 
@@ -51,14 +76,19 @@ async fn create_describe_update_delete() {
                 },
             ],
             online_store_config: Some(pb::OnlineStoreConfigUpdate {
-                ttl_duration: Some(pb::TtlDuration { unit: pb::TtlUnit::Days as i32, value: 2 }),
+                ttl_duration: Some(pb::TtlDuration {
+                    unit: pb::TtlUnit::Days as i32,
+                    value: 2,
+                }),
                 clear_ttl_duration: false,
             }),
         })
         .await
         .unwrap();
     let d = client
-        .describe_feature_group(pb::DescribeFeatureGroupRequest { feature_group_name: "Customers-1".into() })
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: "Customers-1".into(),
+        })
         .await
         .unwrap();
     assert_eq!(d.feature_definitions.len(), 7);
@@ -84,8 +114,14 @@ async fn create_describe_update_delete() {
             feature_name: "age".into(),
             description: Some("age in years".into()),
             parameter_additions: vec![
-                pb::FeatureParameter { key: "pii".into(), value: "false".into() },
-                pb::FeatureParameter { key: "unit".into(), value: "years".into() },
+                pb::FeatureParameter {
+                    key: "pii".into(),
+                    value: "false".into(),
+                },
+                pb::FeatureParameter {
+                    key: "unit".into(),
+                    value: "years".into(),
+                },
             ],
             parameter_removals: vec![],
         })
@@ -122,23 +158,39 @@ async fn create_describe_update_delete() {
     assert_eq!(missing.code(), Some(tonic::Code::NotFound));
 
     // Delete removes the data and frees the name.
-    client.put_record(put("Customers-1", record("c1", &ts(1), 1))).await.unwrap();
     client
-        .delete_feature_group(pb::DeleteFeatureGroupRequest { feature_group_name: "Customers-1".into() })
+        .put_record(put("Customers-1", record("c1", &ts(1), 1)))
+        .await
+        .unwrap();
+    client
+        .delete_feature_group(pb::DeleteFeatureGroupRequest {
+            feature_group_name: "Customers-1".into(),
+        })
         .await
         .unwrap();
     let gone = client
-        .describe_feature_group(pb::DescribeFeatureGroupRequest { feature_group_name: "Customers-1".into() })
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: "Customers-1".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Some(tonic::Code::NotFound));
     assert_eq!(
-        client.get_record(get("Customers-1", "c1")).await.unwrap_err().code(),
+        client
+            .get_record(get("Customers-1", "c1"))
+            .await
+            .unwrap_err()
+            .code(),
         Some(tonic::Code::NotFound)
     );
     client.create_feature_group(request).await.unwrap();
     assert!(
-        client.get_record(get("Customers-1", "c1")).await.unwrap().record.is_empty(),
+        client
+            .get_record(get("Customers-1", "c1"))
+            .await
+            .unwrap()
+            .record
+            .is_empty(),
         "a re-created group does not see the old group's records"
     );
 }
@@ -148,8 +200,15 @@ async fn list_filters_sorts_and_paginates() {
     let (_dir, server) = start().await;
     let client = server.client().await;
     for i in 0..25 {
-        let name = if i % 2 == 0 { format!("even-{i:02}") } else { format!("odd-{i:02}") };
-        client.create_feature_group(customers_group(&name, None)).await.unwrap();
+        let name = if i % 2 == 0 {
+            format!("even-{i:02}")
+        } else {
+            format!("odd-{i:02}")
+        };
+        client
+            .create_feature_group(customers_group(&name, None))
+            .await
+            .unwrap();
     }
 
     let page = |max: u32, token: String| pb::ListFeatureGroupsRequest {
@@ -165,7 +224,12 @@ async fn list_filters_sorts_and_paginates() {
     loop {
         let response = client.list_feature_groups(page(10, token)).await.unwrap();
         pages += 1;
-        names.extend(response.feature_group_summaries.into_iter().map(|s| s.feature_group_name));
+        names.extend(
+            response
+                .feature_group_summaries
+                .into_iter()
+                .map(|s| s.feature_group_name),
+        );
         if response.next_token.is_empty() {
             break;
         }
@@ -186,7 +250,11 @@ async fn list_filters_sorts_and_paginates() {
         .unwrap();
     assert_eq!(evens.len(), 13);
     // Default order: newest first.
-    assert!(evens.windows(2).all(|w| w[0].creation_time_unix_ms >= w[1].creation_time_unix_ms));
+    assert!(
+        evens
+            .windows(2)
+            .all(|w| w[0].creation_time_unix_ms >= w[1].creation_time_unix_ms)
+    );
 
     let descending = client
         .list_feature_groups(pb::ListFeatureGroupsRequest {
@@ -197,18 +265,31 @@ async fn list_filters_sorts_and_paginates() {
         })
         .await
         .unwrap();
-    assert_eq!(descending.feature_group_summaries[0].feature_group_name, "odd-23");
+    assert_eq!(
+        descending.feature_group_summaries[0].feature_group_name,
+        "odd-23"
+    );
 
-    let bad = client.list_feature_groups(page(101, String::new())).await.unwrap_err();
+    let bad = client
+        .list_feature_groups(page(101, String::new()))
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Some(tonic::Code::InvalidArgument));
-    let bad_token = client.list_feature_groups(page(10, "zz".into())).await.unwrap_err();
+    let bad_token = client
+        .list_feature_groups(page(10, "zz".into()))
+        .await
+        .unwrap_err();
     assert_eq!(bad_token.code(), Some(tonic::Code::InvalidArgument));
 }
 
 #[tokio::test]
 async fn health_reflection_metrics_and_healthz() {
     let (_dir, server) = start().await;
-    let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let status = health
@@ -218,13 +299,16 @@ async fn health_reflection_metrics_and_healthz() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     // Reflection: list services the way grpcurl does.
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -240,11 +324,20 @@ async fn health_reflection_metrics_and_healthz() {
         panic!("expected a service list");
     };
     let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(services.contains(&"quiver.featurestore.v1.FeatureStore".to_string()), "{services:?}");
+    assert!(
+        services.contains(&"quiver.featurestore.v1.FeatureStore".to_string()),
+        "{services:?}"
+    );
 
     let client = server.client().await;
-    client.create_feature_group(customers_group("g", None)).await.unwrap();
-    client.put_record(put("g", record("a", &ts(1), 1))).await.unwrap();
+    client
+        .create_feature_group(customers_group("g", None))
+        .await
+        .unwrap();
+    client
+        .put_record(put("g", record("a", &ts(1), 1)))
+        .await
+        .unwrap();
     let _ = client.get_record(get("g", "a")).await.unwrap();
 
     let (code, body) = server.http_get("/healthz").await;
@@ -258,6 +351,9 @@ async fn health_reflection_metrics_and_healthz() {
         "quiver_feature_groups 1",
         "quiver_rocksdb_block_cache_usage_bytes",
     ] {
-        assert!(metrics.contains(expected), "/metrics lacks {expected}:\n{metrics}");
+        assert!(
+            metrics.contains(expected),
+            "/metrics lacks {expected}:\n{metrics}"
+        );
     }
 }

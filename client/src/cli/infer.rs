@@ -57,7 +57,11 @@ pub fn definitions(table: &Table, event_time_column: &str) -> Result<Vec<pb::Fea
         definitions.push(pb::FeatureDefinition {
             feature_name: column.clone(),
             feature_type: feature_type as i32,
-            collection_type: if is_list { pb::CollectionType::List } else { pb::CollectionType::None } as i32,
+            collection_type: if is_list {
+                pb::CollectionType::List
+            } else {
+                pb::CollectionType::None
+            } as i32,
             vector_dimension: 0,
         });
     }
@@ -72,10 +76,28 @@ mod tests {
     fn infers_like_the_sagemaker_sdk() {
         let text = |s: &str| Cell::Text(s.to_string());
         let table = Table {
-            columns: vec!["id".into(), "ts".into(), "score".into(), "name".into(), "tags".into()],
+            columns: vec![
+                "id".into(),
+                "ts".into(),
+                "score".into(),
+                "name".into(),
+                "tags".into(),
+            ],
             rows: vec![
-                Ok(vec![text("1"), text("1700000000"), text("0.5"), text("a"), Cell::List(vec![text("x")])]),
-                Ok(vec![text("2"), text("1700000001"), text("2"), Cell::Null, Cell::Null]),
+                Ok(vec![
+                    text("1"),
+                    text("1700000000"),
+                    text("0.5"),
+                    text("a"),
+                    Cell::List(vec![text("x")]),
+                ]),
+                Ok(vec![
+                    text("2"),
+                    text("1700000001"),
+                    text("2"),
+                    Cell::Null,
+                    Cell::Null,
+                ]),
             ],
         };
         let defs = definitions(&table, "ts").unwrap();

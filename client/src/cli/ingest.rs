@@ -47,7 +47,12 @@ impl IngestSummary {
     }
 }
 
-pub async fn ingest(client: &Client, group: &str, path: &Path, options: IngestOptions) -> Result<IngestSummary> {
+pub async fn ingest(
+    client: &Client,
+    group: &str,
+    path: &Path,
+    options: IngestOptions,
+) -> Result<IngestSummary> {
     let started = Instant::now();
     let description = client
         .describe_feature_group(pb::DescribeFeatureGroupRequest {
@@ -60,9 +65,14 @@ pub async fn ingest(client: &Client, group: &str, path: &Path, options: IngestOp
     let mut records: Vec<(usize, Vec<pb::FeatureValue>)> = Vec::with_capacity(rows);
     for (index, row) in table.rows.into_iter().enumerate() {
         let number = index + 1;
-        match row.and_then(|cells| values::record(&description.feature_definitions, &table.columns, &cells)) {
+        match row.and_then(|cells| {
+            values::record(&description.feature_definitions, &table.columns, &cells)
+        }) {
             Ok(record) => records.push((number, record)),
-            Err(reason) => rejected.push(Rejected { row: number, reason }),
+            Err(reason) => rejected.push(Rejected {
+                row: number,
+                reason,
+            }),
         }
     }
 
@@ -123,14 +133,26 @@ async fn write_batch(
             for (row, record) in batch {
                 match client.put_record(request(record)).await {
                     Ok(_) => ok += 1,
-                    Err(e) => failed.push(Rejected { row, reason: reason(&e) }),
+                    Err(e) => failed.push(Rejected {
+                        row,
+                        reason: reason(&e),
+                    }),
                 }
             }
             (ok, failed)
         }
         Err(e) => {
             let reason = reason(&e);
-            (0, batch.into_iter().map(|(row, _)| Rejected { row, reason: reason.clone() }).collect())
+            (
+                0,
+                batch
+                    .into_iter()
+                    .map(|(row, _)| Rejected {
+                        row,
+                        reason: reason.clone(),
+                    })
+                    .collect(),
+            )
         }
     }
 }

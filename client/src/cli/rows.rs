@@ -5,7 +5,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, UInt8Type, UInt16Type, UInt32Type, UInt64Type, Float32Type, Float64Type};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// One cell of an input row.
@@ -27,7 +30,12 @@ pub enum FileKind {
 }
 
 pub fn file_kind(path: &Path) -> Result<FileKind> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("csv") => Ok(FileKind::Csv),
         Some("parquet") | Some("pq") => Ok(FileKind::Parquet),
         _ => bail!("{}: expected a .csv or .parquet file", path.display()),
@@ -86,10 +94,16 @@ fn read_parquet(path: &Path) -> Result<Table> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
-    let columns: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let columns: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let mut rows = Vec::new();
     for batch in builder.build()? {
-        let batch = batch.with_context(|| format!("{}: cannot read a row group", path.display()))?;
+        let batch =
+            batch.with_context(|| format!("{}: cannot read a row group", path.display()))?;
         for row in 0..batch.num_rows() {
             rows.push(
                 batch
@@ -118,7 +132,10 @@ pub fn cell(array: &ArrayRef, row: usize) -> Result<Cell, String> {
         DataType::UInt32 => Cell::Int(array.as_primitive::<UInt32Type>().value(row).into()),
         DataType::UInt64 => {
             let v = array.as_primitive::<UInt64Type>().value(row);
-            Cell::Int(i64::try_from(v).map_err(|_| format!("{v} does not fit a signed 64-bit Integral"))?)
+            Cell::Int(
+                i64::try_from(v)
+                    .map_err(|_| format!("{v} does not fit a signed 64-bit Integral"))?,
+            )
         }
         DataType::Float32 => Cell::Float(array.as_primitive::<Float32Type>().value(row).into()),
         DataType::Float64 => Cell::Float(array.as_primitive::<Float64Type>().value(row)),
@@ -147,15 +164,27 @@ pub fn cell(array: &ArrayRef, row: usize) -> Result<Cell, String> {
         }
         DataType::List(_) => {
             let list = array.as_list::<i32>().value(row);
-            Cell::List((0..list.len()).map(|i| cell(&list, i)).collect::<Result<_, _>>()?)
+            Cell::List(
+                (0..list.len())
+                    .map(|i| cell(&list, i))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         DataType::LargeList(_) => {
             let list = array.as_list::<i64>().value(row);
-            Cell::List((0..list.len()).map(|i| cell(&list, i)).collect::<Result<_, _>>()?)
+            Cell::List(
+                (0..list.len())
+                    .map(|i| cell(&list, i))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         DataType::FixedSizeList(_, _) => {
             let list = array.as_fixed_size_list().value(row);
-            Cell::List((0..list.len()).map(|i| cell(&list, i)).collect::<Result<_, _>>()?)
+            Cell::List(
+                (0..list.len())
+                    .map(|i| cell(&list, i))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         other => return Err(format!("Parquet type {other} has no feature type")),
     })

@@ -164,9 +164,14 @@ pub fn to_request(spec: CreateFeatureGroupSpec) -> Result<pb::CreateFeatureGroup
                 storage_type: match o.storage_type.as_deref() {
                     None | Some("Standard") => pb::StorageType::Standard,
                     Some("InMemory") => pb::StorageType::InMemory,
-                    Some(other) => bail!("OnlineStoreConfig.StorageType '{other}' must be Standard or InMemory"),
+                    Some(other) => bail!(
+                        "OnlineStoreConfig.StorageType '{other}' must be Standard or InMemory"
+                    ),
                 } as i32,
-                kms_key_id: o.security_config.and_then(|s| s.kms_key_id).unwrap_or_default(),
+                kms_key_id: o
+                    .security_config
+                    .and_then(|s| s.kms_key_id)
+                    .unwrap_or_default(),
             })
         })
         .transpose()?;
@@ -189,7 +194,9 @@ pub fn to_request(spec: CreateFeatureGroupSpec) -> Result<pb::CreateFeatureGroup
                 table_format: match o.table_format.as_deref() {
                     None | Some("Glue") => pb::TableFormat::Glue,
                     Some("Iceberg") => pb::TableFormat::Iceberg,
-                    Some(other) => bail!("OfflineStoreConfig.TableFormat '{other}' must be Glue or Iceberg"),
+                    Some(other) => {
+                        bail!("OfflineStoreConfig.TableFormat '{other}' must be Glue or Iceberg")
+                    }
                 } as i32,
             })
         })
@@ -207,14 +214,17 @@ pub fn to_request(spec: CreateFeatureGroupSpec) -> Result<pb::CreateFeatureGroup
             .tags
             .unwrap_or_default()
             .into_iter()
-            .map(|t| pb::Tag { key: t.key, value: t.value })
+            .map(|t| pb::Tag {
+                key: t.key,
+                value: t.value,
+            })
             .collect(),
     })
 }
 
 pub fn parse(json: &str) -> Result<pb::CreateFeatureGroupRequest> {
-    let spec: CreateFeatureGroupSpec =
-        serde_json::from_str(json).map_err(|e| anyhow!("not a CreateFeatureGroup JSON spec: {e}"))?;
+    let spec: CreateFeatureGroupSpec = serde_json::from_str(json)
+        .map_err(|e| anyhow!("not a CreateFeatureGroup JSON spec: {e}"))?;
     to_request(spec)
 }
 
@@ -242,8 +252,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.feature_definitions[2].vector_dimension, 4);
-        assert_eq!(request.online_store_config.unwrap().ttl_duration.unwrap().value, 3);
-        assert_eq!(request.offline_store_config.unwrap().s3_uri, "s3://bucket/prefix");
+        assert_eq!(
+            request
+                .online_store_config
+                .unwrap()
+                .ttl_duration
+                .unwrap()
+                .value,
+            3
+        );
+        assert_eq!(
+            request.offline_store_config.unwrap().s3_uri,
+            "s3://bucket/prefix"
+        );
         assert!(parse(r#"{"FeatureGroupName": "x", "Bogus": 1}"#).is_err());
     }
 }

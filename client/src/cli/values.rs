@@ -17,7 +17,11 @@ pub fn json_cell(value: &serde_json::Value) -> Result<Cell, String> {
     use serde_json::Value as J;
     Ok(match value {
         J::Null => Cell::Null,
-        J::Bool(b) => return Err(format!("{b} is a boolean; features are Integral, Fractional or String")),
+        J::Bool(b) => {
+            return Err(format!(
+                "{b} is a boolean; features are Integral, Fractional or String"
+            ));
+        }
         J::Number(n) => match n.as_i64() {
             Some(i) => Cell::Int(i),
             None => Cell::Float(n.as_f64().ok_or_else(|| format!("{n} is not a number"))?),
@@ -29,9 +33,13 @@ pub fn json_cell(value: &serde_json::Value) -> Result<Cell, String> {
 }
 
 /// The typed value of `cell` for feature `def`; `None` for a null cell (the feature is omitted).
-pub fn feature_value(def: &pb::FeatureDefinition, cell: &Cell) -> Result<Option<pb::FeatureValue>, String> {
+pub fn feature_value(
+    def: &pb::FeatureDefinition,
+    cell: &Cell,
+) -> Result<Option<pb::FeatureValue>, String> {
     let name = def.feature_name.as_str();
-    let feature_type = pb::FeatureType::try_from(def.feature_type).unwrap_or(pb::FeatureType::Unspecified);
+    let feature_type =
+        pb::FeatureType::try_from(def.feature_type).unwrap_or(pb::FeatureType::Unspecified);
     let is_collection = def.collection_type != pb::CollectionType::None as i32;
     if matches!(cell, Cell::Null) {
         return Ok(None);
@@ -47,13 +55,26 @@ pub fn feature_value(def: &pb::FeatureDefinition, cell: &Cell) -> Result<Option<
                 .map(json_cell)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("feature '{name}': {e}"))?,
-            _ => return Err(format!("feature '{name}' is a collection; '{}' is not a JSON array", truncate(text))),
+            _ => {
+                return Err(format!(
+                    "feature '{name}' is a collection; '{}' is not a JSON array",
+                    truncate(text)
+                ));
+            }
         },
-        _ => return Err(format!("feature '{name}' is a collection; got a single value")),
+        _ => {
+            return Err(format!(
+                "feature '{name}' is a collection; got a single value"
+            ));
+        }
     };
     Ok(Some(match feature_type {
-        pb::FeatureType::Integral => value::integral_list(name, collect(&items, |c| as_i64(name, c))?),
-        pb::FeatureType::Fractional => value::fractional_list(name, collect(&items, |c| as_f64(name, c))?),
+        pb::FeatureType::Integral => {
+            value::integral_list(name, collect(&items, |c| as_i64(name, c))?)
+        }
+        pb::FeatureType::Fractional => {
+            value::fractional_list(name, collect(&items, |c| as_f64(name, c))?)
+        }
         _ => value::string_list(name, collect(&items, |c| as_string(name, c))?),
     }))
 }
@@ -62,7 +83,11 @@ fn collect<T>(items: &[Cell], f: impl Fn(&Cell) -> Result<T, String>) -> Result<
     items.iter().map(f).collect()
 }
 
-fn scalar(name: &str, feature_type: pb::FeatureType, cell: &Cell) -> Result<pb::FeatureValue, String> {
+fn scalar(
+    name: &str,
+    feature_type: pb::FeatureType,
+    cell: &Cell,
+) -> Result<pb::FeatureValue, String> {
     match feature_type {
         pb::FeatureType::Integral => as_i64(name, cell).map(|n| value::integral(name, n)),
         pb::FeatureType::Fractional => as_f64(name, cell).map(|f| value::fractional(name, f)),
@@ -74,11 +99,15 @@ fn scalar(name: &str, feature_type: pb::FeatureType, cell: &Cell) -> Result<pb::
 fn as_i64(name: &str, cell: &Cell) -> Result<i64, String> {
     match cell {
         Cell::Int(n) => Ok(*n),
-        Cell::Text(t) => t
-            .trim()
-            .parse()
-            .map_err(|_| format!("feature '{name}' is Integral; '{}' is not an integer", truncate(t))),
-        Cell::Float(f) => Err(format!("feature '{name}' is Integral; {f} is not an integer")),
+        Cell::Text(t) => t.trim().parse().map_err(|_| {
+            format!(
+                "feature '{name}' is Integral; '{}' is not an integer",
+                truncate(t)
+            )
+        }),
+        Cell::Float(f) => Err(format!(
+            "feature '{name}' is Integral; {f} is not an integer"
+        )),
         other => Err(not_scalar(name, other)),
     }
 }
@@ -87,10 +116,12 @@ fn as_f64(name: &str, cell: &Cell) -> Result<f64, String> {
     match cell {
         Cell::Int(n) => Ok(*n as f64),
         Cell::Float(f) => Ok(*f),
-        Cell::Text(t) => t
-            .trim()
-            .parse()
-            .map_err(|_| format!("feature '{name}' is Fractional; '{}' is not a number", truncate(t))),
+        Cell::Text(t) => t.trim().parse().map_err(|_| {
+            format!(
+                "feature '{name}' is Fractional; '{}' is not a number",
+                truncate(t)
+            )
+        }),
         other => Err(not_scalar(name, other)),
     }
 }
@@ -114,7 +145,11 @@ fn not_scalar(name: &str, cell: &Cell) -> String {
 fn truncate(text: &str) -> String {
     let mut chars = text.chars();
     let head: String = chars.by_ref().take(40).collect();
-    if chars.next().is_some() { format!("{head}...") } else { head }
+    if chars.next().is_some() {
+        format!("{head}...")
+    } else {
+        head
+    }
 }
 
 /// The record for one input row: every non-null cell whose column is a feature of the group.

@@ -77,13 +77,19 @@ pub fn ttl(field: &str, ttl: pb::TtlDuration) -> Result<TtlDuration> {
             )));
         }
     };
-    Ok(TtlDuration { unit, value: ttl.value })
+    Ok(TtlDuration {
+        unit,
+        value: ttl.value,
+    })
 }
 
 pub fn group_spec(req: pb::CreateFeatureGroupRequest) -> Result<FeatureGroupSpec> {
     let online = match req.online_store_config {
         Some(c) if c.enable_online_store => Some(OnlineStoreConfig {
-            ttl: c.ttl_duration.map(|t| ttl("OnlineStoreConfig.TtlDuration", t)).transpose()?,
+            ttl: c
+                .ttl_duration
+                .map(|t| ttl("OnlineStoreConfig.TtlDuration", t))
+                .transpose()?,
             storage_type: match enum_value("OnlineStoreConfig.StorageType", c.storage_type)? {
                 pb::StorageType::InMemory => StorageType::InMemory,
                 _ => StorageType::Standard,
@@ -181,7 +187,10 @@ fn offline_status(group: &FeatureGroup) -> pb::OfflineStoreStatus {
     }
 }
 
-pub fn describe(group: &FeatureGroup, default_offline_uri: &str) -> pb::DescribeFeatureGroupResponse {
+pub fn describe(
+    group: &FeatureGroup,
+    default_offline_uri: &str,
+) -> pb::DescribeFeatureGroupResponse {
     pb::DescribeFeatureGroupResponse {
         feature_group_arn: group.arn.clone(),
         feature_group_name: group.name.clone(),
@@ -200,7 +209,10 @@ pub fn describe(group: &FeatureGroup, default_offline_uri: &str) -> pb::Describe
             kms_key_id: o.kms_key_id.clone().unwrap_or_default(),
         }),
         offline_store_config: group.offline.as_ref().map(|o| {
-            let base = o.s3_uri.clone().unwrap_or_else(|| default_offline_uri.to_string());
+            let base = o
+                .s3_uri
+                .clone()
+                .unwrap_or_else(|| default_offline_uri.to_string());
             pb::OfflineStoreConfig {
                 resolved_output_s3_uri: format!(
                     "{}/{}-{}/data",
@@ -253,20 +265,22 @@ pub fn summary(group: &FeatureGroup) -> pb::FeatureGroupSummary {
 }
 
 pub fn list_query(req: pb::ListFeatureGroupsRequest) -> Result<ListQuery> {
-    let status_equals = match enum_value("FeatureGroupStatusEquals", req.feature_group_status_equals)? {
-        pb::FeatureGroupStatus::Unspecified => None,
-        pb::FeatureGroupStatus::Creating => Some("Creating"),
-        pb::FeatureGroupStatus::Created => Some("Created"),
-        pb::FeatureGroupStatus::CreateFailed => Some("CreateFailed"),
-        pb::FeatureGroupStatus::Deleting => Some("Deleting"),
-        pb::FeatureGroupStatus::DeleteFailed => Some("DeleteFailed"),
-    };
-    let offline_equals = match enum_value("OfflineStoreStatusEquals", req.offline_store_status_equals)? {
-        pb::OfflineStoreStatusValue::OfflineStoreStatusUnspecified => None,
-        pb::OfflineStoreStatusValue::Active => Some("Active"),
-        pb::OfflineStoreStatusValue::Blocked => Some("Blocked"),
-        pb::OfflineStoreStatusValue::Disabled => Some("Disabled"),
-    };
+    let status_equals =
+        match enum_value("FeatureGroupStatusEquals", req.feature_group_status_equals)? {
+            pb::FeatureGroupStatus::Unspecified => None,
+            pb::FeatureGroupStatus::Creating => Some("Creating"),
+            pb::FeatureGroupStatus::Created => Some("Created"),
+            pb::FeatureGroupStatus::CreateFailed => Some("CreateFailed"),
+            pb::FeatureGroupStatus::Deleting => Some("Deleting"),
+            pb::FeatureGroupStatus::DeleteFailed => Some("DeleteFailed"),
+        };
+    let offline_equals =
+        match enum_value("OfflineStoreStatusEquals", req.offline_store_status_equals)? {
+            pb::OfflineStoreStatusValue::OfflineStoreStatusUnspecified => None,
+            pb::OfflineStoreStatusValue::Active => Some("Active"),
+            pb::OfflineStoreStatusValue::Blocked => Some("Blocked"),
+            pb::OfflineStoreStatusValue::Disabled => Some("Disabled"),
+        };
     Ok(ListQuery {
         name_contains: non_empty(req.name_contains),
         status_equals: status_equals.map(str::to_string),
@@ -326,13 +340,15 @@ pub fn value_to_pb(name: String, value: Value) -> pb::FeatureValue {
 pub fn target_stores(raw: &[i32]) -> Result<Vec<TargetStore>> {
     raw.iter()
         .enumerate()
-        .map(|(i, v)| match enum_value(&format!("TargetStores[{i}]"), *v)? {
-            pb::TargetStore::OnlineStore => Ok(TargetStore::OnlineStore),
-            pb::TargetStore::OfflineStore => Ok(TargetStore::OfflineStore),
-            pb::TargetStore::Unspecified => Err(Error::validation(format!(
-                "TargetStores[{i}] must be OnlineStore or OfflineStore"
-            ))),
-        })
+        .map(
+            |(i, v)| match enum_value(&format!("TargetStores[{i}]"), *v)? {
+                pb::TargetStore::OnlineStore => Ok(TargetStore::OnlineStore),
+                pb::TargetStore::OfflineStore => Ok(TargetStore::OfflineStore),
+                pb::TargetStore::Unspecified => Err(Error::validation(format!(
+                    "TargetStores[{i}] must be OnlineStore or OfflineStore"
+                ))),
+            },
+        )
         .collect()
 }
 
@@ -348,7 +364,10 @@ pub fn put_request(req: pb::PutRecordRequest) -> Result<(String, PutRequest)> {
         PutRequest {
             record,
             target_stores: target_stores(&req.target_stores)?,
-            ttl: req.ttl_duration.map(|t| ttl("TtlDuration", t)).transpose()?,
+            ttl: req
+                .ttl_duration
+                .map(|t| ttl("TtlDuration", t))
+                .transpose()?,
         },
     ))
 }

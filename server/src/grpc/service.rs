@@ -43,7 +43,10 @@ impl GrpcService {
 }
 
 /// Times a handler and counts it by outcome.
-async fn observe<T>(method: &'static str, handler: impl Future<Output = Result<T>>) -> Result<Response<T>, Status> {
+async fn observe<T>(
+    method: &'static str,
+    handler: impl Future<Output = Result<T>>,
+) -> Result<Response<T>, Status> {
     let started = Instant::now();
     let result = handler.await;
     let code = match &result {
@@ -130,7 +133,8 @@ impl FeatureStoreApi for GrpcService {
     ) -> Result<Response<pb::DeleteFeatureGroupResponse>, Status> {
         observe("DeleteFeatureGroup", async {
             let name = request.into_inner().feature_group_name;
-            self.blocking(move |s| s.delete_feature_group(&name)).await?;
+            self.blocking(move |s| s.delete_feature_group(&name))
+                .await?;
             Ok(pb::DeleteFeatureGroupResponse {})
         })
         .await
@@ -229,7 +233,10 @@ impl FeatureStoreApi for GrpcService {
             let outcomes = self.blocking(move |s| s.put_records(puts)).await?;
             metrics::record_writes(count);
             Ok(pb::PutRecordsResponse {
-                outcomes: outcomes.into_iter().map(|o| convert::outcome(o) as i32).collect(),
+                outcomes: outcomes
+                    .into_iter()
+                    .map(|o| convert::outcome(o) as i32)
+                    .collect(),
             })
         })
         .await
@@ -249,7 +256,8 @@ impl FeatureStoreApi for GrpcService {
             Ok(match view {
                 None => pb::GetRecordResponse::default(),
                 Some(view) => {
-                    let (record, expires_at) = convert::record_view(view, req.expiration_time_response);
+                    let (record, expires_at) =
+                        convert::record_view(view, req.expiration_time_response);
                     pb::GetRecordResponse { record, expires_at }
                 }
             })

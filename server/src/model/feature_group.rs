@@ -22,7 +22,9 @@ pub enum Collection {
     /// A list whose elements are unique.
     Set,
     /// A list of exactly `dimension` Fractional values.
-    Vector { dimension: u32 },
+    Vector {
+        dimension: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

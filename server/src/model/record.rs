@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result, quote};
-use crate::model::{Collection, FeatureGroup, FeatureType, TargetStore, TtlDuration};
 use crate::model::validate::validate_ttl;
+use crate::model::{Collection, FeatureGroup, FeatureType, TargetStore, TtlDuration};
 use crate::time::{self, EpochMillis};
 
 /// A record may hold at most 350 KB of values, as in SageMaker.
@@ -99,8 +99,13 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
             ))
         })?;
         let feature = &group.features[usize::from(ordinal)];
-        check_value(&feature.name, feature.feature_type, feature.collection, &value)
-            .map_err(|e| e.at(format!("Record[{i}]")))?;
+        check_value(
+            &feature.name,
+            feature.feature_type,
+            feature.collection,
+            &value,
+        )
+        .map_err(|e| e.at(format!("Record[{i}]")))?;
         total_bytes += value.size_bytes();
         values.push((ordinal, value));
     }
@@ -119,10 +124,15 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
 
     let identifier = {
         let ordinal = group.ordinal(&group.record_identifier_feature_name);
-        let value = values.iter().find(|(o, _)| Some(*o) == ordinal).map(|(_, v)| v);
+        let value = values
+            .iter()
+            .find(|(o, _)| Some(*o) == ordinal)
+            .map(|(_, v)| v);
         match value {
             Some(Value::Integral(n)) => n.to_string(),
-            Some(Value::String(s)) => check_identifier_text(&group.record_identifier_feature_name, s)?,
+            Some(Value::String(s)) => {
+                check_identifier_text(&group.record_identifier_feature_name, s)?
+            }
             _ => {
                 return Err(Error::validation(format!(
                     "Record is missing the record identifier feature '{}'",
@@ -133,15 +143,23 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
     };
     let event_time_ms = {
         let ordinal = group.ordinal(&group.event_time_feature_name);
-        let value = values.iter().find(|(o, _)| Some(*o) == ordinal).map(|(_, v)| v);
+        let value = values
+            .iter()
+            .find(|(o, _)| Some(*o) == ordinal)
+            .map(|(_, v)| v);
         let name = &group.event_time_feature_name;
         match value {
             Some(Value::String(s)) => time::parse_iso8601(s).map_err(|rule| {
-                Error::validation(format!("event time feature '{name}' value {}: {rule}", quote(s)))
+                Error::validation(format!(
+                    "event time feature '{name}' value {}: {rule}",
+                    quote(s)
+                ))
             })?,
-            Some(Value::Fractional(secs)) => time::epoch_seconds_to_millis(*secs).map_err(|rule| {
-                Error::validation(format!("event time feature '{name}' value {secs}: {rule}"))
-            })?,
+            Some(Value::Fractional(secs)) => {
+                time::epoch_seconds_to_millis(*secs).map_err(|rule| {
+                    Error::validation(format!("event time feature '{name}' value {secs}: {rule}"))
+                })?
+            }
             _ => {
                 return Err(Error::validation(format!(
                     "Record is missing the event time feature '{name}'"
@@ -193,7 +211,9 @@ pub fn check_value(
         )));
     }
     match (collection, value) {
-        (Collection::Vector { dimension }, Value::FractionalList(v)) if v.len() != dimension as usize => {
+        (Collection::Vector { dimension }, Value::FractionalList(v))
+            if v.len() != dimension as usize =>
+        {
             Err(Error::validation(format!(
                 "feature '{name}' is a Vector of dimension {dimension}; got {} values",
                 v.len()
@@ -311,10 +331,17 @@ mod tests {
                     f("id", FeatureType::Integral, Collection::Scalar),
                     f("ts", FeatureType::String, Collection::Scalar),
                     f("tags", FeatureType::String, Collection::Set),
-                    f("emb", FeatureType::Fractional, Collection::Vector { dimension: 2 }),
+                    f(
+                        "emb",
+                        FeatureType::Fractional,
+                        Collection::Vector { dimension: 2 },
+                    ),
                 ],
                 online: Some(OnlineStoreConfig {
-                    ttl: Some(TtlDuration { unit: TtlUnit::Hours, value: 1 }),
+                    ttl: Some(TtlDuration {
+                        unit: TtlUnit::Hours,
+                        value: 1,
+                    }),
                     storage_type: StorageType::Standard,
                     kms_key_id: None,
                 }),
@@ -333,7 +360,10 @@ mod tests {
         validate_put(
             &group(),
             PutRequest {
-                record: record.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+                record: record
+                    .into_iter()
+                    .map(|(n, v)| (n.to_string(), v))
+                    .collect(),
                 target_stores: vec![],
                 ttl: None,
             },
@@ -361,20 +391,47 @@ mod tests {
         let cases: Vec<(Vec<(&str, Value)>, &str)> = vec![
             (vec![ts()], "missing the record identifier"),
             (vec![id()], "missing the event time"),
-            (vec![id(), ts(), ("x", Value::Integral(1))], "'x' is not a feature"),
-            (vec![id(), ("ts", Value::String("yesterday".into()))], "'yesterday'"),
-            (vec![("id", Value::String("a".into())), ts()], "feature 'id' is Integral; got a String"),
-            (vec![id(), ts(), ("emb", Value::FractionalList(vec![1.0]))], "dimension 2; got 1"),
             (
-                vec![id(), ts(), ("tags", Value::StringList(vec!["a".into(), "a".into()]))],
+                vec![id(), ts(), ("x", Value::Integral(1))],
+                "'x' is not a feature",
+            ),
+            (
+                vec![id(), ("ts", Value::String("yesterday".into()))],
+                "'yesterday'",
+            ),
+            (
+                vec![("id", Value::String("a".into())), ts()],
+                "feature 'id' is Integral; got a String",
+            ),
+            (
+                vec![id(), ts(), ("emb", Value::FractionalList(vec![1.0]))],
+                "dimension 2; got 1",
+            ),
+            (
+                vec![
+                    id(),
+                    ts(),
+                    ("tags", Value::StringList(vec!["a".into(), "a".into()])),
+                ],
                 "appears more than once",
             ),
             (vec![id(), ts(), id()], "more than once"),
-            (vec![id(), ts(), ("tags", Value::StringList(vec!["x".repeat(400_000)]))], "the limit is"),
+            (
+                vec![
+                    id(),
+                    ts(),
+                    ("tags", Value::StringList(vec!["x".repeat(400_000)])),
+                ],
+                "the limit is",
+            ),
         ];
         for (record, expect) in cases {
             let err = put(record).expect_err(expect);
-            assert!(err.message().contains(expect), "{:?} vs {expect:?}", err.message());
+            assert!(
+                err.message().contains(expect),
+                "{:?} vs {expect:?}",
+                err.message()
+            );
         }
     }
 

@@ -45,10 +45,7 @@ pub fn check_name(field: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::validation(format!(
-            "{field} {} {RULE}",
-            quote(name)
-        )))
+        Err(Error::validation(format!("{field} {} {RULE}", quote(name))))
     }
 }
 
@@ -117,7 +114,12 @@ pub fn validate_group_spec(spec: &FeatureGroupSpec) -> Result<()> {
             validate_ttl("OnlineStoreConfig.TtlDuration", ttl)?;
         }
         if let Some(kms) = &online.kms_key_id {
-            check_len("OnlineStoreConfig.SecurityConfig.KmsKeyId", kms, 1, MAX_KMS_KEY_ID_LEN)?;
+            check_len(
+                "OnlineStoreConfig.SecurityConfig.KmsKeyId",
+                kms,
+                1,
+                MAX_KMS_KEY_ID_LEN,
+            )?;
         }
     }
     if let Some(offline) = &spec.offline {
@@ -236,7 +238,12 @@ pub fn validate_ttl(field: &str, ttl: &TtlDuration) -> Result<()> {
 
 fn validate_offline(offline: &OfflineStoreConfig) -> Result<()> {
     if let Some(uri) = &offline.s3_uri {
-        check_len("OfflineStoreConfig.S3StorageConfig.S3Uri", uri, 1, MAX_S3_URI_LEN)?;
+        check_len(
+            "OfflineStoreConfig.S3StorageConfig.S3Uri",
+            uri,
+            1,
+            MAX_S3_URI_LEN,
+        )?;
         let rest = uri
             .strip_prefix("s3://")
             .or_else(|| uri.strip_prefix("https://"));
@@ -249,12 +256,32 @@ fn validate_offline(offline: &OfflineStoreConfig) -> Result<()> {
         }
     }
     if let Some(kms) = &offline.kms_key_id {
-        check_len("OfflineStoreConfig.S3StorageConfig.KmsKeyId", kms, 1, MAX_KMS_KEY_ID_LEN)?;
+        check_len(
+            "OfflineStoreConfig.S3StorageConfig.KmsKeyId",
+            kms,
+            1,
+            MAX_KMS_KEY_ID_LEN,
+        )?;
     }
     if let Some(catalog) = &offline.data_catalog {
-        check_len("OfflineStoreConfig.DataCatalogConfig.TableName", &catalog.table_name, 1, 255)?;
-        check_len("OfflineStoreConfig.DataCatalogConfig.Catalog", &catalog.catalog, 1, 255)?;
-        check_len("OfflineStoreConfig.DataCatalogConfig.Database", &catalog.database, 1, 255)?;
+        check_len(
+            "OfflineStoreConfig.DataCatalogConfig.TableName",
+            &catalog.table_name,
+            1,
+            255,
+        )?;
+        check_len(
+            "OfflineStoreConfig.DataCatalogConfig.Catalog",
+            &catalog.catalog,
+            1,
+            255,
+        )?;
+        check_len(
+            "OfflineStoreConfig.DataCatalogConfig.Database",
+            &catalog.database,
+            1,
+            255,
+        )?;
     }
     Ok(())
 }
@@ -299,11 +326,26 @@ pub fn validate_metadata_update(
         }
     }
     for (i, (key, value)) in additions.iter().enumerate() {
-        check_len(&format!("ParameterAdditions[{i}].Key"), key, 1, MAX_PARAMETER_KEY_LEN)?;
-        check_len(&format!("ParameterAdditions[{i}].Value"), value, 1, MAX_PARAMETER_VALUE_LEN)?;
+        check_len(
+            &format!("ParameterAdditions[{i}].Key"),
+            key,
+            1,
+            MAX_PARAMETER_KEY_LEN,
+        )?;
+        check_len(
+            &format!("ParameterAdditions[{i}].Value"),
+            value,
+            1,
+            MAX_PARAMETER_VALUE_LEN,
+        )?;
     }
     for (i, key) in removals.iter().enumerate() {
-        check_len(&format!("ParameterRemovals[{i}]"), key, 1, MAX_PARAMETER_KEY_LEN)?;
+        check_len(
+            &format!("ParameterRemovals[{i}]"),
+            key,
+            1,
+            MAX_PARAMETER_KEY_LEN,
+        )?;
     }
     Ok(())
 }
@@ -380,12 +422,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        rejects(|s| s.name = "bad name".into(), "FeatureGroupName 'bad name'");
-        rejects(|s| s.features.clear(), "1..2500");
         rejects(
-            |s| s.features[2].name = "write_time".into(),
-            "is reserved",
+            |s| s.name = "bad name".into(),
+            "FeatureGroupName 'bad name'",
         );
+        rejects(|s| s.features.clear(), "1..2500");
+        rejects(|s| s.features[2].name = "write_time".into(), "is reserved");
         rejects(|s| s.features[2].name = "ID".into(), "more than once");
         rejects(
             |s| s.record_identifier_feature_name = "nope".into(),

@@ -58,7 +58,11 @@ impl OfflineStaging {
     /// Adds `row` to `batch`; it is staged when (and only when) the batch commits.
     pub fn stage(&self, db: &DB, batch: &mut WriteBatch, row: &StagedRow) {
         let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
-        batch.put_cf(cf(db, CF_OFFLINE_STAGING), sequence.to_be_bytes(), encode(row));
+        batch.put_cf(
+            cf(db, CF_OFFLINE_STAGING),
+            sequence.to_be_bytes(),
+            encode(row),
+        );
     }
 }
 
@@ -83,7 +87,8 @@ pub fn decode(bytes: &[u8]) -> Result<StagedRow> {
         return Err(corrupt());
     }
     let group_id = u64::from_le_bytes(bytes[1..9].try_into().map_err(|_| corrupt())?);
-    let api_invocation_time_ms = i64::from_le_bytes(bytes[9..17].try_into().map_err(|_| corrupt())?);
+    let api_invocation_time_ms =
+        i64::from_le_bytes(bytes[9..17].try_into().map_err(|_| corrupt())?);
     let StoredRecord { header, values } = codec::decode(&bytes[17..], |_| true)?;
     Ok(StagedRow {
         group_id,
@@ -104,7 +109,8 @@ fn decode_key(key: &[u8]) -> Result<u64> {
 pub fn read_all(db: &DB) -> Result<Vec<(u64, StagedRow)>> {
     db.iterator_cf(cf(db, CF_OFFLINE_STAGING), IteratorMode::Start)
         .map(|item| {
-            let (key, value) = item.map_err(|e| Error::storage("reading staged offline rows", e))?;
+            let (key, value) =
+                item.map_err(|e| Error::storage("reading staged offline rows", e))?;
             Ok((decode_key(&key)?, decode(&value)?))
         })
         .collect()

@@ -89,12 +89,14 @@ fn encode_value(out: &mut Vec<u8>, value: &Value) {
         Value::IntegralList(v) => {
             out.push(TAG_INTEGRAL_LIST);
             out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            v.iter().for_each(|n| out.extend_from_slice(&n.to_le_bytes()));
+            v.iter()
+                .for_each(|n| out.extend_from_slice(&n.to_le_bytes()));
         }
         Value::FractionalList(v) => {
             out.push(TAG_FRACTIONAL_LIST);
             out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            v.iter().for_each(|f| out.extend_from_slice(&f.to_le_bytes()));
+            v.iter()
+                .for_each(|f| out.extend_from_slice(&f.to_le_bytes()));
         }
         Value::StringList(v) => {
             out.push(TAG_STRING_LIST);

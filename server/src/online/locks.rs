@@ -39,6 +39,9 @@ impl KeyLocks {
         let mut stripes: Vec<usize> = keys.into_iter().map(|k| self.stripe(k.as_ref())).collect();
         stripes.sort_unstable();
         stripes.dedup();
-        stripes.into_iter().map(|s| self.stripes[s].lock()).collect()
+        stripes
+            .into_iter()
+            .map(|s| self.stripes[s].lock())
+            .collect()
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use crate::db::{CF_RECORDS, cf};
 use crate::error::{Error, Result};
@@ -103,7 +103,10 @@ impl OnlineStore {
 
     /// Applies a batch of validated puts in one atomic write. Within the batch, later records
     /// see the effect of earlier ones on the same identifier.
-    pub fn put_records(&self, writes: &[(Arc<FeatureGroup>, ValidRecord)]) -> Result<Vec<WriteOutcome>> {
+    pub fn put_records(
+        &self,
+        writes: &[(Arc<FeatureGroup>, ValidRecord)],
+    ) -> Result<Vec<WriteOutcome>> {
         let keys: Vec<Vec<u8>> = writes
             .iter()
             .map(|(group, record)| record_key(group.id, &record.identifier))
@@ -128,10 +131,10 @@ impl OnlineStore {
                         deleted: false,
                     };
                     batch.put_cf(records_cf, key, codec::encode(&header, &record.values));
-                    batch_headers.insert(key, Some(header));
+                    batch_headers.insert(key.as_slice(), Some(header));
                     WriteOutcome::Applied
                 } else {
-                    batch_headers.insert(key, current);
+                    batch_headers.insert(key.as_slice(), current);
                     WriteOutcome::Historic
                 }
             } else {
@@ -255,9 +258,19 @@ impl OnlineStore {
         let now_ms = self.clock.now_ms();
         let records_cf = cf(&self.db, CF_RECORDS);
         let mut expired = Vec::new();
-        for item in self.db.iterator_cf(records_cf, IteratorMode::Start) {
-            let (key, value) = item.map_err(|e| Error::storage("scanning for expired records", e))?;
-            if codec::decode_header(&value)?.expires_at_ms.is_some_and(|t| t <= now_ms) {
+        // The records CF has a prefix extractor; a full scan must not be limited to one prefix.
+        let mut scan = ReadOptions::default();
+        scan.set_total_order_seek(true);
+        for item in self
+            .db
+            .iterator_cf_opt(records_cf, scan, IteratorMode::Start)
+        {
+            let (key, value) =
+                item.map_err(|e| Error::storage("scanning for expired records", e))?;
+            if codec::decode_header(&value)?
+                .expires_at_ms
+                .is_some_and(|t| t <= now_ms)
+            {
                 expired.push(key);
             }
         }
@@ -296,7 +309,11 @@ impl OnlineStore {
 
 /// A delete marker row holds the identifier and the delete's event time, typed as the group
 /// defines them; every other feature is null.
-fn delete_marker_values(group: &FeatureGroup, identifier: &str, event_time_ms: EpochMillis) -> Vec<(u16, Value)> {
+fn delete_marker_values(
+    group: &FeatureGroup,
+    identifier: &str,
+    event_time_ms: EpochMillis,
+) -> Vec<(u16, Value)> {
     let mut values = Vec::with_capacity(2);
     if let Some(ordinal) = group.ordinal(&group.record_identifier_feature_name) {
         let value = match group.record_identifier().feature_type {

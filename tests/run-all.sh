@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs Quiver's whole test suite on a fresh Debian machine with Rust (as root), or a prepared one.
+# Installs what the build needs, builds every binary, then runs every test with cargo-nextest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Builds are shared across clones (CI runs in a fresh clone): never `cargo clean` this.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# librocksdb-sys runs bindgen, which needs libclang.
+missing=()
+for pkg in clang libclang-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+
+# The end-to-end tests start the real binaries, so build them first.
+cargo build --workspace --bins
+cargo nextest run --workspace --no-fail-fast "$@"
