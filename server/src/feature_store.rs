@@ -169,6 +169,7 @@ impl FeatureStore {
         feature_names: &[String],
     ) -> Result<Option<RecordView>> {
         let group = self.registry.get(group_name)?;
+        require_online_store(&group)?;
         let identifier = canonical_identifier(&group, identifier)?;
         let wanted = wanted_ordinals(&group, feature_names)?;
         let record = self.online.get_record(&group, &identifier, |ordinal| {
@@ -204,6 +205,7 @@ impl FeatureStore {
         )> = Vec::new();
         for entry in entries {
             let resolved = self.registry.get(&entry.group_name).and_then(|group| {
+                require_online_store(&group)?;
                 let wanted = wanted_ordinals(&group, &entry.feature_names)?;
                 Ok((group, wanted))
             });
@@ -290,6 +292,18 @@ impl FeatureStore {
             offline: targets.offline,
         };
         self.online.delete_record(&group, &request)
+    }
+}
+
+/// Reads are served by the online store; a group without one has nothing to read.
+fn require_online_store(group: &FeatureGroup) -> Result<()> {
+    if group.has_online_store() {
+        Ok(())
+    } else {
+        Err(Error::validation(format!(
+            "feature group '{}' has no online store to read from (OnlineStoreConfig.EnableOnlineStore is off)",
+            group.name
+        )))
     }
 }
 

@@ -48,6 +48,21 @@ impl ArnContext {
     }
 }
 
+impl ArnContext {
+    /// Where a group's offline files go, laid out as SageMaker lays them:
+    /// `<base>/<account>/sagemaker/<region>/offline-store/<group>-<creation epoch>/data`.
+    pub fn offline_data_uri(&self, base: &str, group: &FeatureGroup) -> String {
+        format!(
+            "{}/{}/sagemaker/{}/offline-store/{}-{}/data",
+            base.trim_end_matches('/'),
+            self.account_id,
+            self.region,
+            group.name,
+            group.creation_time_ms.div_euclid(1000)
+        )
+    }
+}
+
 /// A change to the default TTL (UpdateFeatureGroup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TtlUpdate {

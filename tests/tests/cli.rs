@@ -259,3 +259,111 @@ async fn cli_round_trip_with_csv_ingest() {
     assert!(!bad_json.status.success());
     assert!(String::from_utf8_lossy(&bad_json.stderr).contains("JSON object"));
 }
+
+#[tokio::test]
+async fn cli_creates_and_ingests_from_parquet() {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, Float32Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
+        TimestampMillisecondArray,
+    };
+    use arrow::datatypes::Int64Type;
+
+    let (dir, server) = start().await;
+    let path = dir.path().join("events.parquet");
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("user_id", Arc::new(Int64Array::from(vec![1, 2, 3]))),
+        (
+            "event_time",
+            Arc::new(
+                TimestampMillisecondArray::from(vec![
+                    1_704_067_200_000,
+                    1_704_067_201_500,
+                    1_704_067_202_000,
+                ])
+                .with_timezone("UTC"),
+            ),
+        ),
+        ("clicks", Arc::new(Int32Array::from(vec![5, 6, 7]))),
+        ("ratio", Arc::new(Float32Array::from(vec![0.5, 0.25, 1.0]))),
+        (
+            "country",
+            Arc::new(StringArray::from(vec![Some("NZ"), None, Some("PE")])),
+        ),
+        (
+            "history",
+            Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+                Some(vec![Some(1), Some(2)]),
+                Some(vec![Some(3)]),
+                Some(vec![]),
+            ])),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let file = std::fs::File::create(&path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let created = json(quiver(
+        &server,
+        &[
+            "--output",
+            "json",
+            "feature-group",
+            "create",
+            "events",
+            "--from",
+            path.to_str().unwrap(),
+            "--record-id",
+            "user_id",
+            "--event-time",
+            "event_time",
+        ],
+    ));
+    let defs: Vec<(String, String)> = created["FeatureDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["FeatureType"].as_str().unwrap().to_string(),
+                d["CollectionType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("INTEGRAL", "COLLECTION_TYPE_NONE"),
+        ("STRING", "COLLECTION_TYPE_NONE"),
+        ("INTEGRAL", "COLLECTION_TYPE_NONE"),
+        ("FRACTIONAL", "COLLECTION_TYPE_NONE"),
+        ("STRING", "COLLECTION_TYPE_NONE"),
+        ("INTEGRAL", "LIST"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(defs, expected);
+
+    let summary = json(quiver(
+        &server,
+        &[
+            "--output",
+            "json",
+            "ingest",
+            "events",
+            path.to_str().unwrap(),
+            "--no-progress",
+        ],
+    ));
+    assert_eq!(summary["written"], 3, "{summary}");
+
+    let two = json(quiver(&server, &["--output", "json", "get", "events", "2"]));
+    assert_eq!(
+        two,
+        serde_json::json!({
+            "user_id": 2, "event_time": "2024-01-01T00:00:01.500Z", "clicks": 6, "ratio": 0.25, "history": [3]
+        })
+    );
+}

@@ -554,3 +554,43 @@ async fn concurrent_writers_to_one_identifier_converge_to_the_greatest_event_tim
     assert_eq!(feature(&got, "age"), Some(serde_json::json!(1000)));
     assert_eq!(feature(&got, "ts"), Some(serde_json::json!(ts(1000))));
 }
+
+#[tokio::test]
+async fn offline_only_group_accepts_writes_and_refuses_online_reads() {
+    let (_dir, server) = start().await;
+    let client = server.client().await;
+    let mut request = customers_group("history", None);
+    request.online_store_config = None;
+    request.offline_store_config = Some(pb::OfflineStoreConfig::default());
+    client.create_feature_group(request).await.unwrap();
+
+    let response = client
+        .put_record(put("history", record("a", &ts(1), 1)))
+        .await
+        .unwrap();
+    assert_eq!(response.outcome, pb::WriteOutcome::OfflineOnly as i32);
+    let err = client.get_record(get("history", "a")).await.unwrap_err();
+    assert_eq!(err.code(), Some(tonic::Code::InvalidArgument));
+    assert!(err.to_string().contains("no online store"), "{err}");
+
+    let d = client
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: "history".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        d.offline_store_status.unwrap().status,
+        pb::OfflineStoreStatusValue::Active as i32
+    );
+    let offline = d.offline_store_config.unwrap();
+    assert!(
+        offline
+            .resolved_output_s3_uri
+            .contains("/000000000000/sagemaker/us-east-1/offline-store/history-")
+            && offline.resolved_output_s3_uri.ends_with("/data"),
+        "{}",
+        offline.resolved_output_s3_uri
+    );
+    assert!(d.online_store_config.is_none());
+}

@@ -143,17 +143,10 @@ pub fn cell(array: &ArrayRef, row: usize) -> Result<Cell, String> {
         DataType::LargeUtf8 => Cell::Text(array.as_string::<i64>().value(row).to_string()),
         DataType::Utf8View => Cell::Text(array.as_string_view().value(row).to_string()),
         DataType::Timestamp(unit, _) => {
-            let raw = array
-                .as_any()
-                .downcast_ref::<arrow::array::PrimitiveArray<Int64Type>>()
-                .map(|a| a.value(row));
-            let raw = match raw {
-                Some(v) => v,
-                None => arrow::compute::cast(array, &DataType::Int64)
-                    .map_err(|e| e.to_string())?
-                    .as_primitive::<Int64Type>()
-                    .value(row),
-            };
+            let raw = arrow::compute::cast(array, &DataType::Int64)
+                .map_err(|e| e.to_string())?
+                .as_primitive::<Int64Type>()
+                .value(row);
             let millis = match unit {
                 TimeUnit::Second => raw.saturating_mul(1000),
                 TimeUnit::Millisecond => raw,

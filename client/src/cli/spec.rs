@@ -141,6 +141,9 @@ pub fn definition(field: &str, spec: FeatureDefinitionSpec) -> Result<pb::Featur
 }
 
 pub fn to_request(spec: CreateFeatureGroupSpec) -> Result<pb::CreateFeatureGroupRequest> {
+    if spec.throughput_config.is_some() {
+        eprintln!("note: ThroughputConfig is ignored; Quiver has no provisioned throughput modes");
+    }
     let feature_definitions = spec
         .feature_definitions
         .into_iter()

@@ -14,6 +14,7 @@ use crate::model::{
 };
 use crate::online::WriteOutcome;
 use crate::online::store::DeletionMode;
+use crate::registry::ArnContext;
 use crate::time;
 
 fn non_empty(s: String) -> Option<String> {
@@ -190,6 +191,7 @@ fn offline_status(group: &FeatureGroup) -> pb::OfflineStoreStatus {
 pub fn describe(
     group: &FeatureGroup,
     default_offline_uri: &str,
+    arns: &ArnContext,
 ) -> pb::DescribeFeatureGroupResponse {
     pb::DescribeFeatureGroupResponse {
         feature_group_arn: group.arn.clone(),
@@ -214,12 +216,7 @@ pub fn describe(
                 .clone()
                 .unwrap_or_else(|| default_offline_uri.to_string());
             pb::OfflineStoreConfig {
-                resolved_output_s3_uri: format!(
-                    "{}/{}-{}/data",
-                    base.trim_end_matches('/'),
-                    group.name,
-                    group.creation_time_ms / 1000
-                ),
+                resolved_output_s3_uri: arns.offline_data_uri(&base, group),
                 s3_uri: base,
                 kms_key_id: o.kms_key_id.clone().unwrap_or_default(),
                 disable_glue_table_creation: o.disable_glue_table_creation,

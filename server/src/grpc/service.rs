@@ -81,7 +81,11 @@ impl FeatureStoreApi for GrpcService {
             let group = self
                 .store
                 .describe_feature_group(&request.get_ref().feature_group_name)?;
-            Ok(convert::describe(&group, &self.default_offline_uri))
+            Ok(convert::describe(
+                &group,
+                &self.default_offline_uri,
+                self.store.registry().arns(),
+            ))
         })
         .await
     }
