@@ -268,6 +268,15 @@ pub fn get(group: &str, id: &str) -> pb::GetRecordRequest {
     }
 }
 
+/// The live record of `id` in `group` (empty when there is none).
+pub async fn read(client: &Client, group: &str, id: &str) -> Vec<pb::FeatureValue> {
+    client
+        .get_record(get(group, id))
+        .await
+        .unwrap_or_else(|e| panic!("GetRecord {group}/{id}: {e}"))
+        .record
+}
+
 /// The value of `feature` in a record, as JSON.
 pub fn feature(record: &[pb::FeatureValue], feature: &str) -> Option<serde_json::Value> {
     record

@@ -51,15 +51,10 @@ async fn restart_keeps_groups_and_records() {
         .await
         .unwrap();
     assert_eq!(d.feature_definitions.len(), 6, "the added feature survived");
-    let b = client.get_record(get("g", "b")).await.unwrap().record;
+    let b = read(&client, "g", "b").await;
     assert_eq!(feature(&b, "age"), Some(serde_json::json!(7)));
     assert!(
-        client
-            .get_record(get("g", "a"))
-            .await
-            .unwrap()
-            .record
-            .is_empty(),
+        read(&client, "g", "a").await.is_empty(),
         "soft delete survived"
     );
     let historic = client
@@ -117,23 +112,13 @@ async fn kill_9_loses_no_acknowledged_write() {
         let client = server.client().await;
         let mut lost = Vec::new();
         for i in 0..N {
-            let got = client
-                .get_record(get("g", &format!("r{i}")))
-                .await
-                .unwrap()
-                .record;
+            let got = read(&client, "g", &format!("r{i}")).await;
             if feature(&got, "age") != Some(serde_json::json!(i)) {
                 lost.push(i);
             }
         }
         for i in 0..500 {
-            if client
-                .get_record(get("g", &format!("batch{i}")))
-                .await
-                .unwrap()
-                .record
-                .is_empty()
-            {
+            if read(&client, "g", &format!("batch{i}")).await.is_empty() {
                 lost.push(N + i);
             }
         }

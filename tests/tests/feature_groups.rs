@@ -185,12 +185,7 @@ async fn create_describe_update_delete() {
     );
     client.create_feature_group(request).await.unwrap();
     assert!(
-        client
-            .get_record(get("Customers-1", "c1"))
-            .await
-            .unwrap()
-            .record
-            .is_empty(),
+        read(&client, "Customers-1", "c1").await.is_empty(),
         "a re-created group does not see the old group's records"
     );
 }

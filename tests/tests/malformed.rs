@@ -310,22 +310,8 @@ async fn malformed_requests_get_helpful_errors() {
         .put_record(put("g", record("ok", &ts(1), 1)))
         .await
         .unwrap();
-    assert!(
-        !client
-            .get_record(get("g", "ok"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
-    assert!(
-        client
-            .get_record(get("g", "a"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
+    assert!(!read(&client, "g", "ok").await.is_empty());
+    assert!(read(&client, "g", "a").await.is_empty());
     let groups = client
         .list_all_feature_groups(pb::ListFeatureGroupsRequest::default())
         .await

@@ -21,11 +21,7 @@ async fn put_get_and_feature_subset() {
     let response = client.put_record(put("customers", rec)).await.unwrap();
     assert_eq!(response.outcome, pb::WriteOutcome::Applied as i32);
 
-    let got = client
-        .get_record(get("customers", "c1"))
-        .await
-        .unwrap()
-        .record;
+    let got = read(&client, "customers", "c1").await;
     assert_eq!(feature(&got, "age"), Some(serde_json::json!(42)));
     assert_eq!(feature(&got, "score"), Some(serde_json::json!(0.5)));
     assert_eq!(feature(&got, "tags"), Some(serde_json::json!(["a", "b"])));
@@ -50,11 +46,7 @@ async fn put_get_and_feature_subset() {
         .put_record(put("customers", record("c1", &ts(11), 43)))
         .await
         .unwrap();
-    let got = client
-        .get_record(get("customers", "c1"))
-        .await
-        .unwrap()
-        .record;
+    let got = read(&client, "customers", "c1").await;
     assert_eq!(feature(&got, "score"), None);
     assert_eq!(feature(&got, "age"), Some(serde_json::json!(43)));
 }
@@ -86,7 +78,7 @@ async fn older_event_time_is_historic_and_not_applied_online() {
         pb::WriteOutcome::Historic as i32,
         "an equal event time is not newer"
     );
-    let got = client.get_record(get("g", "c1")).await.unwrap().record;
+    let got = read(&client, "g", "c1").await;
     assert_eq!(feature(&got, "age"), Some(serde_json::json!(1)));
 
     let newer = client
@@ -94,7 +86,7 @@ async fn older_event_time_is_historic_and_not_applied_online() {
         .await
         .unwrap();
     assert_eq!(newer.outcome, pb::WriteOutcome::Applied as i32);
-    let got = client.get_record(get("g", "c1")).await.unwrap().record;
+    let got = read(&client, "g", "c1").await;
     assert_eq!(feature(&got, "age"), Some(serde_json::json!(4)));
 }
 
@@ -131,54 +123,26 @@ async fn soft_delete_hides_and_keeps_event_time_hard_delete_removes() {
         .delete_record(delete("g", "soft", &ts(200), pb::DeletionMode::SoftDelete))
         .await
         .unwrap();
-    assert!(
-        client
-            .get_record(get("g", "soft"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
+    assert!(read(&client, "g", "soft").await.is_empty());
     let older = client
         .put_record(put("g", record("soft", &ts(150), 2)))
         .await
         .unwrap();
     assert_eq!(older.outcome, pb::WriteOutcome::Historic as i32);
-    assert!(
-        client
-            .get_record(get("g", "soft"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
+    assert!(read(&client, "g", "soft").await.is_empty());
     let newer = client
         .put_record(put("g", record("soft", &ts(250), 3)))
         .await
         .unwrap();
     assert_eq!(newer.outcome, pb::WriteOutcome::Applied as i32);
-    assert!(
-        !client
-            .get_record(get("g", "soft"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
+    assert!(!read(&client, "g", "soft").await.is_empty());
 
     // A soft delete that is not newer leaves the online record.
     client
         .delete_record(delete("g", "soft", &ts(10), pb::DeletionMode::SoftDelete))
         .await
         .unwrap();
-    assert!(
-        !client
-            .get_record(get("g", "soft"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
+    assert!(!read(&client, "g", "soft").await.is_empty());
 
     // Hard delete: removed, so a write with any event time applies afterwards.
     client
@@ -189,14 +153,7 @@ async fn soft_delete_hides_and_keeps_event_time_hard_delete_removes() {
         .delete_record(delete("g", "hard", &ts(200), pb::DeletionMode::HardDelete))
         .await
         .unwrap();
-    assert!(
-        client
-            .get_record(get("g", "hard"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
+    assert!(read(&client, "g", "hard").await.is_empty());
     let after = client
         .put_record(put("g", record("hard", &ts(50), 2)))
         .await
@@ -210,14 +167,7 @@ async fn soft_delete_hides_and_keeps_event_time_hard_delete_removes() {
         .unwrap_err();
     assert_eq!(err.code(), Some(tonic::Code::FailedPrecondition), "{err}");
     assert!(err.to_string().contains("not newer"), "{err}");
-    assert!(
-        !client
-            .get_record(get("g", "hard"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
+    assert!(!read(&client, "g", "hard").await.is_empty());
 
     // Epoch-seconds event times are accepted for deletes too.
     client
@@ -229,14 +179,7 @@ async fn soft_delete_hides_and_keeps_event_time_hard_delete_removes() {
         ))
         .await
         .unwrap();
-    assert!(
-        client
-            .get_record(get("g", "hard"))
-            .await
-            .unwrap()
-            .record
-            .is_empty()
-    );
+    assert!(read(&client, "g", "hard").await.is_empty());
 }
 
 #[tokio::test]
@@ -278,21 +221,11 @@ async fn ttl_expiry_group_default_and_per_record_override() {
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
-        client
-            .get_record(get("g", "short"))
-            .await
-            .unwrap()
-            .record
-            .is_empty(),
+        read(&client, "g", "short").await.is_empty(),
         "expired record is never returned"
     );
     assert!(
-        !client
-            .get_record(get("g", "long"))
-            .await
-            .unwrap()
-            .record
-            .is_empty(),
+        !read(&client, "g", "long").await.is_empty(),
         "per-record TTL overrides the default"
     );
 
@@ -330,10 +263,10 @@ async fn records_written_before_a_feature_was_added_lack_it() {
     rec.push(value::string("country", "NZ"));
     client.put_record(put("g", rec)).await.unwrap();
 
-    let old = client.get_record(get("g", "old")).await.unwrap().record;
+    let old = read(&client, "g", "old").await;
     assert_eq!(feature(&old, "country"), None);
     assert_eq!(feature(&old, "age"), Some(serde_json::json!(1)));
-    let new = client.get_record(get("g", "new")).await.unwrap().record;
+    let new = read(&client, "g", "new").await;
     assert_eq!(feature(&new, "country"), Some(serde_json::json!("NZ")));
 }
 
@@ -485,14 +418,7 @@ async fn put_records_is_atomic() {
     assert_eq!(err.code(), Some(tonic::Code::InvalidArgument));
     assert!(err.to_string().contains("Records[7]"), "{err}");
     for i in 0..10 {
-        assert!(
-            client
-                .get_record(get("g", &format!("s{i}")))
-                .await
-                .unwrap()
-                .record
-                .is_empty()
-        );
+        assert!(read(&client, "g", &format!("s{i}")).await.is_empty());
     }
 
     // Within a batch, later records see earlier ones.
@@ -514,7 +440,7 @@ async fn put_records_is_atomic() {
             pb::WriteOutcome::Applied as i32
         ]
     );
-    let got = client.get_record(get("g", "dup")).await.unwrap().record;
+    let got = read(&client, "g", "dup").await;
     assert_eq!(feature(&got, "age"), Some(serde_json::json!(3)));
 }
 
@@ -550,7 +476,7 @@ async fn concurrent_writers_to_one_identifier_converge_to_the_greatest_event_tim
     for task in tasks {
         task.await.unwrap();
     }
-    let got = client.get_record(get("g", "hot")).await.unwrap().record;
+    let got = read(&client, "g", "hot").await;
     assert_eq!(feature(&got, "age"), Some(serde_json::json!(1000)));
     assert_eq!(feature(&got, "ts"), Some(serde_json::json!(ts(1000))));
 }
