@@ -187,7 +187,7 @@ async fn ttl_expiry_group_default_and_per_record_override() {
     let (_dir, server) = start().await;
     let client = server.client().await;
     client
-        .create_feature_group(customers_group("g", Some(2)))
+        .create_feature_group(customers_group("g", Some(4)))
         .await
         .unwrap();
 
@@ -219,7 +219,7 @@ async fn ttl_expiry_group_default_and_per_record_override() {
         fresh.expires_at
     );
 
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     assert!(
         read(&client, "g", "short").await.is_empty(),
         "expired record is never returned"
