@@ -193,73 +193,73 @@ impl FeatureStore {
                 entries.len()
             )));
         }
-        // Resolve each entry; failures become per-identifier errors.
-        let mut items: Vec<BatchGetItem> = Vec::with_capacity(total);
-        // (slot in `items`, entry, group, wanted features, canonical identifier)
-        let mut lookups: Vec<(
-            usize,
-            &BatchGetEntry,
-            Arc<FeatureGroup>,
-            Option<HashSet<u16>>,
-            String,
-        )> = Vec::new();
-        for entry in entries {
-            let resolved = self.registry.get(&entry.group_name).and_then(|group| {
+        // Resolve each entry once; its failure becomes an error for each of its identifiers.
+        let resolved: Vec<Result<(Arc<FeatureGroup>, Option<HashSet<u16>>)>> = entries
+            .iter()
+            .map(|entry| {
+                let group = self.registry.get(&entry.group_name)?;
                 require_online_store(&group)?;
                 let wanted = wanted_ordinals(&group, &entry.feature_names)?;
                 Ok((group, wanted))
-            });
+            })
+            .collect();
+        let mut items: Vec<BatchGetItem> = Vec::with_capacity(total);
+        let mut lookups: Vec<Lookup<'_>> = Vec::with_capacity(total);
+        for (entry, resolved) in entries.iter().zip(&resolved) {
             for identifier in &entry.identifiers {
-                let failure = |e: Error| BatchGetItem::Failed {
-                    group_name: entry.group_name.clone(),
-                    identifier: identifier.clone(),
-                    code: batch_error_code(&e),
-                    message: e.message().to_string(),
-                };
-                match &resolved {
-                    Err(e) => items.push(failure(e.clone())),
-                    Ok((group, wanted)) => match canonical_identifier(group, identifier) {
-                        Err(e) => items.push(failure(e)),
-                        Ok(canonical) => {
-                            lookups.push((
-                                items.len(),
-                                entry,
-                                group.clone(),
-                                wanted.clone(),
-                                canonical,
-                            ));
-                            items.push(BatchGetItem::Missing);
-                        }
-                    },
+                let outcome =
+                    resolved
+                        .as_ref()
+                        .map_err(Error::clone)
+                        .and_then(|(group, wanted)| {
+                            let canonical = canonical_identifier(group, identifier)?;
+                            Ok((group, wanted, canonical))
+                        });
+                match outcome {
+                    Ok((group, wanted, canonical)) => {
+                        lookups.push(Lookup {
+                            slot: items.len(),
+                            group_name: &entry.group_name,
+                            group,
+                            wanted,
+                            identifier: canonical,
+                        });
+                        items.push(BatchGetItem::Missing);
+                    }
+                    Err(e) => items.push(BatchGetItem::Failed {
+                        group_name: entry.group_name.clone(),
+                        identifier: identifier.clone(),
+                        code: batch_error_code(&e),
+                        message: e.message().to_string(),
+                    }),
                 }
             }
         }
         let keys: Vec<(u64, &str)> = lookups
             .iter()
-            .map(|(_, _, group, _, id)| (group.id, id.as_str()))
+            .map(|l| (l.group.id, l.identifier.as_str()))
             .collect();
         let results = self.online.multi_get(&keys);
-        for ((slot, entry, group, wanted, identifier), result) in lookups.iter().zip(results) {
-            let original = entry.group_name.clone();
-            items[*slot] = match result {
+        for (lookup, result) in lookups.iter().zip(results) {
+            items[lookup.slot] = match result {
                 Ok(None) => BatchGetItem::Missing,
                 Ok(Some(record)) => {
                     let values = record
                         .values
                         .into_iter()
-                        .filter(|(o, _)| wanted.as_ref().is_none_or(|w| w.contains(o)))
+                        .filter(|(o, _)| lookup.wanted.as_ref().is_none_or(|w| w.contains(o)))
                         .collect();
                     BatchGetItem::Found {
-                        group_name: original,
-                        identifier: identifier.clone(),
-                        record: view(group, values, record.header.expires_at_ms),
+                        group_name: lookup.group_name.to_string(),
+                        identifier: lookup.identifier.clone(),
+                        record: view(lookup.group, values, record.header.expires_at_ms),
                     }
                 }
                 Err(e) => {
-                    tracing::error!(group = %group.name, error = %e, "batch get failed");
+                    tracing::error!(group = %lookup.group.name, error = %e, "batch get failed");
                     BatchGetItem::Failed {
-                        group_name: original,
-                        identifier: identifier.clone(),
+                        group_name: lookup.group_name.to_string(),
+                        identifier: lookup.identifier.clone(),
                         code: "InternalFailure",
                         message: e.message().to_string(),
                     }
@@ -293,6 +293,17 @@ impl FeatureStore {
         };
         self.online.delete_record(&group, &request)
     }
+}
+
+/// One BatchGetRecord identifier that resolved to an online key.
+struct Lookup<'a> {
+    /// Where its result goes in the response.
+    slot: usize,
+    /// As the request named the group (a name or an ARN), echoed in the response.
+    group_name: &'a str,
+    group: &'a Arc<FeatureGroup>,
+    wanted: &'a Option<HashSet<u16>>,
+    identifier: String,
 }
 
 /// Reads are served by the online store; a group without one has nothing to read.

@@ -279,12 +279,16 @@ impl OnlineStore {
             let _guards = self.locks.lock_all(chunk);
             let mut batch = WriteBatch::default();
             for key in chunk {
-                let still_expired = self.live_header(key, now_ms)?.is_none()
-                    && self
-                        .db
-                        .get_pinned_cf(records_cf, key)
-                        .map_err(|e| Error::storage("re-reading an expired record", e))?
-                        .is_some();
+                let stored = self
+                    .db
+                    .get_pinned_cf(records_cf, key)
+                    .map_err(|e| Error::storage("re-reading an expired record", e))?;
+                let still_expired = match stored {
+                    Some(bytes) => codec::decode_header(&bytes)?
+                        .expires_at_ms
+                        .is_some_and(|t| t <= now_ms),
+                    None => false,
+                };
                 if still_expired {
                     batch.delete_cf(records_cf, key);
                     purged += 1;
