@@ -48,9 +48,10 @@ pub fn print_json(value: &serde_json::Value) {
     );
 }
 
-/// A JSON value as a table cell: strings without quotes, everything else as JSON.
+/// A JSON value as a table cell: strings without quotes, null as `-`, everything else as JSON.
 pub fn cell(value: &serde_json::Value) -> String {
     match value {
+        serde_json::Value::Null => "-".to_string(),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
