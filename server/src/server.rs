@@ -79,11 +79,18 @@ pub async fn run(
     health_reporter
         .set_serving::<FeatureStoreServer<GrpcService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(quiver_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection v1, and v1alpha for older grpcurl and tools that only speak it.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(quiver_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .context("building the gRPC reflection service")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building the gRPC reflection service (v1alpha)")?;
     let max_request = config.max_request_mb * 1024 * 1024;
     let default_offline_uri = format!(
         "file://{}/offline-store",
@@ -101,7 +108,8 @@ pub async fn run(
     let grpc = tonic::transport::Server::builder()
         .http2_adaptive_window(Some(true))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(api)
         .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
     let http = axum::serve(listeners.http, crate::http::router(store.clone(), metrics))
