@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, SliceTransform};
 
-use crate::config::WalSync;
 use crate::error::{Error, Result};
 
 /// Feature-group definitions and registry metadata (see `registry.rs`).
@@ -20,7 +19,6 @@ pub const CF_OFFLINE_STAGING: &str = "offline_staging";
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
     pub block_cache_bytes: usize,
-    pub wal_sync: WalSync,
 }
 
 pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
@@ -31,8 +29,6 @@ pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
     db_options.create_missing_column_families(true);
     db_options.set_keep_log_file_num(5);
     db_options.increase_parallelism(2);
-    // Periodic mode syncs the WAL from a background task; RocksDB must not wait for it.
-    db_options.set_manual_wal_flush(false);
     db_options.enable_statistics();
 
     let cache = Cache::new_lru_cache(options.block_cache_bytes);

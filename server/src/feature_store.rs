@@ -132,8 +132,20 @@ impl FeatureStore {
 
     // --- records ------------------------------------------------------------------------------
 
+    /// One PutRecord; its errors carry no record index.
+    pub fn put_record(&self, group_name: &str, request: PutRequest) -> Result<WriteOutcome> {
+        let _gate = self.registry.write_gate();
+        let group = self.registry.get(group_name)?;
+        let record = validate_put(&group, request)?;
+        let outcomes = self.online.put_records(&[(group, record)])?;
+        outcomes
+            .first()
+            .copied()
+            .ok_or_else(|| Error::internal("a one-record write returned no outcome"))
+    }
+
     /// Validates every record, then applies them all in one atomic write: either every record is
-    /// accepted or none is. An error names the failing record's index.
+    /// accepted or none is. An error names the failing record's index (`Records[7]: ...`).
     pub fn put_records(&self, requests: Vec<(String, PutRequest)>) -> Result<Vec<WriteOutcome>> {
         if requests.is_empty() {
             return Err(Error::validation("Records must hold at least one record"));
@@ -144,17 +156,10 @@ impl FeatureStore {
                 requests.len()
             )));
         }
-        let single = requests.len() == 1;
         let _gate = self.registry.write_gate();
         let mut writes = Vec::with_capacity(requests.len());
         for (i, (group_name, request)) in requests.into_iter().enumerate() {
-            let at = |e: Error| {
-                if single {
-                    e
-                } else {
-                    e.at(format!("Records[{i}]"))
-                }
-            };
+            let at = |e: Error| e.at(format!("Records[{i}]"));
             let group = self.registry.get(&group_name).map_err(at)?;
             let record = validate_put(&group, request).map_err(at)?;
             writes.push((group, record));

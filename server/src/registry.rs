@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{CF_REGISTRY, cf};
 use crate::error::{Error, Result, quote};
-use crate::model::validate::{self, check_name};
+use crate::model::validate;
 use crate::model::{Feature, FeatureGroup, FeatureGroupSpec, FeatureSpec, TtlDuration};
 use crate::time::Clock;
 
@@ -315,7 +315,6 @@ impl Registry {
 }
 
 pub fn feature_ordinal(group: &FeatureGroup, feature_name: &str) -> Result<u16> {
-    check_name("FeatureName", feature_name)?;
     group.ordinal(feature_name).ok_or_else(|| {
         Error::not_found(format!(
             "feature {} does not exist in feature group '{}'",

@@ -45,7 +45,6 @@ pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<
         &config.data_dir,
         &StorageOptions {
             block_cache_bytes: config.block_cache_mb * 1024 * 1024,
-            wal_sync: config.wal_sync,
         },
     )?;
     let arns = ArnContext {

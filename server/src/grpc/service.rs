@@ -207,12 +207,10 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::PutRecordRequest>,
     ) -> Result<Response<pb::PutRecordResponse>, Status> {
         observe("PutRecord", async {
-            let put = convert::put_request(request.into_inner())?;
-            let outcomes = self.blocking(move |s| s.put_records(vec![put])).await?;
-            let outcome = outcomes
-                .first()
-                .copied()
-                .ok_or_else(|| Error::internal("a one-record write returned no outcome"))?;
+            let (group_name, put) = convert::put_request(request.into_inner())?;
+            let outcome = self
+                .blocking(move |s| s.put_record(&group_name, put))
+                .await?;
             metrics::record_writes(1);
             Ok(pb::PutRecordResponse {
                 outcome: convert::outcome(outcome) as i32,

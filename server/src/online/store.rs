@@ -73,10 +73,6 @@ impl OnlineStore {
         })
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
     fn commit(&self, batch: WriteBatch, context: &str) -> Result<()> {
         let mut options = WriteOptions::default();
         options.set_sync(self.sync_writes);
