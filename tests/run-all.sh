@@ -22,6 +22,20 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The offline-store tests read Parquet with pyarrow and run S3 and Glue on moto_server (each test
+# starts its own); all from a Python environment kept beside the build cache.
+export QUIVER_TEST_VENV="${QUIVER_TEST_VENV:-$HOME/.cache/quiver/venv}"
+if ! "$QUIVER_TEST_VENV/bin/python" -c "import boto3, pyarrow, moto" >/dev/null 2>&1; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  rm -rf "$QUIVER_TEST_VENV"
+  python3 -m venv "$QUIVER_TEST_VENV"
+  "$QUIVER_TEST_VENV/bin/pip" install -q --disable-pip-version-check \
+    'boto3>=1.34,<2' 'pyarrow>=15' 'moto[server]>=5.1,<6'
+fi
+
 # The end-to-end tests start the real binaries, so build them first.
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -163,6 +163,7 @@ rpcs! {
     delete_feature_group(pb::DeleteFeatureGroupRequest) -> pb::DeleteFeatureGroupResponse;
     update_feature_metadata(pb::UpdateFeatureMetadataRequest) -> pb::UpdateFeatureMetadataResponse;
     describe_feature_metadata(pb::DescribeFeatureMetadataRequest) -> pb::DescribeFeatureMetadataResponse;
+    get_offline_store_catalog(pb::GetOfflineStoreCatalogRequest) -> pb::GetOfflineStoreCatalogResponse;
     put_record(pb::PutRecordRequest) -> pb::PutRecordResponse;
     put_records(pb::PutRecordsRequest) -> pb::PutRecordsResponse;
     get_record(pb::GetRecordRequest) -> pb::GetRecordResponse;

@@ -121,6 +121,19 @@ enum GroupCommand {
         #[arg(long = "feature", required = true)]
         features: Vec<String>,
     },
+    /// Print the catalog entry of the group's offline store: the Glue CreateTable input (JSON)
+    /// or Athena CREATE EXTERNAL TABLE DDL, to register the Parquet files with a query engine.
+    Catalog {
+        name: String,
+        #[arg(long, value_enum, default_value = "glue")]
+        format: CatalogFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CatalogFormat {
+    Glue,
+    Athena,
 }
 
 #[tokio::main]
@@ -439,6 +452,22 @@ async fn group_command(client: &Client, out: Output, command: GroupCommand) -> R
                     print_json(&json!({ "FeatureGroupArn": response.feature_group_arn }))
                 }
                 Output::Table => println!("updated {}", response.feature_group_arn),
+            }
+        }
+        GroupCommand::Catalog { name, format } => {
+            let response = client
+                .get_offline_store_catalog(pb::GetOfflineStoreCatalogRequest {
+                    feature_group_name: name,
+                    format: match format {
+                        CatalogFormat::Glue => pb::CatalogFormat::Glue,
+                        CatalogFormat::Athena => pb::CatalogFormat::Athena,
+                    } as i32,
+                })
+                .await?;
+            // The definition is the output in either mode: it is meant to be piped on.
+            print!("{}", response.definition);
+            if !response.definition.ends_with('\n') {
+                println!();
             }
         }
     }

@@ -88,6 +88,37 @@ pub struct ServerArgs {
     /// Log format. Default text. Log levels come from RUST_LOG (default info).
     #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Where groups without their own S3Uri keep offline files: file:///abs/dir or
+    /// s3://bucket/prefix. Default file://<data_dir>/offline-store.
+    #[arg(long, env = "QUIVER_OFFLINE_STORE_URI")]
+    pub offline_store_uri: Option<String>,
+
+    /// Longest an accepted row waits before it is written to a Parquet file, in ms. Default 5000.
+    #[arg(long, env = "QUIVER_OFFLINE_FLUSH_INTERVAL_MS")]
+    pub offline_flush_interval_ms: Option<u64>,
+
+    /// A flush starts early once this many MiB of rows wait, and no file holds more. Default 128.
+    #[arg(long, env = "QUIVER_OFFLINE_MAX_FILE_MB")]
+    pub offline_max_file_mb: Option<u64>,
+
+    /// Writes to the offline store are refused with UNAVAILABLE while this many MiB of accepted
+    /// rows wait for it (e.g. during an S3 outage). Default 4096.
+    #[arg(long, env = "QUIVER_OFFLINE_STAGING_LIMIT_MB")]
+    pub offline_staging_limit_mb: Option<u64>,
+
+    /// S3 endpoint for s3:// offline stores (e.g. http://127.0.0.1:5000 for a local
+    /// S3-compatible server); default AWS. Credentials come from the usual AWS_* environment.
+    #[arg(long, env = "QUIVER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// Register each group's offline table in the AWS Glue Data Catalog. Default false.
+    #[arg(long, env = "QUIVER_GLUE_CATALOG")]
+    pub glue_catalog: Option<bool>,
+
+    /// Glue endpoint (e.g. http://127.0.0.1:5000); default AWS. Implies glue_catalog = true.
+    #[arg(long, env = "QUIVER_GLUE_ENDPOINT")]
+    pub glue_endpoint: Option<String>,
 }
 
 /// The resolved configuration the server runs with.
@@ -106,6 +137,19 @@ pub struct Config {
     pub max_request_mb: usize,
     pub shutdown_grace_secs: u64,
     pub log_format: LogFormat,
+    pub offline: OfflineConfig,
+}
+
+/// How the offline store is written.
+#[derive(Debug, Clone)]
+pub struct OfflineConfig {
+    pub default_uri: String,
+    pub flush_interval_ms: u64,
+    pub max_file_bytes: u64,
+    pub staging_limit_bytes: u64,
+    pub s3_endpoint: Option<String>,
+    /// Register tables with Glue; `Some(None)` uses AWS's endpoint.
+    pub glue: Option<Option<String>>,
 }
 
 impl ServerArgs {
@@ -139,6 +183,17 @@ impl ServerArgs {
             max_request_mb: self.max_request_mb.or(file.max_request_mb),
             shutdown_grace_secs: self.shutdown_grace_secs.or(file.shutdown_grace_secs),
             log_format: self.log_format.or(file.log_format),
+            offline_store_uri: self.offline_store_uri.or(file.offline_store_uri),
+            offline_flush_interval_ms: self
+                .offline_flush_interval_ms
+                .or(file.offline_flush_interval_ms),
+            offline_max_file_mb: self.offline_max_file_mb.or(file.offline_max_file_mb),
+            offline_staging_limit_mb: self
+                .offline_staging_limit_mb
+                .or(file.offline_staging_limit_mb),
+            s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
+            glue_catalog: self.glue_catalog.or(file.glue_catalog),
+            glue_endpoint: self.glue_endpoint.or(file.glue_endpoint),
         }
     }
 
@@ -151,10 +206,40 @@ impl ServerArgs {
             }
             None => self,
         };
+        let data_dir = merged
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./quiver-data"));
+        let mb = 1024 * 1024;
+        let offline = OfflineConfig {
+            default_uri: merged.offline_store_uri.unwrap_or_else(|| {
+                format!("file://{}/offline-store", absolute(&data_dir).display())
+            }),
+            flush_interval_ms: merged.offline_flush_interval_ms.unwrap_or(5000),
+            max_file_bytes: merged.offline_max_file_mb.unwrap_or(128) * mb,
+            staging_limit_bytes: merged.offline_staging_limit_mb.unwrap_or(4096) * mb,
+            s3_endpoint: merged.s3_endpoint,
+            glue: match (merged.glue_catalog, merged.glue_endpoint) {
+                (Some(false), _) => None,
+                (_, Some(endpoint)) => Some(Some(endpoint)),
+                (Some(true), None) => Some(None),
+                (None, None) => None,
+            },
+        };
+        anyhow::ensure!(
+            offline.default_uri.starts_with("file:///") || offline.default_uri.starts_with("s3://"),
+            "offline_store_uri must be file:///absolute/dir or s3://bucket/prefix, got '{}'",
+            offline.default_uri
+        );
+        anyhow::ensure!(
+            offline.flush_interval_ms >= 10,
+            "offline_flush_interval_ms must be at least 10"
+        );
+        anyhow::ensure!(
+            offline.max_file_bytes >= mb,
+            "offline_max_file_mb must be at least 1"
+        );
         let config = Config {
-            data_dir: merged
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from("./quiver-data")),
+            data_dir,
             grpc_addr: merged
                 .grpc_addr
                 .unwrap_or_else(|| ([127, 0, 0, 1], 7940).into()),
@@ -173,6 +258,7 @@ impl ServerArgs {
             max_request_mb: merged.max_request_mb.unwrap_or(64),
             shutdown_grace_secs: merged.shutdown_grace_secs.unwrap_or(10),
             log_format: merged.log_format.unwrap_or(LogFormat::Text),
+            offline,
         };
         anyhow::ensure!(
             config.wal_sync_interval_ms >= 1,
@@ -193,6 +279,11 @@ impl ServerArgs {
         );
         Ok(config)
     }
+}
+
+/// `path` made absolute against the working directory (without resolving symlinks).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub const CF_REGISTRY: &str = "registry";
 pub const CF_RECORDS: &str = "records";
 /// Accepted writes waiting for the offline store (see `offline/staging.rs`).
 pub const CF_OFFLINE_STAGING: &str = "offline_staging";
+/// The offline flusher's bookkeeping: flushed position and the flush in progress.
+pub const CF_OFFLINE_META: &str = "offline_meta";
 
 /// The storage settings that come from configuration.
 #[derive(Debug, Clone)]
@@ -36,6 +38,7 @@ pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
         ColumnFamilyDescriptor::new(CF_REGISTRY, Options::default()),
         ColumnFamilyDescriptor::new(CF_RECORDS, records_options(&cache)),
         ColumnFamilyDescriptor::new(CF_OFFLINE_STAGING, Options::default()),
+        ColumnFamilyDescriptor::new(CF_OFFLINE_META, Options::default()),
     ];
     let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(|e| {
         Error::internal(format!(

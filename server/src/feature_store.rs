@@ -11,6 +11,8 @@ use crate::error::{Error, Result, quote};
 use crate::listing::{self, ListQuery, Page};
 use crate::model::record::{canonical_identifier, resolve_targets, validate_put};
 use crate::model::{FeatureGroup, FeatureGroupSpec, FeatureSpec, PutRequest, TargetStore, Value};
+use crate::offline::OfflineStore;
+use crate::offline::catalog::CatalogTable;
 use crate::online::store::{DeleteRequest, DeletionMode};
 use crate::online::{OnlineStore, WriteOutcome};
 use crate::registry::{Registry, TtlUpdate, feature_ordinal};
@@ -57,11 +59,20 @@ pub enum BatchGetItem {
 pub struct FeatureStore {
     registry: Registry,
     online: OnlineStore,
+    offline: OfflineStore,
 }
 
 impl FeatureStore {
-    pub fn new(registry: Registry, online: OnlineStore) -> Self {
-        Self { registry, online }
+    pub fn new(registry: Registry, online: OnlineStore, offline: OfflineStore) -> Self {
+        Self {
+            registry,
+            online,
+            offline,
+        }
+    }
+
+    pub fn offline(&self) -> &OfflineStore {
+        &self.offline
     }
 
     pub fn registry(&self) -> &Registry {
@@ -82,6 +93,18 @@ impl FeatureStore {
         self.registry.get(name)
     }
 
+    /// The catalog entry of the group's offline store.
+    pub fn offline_catalog(&self, name: &str) -> Result<CatalogTable> {
+        let group = self.registry.get(name)?;
+        if !group.has_offline_store() {
+            return Err(Error::validation(format!(
+                "feature group '{}' has no offline store (OfflineStoreConfig was not given at creation)",
+                group.name
+            )));
+        }
+        Ok(self.offline.catalog_table(&group))
+    }
+
     pub fn list_feature_groups(&self, query: &ListQuery) -> Result<Page> {
         listing::list(self.registry.all(), query)
     }
@@ -98,7 +121,8 @@ impl FeatureStore {
     /// Deletes the group's definition and online records in one atomic write.
     pub fn delete_feature_group(&self, name: &str) -> Result<()> {
         self.registry.delete(name, |batch, group_id| {
-            self.online.delete_group_records(batch, group_id)
+            self.online.delete_group_records(batch, group_id);
+            self.online.staging().watermark()
         })
     }
 

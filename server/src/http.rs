@@ -26,8 +26,7 @@ pub fn router(store: Arc<FeatureStore>, metrics: PrometheusHandle) -> Router {
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
-    let groups = state.store.registry().all().len();
-    let body = crate::metrics::render(&state.metrics, state.store.online().db(), groups);
+    let body = crate::metrics::render(&state.metrics, &state.store);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

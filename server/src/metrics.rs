@@ -7,9 +7,12 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rocksdb::DB;
 
-use crate::db::{CF_OFFLINE_STAGING, CF_RECORDS, cf};
+use crate::db::{CF_RECORDS, cf};
+use crate::feature_store::FeatureStore;
 
 const REQUEST_DURATION: &str = "quiver_grpc_request_duration_seconds";
+/// Seconds from a write's acknowledgement to its row being in an offline file.
+pub const OFFLINE_FRESHNESS: &str = "quiver_offline_freshness_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -23,6 +26,14 @@ pub fn install() -> PrometheusHandle {
             ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_string()), &buckets)
+                .expect("the bucket list above is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full(OFFLINE_FRESHNESS.to_string()),
+                    &[
+                        0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.5, 10.0, 15.0, 30.0, 60.0,
+                        300.0,
+                    ],
+                )
                 .expect("the bucket list above is not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -48,8 +59,14 @@ pub fn record_purged(records: u64) {
     metrics::counter!("quiver_records_expired_purged_total").increment(records);
 }
 
-/// Reads RocksDB's figures into gauges, then renders everything.
-pub fn render(handle: &PrometheusHandle, db: &DB, feature_groups: usize) -> String {
+/// Reads the store's current figures (groups, offline backlog, RocksDB) into gauges, then
+/// renders everything.
+pub fn render(handle: &PrometheusHandle, store: &FeatureStore) -> String {
+    let db: &DB = store.online().db();
+    let staging = store.online().staging();
+    metrics::gauge!("quiver_offline_staged_rows").set(staging.pending_rows() as f64);
+    metrics::gauge!("quiver_offline_staged_bytes").set(staging.pending_bytes() as f64);
+    let feature_groups = store.registry().all().len();
     let property = |cf_name: &str, name: &str| -> f64 {
         db.property_int_value_cf(cf(db, cf_name), name)
             .ok()
@@ -59,8 +76,6 @@ pub fn render(handle: &PrometheusHandle, db: &DB, feature_groups: usize) -> Stri
     metrics::gauge!("quiver_feature_groups").set(feature_groups as f64);
     metrics::gauge!("quiver_online_records_estimate")
         .set(property(CF_RECORDS, "rocksdb.estimate-num-keys"));
-    metrics::gauge!("quiver_offline_staged_rows_estimate")
-        .set(property(CF_OFFLINE_STAGING, "rocksdb.estimate-num-keys"));
     for (metric, prop) in [
         (
             "quiver_rocksdb_block_cache_usage_bytes",

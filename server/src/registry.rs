@@ -3,7 +3,9 @@
 //!
 //! On-disk format (version [`REGISTRY_FORMAT_VERSION`]): `meta/format_version` holds the version
 //! as decimal text; `meta/next_group_id` the next internal id (u64 LE); `group/<name>` a JSON
-//! [`PersistedGroup`]. A server refuses to open a registry newer than it understands.
+//! [`PersistedGroup`]; `retired/<id u64 BE>` a JSON [`RetiredGroup`], the definition of a deleted
+//! group whose accepted offline rows are still being written. A server refuses to open a
+//! registry newer than it understands.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +24,16 @@ pub const REGISTRY_FORMAT_VERSION: u32 = 1;
 const KEY_FORMAT_VERSION: &[u8] = b"meta/format_version";
 const KEY_NEXT_GROUP_ID: &[u8] = b"meta/next_group_id";
 const GROUP_PREFIX: &str = "group/";
+const RETIRED_PREFIX: &str = "retired/";
+
+/// A deleted group kept until the offline flusher has written every row staged before the delete.
+#[derive(Debug, Serialize, Deserialize)]
+struct RetiredGroup {
+    format_version: u32,
+    group: FeatureGroup,
+    /// Every staged row of the group has a sequence below this.
+    staged_before: u64,
+}
 
 /// A group as stored, with the format version it was written in.
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,21 +60,6 @@ impl ArnContext {
     }
 }
 
-impl ArnContext {
-    /// Where a group's offline files go, laid out as SageMaker lays them:
-    /// `<base>/<account>/sagemaker/<region>/offline-store/<group>-<creation epoch>/data`.
-    pub fn offline_data_uri(&self, base: &str, group: &FeatureGroup) -> String {
-        format!(
-            "{}/{}/sagemaker/{}/offline-store/{}-{}/data",
-            base.trim_end_matches('/'),
-            self.account_id,
-            self.region,
-            group.name,
-            group.creation_time_ms.div_euclid(1000)
-        )
-    }
-}
-
 /// A change to the default TTL (UpdateFeatureGroup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TtlUpdate {
@@ -78,6 +75,8 @@ pub struct Registry {
     /// Keyed by the lower-cased name: names are unique ignoring case, and lookups (by name or by
     /// ARN, whose name part is lower-case) ignore case too.
     groups: RwLock<HashMap<String, Arc<FeatureGroup>>>,
+    /// Deleted groups the offline flusher still needs, by id, with their `staged_before`.
+    retired: RwLock<HashMap<u64, (Arc<FeatureGroup>, u64)>>,
     /// Record writes hold this shared while they resolve their group and commit; UpdateFeatureGroup
     /// and DeleteFeatureGroup hold it exclusively, so no write lands for a group being deleted or
     /// validates against a definition that is changing under it.
@@ -121,12 +120,24 @@ impl Registry {
             let group = decode_group(&value)?;
             groups.insert(group.name.to_ascii_lowercase(), Arc::new(group));
         }
+        let mut retired = HashMap::new();
+        for item in db.prefix_iterator_cf(registry_cf, RETIRED_PREFIX.as_bytes()) {
+            let (key, value) = item.map_err(|e| Error::storage("loading deleted groups", e))?;
+            if !key.starts_with(RETIRED_PREFIX.as_bytes()) {
+                break;
+            }
+            let entry: RetiredGroup = serde_json::from_slice(&value)
+                .map_err(|e| Error::internal(format!("stored deleted group is unreadable: {e}")))?;
+            let group = entry.group.index();
+            retired.insert(group.id, (Arc::new(group), entry.staged_before));
+        }
         tracing::info!(groups = groups.len(), "feature-group registry loaded");
         Ok(Self {
             db,
             arns,
             clock,
             groups: RwLock::new(groups),
+            retired: RwLock::new(retired),
             ddl: RwLock::new(()),
             create_lock: parking_lot::Mutex::new(()),
         })
@@ -159,6 +170,38 @@ impl Registry {
 
     pub fn all(&self) -> Vec<Arc<FeatureGroup>> {
         self.groups.read().values().cloned().collect()
+    }
+
+    /// A group by internal id, including a deleted group whose offline rows are still pending.
+    pub fn by_id(&self, id: u64) -> Option<Arc<FeatureGroup>> {
+        if let Some(group) = self.groups.read().values().find(|g| g.id == id) {
+            return Some(group.clone());
+        }
+        self.retired.read().get(&id).map(|(g, _)| g.clone())
+    }
+
+    /// Forgets deleted groups whose staged rows all lie below `flushed_upto`.
+    pub fn release_retired(&self, flushed_upto: u64) -> Result<()> {
+        let done: Vec<u64> = self
+            .retired
+            .read()
+            .iter()
+            .filter(|(_, (_, before))| *before <= flushed_upto)
+            .map(|(id, _)| *id)
+            .collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        for id in &done {
+            batch.delete_cf(cf(&self.db, CF_REGISTRY), retired_key(*id));
+        }
+        self.commit(batch, "forgetting deleted feature groups")?;
+        let mut retired = self.retired.write();
+        for id in done {
+            retired.remove(&id);
+        }
+        Ok(())
     }
 
     pub fn create(&self, spec: FeatureGroupSpec) -> Result<Arc<FeatureGroup>> {
@@ -272,18 +315,34 @@ impl Registry {
     }
 
     /// Removes the group's definition and, in the same atomic write, its online records
-    /// (`purge_records` adds those to the batch). The name is free again at once.
+    /// (`purge_records` adds those to the batch and returns the offline staging watermark, taken
+    /// while no write is in flight). The name is free again at once. A group with an offline
+    /// store is kept as retired until its staged rows are written.
     pub fn delete(
         &self,
         name_or_arn: &str,
-        purge_records: impl FnOnce(&mut WriteBatch, u64),
+        purge_records: impl FnOnce(&mut WriteBatch, u64) -> u64,
     ) -> Result<()> {
         let _exclusive = self.exclusive();
         let group = self.get(name_or_arn)?;
         let mut batch = WriteBatch::default();
         batch.delete_cf(cf(&self.db, CF_REGISTRY), group_key(&group.name));
-        purge_records(&mut batch, group.id);
+        let staged_before = purge_records(&mut batch, group.id);
+        if group.has_offline_store() {
+            let retired = serde_json::to_vec(&RetiredGroup {
+                format_version: REGISTRY_FORMAT_VERSION,
+                group: (*group).clone(),
+                staged_before,
+            })
+            .map_err(|e| Error::internal(format!("cannot encode deleted group: {e}")))?;
+            batch.put_cf(cf(&self.db, CF_REGISTRY), retired_key(group.id), retired);
+        }
         self.commit(batch, "deleting a feature group")?;
+        if group.has_offline_store() {
+            self.retired
+                .write()
+                .insert(group.id, (group.clone(), staged_before));
+        }
         self.groups.write().remove(&group.name.to_ascii_lowercase());
         tracing::info!(group = %group.name, id = group.id, "feature group deleted");
         Ok(())
@@ -332,6 +391,12 @@ pub fn resolve_name(name_or_arn: &str) -> &str {
             .map_or(name_or_arn, |(_, name)| name),
         None => name_or_arn,
     }
+}
+
+fn retired_key(id: u64) -> Vec<u8> {
+    let mut key = RETIRED_PREFIX.as_bytes().to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
 }
 
 fn group_key(name: &str) -> Vec<u8> {

@@ -18,6 +18,8 @@ use crate::config::{Config, WalSync};
 use crate::db::{self, StorageOptions};
 use crate::feature_store::FeatureStore;
 use crate::grpc::GrpcService;
+use crate::offline::OfflineStore;
+use crate::offline::flusher::Flusher;
 use crate::online::OnlineStore;
 use crate::registry::{ArnContext, Registry};
 use crate::time::{Clock, SystemClock};
@@ -52,8 +54,18 @@ pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<
         account_id: config.account_id.clone(),
     };
     let registry = Registry::open(db.clone(), arns, clock.clone())?;
-    let online = OnlineStore::open(db, clock, config.wal_sync == WalSync::Always)?;
-    Ok(Arc::new(FeatureStore::new(registry, online)))
+    let online = OnlineStore::open(
+        db,
+        clock,
+        config.wal_sync == WalSync::Always,
+        config.offline.staging_limit_bytes,
+    )?;
+    let offline = OfflineStore::new(
+        config.offline.clone(),
+        config.account_id.clone(),
+        config.region.clone(),
+    );
+    Ok(Arc::new(FeatureStore::new(registry, online, offline)))
 }
 
 pub async fn run(
@@ -72,7 +84,9 @@ pub async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
-    let background = spawn_background_tasks(&config, store.clone(), stop_rx.clone());
+    let mut background = spawn_background_tasks(&config, store.clone(), stop_rx.clone());
+    let flusher = Flusher::new(store.clone()).await;
+    background.push(tokio::spawn(flusher.run(stop_rx.clone())));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -91,11 +105,7 @@ pub async fn run(
         .build_v1alpha()
         .context("building the gRPC reflection service (v1alpha)")?;
     let max_request = config.max_request_mb * 1024 * 1024;
-    let default_offline_uri = format!(
-        "file://{}/offline-store",
-        absolute(&config.data_dir).display()
-    );
-    let api = FeatureStoreServer::new(GrpcService::new(store.clone(), default_offline_uri))
+    let api = FeatureStoreServer::new(GrpcService::new(store.clone()))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
     let incoming = TcpListenerStream::new(listeners.grpc).map(|stream| {
@@ -225,8 +235,4 @@ fn write_addr_file(path: &Path, grpc: SocketAddr, http: SocketAddr) -> anyhow::R
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
-}
-
-fn absolute(path: &Path) -> std::path::PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -111,6 +111,13 @@ pub fn format_iso8601(millis: EpochMillis) -> String {
     )
 }
 
+/// The UTC (year, month, day, hour) of `millis`, clamped to years 0000..9999.
+pub fn civil_hour(millis: EpochMillis) -> (i64, i64, i64, i64) {
+    let millis = millis.clamp(MIN_EVENT_TIME_MS, MAX_EVENT_TIME_MS);
+    let (year, month, day) = civil_from_days(millis.div_euclid(86_400_000));
+    (year, month, day, millis.rem_euclid(86_400_000) / 3_600_000)
+}
+
 /// Formats as epoch seconds, the form of a Fractional event-time feature.
 pub fn format_epoch_seconds(millis: EpochMillis) -> f64 {
     millis as f64 / 1000.0

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use quiver_client::{Client, pb};
 
+pub mod aws;
+
 /// Path of a workspace binary next to the running test executable.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
@@ -38,6 +40,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with a data dir of its own (kept in `dir`).
     pub async fn start_in(data_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::start_with_env(data_dir, extra_args, &[]).await
+    }
+
+    /// As [`TestServer::start_in`], with extra environment variables (e.g. AWS credentials).
+    pub async fn start_with_env(
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let addr_file = data_dir.with_extension("addrs.json");
         let _ = std::fs::remove_file(&addr_file);
         let child = Command::new(binary("quiver-server"))
@@ -48,6 +59,7 @@ impl TestServer {
             .arg(&addr_file)
             .args(extra_args)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .expect("quiver-server starts");

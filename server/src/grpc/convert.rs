@@ -12,16 +12,16 @@ use crate::model::{
     FeatureType, OfflineStoreConfig, OnlineStoreConfig, PutRequest, StorageType, TableFormat,
     TargetStore, TtlDuration, TtlUnit, Value,
 };
+use crate::offline::{OfflineStatus, OfflineStore};
 use crate::online::WriteOutcome;
 use crate::online::store::DeletionMode;
-use crate::registry::ArnContext;
 use crate::time;
 
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn enum_value<T: TryFrom<i32>>(field: &str, raw: i32) -> Result<T> {
+pub fn enum_value<T: TryFrom<i32>>(field: &str, raw: i32) -> Result<T> {
     T::try_from(raw).map_err(|_| Error::validation(format!("{field} has unknown enum value {raw}")))
 }
 
@@ -188,11 +188,20 @@ fn offline_status(group: &FeatureGroup) -> pb::OfflineStoreStatus {
     }
 }
 
-pub fn describe(
-    group: &FeatureGroup,
-    default_offline_uri: &str,
-    arns: &ArnContext,
-) -> pb::DescribeFeatureGroupResponse {
+/// The live status: Blocked (with the reason) while writing to the group's store fails.
+fn live_offline_status(group: &FeatureGroup, offline: &OfflineStore) -> pb::OfflineStoreStatus {
+    let (status, blocked_reason) = match offline.status(group) {
+        OfflineStatus::Active => (pb::OfflineStoreStatusValue::Active, String::new()),
+        OfflineStatus::Blocked(reason) => (pb::OfflineStoreStatusValue::Blocked, reason),
+        OfflineStatus::Disabled => (pb::OfflineStoreStatusValue::Disabled, String::new()),
+    };
+    pb::OfflineStoreStatus {
+        status: status as i32,
+        blocked_reason,
+    }
+}
+
+pub fn describe(group: &FeatureGroup, offline: &OfflineStore) -> pb::DescribeFeatureGroupResponse {
     pb::DescribeFeatureGroupResponse {
         feature_group_arn: group.arn.clone(),
         feature_group_name: group.name.clone(),
@@ -211,20 +220,18 @@ pub fn describe(
             kms_key_id: o.kms_key_id.clone().unwrap_or_default(),
         }),
         offline_store_config: group.offline.as_ref().map(|o| {
-            let base = o
-                .s3_uri
-                .clone()
-                .unwrap_or_else(|| default_offline_uri.to_string());
+            let table = offline.catalog_table(group);
             pb::OfflineStoreConfig {
-                resolved_output_s3_uri: arns.offline_data_uri(&base, group),
-                s3_uri: base,
+                resolved_output_s3_uri: offline.data_uri(group),
+                s3_uri: offline.base_uri(group).to_string(),
                 kms_key_id: o.kms_key_id.clone().unwrap_or_default(),
                 disable_glue_table_creation: o.disable_glue_table_creation,
-                data_catalog_config: o.data_catalog.as_ref().map(|d| pb::DataCatalogConfig {
-                    table_name: d.table_name.clone(),
-                    catalog: d.catalog.clone(),
-                    database: d.database.clone(),
-                }),
+                data_catalog_config: (!o.disable_glue_table_creation || o.data_catalog.is_some())
+                    .then(|| pb::DataCatalogConfig {
+                        table_name: table.table,
+                        catalog: table.catalog,
+                        database: table.database,
+                    }),
                 table_format: match o.table_format {
                     TableFormat::Glue => pb::TableFormat::Glue,
                     TableFormat::Iceberg => pb::TableFormat::Iceberg,
@@ -233,7 +240,7 @@ pub fn describe(
         }),
         role_arn: group.role_arn.clone().unwrap_or_default(),
         feature_group_status: pb::FeatureGroupStatus::Created as i32,
-        offline_store_status: Some(offline_status(group)),
+        offline_store_status: Some(live_offline_status(group, offline)),
         last_update_status: Some(pb::LastUpdateStatus {
             status: pb::LastUpdateStatusValue::Successful as i32,
             failure_reason: String::new(),

@@ -18,16 +18,11 @@ use crate::registry::TtlUpdate;
 #[derive(Clone)]
 pub struct GrpcService {
     store: Arc<FeatureStore>,
-    /// Reported as the offline location of groups that name no S3 URI.
-    default_offline_uri: Arc<str>,
 }
 
 impl GrpcService {
-    pub fn new(store: Arc<FeatureStore>, default_offline_uri: String) -> Self {
-        Self {
-            store,
-            default_offline_uri: default_offline_uri.into(),
-        }
+    pub fn new(store: Arc<FeatureStore>) -> Self {
+        Self { store }
     }
 
     /// Runs a blocking domain operation on the blocking pool.
@@ -81,11 +76,7 @@ impl FeatureStoreApi for GrpcService {
             let group = self
                 .store
                 .describe_feature_group(&request.get_ref().feature_group_name)?;
-            Ok(convert::describe(
-                &group,
-                &self.default_offline_uri,
-                self.store.registry().arns(),
-            ))
+            Ok(convert::describe(&group, self.store.offline()))
         })
         .await
     }
@@ -166,6 +157,32 @@ impl FeatureStoreApi for GrpcService {
             })
             .await?;
             Ok(pb::UpdateFeatureMetadataResponse {})
+        })
+        .await
+    }
+
+    async fn get_offline_store_catalog(
+        &self,
+        request: Request<pb::GetOfflineStoreCatalogRequest>,
+    ) -> Result<Response<pb::GetOfflineStoreCatalogResponse>, Status> {
+        observe("GetOfflineStoreCatalog", async {
+            let req = request.get_ref();
+            let format = convert::enum_value::<pb::CatalogFormat>("Format", req.format)?;
+            let table = self.store.offline_catalog(&req.feature_group_name)?;
+            let definition = match format {
+                pb::CatalogFormat::Athena => table.athena_ddl(),
+                pb::CatalogFormat::Glue | pb::CatalogFormat::Unspecified => {
+                    serde_json::to_string_pretty(&table.glue_create_table_input())
+                        .expect("JSON values always serialise")
+                }
+            };
+            Ok(pb::GetOfflineStoreCatalogResponse {
+                catalog: table.catalog,
+                database: table.database,
+                table_name: table.table,
+                location: table.location,
+                definition,
+            })
         })
         .await
     }

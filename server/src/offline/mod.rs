@@ -1,5 +1,119 @@
-//! The offline store: the history of every accepted write. For now it owns the durable staging
-//! area that the write path feeds atomically; the flusher that turns staged rows into Parquet
-//! files arrives with the offline-store issue and reads what [`staging`] writes.
+//! The offline store: the history of every accepted write, as Parquet files laid out as
+//! SageMaker lays them, on the local disk or S3.
+//!
+//! The write path stages rows atomically with their online effect ([`staging`]); the
+//! [`flusher`] turns staged rows into files ([`parquet`], placed by [`layout`], written through
+//! [`stores`]) exactly once, and keeps each group's catalog entry ([`catalog`], registered with
+//! Glue by [`glue`]) in step with its definition. [`OfflineStore`] holds the settings and the
+//! live state the API reports.
 
+pub mod catalog;
+pub mod flusher;
+pub mod glue;
+pub mod layout;
+pub mod parquet;
 pub mod staging;
+pub mod stores;
+
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+
+use crate::config::OfflineConfig;
+use crate::error::Result;
+use crate::model::FeatureGroup;
+use catalog::CatalogTable;
+use stores::{Destination, ObjectStores};
+
+/// What DescribeFeatureGroup reports as `OfflineStoreStatus`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfflineStatus {
+    Active,
+    /// Writing to the group's store is failing; rows wait in staging.
+    Blocked(String),
+    Disabled,
+}
+
+pub struct OfflineStore {
+    config: OfflineConfig,
+    account_id: String,
+    region: String,
+    stores: ObjectStores,
+    /// Base URI -> why the last attempt to write there failed; removed once one succeeds.
+    blocked: RwLock<HashMap<String, String>>,
+}
+
+impl OfflineStore {
+    pub fn new(config: OfflineConfig, account_id: String, region: String) -> Self {
+        let stores = ObjectStores::new(config.s3_endpoint.clone(), region.clone());
+        Self {
+            config,
+            account_id,
+            region,
+            stores,
+            blocked: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &OfflineConfig {
+        &self.config
+    }
+
+    pub fn base_uri<'a>(&'a self, group: &'a FeatureGroup) -> &'a str {
+        layout::base_uri(group, &self.config.default_uri)
+    }
+
+    /// `<base>/<account>/sagemaker/<region>/offline-store/<group>-<epoch>`.
+    pub fn group_uri(&self, group: &FeatureGroup) -> String {
+        format!(
+            "{}/{}",
+            self.base_uri(group),
+            layout::group_dir(&self.account_id, &self.region, group)
+        )
+    }
+
+    /// Where the group's Parquet files go (DescribeFeatureGroup's `ResolvedOutputS3Uri`).
+    pub fn data_uri(&self, group: &FeatureGroup) -> String {
+        format!("{}/data", self.group_uri(group))
+    }
+
+    /// The object store and prefix of the group's directory.
+    pub fn destination(&self, group: &FeatureGroup) -> Result<(Destination, String)> {
+        let destination = self.stores.resolve(self.base_uri(group))?;
+        Ok((
+            destination,
+            layout::group_dir(&self.account_id, &self.region, group),
+        ))
+    }
+
+    pub fn catalog_table(&self, group: &FeatureGroup) -> CatalogTable {
+        CatalogTable::new(group, &self.data_uri(group))
+    }
+
+    pub fn status(&self, group: &FeatureGroup) -> OfflineStatus {
+        if !group.has_offline_store() {
+            return OfflineStatus::Disabled;
+        }
+        match self.blocked.read().get(self.base_uri(group)) {
+            Some(reason) => OfflineStatus::Blocked(reason.clone()),
+            None => OfflineStatus::Active,
+        }
+    }
+
+    pub(crate) fn set_blocked(&self, base_uri: &str, reason: Option<String>) {
+        match reason {
+            Some(reason) => {
+                self.blocked.write().insert(base_uri.to_string(), reason);
+            }
+            None => {
+                if self.blocked.read().contains_key(base_uri) {
+                    self.blocked.write().remove(base_uri);
+                }
+            }
+        }
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        !self.blocked.read().is_empty()
+    }
+}

@@ -1,26 +1,39 @@
-//! Staging of offline rows. Every accepted write that targets the offline store (applied or
-//! historic put, soft or hard delete marker) is added to the same RocksDB `WriteBatch` as its
-//! online effect, so it is staged durably if and only if the write is acknowledged.
+//! Staging of offline rows: the durable hand-off between the write path and the flusher.
 //!
-//! Key: `[sequence u64 BE]`, increasing in the order rows were staged. Value (format 1):
+//! Every accepted write that targets the offline store (applied or historic put, soft or hard
+//! delete marker) is added to the same RocksDB `WriteBatch` as its online effect, so it is staged
+//! durably if and only if the write is acknowledged.
+//!
+//! Column family `offline_staging`, key `[sequence u64 BE]`. Value (format 1):
 //! `[format u8 = 1][group id u64 LE][api_invocation_time_ms i64 LE]` followed by the row in the
 //! online record encoding (`online/codec.rs`), whose deleted flag is the row's `is_deleted`.
 //!
-//! Sequence numbers are assigned before the batch commits, so two concurrent batches may commit
-//! out of sequence order; a reader that drains staging must read from a snapshot and tolerate a
-//! gap that fills in later.
+//! Column family `offline_meta` holds the flusher's bookkeeping: `flushed_upto` (u64 LE, every
+//! sequence below it has been written to the offline store, so numbering never goes back and a
+//! file name is never reused) and `flush_intent` (JSON [`FlushIntent`], the range a flush is
+//! writing, so a flush interrupted by a crash is redone with exactly the same rows and names).
+//!
+//! Sequence numbers are reserved before a batch commits, so batches may commit out of sequence
+//! order. The [`OfflineStaging::watermark`] is the lowest sequence still reserved by a write in
+//! flight: every row below it that will ever exist is committed, so the flusher only takes rows
+//! below it and a flushed range never gains a row later.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rocksdb::{DB, IteratorMode, WriteBatch};
+use parking_lot::Mutex;
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
+use serde::{Deserialize, Serialize};
 
-use crate::db::{CF_OFFLINE_STAGING, cf};
+use crate::db::{CF_OFFLINE_META, CF_OFFLINE_STAGING, cf};
 use crate::error::{Error, Result};
 use crate::model::Value;
 use crate::online::codec::{self, RecordHeader, StoredRecord};
 use crate::time::EpochMillis;
 
 const FORMAT_V1: u8 = 1;
+const KEY_FLUSHED_UPTO: &[u8] = b"flushed_upto";
+const KEY_FLUSH_INTENT: &[u8] = b"flush_intent";
 
 /// One offline row waiting to be written to the offline store.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,37 +46,262 @@ pub struct StagedRow {
     pub values: Vec<(u16, Value)>,
 }
 
+/// A staged row as read back, with its sequence number and staged size.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub sequence: u64,
+    pub bytes: u64,
+    pub row: StagedRow,
+}
+
+/// The range of sequences one flush writes, recorded before any file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushIntent {
+    /// First sequence of the range (inclusive).
+    pub start: u64,
+    /// End of the range (exclusive); every row in `start..end` is committed.
+    pub end: u64,
+    /// The `write_time` every row of this flush carries; also names the files.
+    pub write_time_ms: EpochMillis,
+}
+
+#[derive(Debug, Default)]
+struct Sequencer {
+    next: u64,
+    /// First sequence of each reservation whose batch has not finished committing.
+    in_flight: BTreeSet<u64>,
+}
+
 #[derive(Debug)]
 pub struct OfflineStaging {
-    next_sequence: AtomicU64,
+    sequencer: Mutex<Sequencer>,
+    pending_rows: AtomicU64,
+    pending_bytes: AtomicU64,
+    /// Writes to the offline store are refused (UNAVAILABLE) while this many bytes wait.
+    limit_bytes: u64,
 }
 
 impl OfflineStaging {
-    /// Continues numbering after the last staged row.
-    pub fn open(db: &DB) -> Result<Self> {
-        let last = db
-            .iterator_cf(cf(db, CF_OFFLINE_STAGING), IteratorMode::End)
-            .next()
-            .transpose()
-            .map_err(|e| Error::storage("reading the last staged offline row", e))?;
-        let next = match last {
-            Some((key, _)) => decode_key(&key)? + 1,
-            None => 0,
-        };
+    /// Continues numbering after the last staged or flushed row, and counts the backlog.
+    pub fn open(db: &DB, limit_bytes: u64) -> Result<Self> {
+        let staging_cf = cf(db, CF_OFFLINE_STAGING);
+        let (mut rows, mut bytes, mut last) = (0u64, 0u64, None);
+        for item in db.iterator_cf(staging_cf, IteratorMode::Start) {
+            let (key, value) = item.map_err(|e| Error::storage("counting staged rows", e))?;
+            rows += 1;
+            bytes += value.len() as u64;
+            last = Some(decode_key(&key)?);
+        }
+        let next = last
+            .map_or(0, |s| s + 1)
+            .max(read_flushed_upto(db)?.unwrap_or(0));
         Ok(Self {
-            next_sequence: AtomicU64::new(next),
+            sequencer: Mutex::new(Sequencer {
+                next,
+                in_flight: BTreeSet::new(),
+            }),
+            pending_rows: AtomicU64::new(rows),
+            pending_bytes: AtomicU64::new(bytes),
+            limit_bytes,
         })
     }
 
-    /// Adds `row` to `batch`; it is staged when (and only when) the batch commits.
-    pub fn stage(&self, db: &DB, batch: &mut WriteBatch, row: &StagedRow) {
-        let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
-        batch.put_cf(
-            cf(db, CF_OFFLINE_STAGING),
-            sequence.to_be_bytes(),
-            encode(row),
-        );
+    /// Back-pressure: refuses a write to the offline store while the backlog is at its limit,
+    /// so nothing is ever dropped; the caller answers UNAVAILABLE and the client retries.
+    pub fn admit(&self) -> Result<()> {
+        let pending = self.pending_bytes.load(Ordering::Relaxed);
+        if pending >= self.limit_bytes {
+            return Err(Error::unavailable(format!(
+                "the offline store is behind: {} MB of accepted rows are waiting to be written (limit {} MB, --offline-staging-limit-mb); retry later",
+                pending / (1024 * 1024),
+                self.limit_bytes / (1024 * 1024)
+            )));
+        }
+        Ok(())
     }
+
+    /// Reserves `count` sequence numbers for one batch. Keep the reservation until the batch
+    /// has committed (or failed), then call [`Reservation::committed`] or drop it.
+    pub fn reserve(&self, count: usize) -> Reservation<'_> {
+        let mut sequencer = self.sequencer.lock();
+        let start = sequencer.next;
+        sequencer.next += count as u64;
+        if count > 0 {
+            sequencer.in_flight.insert(start);
+        }
+        Reservation {
+            staging: self,
+            start,
+            next: start,
+            end: start + count as u64,
+            bytes: 0,
+        }
+    }
+
+    /// Every row below this sequence that will ever be staged has been committed.
+    pub fn watermark(&self) -> u64 {
+        let sequencer = self.sequencer.lock();
+        sequencer
+            .in_flight
+            .first()
+            .copied()
+            .unwrap_or(sequencer.next)
+    }
+
+    pub fn pending_rows(&self) -> u64 {
+        self.pending_rows.load(Ordering::Relaxed)
+    }
+
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The first staged row below `end`: its sequence and when it was accepted.
+    pub fn oldest(&self, db: &DB, end: u64) -> Result<Option<(u64, EpochMillis)>> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_be_bytes());
+        let first = db
+            .iterator_cf_opt(cf(db, CF_OFFLINE_STAGING), options, IteratorMode::Start)
+            .next()
+            .transpose()
+            .map_err(|e| Error::storage("reading the oldest staged row", e))?;
+        first
+            .map(|(key, value)| Ok((decode_key(&key)?, decode(&value)?.api_invocation_time_ms)))
+            .transpose()
+    }
+
+    /// Staged rows from `start` up to (not including) `end`, stopping early once `max_bytes`
+    /// have been read; returns the rows and where the range read actually ends.
+    pub fn read(
+        &self,
+        db: &DB,
+        start: u64,
+        end: u64,
+        max_bytes: u64,
+    ) -> Result<(Vec<Staged>, u64)> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_be_bytes());
+        let from = start.to_be_bytes();
+        let mut rows = Vec::new();
+        let mut total = 0u64;
+        for item in db.iterator_cf_opt(
+            cf(db, CF_OFFLINE_STAGING),
+            options,
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
+            let (key, value) = item.map_err(|e| Error::storage("reading staged rows", e))?;
+            let sequence = decode_key(&key)?;
+            if total >= max_bytes {
+                return Ok((rows, sequence));
+            }
+            total += value.len() as u64;
+            rows.push(Staged {
+                sequence,
+                bytes: value.len() as u64,
+                row: decode(&value)?,
+            });
+        }
+        Ok((rows, end))
+    }
+
+    pub fn intent(&self, db: &DB) -> Result<Option<FlushIntent>> {
+        let bytes = db
+            .get_cf(cf(db, CF_OFFLINE_META), KEY_FLUSH_INTENT)
+            .map_err(|e| Error::storage("reading the offline flush intent", e))?;
+        bytes
+            .map(|b| {
+                serde_json::from_slice(&b).map_err(|e| {
+                    Error::internal(format!("offline flush intent is unreadable: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Records the range a flush is about to write; fsynced, so a crash redoes the same flush.
+    pub fn begin_flush(&self, db: &DB, intent: &FlushIntent) -> Result<()> {
+        let json = serde_json::to_vec(intent).expect("a FlushIntent always serialises");
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(db, CF_OFFLINE_META), KEY_FLUSH_INTENT, json);
+        commit_synced(db, batch, "recording an offline flush intent")
+    }
+
+    /// The flush's files are all written: removes its rows from staging and the intent, in one
+    /// fsynced write. `rows` and `bytes` are what the range held.
+    pub fn finish_flush(&self, db: &DB, intent: &FlushIntent, rows: u64, bytes: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            cf(db, CF_OFFLINE_STAGING),
+            intent.start.to_be_bytes(),
+            intent.end.to_be_bytes(),
+        );
+        let meta = cf(db, CF_OFFLINE_META);
+        batch.put_cf(meta, KEY_FLUSHED_UPTO, intent.end.to_le_bytes());
+        batch.delete_cf(meta, KEY_FLUSH_INTENT);
+        commit_synced(db, batch, "removing flushed rows from offline staging")?;
+        self.pending_rows.fetch_sub(rows, Ordering::Relaxed);
+        self.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Sequence numbers for one batch's staged rows.
+pub struct Reservation<'a> {
+    staging: &'a OfflineStaging,
+    start: u64,
+    next: u64,
+    end: u64,
+    bytes: u64,
+}
+
+impl Reservation<'_> {
+    /// Adds `row` to `batch`; it is staged when (and only when) the batch commits.
+    pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch, row: &StagedRow) {
+        assert!(self.next < self.end, "more rows staged than reserved");
+        let value = encode(row);
+        self.bytes += value.len() as u64;
+        batch.put_cf(cf(db, CF_OFFLINE_STAGING), self.next.to_be_bytes(), value);
+        self.next += 1;
+    }
+
+    /// The batch committed: its rows count towards the backlog.
+    pub fn committed(self) {
+        let staged = self.next - self.start;
+        self.staging
+            .pending_rows
+            .fetch_add(staged, Ordering::Relaxed);
+        self.staging
+            .pending_bytes
+            .fetch_add(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.end > self.start {
+            self.staging.sequencer.lock().in_flight.remove(&self.start);
+        }
+    }
+}
+
+fn commit_synced(db: &DB, batch: WriteBatch, context: &str) -> Result<()> {
+    let mut options = rocksdb::WriteOptions::default();
+    options.set_sync(true);
+    db.write_opt(batch, &options)
+        .map_err(|e| Error::storage(context, e))
+}
+
+fn read_flushed_upto(db: &DB) -> Result<Option<u64>> {
+    let bytes = db
+        .get_cf(cf(db, CF_OFFLINE_META), KEY_FLUSHED_UPTO)
+        .map_err(|e| Error::storage("reading the offline flush position", e))?;
+    bytes
+        .map(|b| {
+            b.as_slice()
+                .try_into()
+                .map(u64::from_le_bytes)
+                .map_err(|_| Error::internal("offline flush position is corrupt"))
+        })
+        .transpose()
 }
 
 pub fn encode(row: &StagedRow) -> Vec<u8> {
@@ -105,7 +343,7 @@ fn decode_key(key: &[u8]) -> Result<u64> {
         .map_err(|_| Error::internal("corrupt staged offline row key"))
 }
 
-/// Every staged row in sequence order (for tests and the flusher).
+/// Every staged row in sequence order (for tests).
 pub fn read_all(db: &DB) -> Result<Vec<(u64, StagedRow)>> {
     db.iterator_cf(cf(db, CF_OFFLINE_STAGING), IteratorMode::Start)
         .map(|item| {
@@ -114,4 +352,71 @@ pub fn read_all(db: &DB) -> Result<Vec<(u64, StagedRow)>> {
             Ok((decode_key(&key)?, decode(&value)?))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_waits_for_the_oldest_batch_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::open(
+            dir.path(),
+            &crate::db::StorageOptions {
+                block_cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let staging = OfflineStaging::open(&db, u64::MAX).unwrap();
+        let first = staging.reserve(2);
+        let second = staging.reserve(3);
+        assert_eq!(staging.watermark(), 0);
+        drop(second);
+        assert_eq!(staging.watermark(), 0, "an older batch is still in flight");
+        drop(first);
+        assert_eq!(staging.watermark(), 5);
+    }
+
+    #[test]
+    fn numbering_never_goes_back_after_a_flush_empties_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::db::StorageOptions {
+            block_cache_bytes: 1 << 20,
+        };
+        let db = crate::db::open(dir.path(), &options).unwrap();
+        let staging = OfflineStaging::open(&db, u64::MAX).unwrap();
+        let row = StagedRow {
+            group_id: 1,
+            api_invocation_time_ms: 5,
+            event_time_ms: 5,
+            is_deleted: false,
+            values: vec![(0, Value::Integral(7))],
+        };
+        let mut batch = WriteBatch::default();
+        let mut reservation = staging.reserve(2);
+        reservation.stage(&db, &mut batch, &row);
+        reservation.stage(&db, &mut batch, &row);
+        db.write(batch).unwrap();
+        reservation.committed();
+        assert_eq!(staging.pending_rows(), 2);
+        let (rows, end) = staging.read(&db, 0, staging.watermark(), u64::MAX).unwrap();
+        assert_eq!((rows.len(), end), (2, 2));
+        let intent = FlushIntent {
+            start: 0,
+            end,
+            write_time_ms: 9,
+        };
+        staging.begin_flush(&db, &intent).unwrap();
+        assert_eq!(staging.intent(&db).unwrap(), Some(intent));
+        let bytes = rows.iter().map(|r| r.bytes).sum();
+        staging.finish_flush(&db, &intent, 2, bytes).unwrap();
+        assert_eq!((staging.pending_rows(), staging.pending_bytes()), (0, 0));
+        assert_eq!(staging.intent(&db).unwrap(), None);
+        drop(staging);
+        drop(db);
+        let db = crate::db::open(dir.path(), &options).unwrap();
+        let staging = OfflineStaging::open(&db, u64::MAX).unwrap();
+        assert_eq!(staging.watermark(), 2, "sequence numbers are never reused");
+    }
 }

@@ -62,8 +62,13 @@ pub fn record_key(group_id: u64, identifier: &str) -> Vec<u8> {
 }
 
 impl OnlineStore {
-    pub fn open(db: Arc<DB>, clock: Arc<dyn Clock>, sync_writes: bool) -> Result<Self> {
-        let staging = OfflineStaging::open(&db)?;
+    pub fn open(
+        db: Arc<DB>,
+        clock: Arc<dyn Clock>,
+        sync_writes: bool,
+        staging_limit_bytes: u64,
+    ) -> Result<Self> {
+        let staging = OfflineStaging::open(&db, staging_limit_bytes)?;
         Ok(Self {
             db,
             locks: KeyLocks::default(),
@@ -103,11 +108,16 @@ impl OnlineStore {
         &self,
         writes: &[(Arc<FeatureGroup>, ValidRecord)],
     ) -> Result<Vec<WriteOutcome>> {
+        let offline_rows = writes.iter().filter(|(_, r)| r.targets.offline).count();
+        if offline_rows > 0 {
+            self.staging.admit()?;
+        }
         let keys: Vec<Vec<u8>> = writes
             .iter()
             .map(|(group, record)| record_key(group.id, &record.identifier))
             .collect();
         let _guards = self.locks.lock_all(&keys);
+        let mut reservation = self.staging.reserve(offline_rows);
         let now_ms = self.clock.now_ms();
         let records_cf = cf(&self.db, CF_RECORDS);
         let mut batch = WriteBatch::default();
@@ -144,11 +154,12 @@ impl OnlineStore {
                     is_deleted: false,
                     values: record.values.clone(),
                 };
-                self.staging.stage(&self.db, &mut batch, &row);
+                reservation.stage(&self.db, &mut batch, &row);
             }
             outcomes.push(outcome);
         }
         self.commit(batch, "writing records")?;
+        reservation.committed();
         Ok(outcomes)
     }
 
@@ -197,8 +208,12 @@ impl OnlineStore {
     /// and writes nothing; a soft delete not newer leaves the online record. Both stage an offline
     /// delete marker.
     pub fn delete_record(&self, group: &FeatureGroup, request: &DeleteRequest) -> Result<()> {
+        if request.offline {
+            self.staging.admit()?;
+        }
         let key = record_key(group.id, &request.identifier);
         let _guard = self.locks.lock_all([&key]);
+        let mut reservation = self.staging.reserve(usize::from(request.offline));
         let now_ms = self.clock.now_ms();
         let records_cf = cf(&self.db, CF_RECORDS);
         let mut batch = WriteBatch::default();
@@ -236,9 +251,11 @@ impl OnlineStore {
                 is_deleted: true,
                 values: delete_marker_values(group, &request.identifier, request.event_time_ms),
             };
-            self.staging.stage(&self.db, &mut batch, &row);
+            reservation.stage(&self.db, &mut batch, &row);
         }
-        self.commit(batch, "deleting a record")
+        self.commit(batch, "deleting a record")?;
+        reservation.committed();
+        Ok(())
     }
 
     /// Adds the removal of every online record of `group_id` to `batch`.
@@ -300,6 +317,10 @@ impl OnlineStore {
         self.db
             .flush_wal(true)
             .map_err(|e| Error::storage("syncing the write-ahead log", e))
+    }
+
+    pub fn staging(&self) -> &OfflineStaging {
+        &self.staging
     }
 
     pub fn db(&self) -> &Arc<DB> {
