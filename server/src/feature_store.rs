@@ -23,6 +23,9 @@ pub const MAX_PUT_BATCH_RECORDS: usize = 10_000;
 /// Most identifiers one BatchGetRecord may carry, across at most as many groups.
 pub const MAX_BATCH_GET_IDENTIFIERS: usize = 100;
 
+/// A BatchGetRecord entry's group and, when it names features, their ordinals.
+type ResolvedEntry = (Arc<FeatureGroup>, Option<HashSet<u16>>);
+
 /// A record as a reader sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordView {
@@ -106,7 +109,9 @@ impl FeatureStore {
     }
 
     pub fn list_feature_groups(&self, query: &ListQuery) -> Result<Page> {
-        listing::list(self.registry.all(), query)
+        listing::list(self.registry.all(), query, |g| {
+            self.offline.status(g).name()
+        })
     }
 
     pub fn update_feature_group(
@@ -223,7 +228,7 @@ impl FeatureStore {
             )));
         }
         // Resolve each entry once; its failure becomes an error for each of its identifiers.
-        let resolved: Vec<Result<(Arc<FeatureGroup>, Option<HashSet<u16>>)>> = entries
+        let resolved: Vec<Result<ResolvedEntry>> = entries
             .iter()
             .map(|entry| {
                 let group = self.registry.get(&entry.group_name)?;
@@ -396,7 +401,7 @@ fn batch_error_code(error: &Error) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{ServerArgs, WalSync};
     use crate::model::{
@@ -408,10 +413,12 @@ mod tests {
 
     const START_MS: i64 = 1_700_000_000_000;
 
-    fn open(dir: &std::path::Path, clock: Arc<dyn crate::time::Clock>) -> FeatureStore {
-        let mut args = ServerArgs::default();
-        args.data_dir = Some(dir.to_path_buf());
-        args.wal_sync = Some(WalSync::Periodic);
+    pub(crate) fn open(dir: &std::path::Path, clock: Arc<dyn crate::time::Clock>) -> FeatureStore {
+        let args = ServerArgs {
+            data_dir: Some(dir.to_path_buf()),
+            wal_sync: Some(WalSync::Periodic),
+            ..ServerArgs::default()
+        };
         let config = args.resolve().unwrap();
         let store = crate::server::open_store(&config, clock).unwrap();
         Arc::try_unwrap(store)
@@ -419,7 +426,7 @@ mod tests {
             .expect("a fresh store has one owner")
     }
 
-    fn spec(ttl_seconds: Option<u64>, offline: bool) -> FeatureGroupSpec {
+    pub(crate) fn spec(ttl_seconds: Option<u64>, offline: bool) -> FeatureGroupSpec {
         let f = |name: &str, feature_type| FeatureSpec {
             name: name.into(),
             feature_type,
@@ -442,7 +449,7 @@ mod tests {
                 storage_type: StorageType::Standard,
                 kms_key_id: None,
             }),
-            offline: offline.then(|| OfflineStoreConfig {
+            offline: offline.then_some(OfflineStoreConfig {
                 s3_uri: None,
                 kms_key_id: None,
                 disable_glue_table_creation: false,
@@ -455,7 +462,7 @@ mod tests {
         }
     }
 
-    fn put(id: i64, event_time_ms: i64) -> (String, PutRequest) {
+    pub(crate) fn put(id: i64, event_time_ms: i64) -> (String, PutRequest) {
         (
             "g".into(),
             PutRequest {
@@ -584,8 +591,10 @@ mod tests {
             )
             .unwrap();
         }
-        let mut args = ServerArgs::default();
-        args.data_dir = Some(dir.path().to_path_buf());
+        let args = ServerArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..ServerArgs::default()
+        };
         let config = args.resolve().unwrap();
         let err = crate::server::open_store(&config, ManualClock::new(0))
             .err()

@@ -31,15 +31,6 @@ pub enum SortOrder {
 /// The status a group reports: creation is synchronous, so every listed group is Created.
 pub const FEATURE_GROUP_STATUS: &str = "Created";
 
-/// Active when the group has an offline store, Disabled otherwise.
-pub fn offline_store_status(group: &FeatureGroup) -> &'static str {
-    if group.has_offline_store() {
-        "Active"
-    } else {
-        "Disabled"
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub name_contains: Option<String>,
@@ -58,7 +49,13 @@ pub struct Page {
     pub next_token: Option<String>,
 }
 
-pub fn list(groups: Vec<Arc<FeatureGroup>>, query: &ListQuery) -> Result<Page> {
+/// `offline_store_status` names a group's current offline store status (Active, Blocked,
+/// Disabled), for the filter and the sort.
+pub fn list(
+    groups: Vec<Arc<FeatureGroup>>,
+    query: &ListQuery,
+    offline_store_status: impl Fn(&FeatureGroup) -> &'static str,
+) -> Result<Page> {
     let max = query.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
     if !(1..=MAX_MAX_RESULTS).contains(&max) {
         return Err(Error::validation(format!(
@@ -91,7 +88,7 @@ pub fn list(groups: Vec<Arc<FeatureGroup>>, query: &ListQuery) -> Result<Page> {
                     .created_before_ms
                     .is_none_or(|t| g.creation_time_ms < t)
         })
-        .map(|g| (sort_key(&g, query.sort_by), g))
+        .map(|g| (sort_key(&g, query.sort_by, &offline_store_status), g))
         .collect();
     matching.sort_by(|a, b| a.0.cmp(&b.0));
     if query.sort_order == SortOrder::Descending {
@@ -119,7 +116,11 @@ pub fn list(groups: Vec<Arc<FeatureGroup>>, query: &ListQuery) -> Result<Page> {
 }
 
 /// A totally ordered key: the sort field, then the name as a tie-breaker.
-fn sort_key(group: &FeatureGroup, sort_by: SortBy) -> String {
+fn sort_key(
+    group: &FeatureGroup,
+    sort_by: SortBy,
+    offline_store_status: impl Fn(&FeatureGroup) -> &'static str,
+) -> String {
     let field = match sort_by {
         SortBy::Name => String::new(),
         SortBy::FeatureGroupStatus => FEATURE_GROUP_STATUS.to_string(),
@@ -138,7 +139,7 @@ fn encode_token(key: &str) -> String {
 
 fn decode_token(token: &str) -> Result<String> {
     let invalid = || Error::validation("NextToken is not a token returned by ListFeatureGroups");
-    if token.len() % 2 != 0 || token.len() > 512 {
+    if !token.len().is_multiple_of(2) || token.len() > 512 {
         return Err(invalid());
     }
     let bytes = (0..token.len())

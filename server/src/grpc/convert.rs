@@ -6,7 +6,7 @@ use quiver_proto::v1 as pb;
 
 use crate::error::{Error, Result};
 use crate::feature_store::RecordView;
-use crate::listing::{self, ListQuery, SortBy, SortOrder};
+use crate::listing::{ListQuery, SortBy, SortOrder};
 use crate::model::{
     Collection, DataCatalogConfig, Feature, FeatureGroup, FeatureGroupSpec, FeatureSpec,
     FeatureType, OfflineStoreConfig, OnlineStoreConfig, PutRequest, StorageType, TableFormat,
@@ -177,17 +177,6 @@ fn ttl_to_pb(t: &TtlDuration) -> pb::TtlDuration {
     }
 }
 
-fn offline_status(group: &FeatureGroup) -> pb::OfflineStoreStatus {
-    let status = match listing::offline_store_status(group) {
-        "Active" => pb::OfflineStoreStatusValue::Active,
-        _ => pb::OfflineStoreStatusValue::Disabled,
-    };
-    pb::OfflineStoreStatus {
-        status: status as i32,
-        blocked_reason: String::new(),
-    }
-}
-
 /// The live status: Blocked (with the reason) while writing to the group's store fails.
 fn live_offline_status(group: &FeatureGroup, offline: &OfflineStore) -> pb::OfflineStoreStatus {
     let (status, blocked_reason) = match offline.status(group) {
@@ -227,7 +216,7 @@ pub fn describe(group: &FeatureGroup, offline: &OfflineStore) -> pb::DescribeFea
                 kms_key_id: o.kms_key_id.clone().unwrap_or_default(),
                 disable_glue_table_creation: o.disable_glue_table_creation,
                 data_catalog_config: (!o.disable_glue_table_creation || o.data_catalog.is_some())
-                    .then(|| pb::DataCatalogConfig {
+                    .then_some(pb::DataCatalogConfig {
                         table_name: table.table,
                         catalog: table.catalog,
                         database: table.database,
@@ -258,13 +247,13 @@ pub fn describe(group: &FeatureGroup, offline: &OfflineStore) -> pb::DescribeFea
     }
 }
 
-pub fn summary(group: &FeatureGroup) -> pb::FeatureGroupSummary {
+pub fn summary(group: &FeatureGroup, offline: &OfflineStore) -> pb::FeatureGroupSummary {
     pb::FeatureGroupSummary {
         feature_group_name: group.name.clone(),
         feature_group_arn: group.arn.clone(),
         creation_time_unix_ms: group.creation_time_ms,
         feature_group_status: pb::FeatureGroupStatus::Created as i32,
-        offline_store_status: Some(offline_status(group)),
+        offline_store_status: Some(live_offline_status(group, offline)),
     }
 }
 

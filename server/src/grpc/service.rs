@@ -89,7 +89,11 @@ impl FeatureStoreApi for GrpcService {
             let query = convert::list_query(request.into_inner())?;
             let page = self.store.list_feature_groups(&query)?;
             Ok(pb::ListFeatureGroupsResponse {
-                feature_group_summaries: page.groups.iter().map(|g| convert::summary(g)).collect(),
+                feature_group_summaries: page
+                    .groups
+                    .iter()
+                    .map(|g| convert::summary(g, self.store.offline()))
+                    .collect(),
                 next_token: page.next_token.unwrap_or_default(),
             })
         })

@@ -53,9 +53,21 @@ pub struct FlushReport {
     pub bytes: u64,
 }
 
+/// A flush whose files are all written, before its rows leave staging.
+pub(crate) struct Uploaded {
+    row_count: u64,
+    staged_bytes: u64,
+    file_count: u64,
+    bytes: u64,
+    /// The base URIs written to.
+    bases: Vec<String>,
+    /// When each row was accepted, for the freshness metric.
+    accepted_at: Vec<EpochMillis>,
+}
+
 /// Why a flush failed, and which store (base URI) it was writing to.
 #[derive(Debug)]
-struct FlushError {
+pub(crate) struct FlushError {
     base_uri: Option<String>,
     message: String,
 }
@@ -175,6 +187,16 @@ impl Flusher {
         intent: &FlushIntent,
         rows: Vec<Staged>,
     ) -> std::result::Result<FlushReport, FlushError> {
+        let uploaded = self.upload(intent, rows).await?;
+        self.complete(intent, uploaded).await
+    }
+
+    /// Encodes the flush's files and writes every one of them (steps 2 of the module doc).
+    pub(crate) async fn upload(
+        &self,
+        intent: &FlushIntent,
+        rows: Vec<Staged>,
+    ) -> std::result::Result<Uploaded, FlushError> {
         let row_count = rows.len() as u64;
         let staged_bytes: u64 = rows.iter().map(|r| r.bytes).sum();
         let store = self.store.clone();
@@ -207,7 +229,30 @@ impl Flusher {
         .buffer_unordered(UPLOAD_CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await?;
+        Ok(Uploaded {
+            row_count,
+            staged_bytes,
+            file_count,
+            bytes,
+            bases,
+            accepted_at,
+        })
+    }
 
+    /// Removes the written range from staging (step 3) and accounts for it.
+    async fn complete(
+        &self,
+        intent: &FlushIntent,
+        uploaded: Uploaded,
+    ) -> std::result::Result<FlushReport, FlushError> {
+        let Uploaded {
+            row_count,
+            staged_bytes,
+            file_count,
+            bytes,
+            bases,
+            accepted_at,
+        } = uploaded;
         let store = self.store.clone();
         let intent_copy = *intent;
         tokio::task::spawn_blocking(move || -> Result<()> {
@@ -310,7 +355,10 @@ pub const CATALOG_GLUE_FILE: &str = "glue-create-table.json";
 pub const CATALOG_ATHENA_FILE: &str = "athena-create-table.sql";
 
 /// The flush to do now: a pending intent (redone exactly), or a new one when due.
-fn next_intent(store: &FeatureStore, force: bool) -> Result<Option<(FlushIntent, Vec<Staged>)>> {
+pub(crate) fn next_intent(
+    store: &FeatureStore,
+    force: bool,
+) -> Result<Option<(FlushIntent, Vec<Staged>)>> {
     let online = store.online();
     let (db, staging) = (online.db(), online.staging());
     if let Some(intent) = staging.intent(db)? {
@@ -418,4 +466,97 @@ fn encode_files(
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feature_store::tests::{open, put, spec};
+    use crate::time::ManualClock;
+
+    fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "parquet") {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    fn rows_in(files: &[std::path::PathBuf]) -> usize {
+        files
+            .iter()
+            .map(|f| {
+                let reader = ::parquet::file::reader::SerializedFileReader::new(
+                    std::fs::File::open(f).unwrap(),
+                )
+                .unwrap();
+                ::parquet::file::reader::FileReader::metadata(&reader)
+                    .file_metadata()
+                    .num_rows() as usize
+            })
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_flush_interrupted_after_its_files_are_written_is_redone_without_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(1_700_000_000_000);
+        let store = Arc::new(open(dir.path(), clock.clone()));
+        store.create_feature_group(spec(None, true)).unwrap();
+        // Two hours of event time: two files per flush.
+        let t = 1_700_000_000_000;
+        store
+            .put_records((0..10).map(|id| put(id, t + id * 600_000)).collect())
+            .unwrap();
+
+        // Crash 1: the intent is recorded and every file written, but the rows never leave
+        // staging.
+        let flusher = Flusher::new(store.clone()).await;
+        let (intent, rows) = next_intent(&store, true).unwrap().expect("rows are staged");
+        flusher.upload(&intent, rows).await.unwrap();
+        let written = parquet_files(dir.path());
+        assert_eq!(written.len(), 2, "{written:?}");
+        assert_eq!(rows_in(&written), 10);
+        drop(flusher);
+        let store = Arc::into_inner(store).expect("one owner");
+        drop(store);
+
+        // The restarted server redoes exactly that flush: same rows, same names.
+        let store = Arc::new(open(dir.path(), clock.clone()));
+        assert_eq!(store.online().staging().pending_rows(), 10);
+        store.put_records(vec![put(99, t)]).unwrap();
+        let mut flusher = Flusher::new(store.clone()).await;
+        let redone = flusher
+            .flush(false)
+            .await
+            .unwrap()
+            .expect("the intent is redone");
+        assert_eq!(
+            redone.rows, 10,
+            "only the interrupted range, not the new row"
+        );
+        assert_eq!(
+            parquet_files(dir.path()),
+            written,
+            "the same objects, overwritten"
+        );
+        assert_eq!(store.online().staging().pending_rows(), 1);
+
+        // The row accepted after the restart gets a flush (and file names) of its own.
+        let next = flusher.flush(true).await.unwrap().expect("the new row");
+        assert_eq!(next.rows, 1);
+        let files = parquet_files(dir.path());
+        assert_eq!(files.len(), 3);
+        assert_eq!(rows_in(&files), 11, "every row once");
+        assert_eq!(store.online().staging().pending_rows(), 0);
+    }
 }

@@ -34,6 +34,17 @@ pub enum OfflineStatus {
     Disabled,
 }
 
+impl OfflineStatus {
+    /// SageMaker's name for the status.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OfflineStatus::Active => "Active",
+            OfflineStatus::Blocked(_) => "Blocked",
+            OfflineStatus::Disabled => "Disabled",
+        }
+    }
+}
+
 pub struct OfflineStore {
     config: OfflineConfig,
     account_id: String,

@@ -32,7 +32,7 @@ impl KeyLocks {
     }
 
     /// Locks the stripes of all `keys`, in stripe order so that two batches never deadlock.
-    pub fn lock_all<'a, K: AsRef<[u8]>>(
+    pub fn lock_all<K: AsRef<[u8]>>(
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Vec<MutexGuard<'_, ()>> {

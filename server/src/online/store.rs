@@ -97,7 +97,10 @@ impl OnlineStore {
             None => Ok(None),
             Some(bytes) => {
                 let header = codec::decode_header(&bytes)?;
-                Ok((!header.expires_at_ms.is_some_and(|t| t <= now_ms)).then_some(header))
+                Ok(header
+                    .expires_at_ms
+                    .is_none_or(|t| t > now_ms)
+                    .then_some(header))
             }
         }
     }
