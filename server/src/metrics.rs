@@ -30,8 +30,8 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(
                     Matcher::Full(OFFLINE_FRESHNESS.to_string()),
                     &[
-                        0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.5, 10.0, 15.0, 30.0, 60.0,
-                        300.0,
+                        0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0,
+                        7.5, 8.0, 8.5, 9.0, 9.5, 10.0, 12.5, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0,
                     ],
                 )
                 .expect("the bucket list above is not empty")

@@ -14,8 +14,9 @@
 //! failing store keeps the intent too; the flusher retries with backoff and reports the store as
 //! blocked until a write succeeds.
 //!
-//! A flush starts when the oldest staged row has waited `flush_interval_ms`, or when
-//! `max_file_bytes` of rows wait.
+//! A flush starts when the oldest staged row has waited `flush_interval_ms` less the time the
+//! previous flush took (at most half the interval), so the oldest row is in a file about one
+//! interval after it was accepted; or at once when `max_file_bytes` of rows wait.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -94,6 +95,8 @@ pub struct Flusher {
     glue: Option<GlueCatalog>,
     /// Group id -> the `last_modified_time_ms` whose catalog entry was last written.
     catalogued: HashMap<u64, EpochMillis>,
+    /// How long the last flush took: the next one starts that much before the interval is up.
+    lead: Duration,
 }
 
 impl Flusher {
@@ -109,6 +112,7 @@ impl Flusher {
             store,
             glue,
             catalogued: HashMap::new(),
+            lead: Duration::ZERO,
         }
     }
 
@@ -172,13 +176,19 @@ impl Flusher {
         force: bool,
     ) -> std::result::Result<Option<FlushReport>, FlushError> {
         let store = self.store.clone();
-        let intent = tokio::task::spawn_blocking(move || next_intent(&store, force))
+        let lead = self.lead;
+        let started = Instant::now();
+        let intent = tokio::task::spawn_blocking(move || next_intent(&store, force, lead))
             .await
             .map_err(|e| Error::internal(format!("offline flush task failed: {e}")))??;
         let Some((intent, rows)) = intent else {
             return Ok(None);
         };
         let report = self.write(&intent, rows).await?;
+        // Start the next flush this much early, so the oldest row is in a file about one
+        // interval after it was accepted; at most half the interval early.
+        let interval = Duration::from_millis(self.store.offline().config().flush_interval_ms);
+        self.lead = started.elapsed().min(interval / 2);
         Ok(Some(report))
     }
 
@@ -358,6 +368,7 @@ pub const CATALOG_ATHENA_FILE: &str = "athena-create-table.sql";
 pub(crate) fn next_intent(
     store: &FeatureStore,
     force: bool,
+    lead: Duration,
 ) -> Result<Option<(FlushIntent, Vec<Staged>)>> {
     let online = store.online();
     let (db, staging) = (online.db(), online.staging());
@@ -382,7 +393,7 @@ pub(crate) fn next_intent(
     metrics::gauge!("quiver_offline_oldest_staged_age_seconds").set(waited.max(0) as f64 / 1000.0);
     let due = force
         || staging.pending_bytes() >= config.max_file_bytes
-        || waited >= config.flush_interval_ms as i64;
+        || waited + lead.as_millis() as i64 >= config.flush_interval_ms as i64;
     if !due {
         return Ok(None);
     }
@@ -521,7 +532,9 @@ mod tests {
         // Crash 1: the intent is recorded and every file written, but the rows never leave
         // staging.
         let flusher = Flusher::new(store.clone()).await;
-        let (intent, rows) = next_intent(&store, true).unwrap().expect("rows are staged");
+        let (intent, rows) = next_intent(&store, true, Duration::ZERO)
+            .unwrap()
+            .expect("rows are staged");
         flusher.upload(&intent, rows).await.unwrap();
         let written = parquet_files(dir.path());
         assert_eq!(written.len(), 2, "{written:?}");
