@@ -166,51 +166,26 @@ impl CatalogTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FeatureGroupSpec, FeatureSpec, OfflineStoreConfig, TableFormat};
+    use crate::model::FeatureSpec;
 
     #[test]
     fn glue_input_and_athena_ddl_describe_the_files() {
-        let spec = FeatureGroupSpec {
-            name: "Customer-Features".into(),
-            record_identifier_feature_name: "id".into(),
-            event_time_feature_name: "ts".into(),
-            features: vec![
-                FeatureSpec {
-                    name: "id".into(),
-                    feature_type: FeatureType::Integral,
-                    collection: Collection::Scalar,
-                },
-                FeatureSpec {
-                    name: "ts".into(),
-                    feature_type: FeatureType::String,
-                    collection: Collection::Scalar,
-                },
-                FeatureSpec {
-                    name: "tags".into(),
-                    feature_type: FeatureType::String,
-                    collection: Collection::List,
-                },
-            ],
-            online: None,
-            offline: Some(OfflineStoreConfig {
-                s3_uri: None,
-                kms_key_id: None,
-                disable_glue_table_creation: false,
-                data_catalog: None,
-                table_format: TableFormat::Glue,
-            }),
-            role_arn: None,
-            description: None,
-            tags: vec![],
-        };
+        let mut spec = crate::feature_store::tests::spec(None, true);
+        spec.name = "Customer-Features".into();
+        spec.features.push(FeatureSpec {
+            name: "tags".into(),
+            feature_type: FeatureType::String,
+            collection: Collection::List,
+        });
         let group = FeatureGroup::from_spec(spec, 1, "arn".into(), 1_700_000_000_123);
         let table = CatalogTable::new(&group, "s3://b/p/data/");
         assert_eq!(table.table, "customer_features_1700000000");
         assert_eq!(table.database, "sagemaker_featurestore");
         let glue = table.glue_create_table_input();
         let columns = &glue["TableInput"]["StorageDescriptor"]["Columns"];
-        assert_eq!(columns[2], json!({"Name": "tags", "Type": "array<string>"}));
-        assert_eq!(columns[3]["Name"], "write_time");
+        assert_eq!(columns[1], json!({"Name": "ts", "Type": "double"}));
+        assert_eq!(columns[3], json!({"Name": "tags", "Type": "array<string>"}));
+        assert_eq!(columns[4]["Name"], "write_time");
         assert_eq!(glue["TableInput"]["PartitionKeys"][3]["Name"], "hour");
         assert_eq!(
             glue["TableInput"]["Parameters"]["storage.location.template"],

@@ -255,14 +255,9 @@ impl Flusher {
         intent: &FlushIntent,
         uploaded: Uploaded,
     ) -> std::result::Result<FlushReport, FlushError> {
-        let Uploaded {
-            row_count,
-            staged_bytes,
-            file_count,
-            bytes,
-            bases,
-            accepted_at,
-        } = uploaded;
+        let (row_count, file_count, bytes) =
+            (uploaded.row_count, uploaded.file_count, uploaded.bytes);
+        let staged_bytes = uploaded.staged_bytes;
         let store = self.store.clone();
         let intent_copy = *intent;
         tokio::task::spawn_blocking(move || -> Result<()> {
@@ -277,13 +272,13 @@ impl Flusher {
 
         let now = SystemClock.now_ms();
         let freshness = metrics::histogram!(crate::metrics::OFFLINE_FRESHNESS);
-        for accepted in accepted_at {
+        for accepted in uploaded.accepted_at {
             freshness.record((now - accepted).max(0) as f64 / 1000.0);
         }
         metrics::counter!("quiver_offline_rows_written_total").increment(row_count);
         metrics::counter!("quiver_offline_files_written_total").increment(file_count);
         metrics::counter!("quiver_offline_bytes_written_total").increment(bytes);
-        for base in &bases {
+        for base in &uploaded.bases {
             self.store.offline().set_blocked(base, None);
         }
         if !self.store.offline().is_blocked() {
