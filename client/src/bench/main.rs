@@ -1,0 +1,435 @@
+//! `quiver-bench`: a load generator for Quiver's online store.
+//!
+//! Loads `--records` records of `--features` features into a group (unless `--skip-load`), then
+//! runs one operation (`get`, `batch-get`, `put`, `put-batch`, or `mixed` reads and writes) from
+//! `--concurrency` requests in flight over `--connections` HTTP/2 connections, for `--duration`
+//! seconds or `--requests` requests, with uniform or zipfian keys. Prints throughput, latency
+//! percentiles (HDR histogram, microsecond resolution) and errors; `--json` prints one JSON object.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use quiver_client::{Client, pb, value};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Operation {
+    /// GetRecord of one record.
+    Get,
+    /// BatchGetRecord of `--batch-size` records.
+    BatchGet,
+    /// PutRecord of one record (a newer event time for an existing identifier).
+    Put,
+    /// PutRecords of `--batch-size` records.
+    PutBatch,
+    /// GetRecord and PutRecord, `--read-ratio` of them reads.
+    Mixed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum KeyDistribution {
+    Uniform,
+    Zipfian,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quiver-bench",
+    version,
+    about = "Load generator for the Quiver online store"
+)]
+struct Args {
+    #[arg(value_enum)]
+    operation: Operation,
+    /// Server gRPC endpoint.
+    #[arg(long, env = "QUIVER_ENDPOINT", default_value = "http://127.0.0.1:7940")]
+    endpoint: String,
+    /// Feature group to use (created by the loading phase if missing).
+    #[arg(long, default_value = "quiver_bench")]
+    group: String,
+    /// Records loaded and addressed by the run (identifiers r0 .. r<N-1>).
+    #[arg(long, default_value_t = 100_000)]
+    records: u64,
+    /// Features per record, identifier and event time included (at least 3).
+    #[arg(long, default_value_t = 50)]
+    features: usize,
+    /// Bytes of each String feature value.
+    #[arg(long, default_value_t = 16)]
+    value_size: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// HTTP/2 connections the requests share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Run for this many seconds (default 10 unless --requests is given).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Run this many requests instead of a duration.
+    #[arg(long, conflicts_with = "duration")]
+    requests: Option<u64>,
+    /// Records per BatchGetRecord / PutRecords request.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Key distribution of the run.
+    #[arg(long, value_enum, default_value = "uniform")]
+    distribution: KeyDistribution,
+    /// Zipf exponent for --distribution zipfian.
+    #[arg(long, default_value_t = 0.99)]
+    zipf_exponent: f64,
+    /// Share of reads in the mixed workload.
+    #[arg(long, default_value_t = 0.9)]
+    read_ratio: f64,
+    /// Do not create or load the group: it holds the records already.
+    #[arg(long)]
+    skip_load: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one worker saw.
+struct Tally {
+    latency_us: Histogram<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.features < 3 {
+        bail!("--features must be at least 3 (identifier, event time, one more)");
+    }
+    if args.records == 0 || args.concurrency == 0 || args.connections == 0 || args.batch_size == 0 {
+        bail!("--records, --concurrency, --connections and --batch-size must be positive");
+    }
+    if !(0.0..=1.0).contains(&args.read_ratio) {
+        bail!("--read-ratio must be between 0 and 1");
+    }
+    let mut clients = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        clients.push(Client::connect(args.endpoint.clone()).await?);
+    }
+    let args = Arc::new(args);
+    let shape = Arc::new(RecordShape::new(&args));
+
+    let load = if args.skip_load {
+        None
+    } else {
+        Some(load(&clients[0], &args, &shape).await?)
+    };
+
+    let sequence = Arc::new(AtomicU64::new(0));
+    let deadline = match (args.requests, args.duration) {
+        (Some(_), _) => None,
+        (None, seconds) => Some(Duration::from_secs_f64(seconds.unwrap_or(10.0))),
+    };
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|worker| {
+            let client = clients[worker % clients.len()].clone();
+            let (args, shape, sequence) = (args.clone(), shape.clone(), sequence.clone());
+            tokio::spawn(async move {
+                run_worker(
+                    worker as u64,
+                    client,
+                    &args,
+                    &shape,
+                    &sequence,
+                    started,
+                    deadline,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut errors, mut first_error) = (0, None);
+    for worker in workers {
+        let tally = worker.await.context("a worker panicked")?;
+        latency.add(&tally.latency_us)?;
+        errors += tally.errors;
+        first_error = first_error.or(tally.first_error);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    report(&args, load, &latency, errors, first_error, elapsed);
+    Ok(())
+}
+
+/// The records the run writes and reads: `id` (String), `ts` (Fractional epoch seconds), then
+/// Integral, Fractional and String features in turn.
+struct RecordShape {
+    definitions: Vec<pb::FeatureDefinition>,
+    string_value: String,
+}
+
+impl RecordShape {
+    fn new(args: &Args) -> Self {
+        let definition = |name: String, feature_type: pb::FeatureType| pb::FeatureDefinition {
+            feature_name: name,
+            feature_type: feature_type as i32,
+            ..Default::default()
+        };
+        let mut definitions = vec![
+            definition("id".into(), pb::FeatureType::String),
+            definition("ts".into(), pb::FeatureType::Fractional),
+        ];
+        for i in 2..args.features {
+            let feature_type = match i % 3 {
+                0 => pb::FeatureType::Integral,
+                1 => pb::FeatureType::Fractional,
+                _ => pb::FeatureType::String,
+            };
+            definitions.push(definition(format!("f{i}"), feature_type));
+        }
+        Self {
+            definitions,
+            string_value: "x".repeat(args.value_size),
+        }
+    }
+
+    fn record(&self, key: u64, event_time: f64) -> Vec<pb::FeatureValue> {
+        self.definitions
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match (i, d.feature_type()) {
+                (0, _) => value::string("id", format!("r{key}")),
+                (1, _) => value::fractional("ts", event_time),
+                (_, pb::FeatureType::Integral) => value::integral(&d.feature_name, key as i64),
+                (_, pb::FeatureType::Fractional) => {
+                    value::fractional(&d.feature_name, key as f64 * 0.5)
+                }
+                _ => value::string(&d.feature_name, self.string_value.clone()),
+            })
+            .collect()
+    }
+}
+
+/// Event times: the load writes at a fixed base; each later put is newer, so it is applied.
+const LOAD_EVENT_TIME: f64 = 1_700_000_000.0;
+
+struct LoadReport {
+    records: u64,
+    seconds: f64,
+}
+
+async fn load(client: &Client, args: &Args, shape: &RecordShape) -> Result<LoadReport> {
+    let exists = client
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: args.group.clone(),
+        })
+        .await
+        .is_ok();
+    if !exists {
+        client
+            .create_feature_group(pb::CreateFeatureGroupRequest {
+                feature_group_name: args.group.clone(),
+                record_identifier_feature_name: "id".into(),
+                event_time_feature_name: "ts".into(),
+                feature_definitions: shape.definitions.clone(),
+                online_store_config: Some(pb::OnlineStoreConfig {
+                    enable_online_store: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?;
+    }
+    let started = Instant::now();
+    let chunk = 500u64;
+    let chunks: Vec<u64> = (0..args.records.div_ceil(chunk)).collect();
+    let mut in_flight = futures::stream::iter(chunks.into_iter().map(|c| {
+        let client = client.clone();
+        let from = c * chunk;
+        let to = (from + chunk).min(args.records);
+        let records = (from..to)
+            .map(|key| pb::PutRecordRequest {
+                feature_group_name: args.group.clone(),
+                record: shape.record(key, LOAD_EVENT_TIME),
+                ..Default::default()
+            })
+            .collect();
+        async move { client.put_records(pb::PutRecordsRequest { records }).await }
+    }))
+    .buffer_unordered(8);
+    while let Some(result) = in_flight.next().await {
+        result.context("loading records")?;
+    }
+    Ok(LoadReport {
+        records: args.records,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn run_worker(
+    worker: u64,
+    client: Client,
+    args: &Args,
+    shape: &RecordShape,
+    sequence: &AtomicU64,
+    started: Instant,
+    deadline: Option<Duration>,
+) -> Tally {
+    let mut rng = SmallRng::seed_from_u64(0x5eed ^ worker.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let zipf = Zipf::new(args.records as f64, args.zipf_exponent).ok();
+    let pick = move |rng: &mut SmallRng| -> u64 {
+        match (args.distribution, &zipf) {
+            // Zipf ranks are 1-based; rank 1 is the hottest key.
+            (KeyDistribution::Zipfian, Some(z)) => (z.sample(rng) as u64).saturating_sub(1),
+            _ => rng.random_range(0..args.records),
+        }
+    };
+    let mut tally = Tally {
+        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+        errors: 0,
+        first_error: None,
+    };
+    loop {
+        let n = sequence.fetch_add(1, Ordering::Relaxed);
+        match (args.requests, deadline) {
+            (Some(total), _) if n >= total => break,
+            (None, Some(d)) if started.elapsed() >= d => break,
+            _ => {}
+        }
+        // Each put carries a newer event time than anything written before it.
+        let event_time = LOAD_EVENT_TIME + 1.0 + n as f64 / 1000.0;
+        let operation = match args.operation {
+            Operation::Mixed if rng.random_bool(args.read_ratio) => Operation::Get,
+            Operation::Mixed | Operation::Put => Operation::Put,
+            other => other,
+        };
+        let sent = Instant::now();
+        let result = match operation {
+            Operation::Get => client
+                .get_record(pb::GetRecordRequest {
+                    feature_group_name: args.group.clone(),
+                    record_identifier_value_as_string: format!("r{}", pick(&mut rng)),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            Operation::BatchGet => client
+                .batch_get_record(pb::BatchGetRecordRequest {
+                    identifiers: vec![pb::BatchGetRecordIdentifier {
+                        feature_group_name: args.group.clone(),
+                        record_identifiers_value_as_string: (0..args.batch_size)
+                            .map(|_| format!("r{}", pick(&mut rng)))
+                            .collect(),
+                        feature_names: vec![],
+                    }],
+                    expiration_time_response: false,
+                })
+                .await
+                .map(|_| ()),
+            Operation::Put | Operation::Mixed => client
+                .put_record(pb::PutRecordRequest {
+                    feature_group_name: args.group.clone(),
+                    record: shape.record(pick(&mut rng), event_time),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            Operation::PutBatch => client
+                .put_records(pb::PutRecordsRequest {
+                    records: (0..args.batch_size)
+                        .map(|_| pb::PutRecordRequest {
+                            feature_group_name: args.group.clone(),
+                            record: shape.record(pick(&mut rng), event_time),
+                            ..Default::default()
+                        })
+                        .collect(),
+                })
+                .await
+                .map(|_| ()),
+        };
+        let micros = sent.elapsed().as_micros().max(1) as u64;
+        tally.latency_us.saturating_record(micros);
+        if let Err(e) = result {
+            tally.errors += 1;
+            tally.first_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    tally
+}
+
+fn report(
+    args: &Args,
+    load: Option<LoadReport>,
+    latency: &Histogram<u64>,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: f64,
+) {
+    let requests = latency.len();
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let per_request = match args.operation {
+        Operation::BatchGet | Operation::PutBatch => args.batch_size as u64,
+        _ => 1,
+    };
+    let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
+        v().map_or_else(String::new, |p| p.get_name().to_string())
+    };
+    let operation = name(&|| args.operation.to_possible_value());
+    let distribution = name(&|| args.distribution.to_possible_value());
+    if args.json {
+        let json = serde_json::json!({
+            "operation": operation,
+            "records": args.records,
+            "features": args.features,
+            "concurrency": args.concurrency,
+            "connections": args.connections,
+            "distribution": distribution,
+            "load": load.as_ref().map(|l| serde_json::json!({
+                "records": l.records, "seconds": l.seconds, "records_per_second": l.records as f64 / l.seconds,
+            })),
+            "requests": requests,
+            "errors": errors,
+            "first_error": first_error,
+            "seconds": elapsed,
+            "requests_per_second": requests as f64 / elapsed,
+            "records_per_second": (requests * per_request) as f64 / elapsed,
+            "latency_ms": {
+                "p50": ms(0.5), "p95": ms(0.95), "p99": ms(0.99), "p999": ms(0.999),
+                "max": latency.max() as f64 / 1000.0, "mean": latency.mean() / 1000.0,
+            },
+        });
+        println!("{json}");
+        return;
+    }
+    if let Some(l) = &load {
+        println!(
+            "loaded {} records in {:.1}s ({:.0} records/s)",
+            l.records,
+            l.seconds,
+            l.records as f64 / l.seconds
+        );
+    }
+    println!(
+        "{operation}: {requests} requests in {elapsed:.1}s = {:.0} requests/s ({:.0} records/s), concurrency {}, {} connections, {} keys",
+        requests as f64 / elapsed,
+        (requests * per_request) as f64 / elapsed,
+        args.concurrency,
+        args.connections,
+        distribution,
+    );
+    println!(
+        "latency ms: p50 {:.3}  p95 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        ms(0.5),
+        ms(0.95),
+        ms(0.99),
+        ms(0.999),
+        latency.max() as f64 / 1000.0
+    );
+    println!("errors: {errors}");
+    if let Some(e) = first_error {
+        println!("first error: {e}");
+    }
+}
