@@ -18,7 +18,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
 cargo build --release --workspace --bins -q
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d /tmp/quiver-bench-offline.XXXXXX)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 echo "generating $ROWS rows x 20 features"
 python3 - "$ROWS" "$WORK/rows.csv" <<'PY'

@@ -160,7 +160,7 @@ async fn main() -> Result<()> {
         first_error = first_error.or(tally.first_error);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    report(&args, load, &latency, errors, first_error, elapsed);
+    report(&args, &shape, load, &latency, errors, first_error, elapsed);
     Ok(())
 }
 
@@ -194,6 +194,23 @@ impl RecordShape {
             definitions,
             string_value: "x".repeat(args.value_size),
         }
+    }
+
+    /// Bytes the server stores for one record (online codec v1, `server/src/online/codec.rs`:
+    /// a 22-byte header, then per value a 2-byte ordinal, a tag, and 8 bytes or a 4-byte length
+    /// and the string): what a Redis value must hold for a like-for-like comparison.
+    fn stored_bytes(&self) -> usize {
+        let id_len = 8; // "r" and up to 7 digits
+        22 + self
+            .definitions
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match (i, d.feature_type()) {
+                (0, _) => 3 + 4 + id_len,
+                (_, pb::FeatureType::String) => 3 + 4 + self.string_value.len(),
+                _ => 3 + 8,
+            })
+            .sum::<usize>()
     }
 
     fn record(&self, key: u64, event_time: f64) -> Vec<pb::FeatureValue> {
@@ -362,6 +379,7 @@ async fn run_worker(
 
 fn report(
     args: &Args,
+    shape: &RecordShape,
     load: Option<LoadReport>,
     latency: &Histogram<u64>,
     errors: u64,
@@ -384,6 +402,7 @@ fn report(
             "operation": operation,
             "records": args.records,
             "features": args.features,
+            "stored_record_bytes": shape.stored_bytes(),
             "concurrency": args.concurrency,
             "connections": args.connections,
             "distribution": distribution,

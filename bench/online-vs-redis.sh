@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Online store vs Redis, side by side, in one run on this machine.
+#
+#   bash bench/online-vs-redis.sh [RECORDS] [SECONDS]      (defaults 1,000,000 and 20)
+#
+# Starts Redis (Debian's redis-server, AOF with appendfsync everysec) and Quiver (release build,
+# fresh data dir, --wal-sync periodic: WAL fsynced every 100 ms, the like-for-like setting) on
+# loopback ports, loads RECORDS records of 50 features into Quiver (quiver-bench) and as many
+# keys with values as large as Quiver's stored records into Redis (redis-benchmark SET), then
+# runs at 50 concurrent requests: redis-benchmark GET and SET, quiver-bench get, batch-get (100)
+# and put; prints a table with the ratios against the issue's targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RECORDS="${1:-1000000}"
+SECONDS_RUN="${2:-20}"
+CONCURRENCY=50
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+cargo build --release --workspace --bins -q
+BIN="$CARGO_TARGET_DIR/release"
+WORK="$(mktemp -d /tmp/quiver-vs-redis.XXXXXX)"
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+REDIS_PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save "" \
+  --appendonly yes --appendfsync everysec --daemonize no >"$WORK/redis.log" 2>&1 &
+RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/quiver" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+  --addr-file "$WORK/addrs.json" --wal-sync periodic &
+QUIVER_PID=$!
+for _ in $(seq 600); do [ -s "$WORK/addrs.json" ] && break; sleep 0.1; done
+QUIVER="http://$(python3 -c "import json;print(json.load(open('$WORK/addrs.json'))['grpc'])")"
+HTTP="$(python3 -c "import json;print(json.load(open('$WORK/addrs.json'))['http'])")"
+until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+
+qb() { "$BIN/quiver-bench" --endpoint "$QUIVER" --records "$RECORDS" --features 50 --concurrency "$CONCURRENCY" --json "$@"; }
+echo "loading $RECORDS records into Quiver, then get for ${SECONDS_RUN}s"
+GET=$(qb get --duration "$SECONDS_RUN")
+SIZE=$(echo "$GET" | python3 -c "import json,sys; print(json.load(sys.stdin)['stored_record_bytes'])")
+RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$QUIVER_PID/status)
+echo "quiver batch-get (100 per request) and put"
+BATCH=$(qb batch-get --skip-load --batch-size 100 --duration "$SECONDS_RUN")
+PUT=$(qb put --skip-load --duration "$SECONDS_RUN")
+
+echo "loading $RECORDS keys of $SIZE bytes into Redis, then GET and SET"
+redis-benchmark -p "$REDIS_PORT" -q -t set -n "$RECORDS" -r "$RECORDS" -d "$SIZE" -c "$CONCURRENCY" >/dev/null
+REQUESTS=$((RECORDS > 500000 ? RECORDS : 500000))
+RGET=$(redis-benchmark -p "$REDIS_PORT" --csv -t get -n "$REQUESTS" -r "$RECORDS" -d "$SIZE" -c "$CONCURRENCY" | tail -1)
+RSET=$(redis-benchmark -p "$REDIS_PORT" --csv -t set -n "$REQUESTS" -r "$RECORDS" -d "$SIZE" -c "$CONCURRENCY" | tail -1)
+REDIS_RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$(pgrep -f "redis-server 127.0.0.1:$REDIS_PORT" | head -1)/status 2>/dev/null || echo 0)
+
+python3 - "$GET" "$BATCH" "$PUT" "$RGET" "$RSET" "$RECORDS" "$SIZE" "$RSS_KB" "$REDIS_RSS_KB" <<'PY'
+import csv, io, json, sys
+get, batch, put = (json.loads(a) for a in sys.argv[1:4])
+def redis(line):
+    row = next(csv.reader(io.StringIO(line)))
+    return {"rps": float(row[1]), "p50": float(row[4]), "p99": float(row[6])}
+rget, rset = redis(sys.argv[4]), redis(sys.argv[5])
+records, size, rss, redis_rss = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+print()
+print(f"online store vs Redis: {records:,} records of 50 features ({size} bytes stored), 50 concurrent requests, client on the same machine")
+print(f"{'operation':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs Redis':>10}  target")
+def line(name, rps, p50, p99, ratio="", target=""):
+    print(f"{name:<34}{rps:>10,.0f}{p50:>9.3f}{p99:>9.3f}{ratio:>10}  {target}")
+line("redis GET", rget["rps"], rget["p50"], rget["p99"])
+line("redis SET (AOF everysec)", rset["rps"], rset["p50"], rset["p99"])
+g, b, p = get["latency_ms"], batch["latency_ms"], put["latency_ms"]
+rg = get["requests_per_second"] / rget["rps"]
+line("quiver GetRecord", get["requests_per_second"], g["p50"], g["p99"], f"{rg:.2f}x",
+     f">= 0.5x and p99 <= 1 ms: {'met' if rg >= 0.5 and g['p99'] <= 1 else 'NOT met'}")
+line("quiver BatchGetRecord (100)", batch["requests_per_second"], b["p50"], b["p99"], "",
+     f"p99 <= 5 ms: {'met' if b['p99'] <= 5 else 'NOT met'}")
+rp = put["requests_per_second"] / rset["rps"]
+line("quiver PutRecord (WAL, periodic)", put["requests_per_second"], p["p50"], p["p99"], f"{rp:.2f}x",
+     f">= 0.5x: {'met' if rp >= 0.5 else 'NOT met'}")
+errors = get["errors"] + batch["errors"] + put["errors"]
+print(f"quiver errors: {errors}; server RSS after loading {records:,} records: {rss/1024:.0f} MiB (redis: {redis_rss/1024:.0f} MiB)")
+PY
