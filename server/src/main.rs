@@ -7,6 +7,11 @@ use quiver_server::config::{LogFormat, ServerArgs};
 use quiver_server::server::{self, Listeners};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the read and write paths allocate many small, short-lived buffers; glibc malloc
+/// took about 12% of server CPU under GetRecord load (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = ServerArgs::parse().resolve()?;
