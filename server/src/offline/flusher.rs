@@ -46,14 +46,6 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 /// Files written at once.
 const UPLOAD_CONCURRENCY: usize = 8;
 
-/// What one flush wrote.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct FlushReport {
-    pub rows: u64,
-    pub files: u64,
-    pub bytes: u64,
-}
-
 /// A flush whose files are all written, before its rows leave staging.
 pub(crate) struct Uploaded {
     row_count: u64,
@@ -155,8 +147,9 @@ impl Flusher {
         }
     }
 
-    /// Writes one flush if one is due (or `force`); `Ok(None)` when there was nothing to do.
-    pub async fn flush(&mut self, force: bool) -> std::result::Result<Option<FlushReport>, ()> {
+    /// Writes one flush if one is due (or `force`): `Ok(Some(rows written))`, or `Ok(None)` when
+    /// there was nothing to do.
+    pub async fn flush(&mut self, force: bool) -> std::result::Result<Option<u64>, ()> {
         match self.try_flush(force).await {
             Ok(report) => Ok(report),
             Err(e) => {
@@ -171,10 +164,7 @@ impl Flusher {
         }
     }
 
-    async fn try_flush(
-        &mut self,
-        force: bool,
-    ) -> std::result::Result<Option<FlushReport>, FlushError> {
+    async fn try_flush(&mut self, force: bool) -> std::result::Result<Option<u64>, FlushError> {
         let store = self.store.clone();
         let lead = self.lead;
         let started = Instant::now();
@@ -196,7 +186,7 @@ impl Flusher {
         &self,
         intent: &FlushIntent,
         rows: Vec<Staged>,
-    ) -> std::result::Result<FlushReport, FlushError> {
+    ) -> std::result::Result<u64, FlushError> {
         let uploaded = self.upload(intent, rows).await?;
         self.complete(intent, uploaded).await
     }
@@ -254,7 +244,7 @@ impl Flusher {
         &self,
         intent: &FlushIntent,
         uploaded: Uploaded,
-    ) -> std::result::Result<FlushReport, FlushError> {
+    ) -> std::result::Result<u64, FlushError> {
         let (row_count, file_count, bytes) =
             (uploaded.row_count, uploaded.file_count, uploaded.bytes);
         let staged_bytes = uploaded.staged_bytes;
@@ -292,11 +282,7 @@ impl Flusher {
             end = intent.end,
             "offline flush written"
         );
-        Ok(FlushReport {
-            rows: row_count,
-            files: file_count,
-            bytes,
-        })
+        Ok(row_count)
     }
 
     /// Writes the catalog files (and registers with Glue) of every group whose definition
@@ -380,6 +366,8 @@ pub(crate) fn next_intent(
     let watermark = staging.watermark();
     let Some((start, oldest_accepted)) = staging.oldest(db, watermark)? else {
         metrics::gauge!("quiver_offline_oldest_staged_age_seconds").set(0.0);
+        // Nothing below the watermark waits: deleted groups staged before it can be forgotten.
+        store.registry().release_retired(watermark)?;
         return Ok(None);
     };
     let config = store.offline().config();
@@ -548,10 +536,7 @@ mod tests {
             .await
             .unwrap()
             .expect("the intent is redone");
-        assert_eq!(
-            redone.rows, 10,
-            "only the interrupted range, not the new row"
-        );
+        assert_eq!(redone, 10, "only the interrupted range, not the new row");
         assert_eq!(
             parquet_files(dir.path()),
             written,
@@ -561,10 +546,33 @@ mod tests {
 
         // The row accepted after the restart gets a flush (and file names) of its own.
         let next = flusher.flush(true).await.unwrap().expect("the new row");
-        assert_eq!(next.rows, 1);
+        assert_eq!(next, 1);
         let files = parquet_files(dir.path());
         assert_eq!(files.len(), 3);
         assert_eq!(rows_in(&files), 11, "every row once");
         assert_eq!(store.online().staging().pending_rows(), 0);
+    }
+
+    #[tokio::test]
+    async fn rows_accepted_before_a_group_is_deleted_are_still_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), ManualClock::new(1_700_000_000_000)));
+        let group_id = store.create_feature_group(spec(None, true)).unwrap().id;
+        store
+            .put_records((0..5).map(|id| put(id, 1_700_000_000_000)).collect())
+            .unwrap();
+        store.delete_feature_group("g").unwrap();
+        assert!(
+            store.registry().by_id(group_id).is_some(),
+            "kept while its rows are staged"
+        );
+
+        let mut flusher = Flusher::new(store.clone()).await;
+        assert_eq!(flusher.flush(true).await.unwrap(), Some(5));
+        assert_eq!(rows_in(&parquet_files(dir.path())), 5);
+        assert!(
+            store.registry().by_id(group_id).is_none(),
+            "forgotten once its rows are written"
+        );
     }
 }

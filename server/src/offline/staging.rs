@@ -46,10 +46,9 @@ pub struct StagedRow {
     pub values: Vec<(u16, Value)>,
 }
 
-/// A staged row as read back, with its sequence number and staged size.
+/// A staged row as read back, with its staged size.
 #[derive(Debug, Clone)]
 pub struct Staged {
-    pub sequence: u64,
     pub bytes: u64,
     pub row: StagedRow,
 }
@@ -123,12 +122,20 @@ impl OfflineStaging {
     /// Reserves `count` sequence numbers for one batch. Keep the reservation until the batch
     /// has committed (or failed), then call [`Reservation::committed`] or drop it.
     pub fn reserve(&self, count: usize) -> Reservation<'_> {
+        if count == 0 {
+            // Nothing to stage (an online-only write): no sequence numbers, no lock.
+            return Reservation {
+                staging: self,
+                start: 0,
+                next: 0,
+                end: 0,
+                bytes: 0,
+            };
+        }
         let mut sequencer = self.sequencer.lock();
         let start = sequencer.next;
         sequencer.next += count as u64;
-        if count > 0 {
-            sequencer.in_flight.insert(start);
-        }
+        sequencer.in_flight.insert(start);
         Reservation {
             staging: self,
             start,
@@ -196,7 +203,6 @@ impl OfflineStaging {
             }
             total += value.len() as u64;
             rows.push(Staged {
-                sequence,
                 bytes: value.len() as u64,
                 row: decode(&value)?,
             });
