@@ -109,6 +109,41 @@ impl Error {
     }
 }
 
+/// The two SageMaker wire protocols an error can be rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsApi {
+    /// `sagemaker`, JSON 1.1: client errors are HTTP 400 with the code in `__type`.
+    ControlPlane,
+    /// `sagemaker-featurestore-runtime`, REST-JSON: the code in `x-amzn-ErrorType`.
+    Runtime,
+}
+
+impl Error {
+    /// The one mapping from error class to SageMaker's HTTP status and error code.
+    pub fn to_aws(&self, api: AwsApi) -> (u16, &'static str) {
+        match (api, self.kind) {
+            (_, ErrorKind::Unavailable) => (503, "ServiceUnavailable"),
+            (_, ErrorKind::Internal) => {
+                tracing::error!(error = %self.message, "internal error");
+                (500, "InternalFailure")
+            }
+            (AwsApi::ControlPlane, ErrorKind::Validation) => (400, "ValidationException"),
+            (AwsApi::ControlPlane, ErrorKind::NotFound) => (400, "ResourceNotFound"),
+            (AwsApi::ControlPlane, ErrorKind::AlreadyExists) => (400, "ResourceInUse"),
+            (AwsApi::ControlPlane, ErrorKind::Conflict) => (400, "ConflictException"),
+            (AwsApi::ControlPlane, ErrorKind::LimitExceeded) => (400, "ResourceLimitExceeded"),
+            (AwsApi::Runtime, ErrorKind::NotFound) => (404, "ResourceNotFound"),
+            (
+                AwsApi::Runtime,
+                ErrorKind::Validation
+                | ErrorKind::AlreadyExists
+                | ErrorKind::Conflict
+                | ErrorKind::LimitExceeded,
+            ) => (400, "ValidationError"),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

@@ -196,6 +196,54 @@ impl FeatureStore {
         self.online.put_records(&writes)
     }
 
+    /// Validates each record on its own and writes the valid ones in one atomic write; an invalid
+    /// record fails only its own slot (BatchWriteRecord). A storage failure fails the call.
+    pub fn put_records_each(
+        &self,
+        requests: Vec<(String, PutRequest)>,
+    ) -> Result<Vec<Result<WriteOutcome>>> {
+        let _gate = self.registry.write_gate();
+        let mut results: Vec<Result<WriteOutcome>> = Vec::with_capacity(requests.len());
+        let mut writes = Vec::with_capacity(requests.len());
+        let mut slots = Vec::with_capacity(requests.len());
+        for (group_name, request) in requests {
+            let valid = self
+                .registry
+                .get(&group_name)
+                .and_then(|group| validate_put(&group, request).map(|record| (group, record)));
+            match valid {
+                Ok(write) => {
+                    slots.push(results.len());
+                    writes.push(write);
+                    // Replaced by the write's outcome below.
+                    results.push(Ok(WriteOutcome::OfflineOnly));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if !writes.is_empty() {
+            for (slot, outcome) in slots.into_iter().zip(self.online.put_records(&writes)?) {
+                results[slot] = Ok(outcome);
+            }
+        }
+        Ok(results)
+    }
+
+    /// A page of the group's record identifiers, in key order after `after`, and whether more
+    /// follow (ListRecords).
+    pub fn list_record_identifiers(
+        &self,
+        group_name: &str,
+        after: Option<&str>,
+        limit: usize,
+        include_deleted: bool,
+    ) -> Result<(Vec<String>, bool)> {
+        let group = self.registry.get(group_name)?;
+        require_online_store(&group)?;
+        self.online
+            .list_identifiers(&group, after, limit, include_deleted)
+    }
+
     pub fn get_record(
         &self,
         group_name: &str,
@@ -387,17 +435,9 @@ fn view(
     }
 }
 
+/// A per-identifier BatchGetRecord error code, as the SageMaker runtime names it.
 fn batch_error_code(error: &Error) -> &'static str {
-    use crate::error::ErrorKind;
-    match error.kind() {
-        ErrorKind::NotFound => "ResourceNotFound",
-        ErrorKind::Validation
-        | ErrorKind::LimitExceeded
-        | ErrorKind::Conflict
-        | ErrorKind::AlreadyExists => "ValidationError",
-        ErrorKind::Unavailable => "ServiceUnavailable",
-        ErrorKind::Internal => "InternalFailure",
-    }
+    error.to_aws(crate::error::AwsApi::Runtime).1
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The HTTP listener: `/metrics` (Prometheus text format) and `/healthz`. Later APIs (the
-//! SageMaker-compatible REST API) add their routes to [`router`].
+//! The HTTP listener: the SageMaker-compatible API ([`crate::sagemaker`]), `/metrics`
+//! (Prometheus text format) and `/healthz`.
 
 use std::sync::Arc;
 
@@ -22,7 +22,11 @@ pub fn router(store: Arc<FeatureStore>, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
-        .with_state(HttpState { store, metrics })
+        .with_state(HttpState {
+            store: store.clone(),
+            metrics,
+        })
+        .merge(crate::sagemaker::router(store))
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {

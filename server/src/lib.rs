@@ -18,5 +18,6 @@ pub mod model;
 pub mod offline;
 pub mod online;
 pub mod registry;
+pub mod sagemaker;
 pub mod server;
 pub mod time;

@@ -85,6 +85,10 @@ pub async fn run(
     };
 
     let mut background = spawn_background_tasks(&config, store.clone(), stop_rx.clone());
+    background.push(tokio::spawn(crate::metrics::run_upkeep(
+        metrics.clone(),
+        stop_rx.clone(),
+    )));
     let flusher = Flusher::new(store.clone()).await;
     background.push(tokio::spawn(flusher.run(stop_rx.clone())));
 

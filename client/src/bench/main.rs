@@ -19,6 +19,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
+mod wire;
+
 /// The load generator shares the machine with the server: keep its own allocation cheap.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -70,6 +72,10 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 50)]
     concurrency: usize,
+    /// Threads of the load generator's runtime. One, like redis-benchmark, leaves the most CPU to
+    /// a server on the same machine.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// HTTP/2 connections the requests share.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -106,9 +112,20 @@ struct Tally {
     first_error: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args = Args::parse();
+    if args.threads == 0 {
+        bail!("--threads must be positive");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
     if args.features < 3 {
         bail!("--features must be at least 3 (identifier, event time, one more)");
     }
@@ -118,9 +135,10 @@ async fn main() -> Result<()> {
     if !(0.0..=1.0).contains(&args.read_ratio) {
         bail!("--read-ratio must be between 0 and 1");
     }
-    let mut clients = Vec::with_capacity(args.connections);
+    let client = Client::connect(args.endpoint.clone()).await?;
+    let mut connections = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        clients.push(Client::connect(args.endpoint.clone()).await?);
+        connections.push(wire::Connection::connect(&args.endpoint).await?);
     }
     let args = Arc::new(args);
     let shape = Arc::new(RecordShape::new(&args));
@@ -128,7 +146,7 @@ async fn main() -> Result<()> {
     let load = if args.skip_load {
         None
     } else {
-        Some(load(&clients[0], &args, &shape).await?)
+        Some(load(&client, &args, &shape).await?)
     };
 
     let sequence = Arc::new(AtomicU64::new(0));
@@ -139,12 +157,12 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|worker| {
-            let client = clients[worker % clients.len()].clone();
+            let connection = connections[worker % connections.len()].clone();
             let (args, shape, sequence) = (args.clone(), shape.clone(), sequence.clone());
             tokio::spawn(async move {
                 run_worker(
                     worker as u64,
-                    client,
+                    connection,
                     &args,
                     &shape,
                     &sequence,
@@ -290,9 +308,22 @@ async fn load(client: &Client, args: &Args, shape: &RecordShape) -> Result<LoadR
     })
 }
 
+/// The gRPC methods the measured phase calls.
+const GET_RECORD: &str = "/quiver.featurestore.v1.FeatureStore/GetRecord";
+const BATCH_GET_RECORD: &str = "/quiver.featurestore.v1.FeatureStore/BatchGetRecord";
+const PUT_RECORD: &str = "/quiver.featurestore.v1.FeatureStore/PutRecord";
+const PUT_RECORDS: &str = "/quiver.featurestore.v1.FeatureStore/PutRecords";
+
+fn non_empty(message_len: usize, problem: &str) -> Result<()> {
+    if message_len == 0 {
+        bail!("{problem}");
+    }
+    Ok(())
+}
+
 async fn run_worker(
     worker: u64,
-    client: Client,
+    connection: wire::Connection,
     args: &Args,
     shape: &RecordShape,
     sequence: &AtomicU64,
@@ -329,45 +360,58 @@ async fn run_worker(
         };
         let sent = Instant::now();
         let result = match operation {
-            Operation::Get => client
-                .get_record(pb::GetRecordRequest {
-                    feature_group_name: args.group.clone(),
-                    record_identifier_value_as_string: format!("r{}", pick(&mut rng)),
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ()),
-            Operation::BatchGet => client
-                .batch_get_record(pb::BatchGetRecordRequest {
-                    identifiers: vec![pb::BatchGetRecordIdentifier {
+            Operation::Get => connection
+                .unary(
+                    GET_RECORD,
+                    &pb::GetRecordRequest {
                         feature_group_name: args.group.clone(),
-                        record_identifiers_value_as_string: (0..args.batch_size)
-                            .map(|_| format!("r{}", pick(&mut rng)))
-                            .collect(),
-                        feature_names: vec![],
-                    }],
-                    expiration_time_response: false,
-                })
+                        record_identifier_value_as_string: format!("r{}", pick(&mut rng)),
+                        ..Default::default()
+                    },
+                )
                 .await
-                .map(|_| ()),
-            Operation::Put | Operation::Mixed => client
-                .put_record(pb::PutRecordRequest {
-                    feature_group_name: args.group.clone(),
-                    record: shape.record(pick(&mut rng), event_time),
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ()),
-            Operation::PutBatch => client
-                .put_records(pb::PutRecordsRequest {
-                    records: (0..args.batch_size)
-                        .map(|_| pb::PutRecordRequest {
+                // Every identifier was loaded: an empty response would be a lost record.
+                .and_then(|len| non_empty(len, "GetRecord found no record")),
+            Operation::BatchGet => connection
+                .unary(
+                    BATCH_GET_RECORD,
+                    &pb::BatchGetRecordRequest {
+                        identifiers: vec![pb::BatchGetRecordIdentifier {
                             feature_group_name: args.group.clone(),
-                            record: shape.record(pick(&mut rng), event_time),
-                            ..Default::default()
-                        })
-                        .collect(),
-                })
+                            record_identifiers_value_as_string: (0..args.batch_size)
+                                .map(|_| format!("r{}", pick(&mut rng)))
+                                .collect(),
+                            feature_names: vec![],
+                        }],
+                        expiration_time_response: false,
+                    },
+                )
+                .await
+                .and_then(|len| non_empty(len, "BatchGetRecord found no records")),
+            Operation::Put | Operation::Mixed => connection
+                .unary(
+                    PUT_RECORD,
+                    &pb::PutRecordRequest {
+                        feature_group_name: args.group.clone(),
+                        record: shape.record(pick(&mut rng), event_time),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map(|_| ()),
+            Operation::PutBatch => connection
+                .unary(
+                    PUT_RECORDS,
+                    &pb::PutRecordsRequest {
+                        records: (0..args.batch_size)
+                            .map(|_| pb::PutRecordRequest {
+                                feature_group_name: args.group.clone(),
+                                record: shape.record(pick(&mut rng), event_time),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    },
+                )
                 .await
                 .map(|_| ()),
         };
@@ -409,6 +453,7 @@ fn report(
             "stored_record_bytes": shape.stored_bytes(),
             "concurrency": args.concurrency,
             "connections": args.connections,
+            "threads": args.threads,
             "distribution": distribution,
             "load": load.as_ref().map(|l| serde_json::json!({
                 "records": l.records, "seconds": l.seconds, "records_per_second": l.records as f64 / l.seconds,

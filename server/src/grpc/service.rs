@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use crate::error::{Error, Result};
 use crate::feature_store::{BatchGetEntry, BatchGetItem, FeatureStore};
-use crate::metrics;
+use crate::metrics::{self, MethodMetrics};
 use crate::registry::TtlUpdate;
 
 #[derive(Clone)]
@@ -37,9 +37,18 @@ impl GrpcService {
     }
 }
 
+/// The named method's [`MethodMetrics`], registered on first use.
+macro_rules! method {
+    ($name:literal) => {{
+        static METRICS: std::sync::LazyLock<MethodMetrics> =
+            std::sync::LazyLock::new(|| MethodMetrics::new($name));
+        &*METRICS
+    }};
+}
+
 /// Times a handler and counts it by outcome.
 async fn observe<T>(
-    method: &'static str,
+    method: &MethodMetrics,
     handler: impl Future<Output = Result<T>>,
 ) -> Result<Response<T>, Status> {
     let started = Instant::now();
@@ -48,7 +57,7 @@ async fn observe<T>(
         Ok(_) => tonic::Code::Ok,
         Err(e) => e.to_status().code(),
     };
-    metrics::record_request(method, code, started.elapsed());
+    method.record(code, started.elapsed());
     result.map(Response::new).map_err(Status::from)
 }
 
@@ -58,7 +67,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::CreateFeatureGroupRequest>,
     ) -> Result<Response<pb::CreateFeatureGroupResponse>, Status> {
-        observe("CreateFeatureGroup", async {
+        observe(method!("CreateFeatureGroup"), async {
             let spec = convert::group_spec(request.into_inner())?;
             let group = self.blocking(move |s| s.create_feature_group(spec)).await?;
             Ok(pb::CreateFeatureGroupResponse {
@@ -72,7 +81,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::DescribeFeatureGroupRequest>,
     ) -> Result<Response<pb::DescribeFeatureGroupResponse>, Status> {
-        observe("DescribeFeatureGroup", async {
+        observe(method!("DescribeFeatureGroup"), async {
             let group = self
                 .store
                 .describe_feature_group(&request.get_ref().feature_group_name)?;
@@ -85,7 +94,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::ListFeatureGroupsRequest>,
     ) -> Result<Response<pb::ListFeatureGroupsResponse>, Status> {
-        observe("ListFeatureGroups", async {
+        observe(method!("ListFeatureGroups"), async {
             let query = convert::list_query(request.into_inner())?;
             let page = self.store.list_feature_groups(&query)?;
             Ok(pb::ListFeatureGroupsResponse {
@@ -104,7 +113,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::UpdateFeatureGroupRequest>,
     ) -> Result<Response<pb::UpdateFeatureGroupResponse>, Status> {
-        observe("UpdateFeatureGroup", async {
+        observe(method!("UpdateFeatureGroup"), async {
             let req = request.into_inner();
             let additions = convert::feature_specs("FeatureAdditions", req.feature_additions)?;
             let ttl = match req.online_store_config {
@@ -130,7 +139,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::DeleteFeatureGroupRequest>,
     ) -> Result<Response<pb::DeleteFeatureGroupResponse>, Status> {
-        observe("DeleteFeatureGroup", async {
+        observe(method!("DeleteFeatureGroup"), async {
             let name = request.into_inner().feature_group_name;
             self.blocking(move |s| s.delete_feature_group(&name))
                 .await?;
@@ -143,7 +152,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::UpdateFeatureMetadataRequest>,
     ) -> Result<Response<pb::UpdateFeatureMetadataResponse>, Status> {
-        observe("UpdateFeatureMetadata", async {
+        observe(method!("UpdateFeatureMetadata"), async {
             let req = request.into_inner();
             let additions = req
                 .parameter_additions
@@ -169,7 +178,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::GetOfflineStoreCatalogRequest>,
     ) -> Result<Response<pb::GetOfflineStoreCatalogResponse>, Status> {
-        observe("GetOfflineStoreCatalog", async {
+        observe(method!("GetOfflineStoreCatalog"), async {
             let req = request.get_ref();
             let format = convert::enum_value::<pb::CatalogFormat>("Format", req.format)?;
             let table = self.store.offline_catalog(&req.feature_group_name)?;
@@ -195,7 +204,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::DescribeFeatureMetadataRequest>,
     ) -> Result<Response<pb::DescribeFeatureMetadataResponse>, Status> {
-        observe("DescribeFeatureMetadata", async {
+        observe(method!("DescribeFeatureMetadata"), async {
             let req = request.get_ref();
             let (group, ordinal) = self
                 .store
@@ -227,7 +236,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::PutRecordRequest>,
     ) -> Result<Response<pb::PutRecordResponse>, Status> {
-        observe("PutRecord", async {
+        observe(method!("PutRecord"), async {
             let (group_name, put) = convert::put_request(request.into_inner())?;
             let outcome = self
                 .blocking(move |s| s.put_record(&group_name, put))
@@ -244,7 +253,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::PutRecordsRequest>,
     ) -> Result<Response<pb::PutRecordsResponse>, Status> {
-        observe("PutRecords", async {
+        observe(method!("PutRecords"), async {
             let puts = request
                 .into_inner()
                 .records
@@ -269,7 +278,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::GetRecordRequest>,
     ) -> Result<Response<pb::GetRecordResponse>, Status> {
-        observe("GetRecord", async {
+        observe(method!("GetRecord"), async {
             let req = request.get_ref();
             let view = self.store.get_record(
                 &req.feature_group_name,
@@ -292,7 +301,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::BatchGetRecordRequest>,
     ) -> Result<Response<pb::BatchGetRecordResponse>, Status> {
-        observe("BatchGetRecord", async {
+        observe(method!("BatchGetRecord"), async {
             let req = request.into_inner();
             let entries: Vec<BatchGetEntry> = req
                 .identifiers
@@ -344,7 +353,7 @@ impl FeatureStoreApi for GrpcService {
         &self,
         request: Request<pb::DeleteRecordRequest>,
     ) -> Result<Response<pb::DeleteRecordResponse>, Status> {
-        observe("DeleteRecord", async {
+        observe(method!("DeleteRecord"), async {
             let req = request.into_inner();
             let mode = convert::deletion_mode(req.deletion_mode)?;
             let targets = convert::target_stores(&req.target_stores)?;

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use crate::error::{Error, Result, quote};
 use crate::model::validate::validate_ttl;
-use crate::model::{Collection, FeatureGroup, FeatureType, TargetStore, TtlDuration};
+use crate::model::{Collection, Feature, FeatureGroup, FeatureType, TargetStore, TtlDuration};
 use crate::time::{self, EpochMillis};
 
 /// A record may hold at most 350 KB of values, as in SageMaker.
@@ -91,13 +91,9 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
     let mut values = Vec::with_capacity(request.record.len());
     let mut total_bytes = 0usize;
     for (i, (name, value)) in request.record.into_iter().enumerate() {
-        let ordinal = group.ordinal(&name).ok_or_else(|| {
-            Error::validation(format!(
-                "Record[{i}].FeatureName {} is not a feature of feature group '{}'",
-                quote(&name),
-                group.name
-            ))
-        })?;
+        let ordinal = group
+            .ordinal(&name)
+            .ok_or_else(|| unknown_feature(group, i, &name))?;
         let feature = &group.features[usize::from(ordinal)];
         check_value(
             &feature.name,
@@ -180,6 +176,121 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
         targets,
         expires_at_ms,
     })
+}
+
+/// A value as text, the way the SageMaker runtime API carries it: `ValueAsString` for a scalar,
+/// `ValueAsStringList` for a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextValue {
+    Scalar(String),
+    List(Vec<String>),
+}
+
+fn unknown_feature(group: &FeatureGroup, i: usize, name: &str) -> Error {
+    Error::validation(format!(
+        "Record[{i}].FeatureName {} is not a feature of feature group '{}'",
+        quote(name),
+        group.name
+    ))
+}
+
+/// Parses a record given as text (the SageMaker runtime API) per its group's feature types.
+pub fn parse_text_record(
+    group: &FeatureGroup,
+    record: Vec<(String, TextValue)>,
+) -> Result<Vec<(String, Value)>> {
+    record
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, text))| {
+            let feature = group
+                .feature(&name)
+                .ok_or_else(|| unknown_feature(group, i, &name))?;
+            let value =
+                parse_text_value(feature, text).map_err(|e| e.at(format!("Record[{i}]")))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// Parses a text value per its feature's type; errors name the feature, its type and the value
+/// (`feature 'age' is Integral; '12.5' is not an integer`).
+pub fn parse_text_value(feature: &Feature, text: TextValue) -> Result<Value> {
+    let name = &feature.name;
+    let kind = describe_type(feature.feature_type, feature.collection);
+    match (feature.collection, text) {
+        (Collection::Scalar, TextValue::Scalar(s)) => Ok(match feature.feature_type {
+            FeatureType::Integral => Value::Integral(parse_integral(&s).ok_or_else(|| {
+                Error::validation(format!(
+                    "feature '{name}' is {kind}; {} is not an integer",
+                    quote(&s)
+                ))
+            })?),
+            FeatureType::Fractional => {
+                Value::Fractional(parse_fractional(&s).ok_or_else(|| {
+                    Error::validation(format!(
+                        "feature '{name}' is {kind}; {} is not a number",
+                        quote(&s)
+                    ))
+                })?)
+            }
+            FeatureType::String => Value::String(s),
+        }),
+        (Collection::Scalar, TextValue::List(_)) => Err(Error::validation(format!(
+            "feature '{name}' is {kind}; give its value as ValueAsString, not ValueAsStringList"
+        ))),
+        (_, TextValue::Scalar(_)) => Err(Error::validation(format!(
+            "feature '{name}' is {kind}; give its value as ValueAsStringList, not ValueAsString"
+        ))),
+        (_, TextValue::List(items)) => {
+            let element = |i: usize, s: &str, problem: &str| {
+                Error::validation(format!(
+                    "feature '{name}' is {kind}; element {i} {} is not {problem}",
+                    quote(s)
+                ))
+            };
+            Ok(match feature.feature_type {
+                FeatureType::Integral => Value::IntegralList(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| parse_integral(s).ok_or_else(|| element(i, s, "an integer")))
+                        .collect::<Result<_>>()?,
+                ),
+                FeatureType::Fractional => Value::FractionalList(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| parse_fractional(s).ok_or_else(|| element(i, s, "a number")))
+                        .collect::<Result<_>>()?,
+                ),
+                FeatureType::String => Value::StringList(items),
+            })
+        }
+    }
+}
+
+/// A value as text: the inverse of [`parse_text_value`]. Fractional values print in the
+/// shortest form that parses back to the same number.
+pub fn value_as_text(value: &Value) -> TextValue {
+    match value {
+        Value::Integral(n) => TextValue::Scalar(n.to_string()),
+        Value::Fractional(f) => TextValue::Scalar(f.to_string()),
+        Value::String(s) => TextValue::Scalar(s.clone()),
+        Value::IntegralList(v) => TextValue::List(v.iter().map(i64::to_string).collect()),
+        Value::FractionalList(v) => TextValue::List(v.iter().map(f64::to_string).collect()),
+        Value::StringList(v) => TextValue::List(v.clone()),
+    }
+}
+
+fn parse_integral(s: &str) -> Option<i64> {
+    s.trim().parse().ok()
+}
+
+/// As Rust reads a float: decimal or exponent notation, and `NaN` / `inf`, which the gRPC API
+/// accepts as doubles too.
+fn parse_fractional(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok()
 }
 
 /// Checks a value's kind against its feature's definition.
@@ -440,5 +551,65 @@ mod tests {
         let g = group();
         assert_eq!(canonical_identifier(&g, "007").unwrap(), "7");
         assert!(canonical_identifier(&g, "seven").is_err());
+    }
+
+    #[test]
+    fn text_values_parse_per_feature_type_and_errors_name_feature_type_and_value() {
+        let g = group();
+        let parse = |name: &str, text: TextValue| parse_text_value(g.feature(name).unwrap(), text);
+        let scalar = |s: &str| TextValue::Scalar(s.into());
+        let list = |items: &[&str]| TextValue::List(items.iter().map(|s| s.to_string()).collect());
+        assert_eq!(parse("id", scalar(" 42 ")).unwrap(), Value::Integral(42));
+        assert_eq!(
+            parse("id", scalar("12.5")).unwrap_err().to_string(),
+            "feature 'id' is Integral; '12.5' is not an integer"
+        );
+        assert_eq!(
+            parse("emb", list(&["0.5", "-1e3"])).unwrap(),
+            Value::FractionalList(vec![0.5, -1000.0])
+        );
+        assert_eq!(
+            parse("emb", list(&["0.5", "x"])).unwrap_err().to_string(),
+            "feature 'emb' is a Vector(2) of Fractional; element 1 'x' is not a number"
+        );
+        assert!(
+            parse("tags", scalar("a"))
+                .unwrap_err()
+                .to_string()
+                .contains("give its value as ValueAsStringList")
+        );
+        assert!(
+            parse("ts", list(&["a"]))
+                .unwrap_err()
+                .to_string()
+                .contains("give its value as ValueAsString,")
+        );
+        for (feature, value) in [
+            ("id", Value::Integral(-7)),
+            ("emb", Value::FractionalList(vec![1e-7, 300.0])),
+            ("tags", Value::StringList(vec!["a".into()])),
+        ] {
+            assert_eq!(parse(feature, value_as_text(&value)).unwrap(), value);
+        }
+        assert_eq!(
+            value_as_text(&Value::Fractional(0.1)),
+            TextValue::Scalar("0.1".into())
+        );
+    }
+
+    #[test]
+    fn text_records_reject_unknown_features_with_their_index() {
+        let err = parse_text_record(
+            &group(),
+            vec![
+                ("id".into(), TextValue::Scalar("1".into())),
+                ("nope".into(), TextValue::Scalar("1".into())),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Record[1].FeatureName 'nope' is not a feature of feature group 'g'"
+        );
     }
 }

@@ -207,6 +207,52 @@ impl OnlineStore {
             .collect()
     }
 
+    /// The group's record identifiers in key order, starting after `after`: at most `limit`,
+    /// and whether more follow. Expired records are never listed; soft-deleted ones only when
+    /// `include_deleted`.
+    pub fn list_identifiers(
+        &self,
+        group: &FeatureGroup,
+        after: Option<&str>,
+        limit: usize,
+        include_deleted: bool,
+    ) -> Result<(Vec<String>, bool)> {
+        let prefix = group.id.to_be_bytes();
+        let start = record_key(group.id, after.unwrap_or(""));
+        let mut scan = ReadOptions::default();
+        scan.set_prefix_same_as_start(true);
+        if let Some(next) = group.id.checked_add(1) {
+            scan.set_iterate_upper_bound(next.to_be_bytes().to_vec());
+        }
+        let now_ms = self.clock.now_ms();
+        let mut identifiers = Vec::new();
+        let iter = self.db.iterator_cf_opt(
+            cf(&self.db, CF_RECORDS),
+            scan,
+            IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(|e| Error::storage("listing records", e))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if after.is_some() && *key == *start {
+                continue;
+            }
+            let header = codec::decode_header(&value)?;
+            if header.expires_at_ms.is_some_and(|t| t <= now_ms)
+                || (header.deleted && !include_deleted)
+            {
+                continue;
+            }
+            if identifiers.len() == limit {
+                return Ok((identifiers, true));
+            }
+            identifiers.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+        }
+        Ok((identifiers, false))
+    }
+
     /// Soft or hard delete, as SageMaker: a hard delete not newer than the stored record fails
     /// and writes nothing; a soft delete not newer leaves the online record. Both stage an offline
     /// delete marker.

@@ -1,0 +1,158 @@
+//! A lean gRPC unary caller over one HTTP/2 connection, for the measured phase of the benchmark.
+//!
+//! The load generator shares the machine's cores with the server, so every cycle it spends is
+//! taken from the server under test. As `redis-benchmark` does for Redis, it speaks the wire
+//! protocol directly: requests are encoded with prost and sent on an `h2` stream (no tower
+//! buffer task between the caller and the connection), and the response message is checked but
+//! not decoded into structs: its grpc-status must be OK and, where the caller asks, its body
+//! non-empty. The loading phase and everything else use the regular [`quiver_client::Client`].
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderValue, Method, Request, Uri};
+use prost::Message;
+use tokio::net::TcpStream;
+
+/// One HTTP/2 connection to the server's gRPC listener; clones share it.
+#[derive(Clone)]
+pub struct Connection {
+    sender: h2::client::SendRequest<Bytes>,
+    authority: http::uri::Authority,
+}
+
+impl Connection {
+    pub async fn connect(endpoint: &str) -> Result<Self> {
+        let uri: Uri = endpoint
+            .parse()
+            .with_context(|| format!("--endpoint {endpoint:?} is not a URI"))?;
+        if uri.scheme_str() != Some("http") {
+            bail!("--endpoint {endpoint:?}: the benchmark speaks plain-text HTTP/2 (http://)");
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| anyhow!("--endpoint {endpoint:?} names no host:port"))?;
+        let tcp = TcpStream::connect(authority.as_str())
+            .await
+            .with_context(|| format!("connecting to {authority}"))?;
+        tcp.set_nodelay(true)?;
+        let (sender, connection) = h2::client::Builder::new()
+            .initial_window_size(4 << 20)
+            .initial_connection_window_size(16 << 20)
+            .handshake(tcp)
+            .await
+            .context("HTTP/2 handshake")?;
+        tokio::spawn(async move {
+            // Ends when the server closes the connection or the benchmark exits.
+            let _ = connection.await;
+        });
+        Ok(Self { sender, authority })
+    }
+
+    /// Calls `path` (`/package.Service/Method`) with `message`; returns the response message's
+    /// length in bytes.
+    pub async fn unary(&self, path: &str, message: &impl Message) -> Result<usize> {
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()?;
+        let mut request = Request::builder().method(Method::POST).uri(uri).body(())?;
+        let headers = request.headers_mut();
+        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+        headers.insert("te", HeaderValue::from_static("trailers"));
+
+        let length = message.encoded_len();
+        let mut body = BytesMut::with_capacity(5 + length);
+        body.put_u8(0); // not compressed
+        body.put_u32(length as u32);
+        message.encode(&mut body)?;
+
+        let mut sender = self.sender.clone().ready().await?;
+        let (response, mut stream) = sender.send_request(request, false)?;
+        stream.send_data(body.freeze(), true)?;
+        let response = response.await?;
+        if response.status() != http::StatusCode::OK {
+            bail!("HTTP status {}", response.status());
+        }
+        // A failed call may answer with the status in the headers and no body (trailers-only).
+        if let Some(status) = response.headers().get("grpc-status") {
+            return grpc_status(status, response.headers().get("grpc-message")).map(|_| 0);
+        }
+        let mut body = response.into_body();
+        let mut received = 0;
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            received += chunk.len();
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        let trailers = body
+            .trailers()
+            .await?
+            .ok_or_else(|| anyhow!("the response ended without grpc-status trailers"))?;
+        let status = trailers
+            .get("grpc-status")
+            .ok_or_else(|| anyhow!("the response trailers hold no grpc-status"))?;
+        grpc_status(status, trailers.get("grpc-message"))?;
+        if received < 5 {
+            bail!("the response holds no gRPC message");
+        }
+        Ok(received - 5)
+    }
+}
+
+fn grpc_status(status: &HeaderValue, message: Option<&HeaderValue>) -> Result<()> {
+    if status.as_bytes() == b"0" {
+        return Ok(());
+    }
+    let code = tonic::Code::from_bytes(status.as_bytes());
+    let message = message
+        .and_then(|m| m.to_str().ok())
+        .map(|m| percent_decode(m))
+        .unwrap_or_default();
+    bail!("status: {code:?}, message: {message:?}")
+}
+
+/// grpc-message is percent-encoded; errors are rare, so decode simply.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => match std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                }
+                None => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("feature group %27g%27 not found"),
+            "feature group 'g' not found"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
