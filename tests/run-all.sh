@@ -23,9 +23,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 # The offline-store tests read Parquet with pyarrow and run S3 and Glue on moto_server (each test
-# starts its own); all from a Python environment kept beside the build cache.
+# starts its own); the SageMaker-compatibility tests drive the server with boto3 and the SageMaker
+# Python SDK; all from a Python environment kept beside the build cache.
 export QUIVER_TEST_VENV="${QUIVER_TEST_VENV:-$HOME/.cache/quiver/venv}"
-if ! "$QUIVER_TEST_VENV/bin/python" -c "import boto3, pyarrow, moto" >/dev/null 2>&1; then
+if ! "$QUIVER_TEST_VENV/bin/python" -c "import boto3, pyarrow, moto, pandas, sagemaker" >/dev/null 2>&1; then
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
@@ -33,7 +34,7 @@ if ! "$QUIVER_TEST_VENV/bin/python" -c "import boto3, pyarrow, moto" >/dev/null 
   rm -rf "$QUIVER_TEST_VENV"
   python3 -m venv "$QUIVER_TEST_VENV"
   "$QUIVER_TEST_VENV/bin/pip" install -q --disable-pip-version-check \
-    'boto3>=1.34,<2' 'pyarrow>=15' 'moto[server]>=5.1,<6'
+    'boto3>=1.34,<2' 'pyarrow>=15' 'moto[server]>=5.1,<6' 'pandas>=2' 'sagemaker>=2.200,<3'
 fi
 
 # The end-to-end tests start the real binaries, so build them first.

@@ -202,4 +202,44 @@ mod tests {
             "records[2]: x"
         );
     }
+
+    #[test]
+    fn kinds_map_to_sagemaker_codes_per_protocol() {
+        let cases = [
+            (
+                Error::validation("v"),
+                (400, "ValidationException"),
+                (400, "ValidationError"),
+            ),
+            (
+                Error::not_found("n"),
+                (400, "ResourceNotFound"),
+                (404, "ResourceNotFound"),
+            ),
+            (
+                Error::already_exists("a"),
+                (400, "ResourceInUse"),
+                (400, "ValidationError"),
+            ),
+            (
+                Error::limit("l"),
+                (400, "ResourceLimitExceeded"),
+                (400, "ValidationError"),
+            ),
+            (
+                Error::unavailable("u"),
+                (503, "ServiceUnavailable"),
+                (503, "ServiceUnavailable"),
+            ),
+            (
+                Error::internal("i"),
+                (500, "InternalFailure"),
+                (500, "InternalFailure"),
+            ),
+        ];
+        for (error, control, runtime) in cases {
+            assert_eq!(error.to_aws(AwsApi::ControlPlane), control, "{error}");
+            assert_eq!(error.to_aws(AwsApi::Runtime), runtime, "{error}");
+        }
+    }
 }

@@ -238,6 +238,13 @@ def update_feature_group_adds_features_and_ttl():
     )
     assert code == "ValidationException", (code, message)
     assert "city" in message, message
+    code, status, message = error_of(
+        sm.update_feature_group,
+        FeatureGroupName=GROUP,
+        FeatureAdditions=[{"FeatureName": f"f{i}", "FeatureType": "String"} for i in range(101)],
+    )
+    assert (code, status) == ("ResourceLimitExceeded", 400), (code, status, message)
+    assert "FeatureAdditions has 101 features" in message, message
 
 
 @check
