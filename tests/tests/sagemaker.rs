@@ -5,7 +5,7 @@
 
 use quiver_client::pb;
 use quiver_tests::aws::python;
-use quiver_tests::{feature, start};
+use quiver_tests::{TestServer, feature, start};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn boto3_runs_every_operation_against_quiver() {
@@ -107,4 +107,30 @@ async fn sagemaker_sdk_feature_group_helpers_work_against_quiver() {
         }
     }
     assert_eq!(found, 199, "every row but the soft-deleted c7");
+}
+
+/// A write the offline store cannot take yet is refused with 503 ServiceUnavailable (boto3's
+/// retryable error), and writes only to the online store still go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_back_pressure_is_service_unavailable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(
+        &dir.path().join("data"),
+        &["--offline-staging-limit-mb", "0"],
+    )
+    .await;
+    let endpoint = format!("http://{}", server.http);
+    let seen =
+        tokio::task::spawn_blocking(move || python("sagemaker_unavailable.py", &[&endpoint]))
+            .await
+            .expect("python ran");
+    assert_eq!(seen["refused"]["code"], "ServiceUnavailable", "{seen}");
+    assert_eq!(seen["refused"]["status"], 503, "{seen}");
+    assert!(
+        seen["refused"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("offline store is behind")),
+        "{seen}"
+    );
+    assert_eq!(seen["online_only_written"], true);
 }
