@@ -34,6 +34,11 @@ pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
     db_options.create_missing_column_families(true);
     db_options.set_keep_log_file_num(5);
     db_options.increase_parallelism(2);
+    // The small column families (registry, offline staging metadata) rarely fill a memtable, and
+    // a WAL file is kept until every column family with data in it has flushed: without a cap,
+    // a write-heavy server kept gigabytes of WAL for a few kilobytes of registry writes. Past
+    // this size, RocksDB flushes whichever column families hold the oldest WAL.
+    db_options.set_max_total_wal_size(256 * 1024 * 1024);
 
     // HyperClockCache: lock-free lookups, where LRU takes a shard mutex on every hit; the
     // entry size is estimated automatically (0).

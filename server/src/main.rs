@@ -8,7 +8,9 @@ use quiver_server::server::{self, Listeners};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: the read and write paths allocate many small, short-lived buffers; glibc malloc
-/// took about 12% of server CPU under GetRecord load (docs/benchmarks.md).
+/// took about 12% of server CPU under GetRecord load (docs/benchmarks.md). The `override`
+/// feature (server/Cargo.toml) makes RocksDB's C++ allocate from mimalloc too: under glibc
+/// malloc its per-thread arenas kept growing the RSS during a mixed soak.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
