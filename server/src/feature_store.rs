@@ -377,6 +377,18 @@ impl FeatureStore {
     }
 }
 
+/// Runs a blocking domain operation (a write: RocksDB, and fsync with `wal_sync = "always"`)
+/// on the blocking pool, for the async APIs.
+pub async fn blocking<T: Send + 'static>(
+    store: &Arc<FeatureStore>,
+    op: impl FnOnce(&FeatureStore) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || op(&store))
+        .await
+        .map_err(|e| Error::internal(format!("write task failed: {e}")))?
+}
+
 /// One BatchGetRecord identifier that resolved to an online key.
 struct Lookup<'a> {
     /// Where its result goes in the response.

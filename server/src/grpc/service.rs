@@ -10,8 +10,8 @@ use quiver_proto::v1::feature_store_server::FeatureStore as FeatureStoreApi;
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::error::{Error, Result};
-use crate::feature_store::{BatchGetEntry, BatchGetItem, FeatureStore};
+use crate::error::Result;
+use crate::feature_store::{BatchGetEntry, BatchGetItem, FeatureStore, blocking};
 use crate::metrics::{self, MethodMetrics};
 use crate::registry::TtlUpdate;
 
@@ -23,17 +23,6 @@ pub struct GrpcService {
 impl GrpcService {
     pub fn new(store: Arc<FeatureStore>) -> Self {
         Self { store }
-    }
-
-    /// Runs a blocking domain operation on the blocking pool.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&FeatureStore) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || op(&store))
-            .await
-            .map_err(|e| Error::internal(format!("write task failed: {e}")))?
     }
 }
 
@@ -69,7 +58,7 @@ impl FeatureStoreApi for GrpcService {
     ) -> Result<Response<pb::CreateFeatureGroupResponse>, Status> {
         observe(method!("CreateFeatureGroup"), async {
             let spec = convert::group_spec(request.into_inner())?;
-            let group = self.blocking(move |s| s.create_feature_group(spec)).await?;
+            let group = blocking(&self.store, move |s| s.create_feature_group(spec)).await?;
             Ok(pb::CreateFeatureGroupResponse {
                 feature_group_arn: group.arn.clone(),
             })
@@ -125,9 +114,10 @@ impl FeatureStoreApi for GrpcService {
                 _ => TtlUpdate::Keep,
             };
             let name = req.feature_group_name;
-            let group = self
-                .blocking(move |s| s.update_feature_group(&name, additions, ttl))
-                .await?;
+            let group = blocking(&self.store, move |s| {
+                s.update_feature_group(&name, additions, ttl)
+            })
+            .await?;
             Ok(pb::UpdateFeatureGroupResponse {
                 feature_group_arn: group.arn.clone(),
             })
@@ -141,8 +131,7 @@ impl FeatureStoreApi for GrpcService {
     ) -> Result<Response<pb::DeleteFeatureGroupResponse>, Status> {
         observe(method!("DeleteFeatureGroup"), async {
             let name = request.into_inner().feature_group_name;
-            self.blocking(move |s| s.delete_feature_group(&name))
-                .await?;
+            blocking(&self.store, move |s| s.delete_feature_group(&name)).await?;
             Ok(pb::DeleteFeatureGroupResponse {})
         })
         .await
@@ -159,7 +148,7 @@ impl FeatureStoreApi for GrpcService {
                 .into_iter()
                 .map(|p| (p.key, p.value))
                 .collect();
-            self.blocking(move |s| {
+            blocking(&self.store, move |s| {
                 s.update_feature_metadata(
                     &req.feature_group_name,
                     &req.feature_name,
@@ -238,9 +227,7 @@ impl FeatureStoreApi for GrpcService {
     ) -> Result<Response<pb::PutRecordResponse>, Status> {
         observe(method!("PutRecord"), async {
             let (group_name, put) = convert::put_request(request.into_inner())?;
-            let outcome = self
-                .blocking(move |s| s.put_record(&group_name, put))
-                .await?;
+            let outcome = blocking(&self.store, move |s| s.put_record(&group_name, put)).await?;
             metrics::record_writes(1);
             Ok(pb::PutRecordResponse {
                 outcome: convert::outcome(outcome) as i32,
@@ -262,7 +249,7 @@ impl FeatureStoreApi for GrpcService {
                 .map(|(i, r)| convert::put_request(r).map_err(|e| e.at(format!("Records[{i}]"))))
                 .collect::<Result<Vec<_>>>()?;
             let count = puts.len();
-            let outcomes = self.blocking(move |s| s.put_records(puts)).await?;
+            let outcomes = blocking(&self.store, move |s| s.put_records(puts)).await?;
             metrics::record_writes(count);
             Ok(pb::PutRecordsResponse {
                 outcomes: outcomes
@@ -357,7 +344,7 @@ impl FeatureStoreApi for GrpcService {
             let req = request.into_inner();
             let mode = convert::deletion_mode(req.deletion_mode)?;
             let targets = convert::target_stores(&req.target_stores)?;
-            self.blocking(move |s| {
+            blocking(&self.store, move |s| {
                 s.delete_record(
                     &req.feature_group_name,
                     &req.record_identifier_value_as_string,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::search;
 use super::wire::{self, AwsError, CONTROL_CONTENT_TYPE, TtlJson, epoch_seconds, parse_body};
 use crate::error::{Error, Result};
-use crate::feature_store::FeatureStore;
+use crate::feature_store::{FeatureStore, blocking};
 use crate::listing::{ListQuery, SortBy, SortOrder};
 use crate::model::{
     Collection, DataCatalogConfig, Feature, FeatureGroup, FeatureGroupSpec, FeatureSpec,
@@ -138,16 +138,6 @@ async fn dispatch(store: &Store, operation: &str, body: &[u8]) -> Result<serde_j
 pub fn to_json(value: &impl Serialize) -> Result<serde_json::Value> {
     serde_json::to_value(value)
         .map_err(|e| Error::internal(format!("cannot serialize the response: {e}")))
-}
-
-async fn blocking<T: Send + 'static>(
-    store: &Store,
-    op: impl FnOnce(&FeatureStore) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || op(&store))
-        .await
-        .map_err(|e| Error::internal(format!("write task failed: {e}")))?
 }
 
 // --- request shapes ---------------------------------------------------------------------------

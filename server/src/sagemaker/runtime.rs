@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::wire::{self, AwsError, RUNTIME_CONTENT_TYPE, TtlJson, parse_body};
 use crate::error::{AwsApi, Error, Result};
-use crate::feature_store::{BatchGetEntry, BatchGetItem, FeatureStore, RecordView};
+use crate::feature_store::{BatchGetEntry, BatchGetItem, FeatureStore, RecordView, blocking};
 use crate::model::record::{TextValue, parse_text_record, value_as_text};
 use crate::model::{PutRequest, TargetStore};
 use crate::online::store::DeletionMode;
@@ -125,17 +125,6 @@ fn ok_empty() -> Response {
 
 fn ok_json(body: &impl Serialize) -> Response {
     wire::json_response(StatusCode::OK, RUNTIME_CONTENT_TYPE, body)
-}
-
-/// Runs a blocking domain operation (a write) on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    store: &Store,
-    op: impl FnOnce(&FeatureStore) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || op(&store))
-        .await
-        .map_err(|e| Error::internal(format!("write task failed: {e}")))?
 }
 
 async fn put_record(State(store): State<Store>, Path(name): Path<String>, body: Bytes) -> Reply {
