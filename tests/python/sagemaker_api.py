@@ -288,7 +288,8 @@ def search_feature_groups():
         },
     )
     assert [x["FeatureGroup"]["FeatureGroupName"] for x in nested["Results"]] == [OTHER]
-    either = sm.search(
+    # Either group, one per page, by name.
+    either_query = dict(
         Resource="FeatureGroup",
         SearchExpression={
             "Operator": "Or",
@@ -301,21 +302,9 @@ def search_feature_groups():
         SortOrder="Ascending",
         MaxResults=1,
     )
+    either = sm.search(**either_query)
     assert [x["FeatureGroup"]["FeatureGroupName"] for x in either["Results"]] == [GROUP]
-    rest = sm.search(
-        Resource="FeatureGroup",
-        SearchExpression={
-            "Operator": "Or",
-            "SubExpressions": [
-                {"Filters": [{"Name": "FeatureGroupName", "Value": GROUP}]},
-                {"Filters": [{"Name": "OnlineStoreConfig.TtlDuration.Unit", "Value": "Hours"}]},
-            ],
-        },
-        SortBy="FeatureGroupName",
-        SortOrder="Ascending",
-        MaxResults=1,
-        NextToken=either["NextToken"],
-    )
+    rest = sm.search(**either_query, NextToken=either["NextToken"])
     assert [x["FeatureGroup"]["FeatureGroupName"] for x in rest["Results"]] == [OTHER]
     assert "NextToken" not in rest
     tagged = sm.search(
