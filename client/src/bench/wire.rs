@@ -108,7 +108,7 @@ fn grpc_status(status: &HeaderValue, message: Option<&HeaderValue>) -> Result<()
     let code = tonic::Code::from_bytes(status.as_bytes());
     let message = message
         .and_then(|m| m.to_str().ok())
-        .map(|m| percent_decode(m))
+        .map(percent_decode)
         .unwrap_or_default();
     bail!("status: {code:?}, message: {message:?}")
 }
