@@ -254,9 +254,6 @@ struct CreateFeatureGroupRequest {
     feature_definitions: Vec<FeatureDefinitionJson>,
     online_store_config: Option<OnlineStoreConfigJson>,
     offline_store_config: Option<OfflineStoreConfigJson>,
-    /// Accepted and ignored: Quiver has no provisioned throughput.
-    #[allow(dead_code)]
-    throughput_config: Option<serde_json::Value>,
     role_arn: Option<String>,
     description: Option<String>,
     #[serde(default)]

@@ -224,7 +224,7 @@ fn compile(field: &str, expr: &SearchExpression, contains: &mut usize) -> Result
 
 impl Expression {
     fn matches(&self, doc: &Value) -> bool {
-        let mut results = self
+        let results: Vec<bool> = self
             .conditions
             .iter()
             .map(|c| c.matches(doc))
@@ -237,17 +237,13 @@ impl Expression {
                     item => conditions.iter().all(|c| c.matches(item)),
                 })
             }))
-            .chain(self.subexpressions.iter().map(|e| e.matches(doc)));
-        if self.any {
-            // An empty Or matches everything, like an empty And.
-            let mut saw_any = false;
-            let matched = results.any(|r| {
-                saw_any = true;
-                r
-            });
-            matched || !saw_any
+            .chain(self.subexpressions.iter().map(|e| e.matches(doc)))
+            .collect();
+        // An empty Or matches everything, like an empty And.
+        if self.any && !results.is_empty() {
+            results.contains(&true)
         } else {
-            results.all(|r| r)
+            results.iter().all(|r| *r)
         }
     }
 }
