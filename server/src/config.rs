@@ -81,6 +81,10 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_MAX_REQUEST_MB")]
     pub max_request_mb: Option<usize>,
 
+    /// Threads serving gRPC connections, each connection on one of them. Default: one per CPU.
+    #[arg(long, env = "QUIVER_GRPC_THREADS")]
+    pub grpc_threads: Option<usize>,
+
     /// On SIGINT/SIGTERM, how long in-flight requests may take before connections are closed. Default 10.
     #[arg(long, env = "QUIVER_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
@@ -135,6 +139,7 @@ pub struct Config {
     pub account_id: String,
     pub region: String,
     pub max_request_mb: usize,
+    pub grpc_threads: usize,
     pub shutdown_grace_secs: u64,
     pub log_format: LogFormat,
     pub offline: OfflineConfig,
@@ -181,6 +186,7 @@ impl ServerArgs {
             account_id: self.account_id.or(file.account_id),
             region: self.region.or(file.region),
             max_request_mb: self.max_request_mb.or(file.max_request_mb),
+            grpc_threads: self.grpc_threads.or(file.grpc_threads),
             shutdown_grace_secs: self.shutdown_grace_secs.or(file.shutdown_grace_secs),
             log_format: self.log_format.or(file.log_format),
             offline_store_uri: self.offline_store_uri.or(file.offline_store_uri),
@@ -256,10 +262,18 @@ impl ServerArgs {
                 .unwrap_or_else(|| "000000000000".to_string()),
             region: merged.region.unwrap_or_else(|| "us-east-1".to_string()),
             max_request_mb: merged.max_request_mb.unwrap_or(64),
+            grpc_threads: merged.grpc_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, |n| n.get())
+            }),
             shutdown_grace_secs: merged.shutdown_grace_secs.unwrap_or(10),
             log_format: merged.log_format.unwrap_or(LogFormat::Text),
             offline,
         };
+        anyhow::ensure!(
+            (1..=1024).contains(&config.grpc_threads),
+            "grpc_threads must be between 1 and 1024, got {}",
+            config.grpc_threads
+        );
         anyhow::ensure!(
             config.wal_sync_interval_ms >= 1,
             "wal_sync_interval_ms must be at least 1"

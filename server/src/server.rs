@@ -8,16 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
 use quiver_proto::v1::feature_store_server::FeatureStoreServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{Config, WalSync};
 use crate::db::{self, StorageOptions};
 use crate::feature_store::FeatureStore;
-use crate::grpc::GrpcService;
+use crate::grpc::{GrpcService, threads};
 use crate::offline::OfflineStore;
 use crate::offline::flusher::Flusher;
 use crate::online::OnlineStore;
@@ -112,19 +110,15 @@ pub async fn run(
     let api = FeatureStoreServer::new(GrpcService::new(store.clone()))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
-    let incoming = TcpListenerStream::new(listeners.grpc).map(|stream| {
-        stream.inspect(|s| {
-            // Small request/response messages: do not let Nagle hold them back.
-            let _ = s.set_nodelay(true);
-        })
+    let routes: threads::RoutesFactory = Arc::new(move || {
+        tonic::transport::Server::builder()
+            .http2_adaptive_window(Some(true))
+            .add_service(health_service.clone())
+            .add_service(reflection_v1.clone())
+            .add_service(reflection_v1alpha.clone())
+            .add_service(api.clone())
     });
-    let grpc = tonic::transport::Server::builder()
-        .http2_adaptive_window(Some(true))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(api)
-        .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+    let grpc = threads::serve(listeners.grpc, config.grpc_threads, routes, stop_rx.clone());
     let http = axum::serve(listeners.http, crate::http::router(store.clone(), metrics))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
 
@@ -160,7 +154,7 @@ pub async fn run(
     for task in background {
         let _ = task.await;
     }
-    grpc_result.context("gRPC server failed")?;
+    grpc_result?;
     http_result.context("HTTP server failed")?;
 
     // Closing: sync the WAL (it matters with wal_sync = periodic) and let RocksDB close.

@@ -37,6 +37,9 @@ enum Operation {
     PutBatch,
     /// GetRecord and PutRecord, `--read-ratio` of them reads.
     Mixed,
+    /// The gRPC health check: the cost of a unary call through the same HTTP/2 and tonic stack
+    /// with no feature-store work, the floor under every operation above.
+    Health,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -313,6 +316,7 @@ const GET_RECORD: &str = "/quiver.featurestore.v1.FeatureStore/GetRecord";
 const BATCH_GET_RECORD: &str = "/quiver.featurestore.v1.FeatureStore/BatchGetRecord";
 const PUT_RECORD: &str = "/quiver.featurestore.v1.FeatureStore/PutRecord";
 const PUT_RECORDS: &str = "/quiver.featurestore.v1.FeatureStore/PutRecords";
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 
 fn non_empty(message_len: usize, problem: &str) -> Result<()> {
     if message_len == 0 {
@@ -399,6 +403,10 @@ async fn run_worker(
                 )
                 .await
                 .map(|_| ()),
+            Operation::Health => connection
+                .unary(HEALTH_CHECK, &())
+                .await
+                .and_then(|len| non_empty(len, "Health/Check answered nothing")),
             Operation::PutBatch => connection
                 .unary(
                     PUT_RECORDS,

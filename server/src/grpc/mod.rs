@@ -3,5 +3,6 @@
 
 pub mod convert;
 pub mod service;
+pub mod threads;
 
 pub use service::GrpcService;
