@@ -15,6 +15,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("quiver_descriptor.bin"))
         .compile_protos(&protos, &["."])?;
+    // The server's side of the same service, where GetRecord and BatchGetRecord answer with
+    // `Encoded`: a message the server encodes itself, straight from stored records. Every other
+    // type is the one generated above.
+    let encoded_server = out_dir.join("encoded_server");
+    std::fs::create_dir_all(&encoded_server)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .out_dir(&encoded_server)
+        .extern_path(".quiver.featurestore.v1", "crate::v1")
+        .extern_path(
+            ".quiver.featurestore.v1.GetRecordResponse",
+            "crate::Encoded",
+        )
+        .extern_path(
+            ".quiver.featurestore.v1.BatchGetRecordResponse",
+            "crate::Encoded",
+        )
+        .compile_protos(&protos, &["."])?;
     Ok(())
 }
 

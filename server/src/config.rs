@@ -262,9 +262,9 @@ impl ServerArgs {
                 .unwrap_or_else(|| "000000000000".to_string()),
             region: merged.region.unwrap_or_else(|| "us-east-1".to_string()),
             max_request_mb: merged.max_request_mb.unwrap_or(64),
-            grpc_threads: merged.grpc_threads.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(2, |n| n.get())
-            }),
+            grpc_threads: merged
+                .grpc_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             shutdown_grace_secs: merged.shutdown_grace_secs.unwrap_or(10),
             log_format: merged.log_format.unwrap_or(LogFormat::Text),
             offline,

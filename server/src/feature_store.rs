@@ -13,7 +13,8 @@ use crate::model::record::{canonical_identifier, resolve_targets, validate_put};
 use crate::model::{FeatureGroup, FeatureGroupSpec, FeatureSpec, PutRequest, TargetStore, Value};
 use crate::offline::OfflineStore;
 use crate::offline::catalog::CatalogTable;
-use crate::online::store::{DeleteRequest, DeletionMode};
+use crate::online::codec::{self, ValueRef};
+use crate::online::store::{DeleteRequest, DeletionMode, LiveRecord};
 use crate::online::{OnlineStore, WriteOutcome};
 use crate::registry::{Registry, TtlUpdate, feature_ordinal};
 use crate::time::{self, EpochMillis};
@@ -23,15 +24,64 @@ pub const MAX_PUT_BATCH_RECORDS: usize = 10_000;
 /// Most identifiers one BatchGetRecord may carry, across at most as many groups.
 pub const MAX_BATCH_GET_IDENTIFIERS: usize = 100;
 
-/// A BatchGetRecord entry's group and, when it names features, their ordinals.
-type ResolvedEntry = (Arc<FeatureGroup>, Option<HashSet<u16>>);
+/// The features a read asks for, by ordinal; `None` for all of them.
+type Wanted = Option<Arc<HashSet<u16>>>;
 
-/// A record as a reader sees it.
-#[derive(Debug, Clone, PartialEq)]
+/// A BatchGetRecord entry's group and the features it asks for.
+type ResolvedEntry = (Arc<FeatureGroup>, Wanted);
+
+/// A record as a reader sees it: the stored record and the features asked for. Values are
+/// decoded only as a response is built ([`RecordView::for_each`]), borrowed from the stored
+/// bytes, so the gRPC API can encode its response without building owned values first.
+#[derive(Debug, Clone)]
 pub struct RecordView {
-    /// (feature name, value), in definition order.
-    pub values: Vec<(String, Value)>,
+    group: Arc<FeatureGroup>,
+    wanted: Wanted,
+    stored: Vec<u8>,
     pub expires_at_ms: Option<EpochMillis>,
+}
+
+impl RecordView {
+    fn new(group: Arc<FeatureGroup>, wanted: Wanted, record: LiveRecord) -> Self {
+        Self {
+            group,
+            wanted,
+            expires_at_ms: record.header.expires_at_ms,
+            stored: record.stored,
+        }
+    }
+
+    /// Calls `f` with each returned feature's name and value, in definition order. Fails, and
+    /// calls `f` for nothing, if the stored record is corrupt.
+    pub fn for_each(&self, mut f: impl FnMut(&str, ValueRef<'_>)) -> Result<()> {
+        codec::visit(&self.stored, |ordinal, value| {
+            if self.wanted.as_ref().is_none_or(|w| w.contains(&ordinal))
+                && let Some(feature) = self.group.features.get(usize::from(ordinal))
+            {
+                f(&feature.name, value);
+            }
+        })
+    }
+
+    /// Size of the stored record, in bytes.
+    pub fn stored_len(&self) -> usize {
+        self.stored.len()
+    }
+
+    /// (feature name, value) of each returned feature, in definition order.
+    pub fn values(&self) -> Result<Vec<(String, Value)>> {
+        let mut values = Vec::new();
+        self.for_each(|name, value| values.push((name.to_string(), value.to_value())))?;
+        Ok(values)
+    }
+}
+
+impl PartialEq for RecordView {
+    /// The same features, values and expiry.
+    fn eq(&self, other: &Self) -> bool {
+        self.expires_at_ms == other.expires_at_ms
+            && matches!((self.values(), other.values()), (Ok(a), Ok(b)) if a == b)
+    }
 }
 
 /// One BatchGetRecord entry: a group, its identifiers, and optionally the features to return.
@@ -254,10 +304,8 @@ impl FeatureStore {
         require_online_store(&group)?;
         let identifier = canonical_identifier(&group, identifier)?;
         let wanted = wanted_ordinals(&group, feature_names)?;
-        let record = self.online.get_record(&group, &identifier, |ordinal| {
-            wanted.as_ref().is_none_or(|w| w.contains(&ordinal))
-        })?;
-        Ok(record.map(|r| view(&group, r.values, r.header.expires_at_ms)))
+        let record = self.online.get_record(&group, &identifier)?;
+        Ok(record.map(|r| RecordView::new(group, wanted, r)))
     }
 
     /// Looks up every identifier with one multi-get; per-identifier failures are reported, not
@@ -325,18 +373,11 @@ impl FeatureStore {
         for (lookup, result) in lookups.iter().zip(results) {
             items[lookup.slot] = match result {
                 Ok(None) => BatchGetItem::Missing,
-                Ok(Some(record)) => {
-                    let values = record
-                        .values
-                        .into_iter()
-                        .filter(|(o, _)| lookup.wanted.as_ref().is_none_or(|w| w.contains(o)))
-                        .collect();
-                    BatchGetItem::Found {
-                        group_name: lookup.group_name.to_string(),
-                        identifier: lookup.identifier.clone(),
-                        record: view(lookup.group, values, record.header.expires_at_ms),
-                    }
-                }
+                Ok(Some(record)) => BatchGetItem::Found {
+                    group_name: lookup.group_name.to_string(),
+                    identifier: lookup.identifier.clone(),
+                    record: RecordView::new(lookup.group.clone(), lookup.wanted.clone(), record),
+                },
                 Err(e) => {
                     tracing::error!(group = %lookup.group.name, error = %e, "batch get failed");
                     BatchGetItem::Failed {
@@ -396,7 +437,7 @@ struct Lookup<'a> {
     /// As the request named the group (a name or an ARN), echoed in the response.
     group_name: &'a str,
     group: &'a Arc<FeatureGroup>,
-    wanted: &'a Option<HashSet<u16>>,
+    wanted: &'a Wanted,
     identifier: String,
 }
 
@@ -413,7 +454,7 @@ fn require_online_store(group: &FeatureGroup) -> Result<()> {
 }
 
 /// `None` means every feature; unknown names are a validation error.
-fn wanted_ordinals(group: &FeatureGroup, names: &[String]) -> Result<Option<HashSet<u16>>> {
+fn wanted_ordinals(group: &FeatureGroup, names: &[String]) -> Result<Wanted> {
     if names.is_empty() {
         return Ok(None);
     }
@@ -425,26 +466,7 @@ fn wanted_ordinals(group: &FeatureGroup, names: &[String]) -> Result<Option<Hash
                 .map_err(|e| Error::validation(e.message()).at(format!("FeatureNames[{i}]")))
         })
         .collect::<Result<HashSet<u16>>>()
-        .map(Some)
-}
-
-fn view(
-    group: &FeatureGroup,
-    values: Vec<(u16, Value)>,
-    expires_at_ms: Option<EpochMillis>,
-) -> RecordView {
-    RecordView {
-        values: values
-            .into_iter()
-            .filter_map(|(ordinal, value)| {
-                group
-                    .features
-                    .get(usize::from(ordinal))
-                    .map(|f| (f.name.clone(), value))
-            })
-            .collect(),
-        expires_at_ms,
-    }
+        .map(|w| Some(Arc::new(w)))
 }
 
 /// A per-identifier BatchGetRecord error code, as the SageMaker runtime names it.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use quiver_proto::v1::feature_store_server::FeatureStoreServer;
+use quiver_proto::v1_server::feature_store_server::FeatureStoreServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 

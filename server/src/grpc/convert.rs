@@ -5,7 +5,6 @@
 use quiver_proto::v1 as pb;
 
 use crate::error::{Error, Result};
-use crate::feature_store::RecordView;
 use crate::listing::{ListQuery, SortBy, SortOrder};
 use crate::model::{
     Collection, DataCatalogConfig, Feature, FeatureGroup, FeatureGroupSpec, FeatureSpec,
@@ -15,7 +14,6 @@ use crate::model::{
 use crate::offline::{OfflineStatus, OfflineStore};
 use crate::online::WriteOutcome;
 use crate::online::store::DeletionMode;
-use crate::time;
 
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
@@ -314,22 +312,6 @@ pub fn value_from_pb(field: &str, v: pb::FeatureValue) -> Result<(String, Value)
     Ok((v.feature_name, value))
 }
 
-pub fn value_to_pb(name: String, value: Value) -> pb::FeatureValue {
-    use pb::feature_value::Value as V;
-    let value = match value {
-        Value::Integral(n) => V::Integral(n),
-        Value::Fractional(f) => V::Fractional(f),
-        Value::String(s) => V::StringValue(s),
-        Value::IntegralList(values) => V::IntegralList(pb::IntegralList { values }),
-        Value::FractionalList(values) => V::FractionalList(pb::FractionalList { values }),
-        Value::StringList(values) => V::StringList(pb::StringList { values }),
-    };
-    pb::FeatureValue {
-        feature_name: name,
-        value: Some(value),
-    }
-}
-
 pub fn target_stores(raw: &[i32]) -> Result<Vec<TargetStore>> {
     raw.iter()
         .enumerate()
@@ -378,18 +360,4 @@ pub fn deletion_mode(raw: i32) -> Result<DeletionMode> {
         pb::DeletionMode::SoftDelete => DeletionMode::Soft,
         pb::DeletionMode::HardDelete => DeletionMode::Hard,
     })
-}
-
-/// The record's values, and its expiry if asked for.
-pub fn record_view(view: RecordView, with_expiry: bool) -> (Vec<pb::FeatureValue>, String) {
-    let expires_at = match (with_expiry, view.expires_at_ms) {
-        (true, Some(ms)) => time::format_iso8601(ms),
-        _ => String::new(),
-    };
-    let values = view
-        .values
-        .into_iter()
-        .map(|(name, value)| value_to_pb(name, value))
-        .collect();
-    (values, expires_at)
 }

@@ -2,6 +2,7 @@
 //! translating messages ([`convert`]) and calling [`crate::feature_store::FeatureStore`].
 
 pub mod convert;
+pub mod encode;
 pub mod service;
 pub mod threads;
 

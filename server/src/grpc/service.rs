@@ -5,13 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use quiver_proto::Encoded;
 use quiver_proto::v1 as pb;
-use quiver_proto::v1::feature_store_server::FeatureStore as FeatureStoreApi;
+use quiver_proto::v1_server::feature_store_server::FeatureStore as FeatureStoreApi;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{convert, encode};
 use crate::error::Result;
-use crate::feature_store::{BatchGetEntry, BatchGetItem, FeatureStore, blocking};
+use crate::feature_store::{BatchGetEntry, FeatureStore, blocking};
 use crate::metrics::{self, MethodMetrics};
 use crate::registry::TtlUpdate;
 
@@ -264,7 +265,7 @@ impl FeatureStoreApi for GrpcService {
     async fn get_record(
         &self,
         request: Request<pb::GetRecordRequest>,
-    ) -> Result<Response<pb::GetRecordResponse>, Status> {
+    ) -> Result<Response<Encoded>, Status> {
         observe(method!("GetRecord"), async {
             let req = request.get_ref();
             let view = self.store.get_record(
@@ -272,14 +273,7 @@ impl FeatureStoreApi for GrpcService {
                 &req.record_identifier_value_as_string,
                 &req.feature_names,
             )?;
-            Ok(match view {
-                None => pb::GetRecordResponse::default(),
-                Some(view) => {
-                    let (record, expires_at) =
-                        convert::record_view(view, req.expiration_time_response);
-                    pb::GetRecordResponse { record, expires_at }
-                }
-            })
+            encode::get_record_response(view.as_ref(), req.expiration_time_response)
         })
         .await
     }
@@ -287,7 +281,7 @@ impl FeatureStoreApi for GrpcService {
     async fn batch_get_record(
         &self,
         request: Request<pb::BatchGetRecordRequest>,
-    ) -> Result<Response<pb::BatchGetRecordResponse>, Status> {
+    ) -> Result<Response<Encoded>, Status> {
         observe(method!("BatchGetRecord"), async {
             let req = request.into_inner();
             let entries: Vec<BatchGetEntry> = req
@@ -300,38 +294,7 @@ impl FeatureStoreApi for GrpcService {
                 })
                 .collect();
             let items = self.store.batch_get_record(&entries)?;
-            let mut response = pb::BatchGetRecordResponse::default();
-            for item in items {
-                match item {
-                    BatchGetItem::Found {
-                        group_name,
-                        identifier,
-                        record,
-                    } => {
-                        let (record, expires_at) =
-                            convert::record_view(record, req.expiration_time_response);
-                        response.records.push(pb::BatchGetRecordResultDetail {
-                            feature_group_name: group_name,
-                            record_identifier_value_as_string: identifier,
-                            record,
-                            expires_at,
-                        });
-                    }
-                    BatchGetItem::Missing => {}
-                    BatchGetItem::Failed {
-                        group_name,
-                        identifier,
-                        code,
-                        message,
-                    } => response.errors.push(pb::BatchGetRecordError {
-                        feature_group_name: group_name,
-                        record_identifier_value_as_string: identifier,
-                        error_code: code.to_string(),
-                        error_message: message,
-                    }),
-                }
-            }
-            Ok(response)
+            encode::batch_get_record_response(&items, req.expiration_time_response)
         })
         .await
     }

@@ -125,39 +125,138 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader> {
 /// Decodes a record, keeping only the values `keep` accepts (by ordinal).
 pub fn decode(bytes: &[u8], keep: impl Fn(u16) -> bool) -> Result<StoredRecord> {
     let header = decode_header(bytes)?;
-    let mut r = Reader::new(&bytes[HEADER_LEN - 4..]);
-    let count = r.u32()? as usize;
-    let mut values = Vec::with_capacity(count.min(4096));
-    for _ in 0..count {
-        let ordinal = r.u16()?;
-        let value = decode_value(&mut r)?;
+    let mut values = Vec::new();
+    visit(bytes, |ordinal, value| {
         if keep(ordinal) {
-            values.push((ordinal, value));
+            values.push((ordinal, value.to_value()));
         }
-    }
+    })?;
     Ok(StoredRecord { header, values })
 }
 
-fn decode_value(r: &mut Reader<'_>) -> Result<Value> {
-    Ok(match r.u8()? {
-        TAG_INTEGRAL => Value::Integral(r.i64()?),
-        TAG_FRACTIONAL => Value::Fractional(f64::from_bits(r.i64()? as u64)),
-        TAG_STRING => Value::String(r.string()?),
-        TAG_INTEGRAL_LIST => {
-            let n = r.len(8)?;
-            Value::IntegralList((0..n).map(|_| r.i64()).collect::<Result<_>>()?)
+/// Calls `f` with each value of a record, in stored (ordinal) order, borrowed from `bytes`: the
+/// read path encodes responses from these without building owned values first. The whole
+/// record is checked before `f` sees anything, so a corrupt record yields an error and no values.
+pub fn visit<'a>(bytes: &'a [u8], mut f: impl FnMut(u16, ValueRef<'a>)) -> Result<()> {
+    decode_header(bytes)?;
+    let values = || -> Result<Vec<(u16, ValueRef<'a>)>> {
+        let mut r = Reader::new(&bytes[HEADER_LEN - 4..]);
+        let count = r.u32()? as usize;
+        let mut out = Vec::with_capacity(count.min(r.bytes.len() / 3));
+        for _ in 0..count {
+            let ordinal = r.u16()?;
+            out.push((ordinal, decode_value(&mut r)?));
         }
-        TAG_FRACTIONAL_LIST => {
+        Ok(out)
+    };
+    values()?.into_iter().for_each(|(o, v)| f(o, v));
+    Ok(())
+}
+
+/// A stored value, borrowed from the record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Integral(i64),
+    Fractional(f64),
+    String(&'a str),
+    IntegralList(Numbers<'a>),
+    FractionalList(Numbers<'a>),
+    StringList(Strings<'a>),
+}
+
+impl ValueRef<'_> {
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Integral(n) => Value::Integral(n),
+            ValueRef::Fractional(f) => Value::Fractional(f),
+            ValueRef::String(s) => Value::String(s.to_string()),
+            ValueRef::IntegralList(n) => Value::IntegralList(n.integers().collect()),
+            ValueRef::FractionalList(n) => Value::FractionalList(n.fractions().collect()),
+            ValueRef::StringList(s) => Value::StringList(s.iter().map(str::to_string).collect()),
+        }
+    }
+}
+
+/// A stored list of 8-byte little-endian numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Numbers<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Numbers<'a> {
+    pub fn len(&self) -> usize {
+        self.bytes.len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn integers(&self) -> impl Iterator<Item = i64> + 'a {
+        self.bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8-byte chunk")))
+    }
+
+    pub fn fractions(&self) -> impl Iterator<Item = f64> + 'a {
+        self.integers().map(|n| f64::from_bits(n as u64))
+    }
+
+    /// The values as stored: little-endian IEEE 754 doubles are also protobuf's packed form.
+    pub fn le_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// A stored list of strings, each `[len u32][UTF-8 bytes]`, checked when decoded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Strings<'a> {
+    count: usize,
+    bytes: &'a [u8],
+}
+
+impl<'a> Strings<'a> {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let mut r = Reader::new(self.bytes);
+        (0..self.count).map(move |_| r.str().expect("checked when decoded"))
+    }
+}
+
+fn decode_value<'a>(r: &mut Reader<'a>) -> Result<ValueRef<'a>> {
+    Ok(match r.u8()? {
+        TAG_INTEGRAL => ValueRef::Integral(r.i64()?),
+        TAG_FRACTIONAL => ValueRef::Fractional(f64::from_bits(r.i64()? as u64)),
+        TAG_STRING => ValueRef::String(r.str()?),
+        tag @ (TAG_INTEGRAL_LIST | TAG_FRACTIONAL_LIST) => {
             let n = r.len(8)?;
-            Value::FractionalList(
-                (0..n)
-                    .map(|_| r.i64().map(|b| f64::from_bits(b as u64)))
-                    .collect::<Result<_>>()?,
-            )
+            let numbers = Numbers {
+                bytes: r.take(n * 8)?,
+            };
+            if tag == TAG_INTEGRAL_LIST {
+                ValueRef::IntegralList(numbers)
+            } else {
+                ValueRef::FractionalList(numbers)
+            }
         }
         TAG_STRING_LIST => {
-            let n = r.len(4)?;
-            Value::StringList((0..n).map(|_| r.string()).collect::<Result<_>>()?)
+            let count = r.len(4)?;
+            let start = r.bytes;
+            for _ in 0..count {
+                r.str()?;
+            }
+            let used = start.len() - r.bytes.len();
+            ValueRef::StringList(Strings {
+                count,
+                bytes: &start[..used],
+            })
         }
         tag => return Err(corrupt(&format!("unknown value tag {tag}"))),
     })
@@ -218,10 +317,10 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    fn string(&mut self) -> Result<String> {
+    fn str(&mut self) -> Result<&'a str> {
         let n = self.len(1)?;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("string is not UTF-8"))
+        std::str::from_utf8(bytes).map_err(|_| corrupt("string is not UTF-8"))
     }
 }
 

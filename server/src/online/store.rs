@@ -14,9 +14,17 @@ use crate::db::{CF_RECORDS, cf};
 use crate::error::{Error, Result};
 use crate::model::{FeatureGroup, FeatureType, ValidRecord, Value};
 use crate::offline::staging::{OfflineStaging, StagedRow};
-use crate::online::codec::{self, RecordHeader, StoredRecord};
+use crate::online::codec::{self, RecordHeader};
 use crate::online::locks::KeyLocks;
 use crate::time::{self, Clock, EpochMillis};
+
+/// A record a reader may see (neither soft-deleted nor expired), in its stored form
+/// ([`codec`]): readers decode only what they return.
+#[derive(Debug, Clone)]
+pub struct LiveRecord {
+    pub header: RecordHeader,
+    pub stored: Vec<u8>,
+}
 
 /// What a put did to the online store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,14 +174,9 @@ impl OnlineStore {
         Ok(outcomes)
     }
 
-    /// The live record for `identifier`, with only the features `keep` accepts; `None` when
-    /// there is none, it is soft-deleted, or it has expired.
-    pub fn get_record(
-        &self,
-        group: &FeatureGroup,
-        identifier: &str,
-        keep: impl Fn(u16) -> bool,
-    ) -> Result<Option<StoredRecord>> {
+    /// The live record for `identifier`, as stored; `None` when there is none, it is
+    /// soft-deleted, or it has expired.
+    pub fn get_record(&self, group: &FeatureGroup, identifier: &str) -> Result<Option<LiveRecord>> {
         let key = record_key(group.id, identifier);
         let stored = self
             .db
@@ -181,20 +184,24 @@ impl OnlineStore {
             .map_err(|e| Error::storage("reading a record", e))?;
         match stored {
             None => Ok(None),
-            Some(bytes) => self.live(&bytes, keep),
+            Some(bytes) => self.live(&bytes),
         }
     }
 
-    fn live(&self, bytes: &[u8], keep: impl Fn(u16) -> bool) -> Result<Option<StoredRecord>> {
-        if codec::decode_header(bytes)?.is_hidden_at(self.clock.now_ms()) {
+    fn live(&self, bytes: &[u8]) -> Result<Option<LiveRecord>> {
+        let header = codec::decode_header(bytes)?;
+        if header.is_hidden_at(self.clock.now_ms()) {
             return Ok(None);
         }
-        codec::decode(bytes, keep).map(Some)
+        Ok(Some(LiveRecord {
+            header,
+            stored: bytes.to_vec(),
+        }))
     }
 
     /// Looks up many (group id, identifier) keys with one RocksDB multi-get; results are in the
-    /// order of `keys`, all features included.
-    pub fn multi_get(&self, keys: &[(u64, &str)]) -> Vec<Result<Option<StoredRecord>>> {
+    /// order of `keys`.
+    pub fn multi_get(&self, keys: &[(u64, &str)]) -> Vec<Result<Option<LiveRecord>>> {
         let encoded: Vec<Vec<u8>> = keys.iter().map(|(g, id)| record_key(*g, id)).collect();
         self.db
             .batched_multi_get_cf(cf(&self.db, CF_RECORDS), &encoded, false)
@@ -202,7 +209,7 @@ impl OnlineStore {
             .map(|result| match result {
                 Err(e) => Err(Error::storage("reading records", e)),
                 Ok(None) => Ok(None),
-                Ok(Some(bytes)) => self.live(&bytes, |_| true),
+                Ok(Some(bytes)) => self.live(&bytes),
             })
             .collect()
     }

@@ -195,10 +195,11 @@ fn put_request(
     })
 }
 
-fn record_json(view: RecordView) -> Vec<FeatureValueJson> {
-    view.values
-        .into_iter()
-        .map(|(feature_name, value)| match value_as_text(&value) {
+fn record_json(view: &RecordView) -> Result<Vec<FeatureValueJson>> {
+    let mut record = Vec::new();
+    view.for_each(|name, value| {
+        let feature_name = name.to_string();
+        record.push(match value_as_text(&value.to_value()) {
             TextValue::Scalar(s) => FeatureValueJson {
                 feature_name,
                 value_as_string: Some(s),
@@ -209,8 +210,9 @@ fn record_json(view: RecordView) -> Vec<FeatureValueJson> {
                 value_as_string: None,
                 value_as_string_list: Some(list),
             },
-        })
-        .collect()
+        });
+    })?;
+    Ok(record)
 }
 
 /// `ExpirationTimeResponse`: Enabled or Disabled (the default).
@@ -286,7 +288,7 @@ async fn get_record(
                     .filter(|_| with_expiry)
                     .map(time::format_iso8601);
                 GetRecordResponse {
-                    record: Some(record_json(view)),
+                    record: Some(record_json(&view)?),
                     expires_at,
                 }
             }
@@ -397,7 +399,7 @@ async fn batch_get_record(State(store): State<Store>, body: Bytes) -> Reply {
                     response.records.push(BatchGetRecordDetail {
                         feature_group_name: group_name,
                         record_identifier_value_as_string: identifier,
-                        record: record_json(record),
+                        record: record_json(&record)?,
                         expires_at,
                     });
                 }
