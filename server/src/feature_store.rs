@@ -247,7 +247,9 @@ impl FeatureStore {
     }
 
     /// Validates each record on its own and writes the valid ones in one atomic write; an invalid
-    /// record fails only its own slot (BatchWriteRecord). A storage failure fails the call.
+    /// record fails only its own slot (BatchWriteRecord, and PutRecords grouped by
+    /// [`crate::group_commit`]), as does one for the offline store while that is behind. A
+    /// storage failure fails the call.
     pub fn put_records_each(
         &self,
         requests: Vec<(String, PutRequest)>,
@@ -270,6 +272,20 @@ impl FeatureStore {
                 }
                 Err(e) => results.push(Err(e)),
             }
+        }
+        // With the offline store behind, only the records that go there are refused.
+        if let Err(behind) = self.online.staging().admit() {
+            let mut kept = Vec::with_capacity(writes.len());
+            let mut kept_slots = Vec::with_capacity(slots.len());
+            for (write, slot) in writes.into_iter().zip(slots) {
+                if write.1.targets.offline {
+                    results[slot] = Err(behind.clone());
+                } else {
+                    kept.push(write);
+                    kept_slots.push(slot);
+                }
+            }
+            (writes, slots) = (kept, kept_slots);
         }
         if !writes.is_empty() {
             for (slot, outcome) in slots.into_iter().zip(self.online.put_records(&writes)?) {

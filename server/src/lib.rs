@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod feature_store;
+pub mod group_commit;
 pub mod grpc;
 pub mod http;
 pub mod listing;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::{Config, WalSync};
 use crate::db::{self, StorageOptions};
 use crate::feature_store::FeatureStore;
+use crate::group_commit::GroupCommit;
 use crate::grpc::{GrpcService, threads};
 use crate::offline::OfflineStore;
 use crate::offline::flusher::Flusher;
@@ -107,7 +108,8 @@ pub async fn run(
         .build_v1alpha()
         .context("building the gRPC reflection service (v1alpha)")?;
     let max_request = config.max_request_mb * 1024 * 1024;
-    let api = FeatureStoreServer::new(GrpcService::new(store.clone()))
+    let puts = GroupCommit::start(store.clone()).context("starting the group-commit writer")?;
+    let api = FeatureStoreServer::new(GrpcService::new(store.clone(), puts))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {

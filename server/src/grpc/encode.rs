@@ -321,7 +321,7 @@ mod tests {
                         record: pb_record(&view),
                         expires_at: expires_at(&view, with_expiry),
                     };
-                    assert!(with_expiry == !expected.expires_at.is_empty());
+                    assert_eq!(with_expiry, !expected.expires_at.is_empty());
                     let ours = get_record_response(Some(&view), with_expiry).unwrap();
                     assert_eq!(
                         ours.0,

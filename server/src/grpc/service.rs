@@ -1,5 +1,6 @@
 //! `quiver.featurestore.v1.FeatureStore` over tonic. Each handler translates, calls the domain
-//! operation (on the blocking pool when it writes), and records the request in the metrics.
+//! operation (writes on the blocking pool, or through group commit for PutRecord), and records
+//! the request in the metrics.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,17 +14,20 @@ use tonic::{Request, Response, Status};
 use super::{convert, encode};
 use crate::error::Result;
 use crate::feature_store::{BatchGetEntry, FeatureStore, blocking};
+use crate::group_commit::GroupCommit;
 use crate::metrics::{self, MethodMetrics};
 use crate::registry::TtlUpdate;
 
 #[derive(Clone)]
 pub struct GrpcService {
     store: Arc<FeatureStore>,
+    /// PutRecord goes through group commit; other writes run on the blocking pool.
+    puts: GroupCommit,
 }
 
 impl GrpcService {
-    pub fn new(store: Arc<FeatureStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<FeatureStore>, puts: GroupCommit) -> Self {
+        Self { store, puts }
     }
 }
 
@@ -228,7 +232,7 @@ impl FeatureStoreApi for GrpcService {
     ) -> Result<Response<pb::PutRecordResponse>, Status> {
         observe(method!("PutRecord"), async {
             let (group_name, put) = convert::put_request(request.into_inner())?;
-            let outcome = blocking(&self.store, move |s| s.put_record(&group_name, put)).await?;
+            let outcome = self.puts.put_record(group_name, put).await?;
             metrics::record_writes(1);
             Ok(pb::PutRecordResponse {
                 outcome: convert::outcome(outcome) as i32,

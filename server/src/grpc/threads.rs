@@ -12,7 +12,6 @@
 //! A single connection is thus served by one core at a time, as in Redis; clients that want
 //! more open more connections (most gRPC client libraries pool several per channel on demand).
 
-use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -111,8 +110,6 @@ fn serve_thread(
     })
 }
 
-fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> {
-    async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

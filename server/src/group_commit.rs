@@ -1,0 +1,177 @@
+//! Group commit for PutRecord: the puts that arrive while a write is in progress are applied
+//! together in the next one, by one writer thread.
+//!
+//! Each PutRecord on its own costs a hand-off to a blocking thread, a RocksDB write (and with
+//! `wal_sync = "always"` an fsync) and the wake-ups in between; under concurrent load those
+//! context switches were most of the server's CPU per put (docs/benchmarks.md). Here the writer
+//! takes every queued put at once and applies them with [`FeatureStore::put_records_each`]:
+//! one atomic RocksDB write, one WAL append and sync, each put still answered on its own
+//! (an invalid record, or one for a lagging offline store, fails only itself). A put is
+//! acknowledged only after the write holding it has committed, as before.
+//!
+//! An idle server adds no delay: the writer applies whatever is queued as soon as it is free,
+//! so a lone put is written alone, at once.
+
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::feature_store::FeatureStore;
+use crate::model::PutRequest;
+use crate::online::WriteOutcome;
+
+/// Most puts applied in one write.
+const MAX_GROUP: usize = 512;
+
+struct Job {
+    group_name: String,
+    put: PutRequest,
+    reply: oneshot::Sender<Result<WriteOutcome>>,
+}
+
+/// The queue of puts and its writer thread; clones share them. The thread ends (and is joined)
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct GroupCommit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl GroupCommit {
+    pub fn start(store: Arc<FeatureStore>) -> std::io::Result<Self> {
+        let (queue, jobs) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("quiver-writer".into())
+            .spawn(move || write_loop(&store, &jobs))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                queue: Some(queue),
+                writer: Some(writer),
+            }),
+        })
+    }
+
+    /// Applies one put; resolves once it has committed (or failed).
+    pub async fn put_record(&self, group_name: String, put: PutRequest) -> Result<WriteOutcome> {
+        let (reply, outcome) = oneshot::channel();
+        let job = Job {
+            group_name,
+            put,
+            reply,
+        };
+        let stopped = || Error::unavailable("the server is shutting down");
+        let queue = self.inner.queue.as_ref().ok_or_else(stopped)?;
+        queue.send(job).map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer once it has answered every queued put.
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the group-commit writer thread panicked");
+        }
+    }
+}
+
+fn write_loop(store: &FeatureStore, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let (requests, replies): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|job| ((job.group_name, job.put), job.reply))
+            .unzip();
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.put_records_each(requests)
+        }))
+        .unwrap_or_else(|_| Err(Error::internal("the write panicked; see the server log")));
+        match applied {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // The caller may have gone (its request was cancelled); the write stands.
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feature_store::tests::{open, put, spec};
+    use crate::model::Value;
+    use crate::time::ManualClock;
+
+    const START_MS: i64 = 1_700_000_000_000;
+
+    /// Many concurrent puts, grouped: each is answered with its own outcome, an invalid one fails
+    /// alone, and the store ends with the newest record per identifier.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_puts_are_grouped_and_answered_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), ManualClock::new(START_MS)));
+        store.create_feature_group(spec(None, true)).unwrap();
+        let commits = GroupCommit::start(store.clone()).unwrap();
+
+        let mut tasks = Vec::new();
+        for n in 0..400_i64 {
+            let commits = commits.clone();
+            tasks.push(tokio::spawn(async move {
+                // 20 identifiers, each written 20 times at distinct event times.
+                let (group, mut request) = put(n % 20, START_MS - 1_000_000 + n * 1000);
+                if n % 50 == 7 {
+                    request.record[2].1 = Value::Integral(n); // `v` is a String feature
+                }
+                (n, commits.put_record(group, request).await)
+            }));
+        }
+        for task in tasks {
+            let (n, outcome) = task.await.unwrap();
+            if n % 50 == 7 {
+                let e = outcome.unwrap_err();
+                assert!(e.message().contains("'v'"), "{n}: {e}");
+            } else {
+                // Every valid put is newer than the ones before it for its identifier, but
+                // concurrent puts may be applied in either order.
+                assert!(outcome.is_ok(), "{n}: {outcome:?}");
+            }
+        }
+        for id in 0..20_i64 {
+            let newest = (0..400_i64)
+                .filter(|n| n % 20 == id && n % 50 != 7)
+                .max()
+                .unwrap();
+            let view = store
+                .get_record("g", &id.to_string(), &[])
+                .unwrap()
+                .unwrap();
+            let ts = view.values().unwrap()[1].1.clone();
+            let expected = (START_MS - 1_000_000 + newest * 1000) as f64 / 1000.0;
+            assert_eq!(ts, Value::Fractional(expected), "identifier {id}");
+        }
+        drop(commits);
+        assert_eq!(Arc::strong_count(&store), 1, "the writer thread has ended");
+    }
+}
