@@ -11,6 +11,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::feature_store::FeatureStore;
+use crate::group_commit::GroupCommit;
 
 #[derive(Clone)]
 struct HttpState {
@@ -18,7 +19,7 @@ struct HttpState {
     metrics: PrometheusHandle,
 }
 
-pub fn router(store: Arc<FeatureStore>, metrics: PrometheusHandle) -> Router {
+pub fn router(store: Arc<FeatureStore>, puts: GroupCommit, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
@@ -26,7 +27,7 @@ pub fn router(store: Arc<FeatureStore>, metrics: PrometheusHandle) -> Router {
             store: store.clone(),
             metrics,
         })
-        .merge(crate::sagemaker::router(store))
+        .merge(crate::sagemaker::router(store, puts))
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {

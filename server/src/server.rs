@@ -109,7 +109,7 @@ pub async fn run(
         .context("building the gRPC reflection service (v1alpha)")?;
     let max_request = config.max_request_mb * 1024 * 1024;
     let puts = GroupCommit::start(store.clone()).context("starting the group-commit writer")?;
-    let api = FeatureStoreServer::new(GrpcService::new(store.clone(), puts))
+    let api = FeatureStoreServer::new(GrpcService::new(store.clone(), puts.clone()))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
@@ -121,8 +121,11 @@ pub async fn run(
             .add_service(api.clone())
     });
     let grpc = threads::serve(listeners.grpc, config.grpc_threads, routes, stop_rx.clone());
-    let http = axum::serve(listeners.http, crate::http::router(store.clone(), metrics))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http = axum::serve(
+        listeners.http,
+        crate::http::router(store.clone(), puts, metrics),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
 
     if let Some(path) = &config.addr_file {
         write_addr_file(path, grpc_addr, http_addr)?;

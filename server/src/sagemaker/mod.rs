@@ -20,11 +20,12 @@ use axum::Router;
 use axum::routing::post;
 
 use crate::feature_store::FeatureStore;
+use crate::group_commit::GroupCommit;
 
 /// Both APIs' routes; merged into the HTTP listener's router.
-pub fn router(store: Arc<FeatureStore>) -> Router {
+pub fn router(store: Arc<FeatureStore>, puts: GroupCommit) -> Router {
     Router::new()
         .route("/", post(control::handle))
         .with_state(store.clone())
-        .merge(runtime::router(store))
+        .merge(runtime::router(store, puts))
 }

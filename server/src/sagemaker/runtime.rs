@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::wire::{self, AwsError, RUNTIME_CONTENT_TYPE, TtlJson, parse_body};
 use crate::error::{AwsApi, Error, Result};
 use crate::feature_store::{BatchGetEntry, BatchGetItem, FeatureStore, RecordView, blocking};
+use crate::group_commit::GroupCommit;
 use crate::model::record::{TextValue, parse_text_record, value_as_text};
 use crate::model::{PutRequest, TargetStore};
 use crate::online::store::DeletionMode;
@@ -28,7 +29,26 @@ const MAX_LIST_RECORDS: usize = 100;
 type Store = Arc<FeatureStore>;
 type Reply = std::result::Result<Response, AwsError>;
 
-pub fn router(store: Store) -> Router {
+/// The runtime API's state: the store, and group commit for PutRecord. Handlers take either.
+#[derive(Clone)]
+struct RuntimeState {
+    store: Store,
+    puts: GroupCommit,
+}
+
+impl FromRef<RuntimeState> for Store {
+    fn from_ref(state: &RuntimeState) -> Store {
+        state.store.clone()
+    }
+}
+
+impl FromRef<RuntimeState> for GroupCommit {
+    fn from_ref(state: &RuntimeState) -> GroupCommit {
+        state.puts.clone()
+    }
+}
+
+pub fn router(store: Store, puts: GroupCommit) -> Router {
     Router::new()
         .route(
             "/FeatureGroup/{name}",
@@ -37,7 +57,7 @@ pub fn router(store: Store) -> Router {
         .route("/FeatureGroup/{name}/ListRecords", post(list_records))
         .route("/BatchGetRecord", post(batch_get_record))
         .route("/BatchWriteRecord", post(batch_write_record))
-        .with_state(store)
+        .with_state(RuntimeState { store, puts })
 }
 
 // --- wire shapes ----------------------------------------------------------------------------
@@ -127,7 +147,12 @@ fn ok_json(body: &impl Serialize) -> Response {
     wire::json_response(StatusCode::OK, RUNTIME_CONTENT_TYPE, body)
 }
 
-async fn put_record(State(store): State<Store>, Path(name): Path<String>, body: Bytes) -> Reply {
+async fn put_record(
+    State(store): State<Store>,
+    State(puts): State<GroupCommit>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Reply {
     let body: PutRecordBody = parse_body(&body).map_err(AwsError::runtime)?;
     let request = put_request(
         &store,
@@ -138,7 +163,7 @@ async fn put_record(State(store): State<Store>, Path(name): Path<String>, body: 
         None,
     )
     .map_err(AwsError::runtime)?;
-    blocking(&store, move |s| s.put_record(&name, request))
+    puts.put_record(name, request)
         .await
         .map_err(AwsError::runtime)?;
     Ok(ok_empty())
