@@ -1,13 +1,15 @@
 //! Serves gRPC on dedicated threads, one single-threaded tokio runtime each (thread per core).
 //!
-//! Why not the shared multi-threaded runtime: under load, each HTTP/2 connection has one task
-//! that reads and writes its socket and one task per request. On a work-stealing runtime the
-//! two run on different cores at once, so the connection task wakes for every response and
-//! writes it alone, often headers and body in separate `writev` calls (1.75 per GetRecord,
-//! measured with `strace -c`), and every wake-up crosses cores. With a connection's tasks on
-//! one thread, the requests that arrived together are answered together: their responses
-//! leave in one write. Each connection is served by the thread it was handed to (round robin);
-//! the acceptor runs on the main runtime.
+//! Why not the shared multi-threaded runtime: each HTTP/2 connection has one task that reads and
+//! writes its socket and one task per request. On a work-stealing runtime the two run on
+//! different cores at once: the connection task wakes for every response on the other core, and
+//! tasks migrate between cores, so each request paid cross-core wake-ups and scheduler work
+//! (server CPU per GetRecord 62-80 µs; 48-54 µs with this, docs/benchmarks.md). With a
+//! connection's tasks on one thread, a wake-up is a push on a local queue. Each connection is
+//! served by the thread it was handed to (round robin); the acceptor runs on the main runtime.
+//!
+//! (h2 still writes each DATA frame larger than 256 bytes in its own `writev`, so responses
+//! that are ready together do not yet leave in one write; that limit is h2's.)
 //!
 //! A single connection is thus served by one core at a time, as in Redis; clients that want
 //! more open more connections (most gRPC client libraries pool several per channel on demand).

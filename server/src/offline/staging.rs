@@ -333,7 +333,7 @@ pub fn decode(bytes: &[u8]) -> Result<StagedRow> {
     let group_id = u64::from_le_bytes(bytes[1..9].try_into().map_err(|_| corrupt())?);
     let api_invocation_time_ms =
         i64::from_le_bytes(bytes[9..17].try_into().map_err(|_| corrupt())?);
-    let StoredRecord { header, values } = codec::decode(&bytes[17..], |_| true)?;
+    let StoredRecord { header, values } = codec::decode(&bytes[17..])?;
     Ok(StagedRow {
         group_id,
         api_invocation_time_ms,

@@ -122,14 +122,12 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader> {
     })
 }
 
-/// Decodes a record, keeping only the values `keep` accepts (by ordinal).
-pub fn decode(bytes: &[u8], keep: impl Fn(u16) -> bool) -> Result<StoredRecord> {
+/// Decodes a whole record into owned values.
+pub fn decode(bytes: &[u8]) -> Result<StoredRecord> {
     let header = decode_header(bytes)?;
     let mut values = Vec::new();
     visit(bytes, |ordinal, value| {
-        if keep(ordinal) {
-            values.push((ordinal, value.to_value()));
-        }
+        values.push((ordinal, value.to_value()))
     })?;
     Ok(StoredRecord { header, values })
 }
@@ -351,10 +349,11 @@ mod tests {
         let (header, values) = sample();
         let bytes = encode(&header, &values);
         assert_eq!(decode_header(&bytes).unwrap(), header);
-        let decoded = decode(&bytes, |_| true).unwrap();
+        let decoded = decode(&bytes).unwrap();
         assert_eq!(decoded.values, values);
-        let subset = decode(&bytes, |o| o == 2).unwrap();
-        assert_eq!(subset.values, vec![values[2].clone()]);
+        let mut borrowed = Vec::new();
+        visit(&bytes, |o, v| borrowed.push((o, v.to_value()))).unwrap();
+        assert_eq!(borrowed, values);
     }
 
     #[test]
@@ -362,10 +361,16 @@ mod tests {
         let (header, values) = sample();
         let bytes = encode(&header, &values);
         for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut], |_| true).is_err(), "cut at {cut}");
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            let mut seen = 0;
+            assert!(
+                visit(&bytes[..cut], |_, _| seen += 1).is_err(),
+                "cut at {cut}"
+            );
+            assert_eq!(seen, 0, "nothing visited from a corrupt record");
         }
         let mut garbage = bytes.clone();
         garbage[HEADER_LEN + 2] = 200;
-        assert!(decode(&garbage, |_| true).is_err());
+        assert!(decode(&garbage).is_err());
     }
 }
