@@ -255,7 +255,10 @@ mod tests {
             conn.write_all(data).await.unwrap();
             expected.extend_from_slice(data);
         }
-        assert!(!conn.pending.is_empty(), "the last small write waits for a flush");
+        assert!(
+            !conn.pending.is_empty(),
+            "the last small write waits for a flush"
+        );
         conn.flush().await.unwrap();
         assert!(conn.pending.is_empty());
         conn.shutdown().await.unwrap();
