@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result, quote};
 use crate::listing::{self, ListQuery, Page};
-use crate::model::record::{canonical_identifier, resolve_targets, validate_put};
+use crate::model::record::{ValidRecord, canonical_identifier, resolve_targets, validate_put};
 use crate::model::{FeatureGroup, FeatureGroupSpec, FeatureSpec, PutRequest, TargetStore, Value};
 use crate::offline::OfflineStore;
 use crate::offline::catalog::CatalogTable;
@@ -26,6 +26,9 @@ pub const MAX_BATCH_GET_IDENTIFIERS: usize = 100;
 
 /// The features a read asks for, by ordinal; `None` for all of them.
 type Wanted = Option<Arc<HashSet<u16>>>;
+
+/// A record validated against its group, ready to write.
+pub type ValidatedPut = (Arc<FeatureGroup>, ValidRecord);
 
 /// A BatchGetRecord entry's group and the features it asks for.
 type ResolvedEntry = (Arc<FeatureGroup>, Wanted);
@@ -216,7 +219,7 @@ impl FeatureStore {
         let _gate = self.registry.write_gate();
         let group = self.registry.get(group_name)?;
         let record = validate_put(&group, request)?;
-        let outcomes = self.online.put_records(&[(group, record)])?;
+        let outcomes = self.online.put_records(vec![(group, record)])?;
         outcomes
             .first()
             .copied()
@@ -243,27 +246,53 @@ impl FeatureStore {
             let record = validate_put(&group, request).map_err(at)?;
             writes.push((group, record));
         }
-        self.online.put_records(&writes)
+        self.online.put_records(writes)
+    }
+
+    /// Validates a record against its group's current definition, without writing it: the
+    /// CPU-bound half of a put, which callers run on their own threads before handing the
+    /// record to [`crate::group_commit`]'s single writer.
+    pub fn validate_put(&self, group_name: &str, request: PutRequest) -> Result<ValidatedPut> {
+        let group = self.registry.get(group_name)?;
+        let record = validate_put(&group, request)?;
+        Ok((group, record))
     }
 
     /// Validates each record on its own and writes the valid ones in one atomic write; an invalid
-    /// record fails only its own slot (BatchWriteRecord, and PutRecords grouped by
-    /// [`crate::group_commit`]), as does one for the offline store while that is behind. A
-    /// storage failure fails the call.
+    /// record fails only its own slot (BatchWriteRecord), as does one for the offline store while
+    /// that is behind. A storage failure fails the call.
     pub fn put_records_each(
         &self,
         requests: Vec<(String, PutRequest)>,
     ) -> Result<Vec<Result<WriteOutcome>>> {
+        let validated = requests
+            .into_iter()
+            .map(|(group_name, request)| self.validate_put(&group_name, request))
+            .collect();
+        self.write_validated_each(validated)
+    }
+
+    /// Writes the validated records in one atomic write, each answered on its own; an `Err`
+    /// slot stays as it is. A record whose group was deleted (or deleted and created again)
+    /// since it was validated is refused: the group it was validated against is gone. One
+    /// validated before the group gained features is still valid (features are only added).
+    pub fn write_validated_each(
+        &self,
+        validated: Vec<Result<ValidatedPut>>,
+    ) -> Result<Vec<Result<WriteOutcome>>> {
         let _gate = self.registry.write_gate();
-        let mut results: Vec<Result<WriteOutcome>> = Vec::with_capacity(requests.len());
-        let mut writes = Vec::with_capacity(requests.len());
-        let mut slots = Vec::with_capacity(requests.len());
-        for (group_name, request) in requests {
-            let valid = self
-                .registry
-                .get(&group_name)
-                .and_then(|group| validate_put(&group, request).map(|record| (group, record)));
-            match valid {
+        let mut results: Vec<Result<WriteOutcome>> = Vec::with_capacity(validated.len());
+        let mut writes = Vec::with_capacity(validated.len());
+        let mut slots = Vec::with_capacity(validated.len());
+        for write in validated {
+            let current = write.and_then(|(group, record)| match self.registry.get(&group.name) {
+                Ok(now) if now.id == group.id => Ok((group, record)),
+                Ok(_) | Err(_) => Err(Error::not_found(format!(
+                    "feature group {} was deleted while the record was being written",
+                    quote(&group.name)
+                ))),
+            });
+            match current {
                 Ok(write) => {
                     slots.push(results.len());
                     writes.push(write);
@@ -288,7 +317,7 @@ impl FeatureStore {
             (writes, slots) = (kept, kept_slots);
         }
         if !writes.is_empty() {
-            for (slot, outcome) in slots.into_iter().zip(self.online.put_records(&writes)?) {
+            for (slot, outcome) in slots.into_iter().zip(self.online.put_records(writes)?) {
                 results[slot] = Ok(outcome);
             }
         }
@@ -568,6 +597,45 @@ pub(crate) mod tests {
                 ttl: None,
             },
         )
+    }
+
+    /// A record validated against a group that is deleted (and created again under the same
+    /// name) before the write is refused, and writes nothing; one validated before the group
+    /// gained a feature is still written.
+    #[test]
+    fn validated_puts_are_checked_against_the_current_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), ManualClock::new(START_MS));
+        store.create_feature_group(spec(None, false)).unwrap();
+
+        let (group, request) = put(1, START_MS);
+        let before_update = store.validate_put(&group, request).unwrap();
+        store
+            .update_feature_group(
+                "g",
+                vec![FeatureSpec {
+                    name: "extra".into(),
+                    feature_type: FeatureType::Integral,
+                    collection: Collection::Scalar,
+                }],
+                TtlUpdate::Keep,
+            )
+            .unwrap();
+        let outcomes = store.write_validated_each(vec![Ok(before_update)]).unwrap();
+        assert!(
+            matches!(outcomes[..], [Ok(WriteOutcome::Applied)]),
+            "{outcomes:?}"
+        );
+
+        let (group, request) = put(2, START_MS);
+        let stale = store.validate_put(&group, request).unwrap();
+        store.delete_feature_group("g").unwrap();
+        store.create_feature_group(spec(None, false)).unwrap();
+        let outcomes = store.write_validated_each(vec![Ok(stale)]).unwrap();
+        let err = outcomes[0].clone().unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::NotFound);
+        assert!(err.message().contains("was deleted"), "{err}");
+        assert_eq!(store.get_record("g", "2", &[]).unwrap(), None);
     }
 
     #[test]

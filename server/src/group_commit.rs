@@ -4,10 +4,13 @@
 //! Each PutRecord on its own costs a hand-off to a blocking thread, a RocksDB write (and with
 //! `wal_sync = "always"` an fsync) and the wake-ups in between; under concurrent load those
 //! context switches were most of the server's CPU per put (docs/benchmarks.md). Here the writer
-//! takes every queued put at once and applies them with [`FeatureStore::put_records_each`]:
+//! takes every queued put at once and applies them with [`FeatureStore::write_validated_each`]:
 //! one atomic RocksDB write, one WAL append and sync, each put still answered on its own
-//! (an invalid record, or one for a lagging offline store, fails only itself). A put is
-//! acknowledged only after the write holding it has committed, as before.
+//! (one for a lagging offline store fails only itself). A put is acknowledged only after the
+//! write holding it has committed, as before.
+//!
+//! Validation (types, limits, identifier, event time) runs on the caller's thread before a put
+//! is queued, so the writer does only what must be serialized and an invalid put never waits.
 //!
 //! An idle server adds no delay: the writer applies whatever is queued as soon as it is free,
 //! so a lone put is written alone, at once.
@@ -18,7 +21,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::feature_store::FeatureStore;
+use crate::feature_store::{FeatureStore, ValidatedPut};
 use crate::model::PutRequest;
 use crate::online::WriteOutcome;
 
@@ -26,8 +29,7 @@ use crate::online::WriteOutcome;
 const MAX_GROUP: usize = 512;
 
 struct Job {
-    group_name: String,
-    put: PutRequest,
+    put: ValidatedPut,
     reply: oneshot::Sender<Result<WriteOutcome>>,
 }
 
@@ -39,6 +41,7 @@ pub struct GroupCommit {
 }
 
 struct Inner {
+    store: Arc<FeatureStore>,
     queue: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -46,25 +49,27 @@ struct Inner {
 impl GroupCommit {
     pub fn start(store: Arc<FeatureStore>) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("quiver-writer".into())
-            .spawn(move || write_loop(&store, &jobs))?;
+        let writer = {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name("quiver-writer".into())
+                .spawn(move || write_loop(&store, &jobs))?
+        };
         Ok(Self {
             inner: Arc::new(Inner {
+                store,
                 queue: Some(queue),
                 writer: Some(writer),
             }),
         })
     }
 
-    /// Applies one put; resolves once it has committed (or failed).
+    /// Validates one put here, then has the writer apply it; resolves once it has committed
+    /// (or failed).
     pub async fn put_record(&self, group_name: String, put: PutRequest) -> Result<WriteOutcome> {
+        let put = self.inner.store.validate_put(&group_name, put)?;
         let (reply, outcome) = oneshot::channel();
-        let job = Job {
-            group_name,
-            put,
-            reply,
-        };
+        let job = Job { put, reply };
         let stopped = || Error::unavailable("the server is shutting down");
         let queue = self.inner.queue.as_ref().ok_or_else(stopped)?;
         queue.send(job).map_err(|_| stopped())?;
@@ -95,10 +100,10 @@ fn write_loop(store: &FeatureStore, jobs: &mpsc::Receiver<Job>) {
         }
         let (requests, replies): (Vec<_>, Vec<_>) = group
             .into_iter()
-            .map(|job| ((job.group_name, job.put), job.reply))
+            .map(|job| (Ok(job.put), job.reply))
             .unzip();
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            store.put_records_each(requests)
+            store.write_validated_each(requests)
         }))
         .unwrap_or_else(|_| Err(Error::internal("the write panicked; see the server log")));
         match applied {

@@ -293,7 +293,8 @@ pub fn list_query(req: pb::ListFeatureGroupsRequest) -> Result<ListQuery> {
     })
 }
 
-pub fn value_from_pb(field: &str, v: pb::FeatureValue) -> Result<(String, Value)> {
+/// `index` is the value's position in the request's `Record`, for the error message.
+pub fn value_from_pb(index: usize, v: pb::FeatureValue) -> Result<(String, Value)> {
     use pb::feature_value::Value as V;
     let value = match v.value {
         Some(V::Integral(n)) => Value::Integral(n),
@@ -304,7 +305,7 @@ pub fn value_from_pb(field: &str, v: pb::FeatureValue) -> Result<(String, Value)
         Some(V::StringList(l)) => Value::StringList(l.values),
         None => {
             return Err(Error::validation(format!(
-                "{field}: feature '{}' has no value; omit a feature to leave it null",
+                "Record[{index}]: feature '{}' has no value; omit a feature to leave it null",
                 v.feature_name
             )));
         }
@@ -332,7 +333,7 @@ pub fn put_request(req: pb::PutRecordRequest) -> Result<(String, PutRequest)> {
         .record
         .into_iter()
         .enumerate()
-        .map(|(i, v)| value_from_pb(&format!("Record[{i}]"), v))
+        .map(|(i, v)| value_from_pb(i, v))
         .collect::<Result<Vec<_>>>()?;
     Ok((
         req.feature_group_name,

@@ -154,7 +154,7 @@ pub struct FeatureGroup {
     pub last_modified_time_ms: EpochMillis,
     /// Feature name -> ordinal; derived from `features`, rebuilt by [`FeatureGroup::index`].
     #[serde(skip)]
-    ordinals: HashMap<String, u16>,
+    ordinals: HashMap<String, u16, foldhash::fast::FixedState>,
 }
 
 impl FeatureGroup {
@@ -178,7 +178,7 @@ impl FeatureGroup {
             tags: spec.tags,
             creation_time_ms: now_ms,
             last_modified_time_ms: now_ms,
-            ordinals: HashMap::new(),
+            ordinals: HashMap::default(),
         }
         .index()
     }

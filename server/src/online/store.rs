@@ -117,7 +117,7 @@ impl OnlineStore {
     /// see the effect of earlier ones on the same identifier.
     pub fn put_records(
         &self,
-        writes: &[(Arc<FeatureGroup>, ValidRecord)],
+        writes: Vec<(Arc<FeatureGroup>, ValidRecord)>,
     ) -> Result<Vec<WriteOutcome>> {
         let offline_rows = writes.iter().filter(|(_, r)| r.targets.offline).count();
         if offline_rows > 0 {
@@ -135,7 +135,7 @@ impl OnlineStore {
         // The newest header per key as this batch has left it so far.
         let mut batch_headers: HashMap<&[u8], Option<RecordHeader>> = HashMap::new();
         let mut outcomes = Vec::with_capacity(writes.len());
-        for ((group, record), key) in writes.iter().zip(&keys) {
+        for ((group, record), key) in writes.into_iter().zip(&keys) {
             let outcome = if record.targets.online {
                 let current = match batch_headers.get(key.as_slice()) {
                     Some(header) => *header,
@@ -163,7 +163,7 @@ impl OnlineStore {
                     api_invocation_time_ms: now_ms,
                     event_time_ms: record.event_time_ms,
                     is_deleted: false,
-                    values: record.values.clone(),
+                    values: record.values,
                 };
                 reservation.stage(&self.db, &mut batch, &row);
             }
