@@ -39,7 +39,7 @@ PY
 start_server() { # data-dir, extra args...
   local data="$1"; shift
   rm -f "$WORK/addrs.json"
-  RUST_LOG=warn "$BIN/quiver-server" --data-dir "$data" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+  RUST_LOG=warn "$BIN/quiver-server" --data-dir "$data" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --flight-sql-addr 127.0.0.1:0 \
     --addr-file "$WORK/addrs.json" "$@" &
   SERVER_PID=$!
   for _ in $(seq 600); do [ -s "$WORK/addrs.json" ] && break; sleep 0.1; done

@@ -19,7 +19,7 @@ BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d /tmp/quiver-memory.XXXXXX)"
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/quiver" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/quiver" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --flight-sql-addr 127.0.0.1:0 \
   --addr-file "$WORK/addrs.json" --wal-sync periodic &
 QUIVER_PID=$!
 for _ in $(seq 600); do [ -s "$WORK/addrs.json" ] && break; sleep 0.1; done

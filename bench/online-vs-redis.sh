@@ -27,7 +27,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WO
 REDIS_PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save "" \
   --appendonly yes --appendfsync everysec --daemonize no >"$WORK/redis.log" 2>&1 &
-RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/quiver" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/quiver" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --flight-sql-addr 127.0.0.1:0 \
   --addr-file "$WORK/addrs.json" --wal-sync periodic &
 QUIVER_PID=$!
 for _ in $(seq 600); do [ -s "$WORK/addrs.json" ] && break; sleep 0.1; done

@@ -8,7 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     set_protoc_env(&protoc);
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos = ["quiver/featurestore/v1/featurestore.proto"];
+    let protos = [
+        "quiver/featurestore/v1/featurestore.proto",
+        "quiver/featurestore/v1/query.proto",
+    ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");
     }
@@ -32,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".quiver.featurestore.v1.BatchGetRecordResponse",
             "crate::Encoded",
         )
-        .compile_protos(&protos, &["."])?;
+        .compile_protos(&protos[..1], &["."])?;
     Ok(())
 }
 

@@ -24,8 +24,13 @@
 use std::future::Future;
 use std::time::Duration;
 
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
 pub use quiver_proto::v1 as pb;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
+use quiver_proto::v1::query_client::QueryClient;
 use tonic::transport::{Channel, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,8 @@ pub enum ClientError {
     },
     #[error("{}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
+    #[error("the query result is not a valid Arrow IPC stream: {0}")]
+    Result(#[from] arrow::error::ArrowError),
 }
 
 impl ClientError {
@@ -79,6 +86,7 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: FeatureStoreClient<Channel>,
+    queries: QueryClient<Channel>,
     retry: RetryPolicy,
 }
 
@@ -105,9 +113,10 @@ impl Client {
 
     pub fn from_channel(channel: Channel) -> Self {
         Self {
-            inner: FeatureStoreClient::new(channel)
+            inner: FeatureStoreClient::new(channel.clone())
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(64 * 1024 * 1024),
+            queries: QueryClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
             retry: RetryPolicy::default(),
         }
     }
@@ -172,6 +181,36 @@ rpcs! {
 }
 
 impl Client {
+    /// Runs one SQL statement over the offline store; the result's Arrow IPC stream, whole.
+    pub async fn query_ipc(&self, sql: &str) -> Result<Vec<u8>, ClientError> {
+        let request = pb::QueryRequest {
+            sql: sql.to_string(),
+        };
+        let mut responses = self.queries.clone().query(request).await?.into_inner();
+        let mut ipc = Vec::new();
+        while let Some(response) = responses.next().await {
+            ipc.extend_from_slice(&response?.arrow_ipc);
+        }
+        Ok(ipc)
+    }
+
+    /// Builds a training dataset (see `CreateDatasetRequest`); answers once it is written.
+    pub async fn create_dataset(
+        &self,
+        request: pb::CreateDatasetRequest,
+    ) -> Result<pb::CreateDatasetResponse, ClientError> {
+        Ok(self.queries.clone().create_dataset(request).await?.into_inner())
+    }
+
+    /// Runs one SQL statement over the offline store: the result's schema and batches.
+    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
+        let ipc = self.query_ipc(sql).await?;
+        let reader = StreamReader::try_new(std::io::Cursor::new(ipc), None)?;
+        let schema = reader.schema();
+        let batches = reader.collect::<Result<Vec<_>, _>>()?;
+        Ok((schema, batches))
+    }
+
     /// Every group matching `request`, following NextToken to the last page.
     pub async fn list_all_feature_groups(
         &self,

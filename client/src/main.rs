@@ -72,6 +72,17 @@ enum Command {
         #[arg(long)]
         hard: bool,
     },
+    /// Run a SQL statement over the offline store (tables: each group's history, and
+    /// latest."GROUP" for its latest records) and print the result, or write it to a file.
+    Sql {
+        statement: String,
+        /// Write the result here instead of printing it: Parquet for *.parquet, CSV for *.csv.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build training datasets from the offline store.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
     /// Write every row of a CSV or Parquet file, in parallel batches.
     Ingest {
         group: String,
@@ -83,6 +94,56 @@ enum Command {
         /// Do not draw a progress bar.
         #[arg(long)]
         no_progress: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DatasetCommand {
+    /// Join a base table (a file or a SQL query) with feature groups' histories and write the
+    /// result as Parquet, with a manifest.json, to --out.
+    Create {
+        /// The base table: a Parquet or CSV file (absolute path, file:// or s3:// URI).
+        #[arg(long, conflicts_with = "base_sql", required_unless_present = "base_sql")]
+        base_file: Option<String>,
+        /// The base table: a SQL statement over the store's tables.
+        #[arg(long)]
+        base_sql: Option<String>,
+        /// Base column holding the record identifier.
+        #[arg(long)]
+        record_id: String,
+        /// Base column holding each row's event time (timestamp, ISO-8601 or epoch seconds).
+        #[arg(long)]
+        event_time: String,
+        /// A feature group to join: NAME, or NAME:feature1,feature2 for some of its features.
+        #[arg(long = "group", required = true)]
+        groups: Vec<String>,
+        /// Each base row sees only feature rows at or before its event time.
+        #[arg(long)]
+        point_in_time: bool,
+        /// Keep every row of an (identifier, event time), not only the last written.
+        #[arg(long)]
+        include_duplicates: bool,
+        /// Keep delete markers and the rows they hide.
+        #[arg(long)]
+        include_deleted: bool,
+        /// Per base row and group, only the N latest matching rows.
+        #[arg(long)]
+        most_recent: Option<u32>,
+        /// Only feature rows with event time at or after this (ISO-8601 or epoch seconds).
+        #[arg(long)]
+        start: Option<String>,
+        /// Only feature rows with event time at or before this.
+        #[arg(long)]
+        end: Option<String>,
+        /// Only feature rows written at or before this time.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Only feature rows at most this many seconds older than their base row.
+        #[arg(long)]
+        max_age_seconds: Option<u64>,
+        /// Output directory: absolute path, file:// or s3:// URI.
+        #[arg(long)]
+        out: String,
     },
 }
 
@@ -254,6 +315,93 @@ async fn run(args: Args) -> Result<ExitCode> {
                 print_json(&json!({ "deleted": true }));
             }
         }
+        Command::Dataset(DatasetCommand::Create {
+            base_file,
+            base_sql,
+            record_id,
+            event_time,
+            groups,
+            point_in_time,
+            include_duplicates,
+            include_deleted,
+            most_recent,
+            start,
+            end,
+            as_of,
+            max_age_seconds,
+            out: output_uri,
+        }) => {
+            let source = match (base_file, base_sql) {
+                (Some(file), _) => pb::dataset_base::Source::FileUri(absolute_uri(&file)?),
+                (None, Some(sql)) => pb::dataset_base::Source::Sql(sql),
+                (None, None) => bail!("--base-file or --base-sql is required"),
+            };
+            let feature_groups = groups
+                .iter()
+                .map(|g| {
+                    let (name, features) = g.split_once(':').unwrap_or((g.as_str(), ""));
+                    pb::DatasetFeatureGroup {
+                        feature_group_name: name.to_string(),
+                        feature_names: features
+                            .split(',')
+                            .filter(|f| !f.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let response = client
+                .create_dataset(pb::CreateDatasetRequest {
+                    base: Some(pb::DatasetBase {
+                        source: Some(source),
+                        record_identifier_column: record_id,
+                        event_time_column: event_time,
+                    }),
+                    feature_groups,
+                    options: Some(pb::DatasetOptions {
+                        point_in_time_accurate_join: point_in_time,
+                        include_duplicated_records: include_duplicates,
+                        include_deleted_records: include_deleted,
+                        most_recent_records: most_recent.unwrap_or(0),
+                        event_time_start: start.unwrap_or_default(),
+                        event_time_end: end.unwrap_or_default(),
+                        as_of: as_of.unwrap_or_default(),
+                        max_feature_age_seconds: max_age_seconds.unwrap_or(0),
+                    }),
+                    output_uri: absolute_uri(&output_uri)?,
+                })
+                .await?;
+            match out {
+                Output::Json => println!("{}", response.manifest_json),
+                Output::Table => {
+                    println!(
+                        "{} rows written to {} ({} files); manifest: {}/manifest.json",
+                        response.row_count,
+                        response.output_uri,
+                        response.files.len(),
+                        response.output_uri
+                    );
+                }
+            }
+        }
+        Command::Sql { statement, out: file } => {
+            let (schema, batches) = client.query(&statement).await?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            match file {
+                Some(path) => {
+                    write_result(&path, &schema, &batches)?;
+                    eprintln!("{rows} rows written to {}", path.display());
+                }
+                None => match out {
+                    Output::Json => print_json_rows(&batches)?,
+                    Output::Table => {
+                        println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+                        eprintln!("{rows} rows");
+                    }
+                },
+            }
+        }
         Command::Ingest {
             group,
             file,
@@ -289,6 +437,62 @@ async fn run(args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A local path made absolute (the server resolves paths on its own machine, from its own
+/// working directory); URIs pass unchanged.
+fn absolute_uri(text: &str) -> Result<String> {
+    if text.contains("://") {
+        return Ok(text.to_string());
+    }
+    let path = std::path::absolute(text).with_context(|| format!("resolving {text}"))?;
+    Ok(path.display().to_string())
+}
+
+/// A query result to a file, in the format its extension names.
+fn write_result(
+    path: &std::path::Path,
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[arrow::record_batch::RecordBatch],
+) -> Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => {
+            let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)?;
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.close()?;
+        }
+        Some("csv") => {
+            let mut writer = arrow::csv::Writer::new(file);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+        }
+        _ => bail!(
+            "--out {}: the file name must end in .parquet or .csv",
+            path.display()
+        ),
+    }
+    Ok(())
+}
+
+/// Rows as a JSON array of objects.
+fn print_json_rows(batches: &[arrow::record_batch::RecordBatch]) -> Result<()> {
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    let text = writer.into_inner();
+    if text.is_empty() {
+        println!("[]");
+    } else {
+        println!("{}", String::from_utf8(text)?);
+    }
+    Ok(())
 }
 
 async fn describe(client: &Client, group: &str) -> Result<pb::DescribeFeatureGroupResponse> {

@@ -123,6 +123,20 @@ pub struct ServerArgs {
     /// Glue endpoint (e.g. http://127.0.0.1:5000); default AWS. Implies glue_catalog = true.
     #[arg(long, env = "QUIVER_GLUE_ENDPOINT")]
     pub glue_endpoint: Option<String>,
+
+    /// Arrow Flight SQL listen address; port 0 picks a free port. Default 127.0.0.1:7942.
+    #[arg(long, env = "QUIVER_FLIGHT_SQL_ADDR")]
+    pub flight_sql_addr: Option<SocketAddr>,
+
+    /// Memory SQL queries and dataset builds may hold at once, in MiB; past it, sorts, joins
+    /// and aggregations spill to disk (under <data_dir>/tmp). Default 1024.
+    #[arg(long, env = "QUIVER_QUERY_MEMORY_MB")]
+    pub query_memory_mb: Option<usize>,
+
+    /// Threads executing SQL queries, apart from those serving online reads and writes.
+    /// Default: one per CPU.
+    #[arg(long, env = "QUIVER_QUERY_THREADS")]
+    pub query_threads: Option<usize>,
 }
 
 /// The resolved configuration the server runs with.
@@ -143,6 +157,9 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     pub log_format: LogFormat,
     pub offline: OfflineConfig,
+    pub flight_sql_addr: SocketAddr,
+    pub query_memory_mb: usize,
+    pub query_threads: usize,
 }
 
 /// How the offline store is written.
@@ -200,6 +217,9 @@ impl ServerArgs {
             s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
             glue_catalog: self.glue_catalog.or(file.glue_catalog),
             glue_endpoint: self.glue_endpoint.or(file.glue_endpoint),
+            flight_sql_addr: self.flight_sql_addr.or(file.flight_sql_addr),
+            query_memory_mb: self.query_memory_mb.or(file.query_memory_mb),
+            query_threads: self.query_threads.or(file.query_threads),
         }
     }
 
@@ -268,7 +288,24 @@ impl ServerArgs {
             shutdown_grace_secs: merged.shutdown_grace_secs.unwrap_or(10),
             log_format: merged.log_format.unwrap_or(LogFormat::Text),
             offline,
+            flight_sql_addr: merged
+                .flight_sql_addr
+                .unwrap_or_else(|| ([127, 0, 0, 1], 7942).into()),
+            query_memory_mb: merged.query_memory_mb.unwrap_or(1024),
+            query_threads: merged
+                .query_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         };
+        anyhow::ensure!(
+            (1..=1024).contains(&config.query_threads),
+            "query_threads must be between 1 and 1024, got {}",
+            config.query_threads
+        );
+        anyhow::ensure!(
+            config.query_memory_mb >= 16,
+            "query_memory_mb must be at least 16, got {}",
+            config.query_memory_mb
+        );
         anyhow::ensure!(
             (1..=1024).contains(&config.grpc_threads),
             "grpc_threads must be between 1 and 1024, got {}",

@@ -3,8 +3,8 @@
 //! Where things live: configuration in [`config`]; the domain model and its validation rules in
 //! [`model`]; the durable feature-group registry in [`registry`]; online records in [`online`];
 //! the offline staging area in [`offline`]; the operations every API shares in
-//! [`feature_store`]; the gRPC API in [`grpc`]; `/metrics` and `/healthz` in [`http`]; assembly
-//! and lifecycle in [`server`].
+//! [`feature_store`]; the gRPC API in [`grpc`]; SQL over the offline store in [`query`];
+//! `/metrics` and `/healthz` in [`http`]; assembly and lifecycle in [`server`].
 
 pub mod config;
 pub mod db;
@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod offline;
 pub mod online;
+pub mod query;
 pub mod registry;
 pub mod sagemaker;
 pub mod server;

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use arrow_flight::flight_service_server::FlightServiceServer;
+use quiver_proto::v1::query_server::QueryServer;
 use quiver_proto::v1_server::feature_store_server::FeatureStoreServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -20,12 +22,16 @@ use crate::grpc::{GrpcService, threads};
 use crate::offline::OfflineStore;
 use crate::offline::flusher::Flusher;
 use crate::online::OnlineStore;
+use crate::query::flight::FlightSql;
+use crate::query::service::QueryService;
+use crate::query::{QueryEngine, QueryOptions};
 use crate::registry::{ArnContext, Registry};
 use crate::time::{Clock, SystemClock};
 
 pub struct Listeners {
     pub grpc: TcpListener,
     pub http: TcpListener,
+    pub flight_sql: TcpListener,
 }
 
 impl Listeners {
@@ -36,7 +42,14 @@ impl Listeners {
         let http = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http_addr))?;
-        Ok(Self { grpc, http })
+        let flight_sql = TcpListener::bind(config.flight_sql_addr)
+            .await
+            .with_context(|| format!("cannot listen for Flight SQL on {}", config.flight_sql_addr))?;
+        Ok(Self {
+            grpc,
+            http,
+            flight_sql,
+        })
     }
 }
 
@@ -76,6 +89,18 @@ pub async fn run(
     let store = open_store(&config, Arc::new(SystemClock))?;
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
+    let flight_sql_addr = listeners.flight_sql.local_addr()?;
+    let queries = Arc::new(
+        QueryEngine::new(
+            store.clone(),
+            &QueryOptions {
+                memory_bytes: config.query_memory_mb * 1024 * 1024,
+                threads: config.query_threads,
+                spill_dir: config.data_dir.join("tmp").join("query"),
+            },
+        )
+        .context("starting the query engine")?,
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -112,6 +137,9 @@ pub async fn run(
     let api = FeatureStoreServer::new(GrpcService::new(store.clone(), puts.clone()))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
+    let query_api = QueryServer::new(QueryService::new(queries.clone()))
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
         tonic::transport::Server::builder()
             .http2_adaptive_window(Some(true))
@@ -119,6 +147,7 @@ pub async fn run(
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())
             .add_service(api.clone())
+            .add_service(query_api.clone())
     });
     let grpc = threads::serve(listeners.grpc, config.grpc_threads, routes, stop_rx.clone());
     let http = axum::serve(
@@ -126,11 +155,19 @@ pub async fn run(
         crate::http::router(store.clone(), puts, metrics),
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let flight_sql = tonic::transport::Server::builder()
+        .add_service(FlightServiceServer::new(
+            FlightSql::new(queries.clone()).context("starting Flight SQL")?,
+        ))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listeners.flight_sql),
+            stopped(stop_rx.clone()),
+        );
 
     if let Some(path) = &config.addr_file {
-        write_addr_file(path, grpc_addr, http_addr)?;
+        write_addr_file(path, grpc_addr, http_addr, flight_sql_addr)?;
     }
-    tracing::info!(%grpc_addr, %http_addr, data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "quiver-server ready");
+    tracing::info!(%grpc_addr, %http_addr, %flight_sql_addr, data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "quiver-server ready");
 
     let signal = tokio::spawn(async move {
         shutdown.await;
@@ -140,16 +177,16 @@ pub async fn run(
     // In-flight requests get `shutdown_grace_secs` to finish; then remaining connections are
     // dropped, so a client that never lets go cannot hold the server up.
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let servers = async { tokio::join!(grpc, http) };
+    let servers = async { tokio::join!(grpc, http, flight_sql) };
     let grace_over = async {
         stopped(stop_rx.clone()).await;
         tokio::time::sleep(grace).await;
     };
-    let (grpc_result, http_result) = tokio::select! {
+    let (grpc_result, http_result, flight_sql_result) = tokio::select! {
         results = servers => results,
         _ = grace_over => {
             tracing::warn!(grace_secs = config.shutdown_grace_secs, "shutdown grace period over; closing remaining connections");
-            (Ok(()), Ok(()))
+            (Ok(()), Ok(()), Ok(()))
         }
     };
     signal.abort();
@@ -161,6 +198,8 @@ pub async fn run(
     }
     grpc_result?;
     http_result.context("HTTP server failed")?;
+    flight_sql_result.context("Flight SQL server failed")?;
+    drop(queries);
 
     // Closing: sync the WAL (it matters with wal_sync = periodic) and let RocksDB close.
     store.online().sync_wal()?;
@@ -231,8 +270,17 @@ fn spawn_background_tasks(
 }
 
 /// Written to a temporary file and renamed, so a reader never sees half a file.
-fn write_addr_file(path: &Path, grpc: SocketAddr, http: SocketAddr) -> anyhow::Result<()> {
-    let body = serde_json::json!({ "grpc": grpc.to_string(), "http": http.to_string() });
+fn write_addr_file(
+    path: &Path,
+    grpc: SocketAddr,
+    http: SocketAddr,
+    flight_sql: SocketAddr,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "grpc": grpc.to_string(),
+        "http": http.to_string(),
+        "flight_sql": flight_sql.to_string(),
+    });
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, body.to_string())
         .with_context(|| format!("cannot write {}", tmp.display()))?;

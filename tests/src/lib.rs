@@ -35,6 +35,7 @@ pub struct TestServer {
     data_dir: PathBuf,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    pub flight_sql: SocketAddr,
 }
 
 impl TestServer {
@@ -55,6 +56,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args(["--flight-sql-addr", "127.0.0.1:0"])
             .arg("--addr-file")
             .arg(&addr_file)
             .args(extra_args)
@@ -68,6 +70,7 @@ impl TestServer {
             data_dir: data_dir.to_path_buf(),
             grpc: ([0, 0, 0, 0], 0).into(),
             http: ([0, 0, 0, 0], 0).into(),
+            flight_sql: ([0, 0, 0, 0], 0).into(),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -82,6 +85,10 @@ impl TestServer {
                     .as_str()
                     .and_then(|a| a.parse().ok())
                     .expect("http address");
+                server.flight_sql = addrs["flight_sql"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .expect("flight_sql address");
                 return server;
             }
             if let Some(status) = server

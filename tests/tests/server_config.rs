@@ -14,7 +14,7 @@ async fn config_file_and_environment_configure_the_server() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:1\"\naddr_file = {:?}\nwal_sync = \"periodic\"\naccount_id = \"123456789012\"\nregion = \"eu-west-1\"\n",
+            "data_dir = {:?}\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:1\"\nflight_sql_addr = \"127.0.0.1:0\"\naddr_file = {:?}\nwal_sync = \"periodic\"\naccount_id = \"123456789012\"\nregion = \"eu-west-1\"\n",
             data.display().to_string(),
             addr_file.display().to_string()
         ),

@@ -97,6 +97,12 @@ impl OfflineStore {
         ))
     }
 
+    /// The object store and prefix of any `file:///dir` or `s3://bucket/prefix` URI, with the
+    /// offline store's S3 settings (datasets are written with them).
+    pub fn object_store(&self, uri: &str) -> Result<Destination> {
+        self.stores.resolve(uri)
+    }
+
     pub fn catalog_table(&self, group: &FeatureGroup) -> CatalogTable {
         CatalogTable::new(group, &self.data_uri(group))
     }

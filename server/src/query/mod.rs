@@ -1,0 +1,367 @@
+//! SQL over the offline store, on DataFusion.
+//!
+//! Every feature group with an offline store is a table of its history (`public.<group>`) and a
+//! view of its latest records (`latest.<group>`), resolved from the registry when a query names
+//! them ([`tables`]). Queries run on their own threads ([`QueryEngine`]), apart from the threads
+//! serving online reads and writes, within one memory budget that sorts, joins and aggregations
+//! spill to disk beyond. They are reached through the gRPC `Query` service ([`service`]) and
+//! Arrow Flight SQL ([`flight`]).
+
+pub mod dataset;
+pub mod flight;
+pub mod service;
+pub mod tables;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::common::DataFusionError;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::feature_store::FeatureStore;
+use dataset::{DatasetRequest, Manifest};
+use tables::{CATALOG, GroupSchema, GroupTables, SCHEMAS};
+
+/// How queries run.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    /// Memory all running queries may hold together; beyond it they spill or fail.
+    pub memory_bytes: usize,
+    /// Threads executing queries.
+    pub threads: usize,
+    /// Where spill files go.
+    pub spill_dir: PathBuf,
+}
+
+/// Batches of a result in flight between the query threads and the caller.
+const RESULT_BUFFER: usize = 4;
+
+pub struct QueryEngine {
+    ctx: SessionContext,
+    store: Arc<FeatureStore>,
+    env: Arc<RuntimeEnv>,
+    catalog: Arc<dyn CatalogProvider>,
+    /// The query threads; `None` once shut down.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl QueryEngine {
+    pub fn new(store: Arc<FeatureStore>, options: &QueryOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&options.spill_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create the query spill directory {}: {e}", options.spill_dir.display())
+        })?;
+        let env = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_bytes)))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default()
+                    .with_mode(DiskManagerMode::Directories(vec![options.spill_dir.clone()])),
+            )
+            .build_arc()?;
+        let config = tables::session_config().with_target_partitions(options.threads);
+        let ctx = SessionContext::new_with_config_rt(config, env.clone());
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        catalog.register_schema(
+            SCHEMAS[0],
+            Arc::new(GroupSchema::new(store.clone(), GroupTables::History, env.clone())),
+        )?;
+        catalog.register_schema(
+            SCHEMAS[1],
+            Arc::new(GroupSchema::new(store.clone(), GroupTables::Latest, env.clone())),
+        )?;
+        ctx.register_catalog(CATALOG, catalog.clone());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.threads)
+            .thread_name("quiver-query")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            ctx,
+            store,
+            env,
+            catalog,
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The schema `sql`'s result would have, planned on the query threads without running it.
+    pub async fn plan_schema(&self, sql: &str) -> Result<SchemaRef> {
+        let runtime = self.runtime()?;
+        let ctx = self.ctx.clone();
+        let sql = sql.to_string();
+        runtime
+            .spawn(async move {
+                let frame = ctx.sql(&sql).await.map_err(query_error)?;
+                Ok(Arc::new(frame.schema().as_arrow().clone()))
+            })
+            .await
+            .map_err(|_| Error::internal("the query task failed while planning"))?
+    }
+
+    /// Builds a training dataset ([`dataset`]) on the query threads and writes it.
+    pub async fn create_dataset(&self, request: DatasetRequest) -> Result<Manifest> {
+        let runtime = self.runtime()?;
+        // Its own session: the base table is registered in it, and joins are sort-merge joins,
+        // which spill, where a hash join's build side must fit in memory.
+        let config = tables::session_config()
+            .with_target_partitions(self.ctx.copied_config().target_partitions())
+            .set_bool("datafusion.optimizer.prefer_hash_join", false);
+        let ctx = SessionContext::new_with_config_rt(config, self.env.clone());
+        ctx.register_catalog(CATALOG, self.catalog.clone());
+        // The build's own tables (the base) live in a catalog of this session only.
+        let scratch = MemoryCatalogProvider::new();
+        scratch
+            .register_schema(dataset::SCRATCH_SCHEMA, Arc::new(MemorySchemaProvider::new()))
+            .map_err(query_error)?;
+        ctx.register_catalog(dataset::SCRATCH_CATALOG, Arc::new(scratch));
+        let (env, store) = (self.env.clone(), self.store.clone());
+        runtime
+            .spawn(async move { dataset::build(&ctx, &env, &store, request).await })
+            .await
+            .map_err(|_| Error::internal("the dataset build failed; see the server log"))?
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime> {
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| Error::unavailable("the server is shutting down"))
+    }
+
+    /// Plans `sql` and runs it on the query threads, passing each result batch through `each`
+    /// there (encoding, say). Resolves once the statement is planned, with the result's schema
+    /// and a channel of `each`'s outputs; dropping the receiver cancels the query.
+    pub async fn execute<T: Send + 'static>(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(RecordBatch) -> Result<T> + Send + 'static,
+    ) -> Result<(SchemaRef, mpsc::Receiver<Result<T>>)> {
+        let runtime = self.runtime()?;
+        let ctx = self.ctx.clone();
+        let sql = sql.to_string();
+        let (planned_tx, planned) = oneshot::channel();
+        let (tx, rx) = mpsc::channel(RESULT_BUFFER);
+        runtime.spawn(async move {
+            let stream = async {
+                let frame = ctx.sql(&sql).await?;
+                frame.execute_stream().await
+            }
+            .await;
+            let mut stream = match stream {
+                Ok(stream) => {
+                    if planned_tx.send(Ok(stream.schema())).is_err() {
+                        return;
+                    }
+                    stream
+                }
+                Err(e) => {
+                    let _ = planned_tx.send(Err(query_error(e)));
+                    return;
+                }
+            };
+            while let Some(batch) = stream.next().await {
+                let item = batch.map_err(query_error).and_then(&mut each);
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let schema = planned
+            .await
+            .map_err(|_| Error::internal("the query task ended before planning finished"))??;
+        Ok((schema, rx))
+    }
+}
+
+impl Drop for QueryEngine {
+    fn drop(&mut self) {
+        // Dropping a runtime from async code panics; let its threads finish on their own.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// DataFusion's errors as the API's: the statement's faults are the caller's, running out of
+/// query memory is a limit, the rest are the server's.
+pub fn query_error(e: DataFusionError) -> Error {
+    match e.find_root() {
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Configuration(_) => Error::validation(format!("SQL: {e}")),
+        DataFusionError::ResourcesExhausted(_) => Error::limit(format!(
+            "the query needs more memory than query_memory_mb allows: {e}"
+        )),
+        _ => Error::internal(format!("running the query: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feature_store::tests::{open, put, spec};
+    use crate::model::{Collection, FeatureSpec, FeatureType};
+    use crate::offline::flusher::Flusher;
+    use crate::online::store::DeletionMode;
+    use crate::registry::TtlUpdate;
+    use crate::time::ManualClock;
+    use arrow::util::pretty::pretty_format_batches;
+
+    /// 2023-11-14T22:13:20Z: four consecutive hours from here cross a day boundary.
+    const T: i64 = 1_700_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        engine: QueryEngine,
+    }
+
+    async fn run(engine: &QueryEngine, sql: &str) -> Result<Vec<RecordBatch>> {
+        let (_, mut rx) = engine.execute(sql, Ok).await?;
+        let mut batches = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            batches.push(batch?);
+        }
+        Ok(batches)
+    }
+
+    async fn text(engine: &QueryEngine, sql: &str) -> String {
+        let batches = run(engine, sql).await.unwrap();
+        pretty_format_batches(&batches).unwrap().to_string()
+    }
+
+    /// Group `g` (id Integral, ts Fractional, v String) with rows over four hours: id 1 written
+    /// twice (later event time second), id 2 twice at the same event time ("first" then
+    /// "second"), id 3 written then soft-deleted, id 4 once; then a feature `extra` added and
+    /// id 5 written with it.
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T + 10 * HOUR);
+        let store = Arc::new(open(dir.path(), clock.clone()));
+        store.create_feature_group(spec(None, true)).unwrap();
+        let tick = |store: &FeatureStore, (g, mut p): (String, crate::model::PutRequest), v: &str| {
+            p.record[2].1 = crate::model::Value::String(v.into());
+            store.put_record(&g, p).unwrap();
+            clock.advance_ms(1);
+        };
+        tick(&store, put(1, T), "1-old");
+        tick(&store, put(1, T + 3 * HOUR), "1-new");
+        tick(&store, put(2, T + HOUR), "first");
+        tick(&store, put(2, T + HOUR), "second");
+        tick(&store, put(3, T + 2 * HOUR), "3");
+        tick(&store, put(4, T + 2 * HOUR), "4");
+        store
+            .delete_record("g", "3", &format!("{}", (T + 2 * HOUR + 1000) as f64 / 1000.0), &[], DeletionMode::Soft)
+            .unwrap();
+        let mut flusher = Flusher::new(store.clone()).await;
+        flusher.flush(true).await.unwrap();
+
+        store
+            .update_feature_group(
+                "g",
+                vec![FeatureSpec {
+                    name: "extra".into(),
+                    feature_type: FeatureType::Integral,
+                    collection: Collection::Scalar,
+                }],
+                TtlUpdate::Keep,
+            )
+            .unwrap();
+        let (g, mut p) = put(5, T + 3 * HOUR);
+        p.record.push(("extra".into(), crate::model::Value::Integral(42)));
+        store.put_record(&g, p).unwrap();
+        flusher.flush(true).await.unwrap();
+        drop(flusher);
+
+        let engine = QueryEngine::new(
+            store,
+            &QueryOptions {
+                memory_bytes: 64 << 20,
+                threads: 2,
+                spill_dir: dir.path().join("tmp"),
+            },
+        )
+        .unwrap();
+        Fixture { _dir: dir, engine }
+    }
+
+    #[tokio::test]
+    async fn history_latest_view_and_schema_evolution() {
+        let f = fixture().await;
+        let e = &f.engine;
+        // Every accepted write and the delete marker.
+        assert_eq!(
+            text(e, "SELECT count(*) AS n, sum(CAST(is_deleted AS INT)) AS deletes FROM g").await,
+            "+---+---------+\n| n | deletes |\n+---+---------+\n| 8 | 1       |\n+---+---------+"
+        );
+        // Latest: the newest event time; the first write of a tied event time; no deleted id.
+        assert_eq!(
+            text(e, "SELECT id, v, extra FROM latest.g ORDER BY id").await,
+            "+----+-------+-------+\n| id | v     | extra |\n+----+-------+-------+\n| 1  | 1-new |       |\n| 2  | first |       |\n| 4  | 4     |       |\n| 5  | v5    | 42    |\n+----+-------+-------+"
+        );
+        // Files from before `extra` existed read as nulls; partition columns are integers.
+        assert_eq!(
+            text(e, "SELECT count(extra) AS with_extra, min(year) AS y, max(hour) AS h FROM g").await,
+            "+------------+------+----+\n| with_extra | y    | h  |\n+------------+------+----+\n| 1          | 2023 | 23 |\n+------------+------+----+"
+        );
+    }
+
+    /// Count of Parquet files a query's physical plan reads.
+    async fn files_read(engine: &QueryEngine, sql: &str) -> usize {
+        let plan = text(engine, &format!("EXPLAIN {sql}")).await;
+        plan.matches(".parquet").count()
+    }
+
+    #[tokio::test]
+    async fn event_time_predicates_prune_hour_partitions() {
+        let f = fixture().await;
+        let e = &f.engine;
+        let all = files_read(e, "SELECT * FROM g").await;
+        // Hours 22, 23 (day 14) and 00, 01 (day 15); the second flush added one more file at 01.
+        assert_eq!(all, 5);
+        let from_midnight = (T + 2 * HOUR) as f64 / 1000.0;
+        let sql = format!("SELECT * FROM g WHERE ts >= {from_midnight}");
+        assert_eq!(files_read(e, &sql).await, 3, "hours 00 and 01 only");
+        let sql = format!("SELECT * FROM g WHERE ts < {}", (T + HOUR) as f64 / 1000.0);
+        assert_eq!(files_read(e, &sql).await, 2, "hours 22 and 23 (the bound's own hour is kept)");
+        let sql = format!(
+            "SELECT * FROM g WHERE ts BETWEEN {} AND {}",
+            (T + HOUR) as f64 / 1000.0,
+            (T + HOUR + 60_000) as f64 / 1000.0
+        );
+        assert_eq!(files_read(e, &sql).await, 1);
+        assert_eq!(files_read(e, "SELECT * FROM g WHERE day = 15").await, 3);
+        // Pruning never changes the answer.
+        let rows = |sql: String| async move { text(e, &sql).await };
+        assert_eq!(
+            rows(format!("SELECT id, v FROM g WHERE ts >= {from_midnight} ORDER BY id, v")).await,
+            rows(format!("SELECT id, v FROM g WHERE ts + 0 >= {from_midnight} ORDER BY id, v")).await,
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_statements_are_the_callers_errors() {
+        let f = fixture().await;
+        let err = run(&f.engine, "SELECT * FROM nosuch").await.unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Validation, "{err}");
+        assert!(err.message().contains("nosuch"), "{err}");
+        let err = run(&f.engine, "SELEC 1").await.unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Validation, "{err}");
+        let err = run(&f.engine, "SELECT nope FROM g").await.unwrap_err();
+        assert!(err.message().contains("nope"), "{err}");
+    }
+}
