@@ -150,6 +150,90 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
     .unwrap();
     assert_eq!(reader.metadata().file_metadata().num_rows(), 5);
 
+    // A point-in-time training dataset from a base CSV, through the CLI: each base row gets
+    // the latest `age` at or before its time; c2 before its first write, c3 (deleted after)
+    // and c9 (never written) get nulls.
+    let base = dir.path().join("labels.csv");
+    std::fs::write(
+        &base,
+        format!(
+            "customer,at,label\nc1,{},1\nc1,{},0\nc2,{},1\nc3,{},0\nc9,{},1\n",
+            ts(3_600),
+            ts(9_000),
+            ts(0),
+            ts(7_350),
+            ts(9_000)
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("training");
+    let manifest: serde_json::Value = serde_json::from_str(&quiver(&[
+        "--output",
+        "json",
+        "dataset",
+        "create",
+        "--base-file",
+        base.to_str().unwrap(),
+        "--record-id",
+        "customer",
+        "--event-time",
+        "at",
+        "--group",
+        "customers:age",
+        "--point-in-time",
+        "--most-recent",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(manifest["row_count"], 5, "{manifest}");
+    assert_eq!(manifest["feature_groups"][0]["features"], serde_json::json!([["age", "age"]]));
+    assert_eq!(manifest["options"]["point_in_time"], true);
+    assert!(out_dir.join("manifest.json").exists());
+    let mut rows = Vec::new();
+    for file in manifest["files"].as_array().unwrap() {
+        let path = file.as_str().unwrap().trim_start_matches("file://");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let customer = strings(std::slice::from_ref(&batch), "customer");
+            let label = ints(std::slice::from_ref(&batch), "label");
+            let age = batch.column_by_name("age").unwrap();
+            let age = age.as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..batch.num_rows() {
+                rows.push((customer[i].clone(), label[i], age.is_valid(i).then(|| age.value(i))));
+            }
+        }
+    }
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("c1".to_string(), 0, Some(31)),
+            ("c1".to_string(), 1, Some(30)),
+            ("c2".to_string(), 1, None),
+            ("c3".to_string(), 0, None),
+            ("c9".to_string(), 1, None),
+        ]
+    );
+    // Writing over a dataset is refused.
+    let again = Command::new(binary("quiver"))
+        .arg("--endpoint")
+        .arg(server.endpoint())
+        .args(["dataset", "create", "--base-file", base.to_str().unwrap()])
+        .args(["--record-id", "customer", "--event-time", "at", "--group", "customers"])
+        .args(["--out", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a dataset"));
+
     // Arrow Flight SQL, from the ADBC driver.
     let address = server.flight_sql.to_string();
     let result = tokio::task::spawn_blocking(move || {
@@ -193,5 +277,36 @@ async fn sql_over_an_s3_offline_store() {
         .await
         .unwrap();
     assert_eq!(strings(&latest, "id"), ["c1", "c2"]);
+
+    // A dataset whose base is a query and whose output goes to S3.
+    let response = client
+        .create_dataset(pb::CreateDatasetRequest {
+            base: Some(pb::DatasetBase {
+                source: Some(pb::dataset_base::Source::Sql(
+                    "SELECT id AS customer, ts AS at FROM \"on-s3\" WHERE NOT is_deleted".into(),
+                )),
+                record_identifier_column: "customer".into(),
+                event_time_column: "at".into(),
+            }),
+            feature_groups: vec![pb::DatasetFeatureGroup {
+                feature_group_name: "on-s3".into(),
+                feature_names: vec!["age".into()],
+                ..Default::default()
+            }],
+            options: Some(pb::DatasetOptions {
+                point_in_time_accurate_join: true,
+                most_recent_records: 1,
+                ..Default::default()
+            }),
+            output_uri: "s3://quiver-sql/datasets/first".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(response.row_count, 4);
+    assert!(!response.files.is_empty());
+    assert!(response.files.iter().all(|f| f.starts_with("s3://quiver-sql/datasets/first/")), "{:?}", response.files);
+    let manifest: serde_json::Value = serde_json::from_str(&response.manifest_json).unwrap();
+    let sources = manifest["feature_groups"][0]["source_files"].as_array().unwrap();
+    assert!(sources.iter().all(|f| f.as_str().unwrap().starts_with("s3://quiver-sql/features/")), "{sources:?}");
     server.stop().await;
 }

@@ -3,8 +3,11 @@
 //! feature age (Feast's TTL lookback). Written as Parquet with a manifest.
 //!
 //! A build is one SQL statement over the groups' history tables ([`plan_sql`]), run by the
-//! query engine within its memory budget: joins are sort-merge joins and sorts spill, so base
-//! tables and histories larger than memory complete.
+//! query engine within its memory budget (`query_memory_mb`): joins are sort-merge joins and
+//! sorts spill. Not yet bounded: with many sorts in one plan, DataFusion's merge phases hold
+//! memory per spill file, so a build whose inputs are several times the budget can still fail
+//! with RESOURCE_EXHAUSTED (the message names the largest consumers); a streaming sorted-merge
+//! join is the planned fix (docs/datasets.md).
 //!
 //! Per joined group, in this order (each step a SageMaker option):
 //! 1. `as_of`: only rows written (`write_time`) at or before it;

@@ -12,6 +12,7 @@ pub mod flight;
 pub mod service;
 pub mod tables;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::common::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -60,13 +61,29 @@ impl QueryEngine {
             anyhow::anyhow!("cannot create the query spill directory {}: {e}", options.spill_dir.display())
         })?;
         let env = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_bytes)))
+            // Tracking names the largest consumers when a query runs out of memory.
+            .with_memory_pool(Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(options.memory_bytes),
+                NonZeroUsize::new(5).expect("5 is not zero"),
+            )))
             .with_disk_manager_builder(
                 DiskManagerBuilder::default()
                     .with_mode(DiskManagerMode::Directories(vec![options.spill_dir.clone()])),
             )
             .build_arc()?;
-        let config = tables::session_config().with_target_partitions(options.threads);
+        // Each sort reserves memory to merge its spill files with; scaled to the budget so that
+        // several sorts fit in a small one.
+        let spill_reservation = (options.memory_bytes / 32).clamp(256 << 10, 10 << 20);
+        // The fair pool gives each spilling operator an equal share, and one batch must fit in
+        // a share: smaller batches under small budgets (the default 8192 rows from 32 MiB).
+        let batch_rows = (options.memory_bytes / 4096).clamp(1024, 8192);
+        let config = tables::session_config()
+            .with_target_partitions(options.threads)
+            .with_batch_size(batch_rows)
+            .set_usize(
+                "datafusion.execution.sort_spill_reservation_bytes",
+                spill_reservation,
+            );
         let ctx = SessionContext::new_with_config_rt(config, env.clone());
         let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog.register_schema(
@@ -115,9 +132,13 @@ impl QueryEngine {
         let runtime = self.runtime()?;
         // Its own session: the base table is registered in it, and joins are sort-merge joins,
         // which spill, where a hash join's build side must fit in memory.
-        let config = tables::session_config()
-            .with_target_partitions(self.ctx.copied_config().target_partitions())
-            .set_bool("datafusion.optimizer.prefer_hash_join", false);
+        let config = self
+            .ctx
+            .copied_config()
+            .set_bool("datafusion.optimizer.prefer_hash_join", false)
+            // The output is written a row group at a time; buffer one, not one per core.
+            .set_bool("datafusion.execution.parquet.allow_single_file_parallelism", false)
+            .set_usize("datafusion.execution.parquet.max_row_group_size", 128 * 1024);
         let ctx = SessionContext::new_with_config_rt(config, self.env.clone());
         ctx.register_catalog(CATALOG, self.catalog.clone());
         // The build's own tables (the base) live in a catalog of this session only.
