@@ -199,7 +199,12 @@ impl Client {
         &self,
         request: pb::CreateDatasetRequest,
     ) -> Result<pb::CreateDatasetResponse, ClientError> {
-        Ok(self.queries.clone().create_dataset(request).await?.into_inner())
+        Ok(self
+            .queries
+            .clone()
+            .create_dataset(request)
+            .await?
+            .into_inner())
     }
 
     /// Runs one SQL statement over the offline store: the result's schema and batches.

@@ -103,7 +103,11 @@ enum DatasetCommand {
     /// result as Parquet, with a manifest.json, to --out.
     Create {
         /// The base table: a Parquet or CSV file (absolute path, file:// or s3:// URI).
-        #[arg(long, conflicts_with = "base_sql", required_unless_present = "base_sql")]
+        #[arg(
+            long,
+            conflicts_with = "base_sql",
+            required_unless_present = "base_sql"
+        )]
         base_file: Option<String>,
         /// The base table: a SQL statement over the store's tables.
         #[arg(long)]
@@ -385,7 +389,10 @@ async fn run(args: Args) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Sql { statement, out: file } => {
+        Command::Sql {
+            statement,
+            out: file,
+        } => {
             let (schema, batches) = client.query(&statement).await?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             match file {
@@ -455,8 +462,8 @@ fn write_result(
     schema: &arrow::datatypes::SchemaRef,
     batches: &[arrow::record_batch::RecordBatch],
 ) -> Result<()> {
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     match path.extension().and_then(|e| e.to_str()) {
         Some("parquet") => {
             let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)?;

@@ -44,7 +44,9 @@ impl Listeners {
             .with_context(|| format!("cannot listen for HTTP on {}", config.http_addr))?;
         let flight_sql = TcpListener::bind(config.flight_sql_addr)
             .await
-            .with_context(|| format!("cannot listen for Flight SQL on {}", config.flight_sql_addr))?;
+            .with_context(|| {
+                format!("cannot listen for Flight SQL on {}", config.flight_sql_addr)
+            })?;
         Ok(Self {
             grpc,
             http,

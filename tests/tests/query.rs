@@ -35,12 +35,18 @@ fn customer(id: &str, ts: &str, age: i64) -> Vec<pb::FeatureValue> {
 async fn query_until(client: &Client, sql: &str, rows: usize) -> Vec<RecordBatch> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, batches) = client.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let (_, batches) = client
+            .query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
         if n == rows {
             return batches;
         }
-        assert!(Instant::now() < deadline, "{sql}: {n} rows, expected {rows}");
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: {n} rows, expected {rows}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -51,7 +57,9 @@ fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
         .flat_map(|b| {
             let c = b.column_by_name(column).unwrap();
             let c = c.as_any().downcast_ref::<StringArray>().unwrap();
-            (0..c.len()).map(|i| c.value(i).to_string()).collect::<Vec<_>>()
+            (0..c.len())
+                .map(|i| c.value(i).to_string())
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -69,7 +77,12 @@ fn ints(batches: &[RecordBatch], column: &str) -> Vec<i64> {
 
 /// c1 written twice (the second newer), c2 once, c3 written then deleted: 5 history rows.
 async fn load(client: &Client, name: &str) {
-    for (id, t, age) in [("c1", 0, 30), ("c2", 3_600, 40), ("c1", 7_200, 31), ("c3", 7_300, 50)] {
+    for (id, t, age) in [
+        ("c1", 0, 30),
+        ("c2", 3_600, 40),
+        ("c1", 7_200, 31),
+        ("c3", 7_300, 50),
+    ] {
         client
             .put_record(put(name, customer(id, &ts(t), age)))
             .await
@@ -95,7 +108,10 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
     )
     .await;
     let client = server.client().await;
-    client.create_feature_group(group("customers", None)).await.unwrap();
+    client
+        .create_feature_group(group("customers", None))
+        .await
+        .unwrap();
     load(&client, "customers").await;
 
     // History: every write and the delete marker, in event-time order.
@@ -118,9 +134,14 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
         .query("EXPLAIN SELECT * FROM customers WHERE ts >= '2024-01-01T02:00:00Z'")
         .await
         .unwrap();
-    let plan = arrow::util::pretty::pretty_format_batches(&plan).unwrap().to_string();
+    let plan = arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
     assert!(plan.contains("hour=02"), "{plan}");
-    assert!(!plan.contains("hour=00") && !plan.contains("hour=01"), "{plan}");
+    assert!(
+        !plan.contains("hour=00") && !plan.contains("hour=01"),
+        "{plan}"
+    );
     // A bad statement is the caller's error, and says what is wrong.
     let err = client.query("SELECT * FROM nosuch").await.unwrap_err();
     assert_eq!(err.code(), Some(tonic::Code::InvalidArgument), "{err}");
@@ -134,16 +155,33 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let table = quiver(&["sql", "SELECT id, age FROM latest.customers ORDER BY id"]);
     assert!(table.contains("| c1 | 31  |"), "{table}");
     let csv = dir.path().join("latest.csv");
-    quiver(&["sql", "SELECT id, age FROM latest.customers ORDER BY id", "--out", csv.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "id,age\nc1,31\nc2,40\n");
+    quiver(&[
+        "sql",
+        "SELECT id, age FROM latest.customers ORDER BY id",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap(),
+        "id,age\nc1,31\nc2,40\n"
+    );
     let parquet = dir.path().join("history.parquet");
-    quiver(&["sql", "SELECT * FROM customers", "--out", parquet.to_str().unwrap()]);
+    quiver(&[
+        "sql",
+        "SELECT * FROM customers",
+        "--out",
+        parquet.to_str().unwrap(),
+    ]);
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         std::fs::File::open(&parquet).unwrap(),
     )
@@ -188,7 +226,10 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
     ]))
     .unwrap();
     assert_eq!(manifest["row_count"], 5, "{manifest}");
-    assert_eq!(manifest["feature_groups"][0]["features"], serde_json::json!([["age", "age"]]));
+    assert_eq!(
+        manifest["feature_groups"][0]["features"],
+        serde_json::json!([["age", "age"]])
+    );
     assert_eq!(manifest["options"]["point_in_time"], true);
     assert!(out_dir.join("manifest.json").exists());
     let mut rows = Vec::new();
@@ -207,7 +248,11 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
             let age = batch.column_by_name("age").unwrap();
             let age = age.as_any().downcast_ref::<Int64Array>().unwrap();
             for i in 0..batch.num_rows() {
-                rows.push((customer[i].clone(), label[i], age.is_valid(i).then(|| age.value(i))));
+                rows.push((
+                    customer[i].clone(),
+                    label[i],
+                    age.is_valid(i).then(|| age.value(i)),
+                ));
             }
         }
     }
@@ -227,7 +272,14 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
         .arg("--endpoint")
         .arg(server.endpoint())
         .args(["dataset", "create", "--base-file", base.to_str().unwrap()])
-        .args(["--record-id", "customer", "--event-time", "at", "--group", "customers"])
+        .args([
+            "--record-id",
+            "customer",
+            "--event-time",
+            "at",
+            "--group",
+            "customers",
+        ])
         .args(["--out", out_dir.to_str().unwrap()])
         .output()
         .unwrap();
@@ -248,7 +300,10 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
     assert_eq!(result["rows"], serde_json::json!([["c1", 31], ["c2", 40]]));
     assert_eq!(
         result["tables"],
-        serde_json::json!([["latest", "customers", "VIEW"], ["public", "customers", "TABLE"]])
+        serde_json::json!([
+            ["latest", "customers", "VIEW"],
+            ["public", "customers", "TABLE"]
+        ])
     );
     server.stop().await;
 }
@@ -261,7 +316,12 @@ async fn sql_over_an_s3_offline_store() {
     let endpoint = moto.endpoint();
     let server = TestServer::start_with_env(
         &dir.path().join("data"),
-        &["--offline-flush-interval-ms", "100", "--s3-endpoint", &endpoint],
+        &[
+            "--offline-flush-interval-ms",
+            "100",
+            "--s3-endpoint",
+            &endpoint,
+        ],
         &AWS_ENV,
     )
     .await;
@@ -304,9 +364,23 @@ async fn sql_over_an_s3_offline_store() {
         .unwrap();
     assert_eq!(response.row_count, 4);
     assert!(!response.files.is_empty());
-    assert!(response.files.iter().all(|f| f.starts_with("s3://quiver-sql/datasets/first/")), "{:?}", response.files);
+    assert!(
+        response
+            .files
+            .iter()
+            .all(|f| f.starts_with("s3://quiver-sql/datasets/first/")),
+        "{:?}",
+        response.files
+    );
     let manifest: serde_json::Value = serde_json::from_str(&response.manifest_json).unwrap();
-    let sources = manifest["feature_groups"][0]["source_files"].as_array().unwrap();
-    assert!(sources.iter().all(|f| f.as_str().unwrap().starts_with("s3://quiver-sql/features/")), "{sources:?}");
+    let sources = manifest["feature_groups"][0]["source_files"]
+        .as_array()
+        .unwrap();
+    assert!(
+        sources
+            .iter()
+            .all(|f| f.as_str().unwrap().starts_with("s3://quiver-sql/features/")),
+        "{sources:?}"
+    );
     server.stop().await;
 }

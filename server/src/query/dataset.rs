@@ -101,6 +101,9 @@ fn millis_expr(expr: &str, data_type: &DataType) -> Option<String> {
     })
 }
 
+/// Per joined group, its (feature, output column) pairs.
+pub type OutputColumns = Vec<Vec<(String, String)>>;
+
 /// The SQL of a dataset build over [`BASE_TABLE`] (whose schema is `base`) and the groups'
 /// history tables, and per group its (feature, output column) pairs.
 ///
@@ -111,9 +114,11 @@ pub fn plan_sql(
     base: &Schema,
     groups: &[(JoinedGroup, std::sync::Arc<FeatureGroup>)],
     options: &DatasetOptions,
-) -> Result<(String, Vec<Vec<(String, String)>>)> {
+) -> Result<(String, OutputColumns)> {
     if groups.is_empty() {
-        return Err(Error::validation("FeatureGroups must name at least one feature group"));
+        return Err(Error::validation(
+            "FeatureGroups must name at least one feature group",
+        ));
     }
     let mut taken: Vec<String> = base.fields().iter().map(|f| f.name().clone()).collect();
     let mut ctes = Vec::new();
@@ -123,22 +128,31 @@ pub fn plan_sql(
     for (i, (joined, group)) in groups.iter().enumerate() {
         let at = |e: Error| e.at(format!("FeatureGroups[{i}]"));
         let column_type = |name: &str, what: &str| {
-            base.field_with_name(name).map(|f| f.data_type().clone()).map_err(|_| {
-                let columns: Vec<&str> = base.fields().iter().map(|f| f.name().as_str()).collect();
-                at(Error::validation(format!(
-                    "{what} {} is not a column of the base table (its columns: {})",
-                    quote(name),
-                    columns.join(", ")
-                )))
-            })
+            base.field_with_name(name)
+                .map(|f| f.data_type().clone())
+                .map_err(|_| {
+                    let columns: Vec<&str> =
+                        base.fields().iter().map(|f| f.name().as_str()).collect();
+                    at(Error::validation(format!(
+                        "{what} {} is not a column of the base table (its columns: {})",
+                        quote(name),
+                        columns.join(", ")
+                    )))
+                })
         };
         column_type(&joined.base_identifier_column, "BaseIdentifierColumn")?;
         let time_type = column_type(&joined.base_event_time_column, "BaseEventTimeColumn")?;
         let base_id = |table: &str, id_type: &str| {
-            format!("CAST({table}.{} AS {id_type})", ident(&joined.base_identifier_column))
+            format!(
+                "CAST({table}.{} AS {id_type})",
+                ident(&joined.base_identifier_column)
+            )
         };
         let base_time = |table: &str| {
-            millis_expr(&format!("{table}.{}", ident(&joined.base_event_time_column)), &time_type)
+            millis_expr(
+                &format!("{table}.{}", ident(&joined.base_event_time_column)),
+                &time_type,
+            )
         };
         if base_time("base").is_none() {
             return Err(at(Error::validation(format!(
@@ -364,14 +378,17 @@ pub async fn build(
     let base = match &request.base {
         BaseSource::Sql(sql) => {
             base_manifest.insert("sql".to_string(), sql.clone());
-            ctx.sql(sql).await.map_err(|e| query_error(e).at("Base.Sql"))?
+            ctx.sql(sql)
+                .await
+                .map_err(|e| query_error(e).at("Base.Sql"))?
         }
         BaseSource::File(uri) => {
             let uri = normalize_uri("Base.FileUri", uri)?;
             base_manifest.insert("file_uri".to_string(), uri.clone());
             register_store(env, store, &uri)?;
             let read = if uri.ends_with(".parquet") {
-                ctx.read_parquet(uri.as_str(), ParquetReadOptions::default()).await
+                ctx.read_parquet(uri.as_str(), ParquetReadOptions::default())
+                    .await
             } else if uri.ends_with(".csv") {
                 ctx.read_csv(uri.as_str(), CsvReadOptions::new()).await
             } else {
@@ -444,7 +461,12 @@ pub async fn build(
         .store
         .put(&manifest_path, json.into())
         .await
-        .map_err(|e| Error::internal(format!("writing {}/manifest.json: {e}", manifest.output_uri)))?;
+        .map_err(|e| {
+            Error::internal(format!(
+                "writing {}/manifest.json: {e}",
+                manifest.output_uri
+            ))
+        })?;
     Ok(manifest)
 }
 
@@ -454,9 +476,8 @@ fn register_store(env: &RuntimeEnv, store: &FeatureStore, uri: &str) -> Result<(
     if let Some(rest) = uri.strip_prefix("s3://") {
         let bucket = rest.split('/').next().unwrap_or_default();
         let destination = store.offline().object_store(uri)?;
-        let url = ObjectStoreUrl::parse(format!("s3://{bucket}")).map_err(|e| {
-            Error::validation(format!("{} is not a valid S3 URI: {e}", quote(uri)))
-        })?;
+        let url = ObjectStoreUrl::parse(format!("s3://{bucket}"))
+            .map_err(|e| Error::validation(format!("{} is not a valid S3 URI: {e}", quote(uri))))?;
         env.register_object_store(url.as_ref(), destination.store);
     }
     Ok(())
@@ -474,7 +495,8 @@ fn uri_root(uri: &str) -> String {
 /// The Parquet files under `relative` in `destination`, as URIs under `root`, sorted.
 async fn list_files(destination: &Destination, relative: &str, root: &str) -> Result<Vec<String>> {
     let prefix = if relative.is_empty() {
-        (!destination.prefix.is_empty()).then(|| object_store::path::Path::from(destination.prefix.as_str()))
+        (!destination.prefix.is_empty())
+            .then(|| object_store::path::Path::from(destination.prefix.as_str()))
     } else {
         Some(destination.path(relative))
     };
@@ -503,7 +525,9 @@ mod tests {
 
     use std::sync::Arc;
 
-    use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+    use arrow::array::{
+        Array, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    };
     use arrow::record_batch::RecordBatch;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
@@ -550,7 +574,10 @@ mod tests {
         .await;
         let mut rows = Vec::new();
         for b in &batches {
-            let (id, ts) = (column::<Int64Array>(b, "id"), column::<Float64Array>(b, "ts"));
+            let (id, ts) = (
+                column::<Int64Array>(b, "id"),
+                column::<Float64Array>(b, "ts"),
+            );
             let api = column::<TimestampMillisecondArray>(b, "api_invocation_time");
             let write = column::<TimestampMillisecondArray>(b, "write_time");
             let deleted = column::<BooleanArray>(b, "is_deleted");
@@ -570,7 +597,11 @@ mod tests {
     }
 
     /// The rules of the module docs, plainly.
-    fn reference(history: &[Row], base: &[(i64, i64)], o: &DatasetOptions) -> Vec<(i64, i64, Option<String>)> {
+    fn reference(
+        history: &[Row],
+        base: &[(i64, i64)],
+        o: &DatasetOptions,
+    ) -> Vec<(i64, i64, Option<String>)> {
         let mut rows: Vec<Row> = history
             .iter()
             .filter(|r| o.as_of_ms.is_none_or(|t| r.write <= t))
@@ -590,7 +621,12 @@ mod tests {
             rows = kept;
         }
         if !o.include_deleted_records {
-            let hidden_upto = |id: i64| rows.iter().filter(|r| r.id == id && r.deleted).map(|r| r.et).max();
+            let hidden_upto = |id: i64| {
+                rows.iter()
+                    .filter(|r| r.id == id && r.deleted)
+                    .map(|r| r.et)
+                    .max()
+            };
             rows = rows
                 .iter()
                 .filter(|r| !r.deleted && hidden_upto(r.id).is_none_or(|d| r.et > d))
@@ -635,7 +671,9 @@ mod tests {
                 let et = T + rng.random_range(0..12_i64) * STEP;
                 if rng.random_bool(0.12) {
                     let secs = format!("{}", et as f64 / 1000.0);
-                    store.delete_record("g", &id.to_string(), &secs, &[], DeletionMode::Soft).unwrap();
+                    store
+                        .delete_record("g", &id.to_string(), &secs, &[], DeletionMode::Soft)
+                        .unwrap();
                 } else {
                     let (g, mut p) = put(id, et);
                     p.record[2].1 = Value::String(format!("s{seed}-{n}"));
@@ -659,14 +697,23 @@ mod tests {
             )
             .unwrap();
             let history = history(&engine).await;
-            assert_eq!(history.len(), 60, "every write and delete marker is in the history");
+            assert_eq!(
+                history.len(),
+                60,
+                "every write and delete marker is in the history"
+            );
             let mut writes: Vec<i64> = history.iter().map(|r| r.write).collect();
             writes.sort();
             writes.dedup();
 
             // The base: identifiers 0..8, times on a finer grid (some equal to feature times).
             let base: Vec<(i64, i64)> = (0..25)
-                .map(|_| (rng.random_range(0..8_i64), T + rng.random_range(-2..26_i64) * STEP / 2))
+                .map(|_| {
+                    (
+                        rng.random_range(0..8_i64),
+                        T + rng.random_range(-2..26_i64) * STEP / 2,
+                    )
+                })
                 .collect();
             let base_file = dir.path().join("base.csv");
             let mut csv = String::from("id,t,label\n");
@@ -685,10 +732,18 @@ mod tests {
                                 include_duplicated_records: dup,
                                 include_deleted_records: del,
                                 most_recent,
-                                event_time_start_ms: rng.random_bool(0.3).then(|| T + rng.random_range(0..6) * STEP),
-                                event_time_end_ms: rng.random_bool(0.3).then(|| T + rng.random_range(6..12) * STEP),
-                                as_of_ms: rng.random_bool(0.3).then(|| writes[rng.random_range(0..writes.len())]),
-                                max_age_ms: rng.random_bool(0.3).then(|| rng.random_range(0..6) * STEP),
+                                event_time_start_ms: rng
+                                    .random_bool(0.3)
+                                    .then(|| T + rng.random_range(0..6) * STEP),
+                                event_time_end_ms: rng
+                                    .random_bool(0.3)
+                                    .then(|| T + rng.random_range(6..12) * STEP),
+                                as_of_ms: rng
+                                    .random_bool(0.3)
+                                    .then(|| writes[rng.random_range(0..writes.len())]),
+                                max_age_ms: rng
+                                    .random_bool(0.3)
+                                    .then(|| rng.random_range(0..6) * STEP),
                             };
                             build += 1;
                             let out = dir.path().join(format!("out{build}"));
@@ -711,13 +766,19 @@ mod tests {
                                 crate::query::tables::session_config(),
                             );
                             let frame = ctx
-                                .read_parquet(format!("{}/", out.display()), ParquetReadOptions::default())
+                                .read_parquet(
+                                    format!("{}/", out.display()),
+                                    ParquetReadOptions::default(),
+                                )
                                 .await
                                 .unwrap();
                             let batches = frame.collect().await.unwrap();
                             let mut got = Vec::new();
                             for b in &batches {
-                                let (id, t) = (column::<Int64Array>(b, "id"), column::<Float64Array>(b, "t"));
+                                let (id, t) = (
+                                    column::<Int64Array>(b, "id"),
+                                    column::<Float64Array>(b, "t"),
+                                );
                                 let v = column::<StringArray>(b, "v");
                                 for i in 0..b.num_rows() {
                                     got.push((

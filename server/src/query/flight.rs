@@ -125,11 +125,19 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = self.engine.plan_schema(&query.query).await.map_err(status)?;
+        let schema = self
+            .engine
+            .plan_schema(&query.query)
+            .await
+            .map_err(status)?;
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
         };
-        Self::info(&schema, ticket.as_any().encode_to_vec(), request.into_inner())
+        Self::info(
+            &schema,
+            ticket.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_statement(
@@ -140,7 +148,8 @@ impl FlightSqlService for FlightSql {
         let sql = std::str::from_utf8(&ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("the statement ticket is not UTF-8 text"))?;
         let (schema, batches) = self.engine.execute(sql, Ok).await.map_err(status)?;
-        let batches = ReceiverStream::new(batches).map(|b| b.map_err(|e| FlightError::Tonic(Box::new(status(e)))));
+        let batches = ReceiverStream::new(batches)
+            .map(|b| b.map_err(|e| FlightError::Tonic(Box::new(status(e)))));
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
@@ -154,7 +163,11 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.info).schema();
-        Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_sql_info(
@@ -171,8 +184,12 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
-        Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        let schema = query.into_builder().schema();
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_catalogs(
@@ -191,7 +208,11 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_schemas(
@@ -212,7 +233,11 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_tables(

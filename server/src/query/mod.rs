@@ -58,7 +58,10 @@ pub struct QueryEngine {
 impl QueryEngine {
     pub fn new(store: Arc<FeatureStore>, options: &QueryOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&options.spill_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create the query spill directory {}: {e}", options.spill_dir.display())
+            anyhow::anyhow!(
+                "cannot create the query spill directory {}: {e}",
+                options.spill_dir.display()
+            )
         })?;
         let env = RuntimeEnvBuilder::new()
             // Tracking names the largest consumers when a query runs out of memory.
@@ -66,10 +69,9 @@ impl QueryEngine {
                 FairSpillPool::new(options.memory_bytes),
                 NonZeroUsize::new(5).expect("5 is not zero"),
             )))
-            .with_disk_manager_builder(
-                DiskManagerBuilder::default()
-                    .with_mode(DiskManagerMode::Directories(vec![options.spill_dir.clone()])),
-            )
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
+                DiskManagerMode::Directories(vec![options.spill_dir.clone()]),
+            ))
             .build_arc()?;
         // Each sort reserves memory to merge its spill files with; scaled to the budget so that
         // several sorts fit in a small one.
@@ -88,11 +90,19 @@ impl QueryEngine {
         let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog.register_schema(
             SCHEMAS[0],
-            Arc::new(GroupSchema::new(store.clone(), GroupTables::History, env.clone())),
+            Arc::new(GroupSchema::new(
+                store.clone(),
+                GroupTables::History,
+                env.clone(),
+            )),
         )?;
         catalog.register_schema(
             SCHEMAS[1],
-            Arc::new(GroupSchema::new(store.clone(), GroupTables::Latest, env.clone())),
+            Arc::new(GroupSchema::new(
+                store.clone(),
+                GroupTables::Latest,
+                env.clone(),
+            )),
         )?;
         ctx.register_catalog(CATALOG, catalog.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -137,14 +147,23 @@ impl QueryEngine {
             .copied_config()
             .set_bool("datafusion.optimizer.prefer_hash_join", false)
             // The output is written a row group at a time; buffer one, not one per core.
-            .set_bool("datafusion.execution.parquet.allow_single_file_parallelism", false)
-            .set_usize("datafusion.execution.parquet.max_row_group_size", 128 * 1024);
+            .set_bool(
+                "datafusion.execution.parquet.allow_single_file_parallelism",
+                false,
+            )
+            .set_usize(
+                "datafusion.execution.parquet.max_row_group_size",
+                128 * 1024,
+            );
         let ctx = SessionContext::new_with_config_rt(config, self.env.clone());
         ctx.register_catalog(CATALOG, self.catalog.clone());
         // The build's own tables (the base) live in a catalog of this session only.
         let scratch = MemoryCatalogProvider::new();
         scratch
-            .register_schema(dataset::SCRATCH_SCHEMA, Arc::new(MemorySchemaProvider::new()))
+            .register_schema(
+                dataset::SCRATCH_SCHEMA,
+                Arc::new(MemorySchemaProvider::new()),
+            )
             .map_err(query_error)?;
         ctx.register_catalog(dataset::SCRATCH_CATALOG, Arc::new(scratch));
         let (env, store) = (self.env.clone(), self.store.clone());
@@ -274,11 +293,12 @@ mod tests {
         let clock = ManualClock::new(T + 10 * HOUR);
         let store = Arc::new(open(dir.path(), clock.clone()));
         store.create_feature_group(spec(None, true)).unwrap();
-        let tick = |store: &FeatureStore, (g, mut p): (String, crate::model::PutRequest), v: &str| {
-            p.record[2].1 = crate::model::Value::String(v.into());
-            store.put_record(&g, p).unwrap();
-            clock.advance_ms(1);
-        };
+        let tick =
+            |store: &FeatureStore, (g, mut p): (String, crate::model::PutRequest), v: &str| {
+                p.record[2].1 = crate::model::Value::String(v.into());
+                store.put_record(&g, p).unwrap();
+                clock.advance_ms(1);
+            };
         tick(&store, put(1, T), "1-old");
         tick(&store, put(1, T + 3 * HOUR), "1-new");
         tick(&store, put(2, T + HOUR), "first");
@@ -286,7 +306,13 @@ mod tests {
         tick(&store, put(3, T + 2 * HOUR), "3");
         tick(&store, put(4, T + 2 * HOUR), "4");
         store
-            .delete_record("g", "3", &format!("{}", (T + 2 * HOUR + 1000) as f64 / 1000.0), &[], DeletionMode::Soft)
+            .delete_record(
+                "g",
+                "3",
+                &format!("{}", (T + 2 * HOUR + 1000) as f64 / 1000.0),
+                &[],
+                DeletionMode::Soft,
+            )
             .unwrap();
         let mut flusher = Flusher::new(store.clone()).await;
         flusher.flush(true).await.unwrap();
@@ -303,7 +329,8 @@ mod tests {
             )
             .unwrap();
         let (g, mut p) = put(5, T + 3 * HOUR);
-        p.record.push(("extra".into(), crate::model::Value::Integral(42)));
+        p.record
+            .push(("extra".into(), crate::model::Value::Integral(42)));
         store.put_record(&g, p).unwrap();
         flusher.flush(true).await.unwrap();
         drop(flusher);
@@ -326,7 +353,11 @@ mod tests {
         let e = &f.engine;
         // Every accepted write and the delete marker.
         assert_eq!(
-            text(e, "SELECT count(*) AS n, sum(CAST(is_deleted AS INT)) AS deletes FROM g").await,
+            text(
+                e,
+                "SELECT count(*) AS n, sum(CAST(is_deleted AS INT)) AS deletes FROM g"
+            )
+            .await,
             "+---+---------+\n| n | deletes |\n+---+---------+\n| 8 | 1       |\n+---+---------+"
         );
         // Latest: the newest event time; the first write of a tied event time; no deleted id.
@@ -336,7 +367,11 @@ mod tests {
         );
         // Files from before `extra` existed read as nulls; partition columns are integers.
         assert_eq!(
-            text(e, "SELECT count(extra) AS with_extra, min(year) AS y, max(hour) AS h FROM g").await,
+            text(
+                e,
+                "SELECT count(extra) AS with_extra, min(year) AS y, max(hour) AS h FROM g"
+            )
+            .await,
             "+------------+------+----+\n| with_extra | y    | h  |\n+------------+------+----+\n| 1          | 2023 | 23 |\n+------------+------+----+"
         );
     }
@@ -358,7 +393,11 @@ mod tests {
         let sql = format!("SELECT * FROM g WHERE ts >= {from_midnight}");
         assert_eq!(files_read(e, &sql).await, 3, "hours 00 and 01 only");
         let sql = format!("SELECT * FROM g WHERE ts < {}", (T + HOUR) as f64 / 1000.0);
-        assert_eq!(files_read(e, &sql).await, 2, "hours 22 and 23 (the bound's own hour is kept)");
+        assert_eq!(
+            files_read(e, &sql).await,
+            2,
+            "hours 22 and 23 (the bound's own hour is kept)"
+        );
         let sql = format!(
             "SELECT * FROM g WHERE ts BETWEEN {} AND {}",
             (T + HOUR) as f64 / 1000.0,
@@ -369,8 +408,14 @@ mod tests {
         // Pruning never changes the answer.
         let rows = |sql: String| async move { text(e, &sql).await };
         assert_eq!(
-            rows(format!("SELECT id, v FROM g WHERE ts >= {from_midnight} ORDER BY id, v")).await,
-            rows(format!("SELECT id, v FROM g WHERE ts + 0 >= {from_midnight} ORDER BY id, v")).await,
+            rows(format!(
+                "SELECT id, v FROM g WHERE ts >= {from_midnight} ORDER BY id, v"
+            ))
+            .await,
+            rows(format!(
+                "SELECT id, v FROM g WHERE ts + 0 >= {from_midnight} ORDER BY id, v"
+            ))
+            .await,
         );
     }
 

@@ -11,15 +11,15 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use futures::Stream;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::query_server::Query as QueryApi;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::QueryEngine;
 use super::dataset::{BaseSource, DatasetOptions, DatasetRequest, JoinedGroup};
 use crate::error::{Error, Result, quote};
-use crate::time;
 use crate::metrics::MethodMetrics;
+use crate::time;
 
 #[derive(Clone)]
 pub struct QueryService {
@@ -102,7 +102,11 @@ fn dataset_request(request: pb::CreateDatasetRequest) -> Result<DatasetRequest> 
         .enumerate()
         .map(|(i, g)| {
             let pick = |own: String, default: &str, field: &str| {
-                let column = if own.is_empty() { default.to_string() } else { own };
+                let column = if own.is_empty() {
+                    default.to_string()
+                } else {
+                    own
+                };
                 if column.is_empty() {
                     Err(Error::validation(format!(
                         "FeatureGroups[{i}]: {field} is required (or Base's default)"
@@ -146,9 +150,10 @@ fn dataset_request(request: pb::CreateDatasetRequest) -> Result<DatasetRequest> 
         as_of_ms: time("AsOf", &o.as_of)?,
         max_age_ms: match o.max_feature_age_seconds {
             0 => None,
-            s => Some(i64::try_from(s.saturating_mul(1000)).map_err(|_| {
-                Error::validation("Options.MaxFeatureAgeSeconds is too large")
-            })?),
+            s => Some(
+                i64::try_from(s.saturating_mul(1000))
+                    .map_err(|_| Error::validation("Options.MaxFeatureAgeSeconds is too large"))?,
+            ),
         },
     };
     if let (Some(start), Some(end)) = (options.event_time_start_ms, options.event_time_end_ms)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
-use datafusion::catalog::{Session, SchemaProvider, TableProvider};
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -30,7 +30,9 @@ use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
 
 use crate::feature_store::FeatureStore;
 use crate::model::{FeatureGroup, FeatureType};
-use crate::offline::parquet::{self as offline_parquet, API_INVOCATION_TIME, IS_DELETED, WRITE_TIME};
+use crate::offline::parquet::{
+    self as offline_parquet, API_INVOCATION_TIME, IS_DELETED, WRITE_TIME,
+};
 use crate::time::{self, EpochMillis};
 
 /// The catalog queries run in, and its schemas: the groups' histories (the default schema) and
@@ -219,9 +221,9 @@ impl EventTimeColumn {
         match value {
             ScalarValue::Utf8(Some(s))
             | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)) => time::parse_iso8601(s)
-                .ok()
-                .or_else(|| parse_date(s)),
+            | ScalarValue::Utf8View(Some(s)) => {
+                time::parse_iso8601(s).ok().or_else(|| parse_date(s))
+            }
             ScalarValue::Float64(Some(f)) if !self.string => seconds(*f),
             ScalarValue::Float32(Some(f)) if !self.string => seconds(f64::from(*f)),
             ScalarValue::Int64(Some(n)) if !self.string => n.checked_mul(1000),
@@ -286,7 +288,8 @@ impl HourBounds {
                 low,
                 high,
             }) if column.is(expr) => {
-                if let (Expr::Literal(low, _), Expr::Literal(high, _)) = (low.as_ref(), high.as_ref())
+                if let (Expr::Literal(low, _), Expr::Literal(high, _)) =
+                    (low.as_ref(), high.as_ref())
                     && let (Some(low), Some(high)) = (column.millis(low), column.millis(high))
                 {
                     from(low);
@@ -321,12 +324,15 @@ fn hour_compare(ms: EpochMillis, strict: Operator, last: Operator) -> Expr {
     let (year, month, day, hour) = time::civil_hour(ms);
     let parts = [year, month, day, hour].map(|n| lit(n as i32));
     let [y, m, d, h] = PARTITION_COLUMNS.map(col);
-    let cmp = |c: Expr, op: Operator, v: Expr| Expr::BinaryExpr(BinaryExpr::new(Box::new(c), op, Box::new(v)));
+    let cmp = |c: Expr, op: Operator, v: Expr| {
+        Expr::BinaryExpr(BinaryExpr::new(Box::new(c), op, Box::new(v)))
+    };
     let hours = cmp(h, last, parts[3].clone());
     let days = cmp(d.clone(), strict, parts[2].clone())
         .or(cmp(d, Operator::Eq, parts[2].clone()).and(hours));
-    let months = cmp(m.clone(), strict, parts[1].clone())
-        .or(cmp(m, Operator::Eq, parts[1].clone()).and(days));
+    let months =
+        cmp(m.clone(), strict, parts[1].clone())
+            .or(cmp(m, Operator::Eq, parts[1].clone()).and(days));
     cmp(y.clone(), strict, parts[0].clone()).or(cmp(y, Operator::Eq, parts[0].clone()).and(months))
 }
 
@@ -375,5 +381,8 @@ pub fn session_config() -> SessionConfig {
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG, SCHEMAS[0])
         .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
-        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
 }
