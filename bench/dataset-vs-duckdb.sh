@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Point-in-time training datasets: Quiver's CreateDataset against DuckDB's ASOF JOIN over the
+# same Parquet files, in one run on this machine.
+#
+#   bash bench/dataset-vs-duckdb.sh [BASE_ROWS] [GROUP_ROWS]     (defaults 1,000,000 and 10,000,000)
+#
+# Starts a release quiver-server on a fresh data dir, creates two feature groups with offline
+# stores (`a`: 3 Fractional features, `b`: 2), and generates GROUP_ROWS rows of history for each
+# straight into their offline stores (pyarrow, hour-partitioned as the flusher writes them:
+# identifiers 0..GROUP_ROWS/10, event times spread over 30 days, no duplicates or deletes), and a
+# base table of BASE_ROWS (identifier, time) rows. Then:
+#  - Quiver: `quiver dataset create --point-in-time --most-recent 1` joining both groups;
+#  - DuckDB: `base ASOF LEFT JOIN a ASOF LEFT JOIN b` over the same files, written to Parquet;
+# and prints rows per second and peak memory of each (the server's peak RSS over its RSS before
+# the build; DuckDB's process peak RSS), with the ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BASE_ROWS="${1:-1000000}"
+GROUP_ROWS="${2:-10000000}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+VENV="${QUIVER_TEST_VENV:-$HOME/.cache/quiver/venv}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c "import pyarrow, duckdb" 2>/dev/null || \
+  "$VENV/bin/pip" install -q --disable-pip-version-check 'pyarrow>=15' 'duckdb>=1.1'
+PY="$VENV/bin/python"
+cargo build --release --workspace --bins -q
+BIN="$CARGO_TARGET_DIR/release"
+WORK="$(mktemp -d /tmp/quiver-dataset-bench.XXXXXX)"
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/quiver" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+  --flight-sql-addr 127.0.0.1:0 --addr-file "$WORK/addrs.json" --wal-sync periodic \
+  --query-memory-mb "${QUERY_MEMORY_MB:-4096}" &
+SERVER=$!
+for _ in $(seq 600); do [ -s "$WORK/addrs.json" ] && break; sleep 0.1; done
+export QUIVER_ENDPOINT="http://$(python3 -c "import json;print(json.load(open('$WORK/addrs.json'))['grpc'])")"
+q() { "$BIN/quiver" "$@"; }
+
+spec() { # name, features...
+  local name="$1"; shift
+  python3 - "$name" "$@" <<'PY'
+import json, sys
+name, features = sys.argv[1], sys.argv[2:]
+defs = [{"FeatureName": "id", "FeatureType": "Integral"}, {"FeatureName": "ts", "FeatureType": "Fractional"}]
+defs += [{"FeatureName": f, "FeatureType": "Fractional"} for f in features]
+print(json.dumps({"FeatureGroupName": name, "RecordIdentifierFeatureName": "id",
+                  "EventTimeFeatureName": "ts", "FeatureDefinitions": defs,
+                  "OfflineStoreConfig": {"S3StorageConfig": {"S3Uri": ""}}}))
+PY
+}
+spec a a1 a2 a3 > "$WORK/a.json"
+spec b b1 b2 > "$WORK/b.json"
+q feature-group create --spec "$WORK/a.json" >/dev/null
+q feature-group create --spec "$WORK/b.json" >/dev/null
+DATA_A=$(q feature-group describe a --output json | python3 -c "import json,sys; print(json.load(sys.stdin)['OfflineStore'])")
+DATA_B=$(q feature-group describe b --output json | python3 -c "import json,sys; print(json.load(sys.stdin)['OfflineStore'])")
+
+echo "generating $GROUP_ROWS rows per group and $BASE_ROWS base rows"
+"$PY" - "$GROUP_ROWS" "$BASE_ROWS" "${DATA_A#file://}" "${DATA_B#file://}" "$WORK/base.parquet" <<'PY'
+import sys
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+group_rows, base_rows = int(sys.argv[1]), int(sys.argv[2])
+dir_a, dir_b, base_path = sys.argv[3], sys.argv[4], sys.argv[5]
+ids = max(1, group_rows // 10)
+start = 1_764_547_200.0  # 2025-12-01T00:00:00Z
+span = 30 * 86_400.0
+rng = np.random.default_rng(7)
+ts_type = pa.timestamp("ms", tz="UTC")
+
+def history(path, features):
+    idv = rng.integers(0, ids, group_rows, dtype=np.int64)
+    ts = np.round(start + rng.random(group_rows) * span, 3)
+    cols = {"id": idv, "ts": ts}
+    for f in features:
+        cols[f] = rng.random(group_rows)
+    millis = (ts * 1000).astype(np.int64)
+    write = pa.array(np.full(group_rows, int((start + span) * 1000) + 60_000), type=pa.int64()).cast(ts_type)
+    cols["write_time"] = write
+    cols["api_invocation_time"] = pa.array(millis + 1000, type=pa.int64()).cast(ts_type)
+    cols["is_deleted"] = np.zeros(group_rows, dtype=bool)
+    hours = millis // 3_600_000
+    days = hours // 24
+    dt = np.datetime64("1970-01-01") + days.astype("timedelta64[D]")
+    years = dt.astype("datetime64[Y]").astype(int) + 1970
+    months = dt.astype("datetime64[M]").astype(int) % 12 + 1
+    mday = (dt - dt.astype("datetime64[M]")).astype(int) + 1
+    cols["year"] = np.char.zfill(years.astype(str), 4)
+    cols["month"] = np.char.zfill(months.astype(str), 2)
+    cols["day"] = np.char.zfill(mday.astype(str), 2)
+    cols["hour"] = np.char.zfill((hours % 24).astype(str), 2)
+    table = pa.table(cols)
+    pq.write_to_dataset(table, path, partition_cols=["year", "month", "day", "hour"],
+                        basename_template="20251231T000000Z_{i}.parquet", compression="snappy")
+
+history(dir_a, ["a1", "a2", "a3"])
+history(dir_b, ["b1", "b2"])
+base = pa.table({
+    "id": rng.integers(0, ids, base_rows, dtype=np.int64),
+    "ts": np.round(start + rng.random(base_rows) * span, 3),
+    "label": rng.integers(0, 2, base_rows, dtype=np.int64),
+})
+pq.write_table(base, base_path)
+PY
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# Warm the page cache for both engines alike.
+find "$WORK/quiver/offline-store" "$WORK/base.parquet" -name '*.parquet' -exec cat {} + >/dev/null
+
+echo "quiver: dataset create (point-in-time, most recent 1, two groups)"
+BEFORE=$(rss_kb "$SERVER")
+# VmHWM is the peak since the process started; reset it so it covers the build only.
+echo 5 > "/proc/$SERVER/clear_refs" 2>/dev/null || true
+T0=$(date +%s.%N)
+q --output json dataset create --base-file "$WORK/base.parquet" --record-id id --event-time ts \
+  --group a --group b --point-in-time --most-recent 1 --out "$WORK/quiver-out" > "$WORK/manifest.json"
+T1=$(date +%s.%N)
+PEAK=$(hwm_kb "$SERVER")
+
+echo "duckdb: ASOF LEFT JOIN over the same files"
+cat > "$WORK/duck.py" <<PY
+import duckdb, time
+con = duckdb.connect()
+con.execute("SET threads TO $(nproc)")
+for name, path in (("a", "${DATA_A#file://}"), ("b", "${DATA_B#file://}")):
+    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true)")
+con.execute("CREATE VIEW base AS SELECT * FROM read_parquet('$WORK/base.parquet')")
+t0 = time.time()
+con.execute("""COPY (
+  SELECT base.*, a.a1, a.a2, a.a3, b.b1, b.b2
+  FROM base
+  ASOF LEFT JOIN a ON base.id = a.id AND base.ts >= a.ts
+  ASOF LEFT JOIN b ON base.id = b.id AND base.ts >= b.ts
+) TO '$WORK/duck-out.parquet' (FORMAT parquet)""")
+print(time.time() - t0)
+PY
+/usr/bin/time -f "%M" -o "$WORK/duck-rss" "$PY" "$WORK/duck.py" > "$WORK/duck-secs"
+
+python3 - "$BASE_ROWS" "$GROUP_ROWS" "$T0" "$T1" "$BEFORE" "$PEAK" "$(cat "$WORK/duck-secs")" "$(cat "$WORK/duck-rss")" "$WORK/manifest.json" <<'PY'
+import json, sys
+base, group = int(sys.argv[1]), int(sys.argv[2])
+q_secs = float(sys.argv[4]) - float(sys.argv[3])
+before, peak = int(sys.argv[5]), int(sys.argv[6])
+d_secs, d_rss = float(sys.argv[7]), int(sys.argv[8])
+manifest = json.load(open(sys.argv[9]))
+q_mem = max(peak - before, 0) / 1024
+print()
+print(f"point-in-time dataset: {base:,} base rows joined with 2 groups of {group:,} rows (this machine)")
+print(f"{'engine':<34}{'seconds':>9}{'base rows/s':>14}{'peak MiB':>10}")
+print(f"{'quiver CreateDataset':<34}{q_secs:>9.2f}{base / q_secs:>14,.0f}{q_mem:>10,.0f}")
+print(f"{'duckdb ASOF LEFT JOIN':<34}{d_secs:>9.2f}{base / d_secs:>14,.0f}{d_rss / 1024:>10,.0f}")
+print(f"quiver/duckdb speed: {d_secs / q_secs:.2f}x (target >= 1); memory: {q_mem / (d_rss / 1024):.2f}x (target <= 1)")
+print(f"quiver rows written: {manifest['row_count']:,} (one per base row expected: {base:,})")
+print("quiver memory is the server's peak RSS during the build over its RSS before; duckdb's is its process peak")
+PY
