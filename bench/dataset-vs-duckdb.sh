@@ -120,6 +120,11 @@ q --output json dataset create --base-file "$WORK/base.parquet" --record-id id -
 T1=$(date +%s.%N)
 PEAK=$(hwm_kb "$SERVER")
 
+echo "quiver sql: a count over all hours, and over the last day (partition pruning)"
+LAST_DAY=$(python3 -c "print(1764547200 + 29 * 86400)")
+S0=$(date +%s.%N); q sql "SELECT count(*) FROM a" >/dev/null; S1=$(date +%s.%N)
+q sql "SELECT count(*) FROM a WHERE ts >= $LAST_DAY" >/dev/null; S2=$(date +%s.%N)
+
 echo "duckdb: ASOF LEFT JOIN over the same files"
 cat > "$WORK/duck.py" <<PY
 import duckdb, time
@@ -139,8 +144,10 @@ print(time.time() - t0)
 PY
 /usr/bin/time -f "%M" -o "$WORK/duck-rss" "$PY" "$WORK/duck.py" > "$WORK/duck-secs"
 
-python3 - "$BASE_ROWS" "$GROUP_ROWS" "$T0" "$T1" "$BEFORE" "$PEAK" "$(cat "$WORK/duck-secs")" "$(cat "$WORK/duck-rss")" "$WORK/manifest.json" <<'PY'
+python3 - "$BASE_ROWS" "$GROUP_ROWS" "$T0" "$T1" "$BEFORE" "$PEAK" "$(cat "$WORK/duck-secs")" "$(cat "$WORK/duck-rss")" "$WORK/manifest.json" \
+  "$S0" "$S1" "$S2" <<'PY'
 import json, sys
+s0, s1, s2 = (float(x) for x in sys.argv[10:13])
 base, group = int(sys.argv[1]), int(sys.argv[2])
 q_secs = float(sys.argv[4]) - float(sys.argv[3])
 before, peak = int(sys.argv[5]), int(sys.argv[6])
@@ -155,4 +162,6 @@ print(f"{'duckdb ASOF LEFT JOIN':<34}{d_secs:>9.2f}{base / d_secs:>14,.0f}{d_rss
 print(f"quiver/duckdb speed: {d_secs / q_secs:.2f}x (target >= 1); memory: {q_mem / (d_rss / 1024):.2f}x (target <= 1)")
 print(f"quiver rows written: {manifest['row_count']:,} (one per base row expected: {base:,})")
 print("quiver memory is the server's peak RSS during the build over its RSS before; duckdb's is its process peak")
+print(f"partition pruning: count(*) over all 30 days of a {s1 - s0:.2f}s; over its last day "
+      f"(ts >= ..., 1/30 of the hour partitions read) {s2 - s1:.2f}s")
 PY

@@ -520,7 +520,7 @@ async fn list_files(destination: &Destination, relative: &str, root: &str) -> Re
 #[cfg(test)]
 mod tests {
     //! Randomized: histories with duplicate event times, deletes, late writes, missing
-    //! identifiers and ties, built into datasets with every combination of options, compared
+    //! identifiers, ties and null values, built into datasets with every combination of options, compared
     //! with a plain reference implementation of the rules in the module docs.
 
     use std::sync::Arc;
@@ -676,7 +676,11 @@ mod tests {
                         .unwrap();
                 } else {
                     let (g, mut p) = put(id, et);
-                    p.record[2].1 = Value::String(format!("s{seed}-{n}"));
+                    if rng.random_bool(0.1) {
+                        p.record.truncate(2); // `v` left out: null
+                    } else {
+                        p.record[2].1 = Value::String(format!("s{seed}-{n}"));
+                    }
                     store.put_record(&g, p).unwrap();
                 }
                 clock.advance_ms(1);
