@@ -122,8 +122,8 @@ PEAK=$(hwm_kb "$SERVER")
 
 echo "quiver sql: a count over all hours, and over the last day (partition pruning)"
 LAST_DAY=$(python3 -c "print(1764547200 + 29 * 86400)")
-S0=$(date +%s.%N); q sql "SELECT count(*) FROM a" >/dev/null; S1=$(date +%s.%N)
-q sql "SELECT count(*) FROM a WHERE ts >= $LAST_DAY" >/dev/null; S2=$(date +%s.%N)
+S0=$(date +%s.%N); q sql "SELECT count(*) FROM a" >/dev/null 2>&1; S1=$(date +%s.%N)
+q sql "SELECT count(*) FROM a WHERE ts >= $LAST_DAY" >/dev/null 2>&1; S2=$(date +%s.%N)
 
 echo "duckdb: ASOF LEFT JOIN over the same files"
 cat > "$WORK/duck.py" <<PY
@@ -143,11 +143,24 @@ con.execute("""COPY (
 print(time.time() - t0)
 PY
 /usr/bin/time -f "%M" -o "$WORK/duck-rss" "$PY" "$WORK/duck.py" > "$WORK/duck-secs"
+# The two results must agree (generated data has no duplicates or deletes, so the SageMaker
+# options and a plain ASOF join mean the same): rows of each missing from the other.
+DIFF=$("$PY" - <<PY
+import duckdb
+con = duckdb.connect()
+q = "SELECT id, ts, label, a1, a2, a3, b1, b2 FROM read_parquet('{}')"
+quiver, duck = q.format("$WORK/quiver-out/*.parquet"), q.format("$WORK/duck-out.parquet")
+a = con.execute(f"SELECT count(*) FROM ({quiver} EXCEPT ALL {duck})").fetchone()[0]
+b = con.execute(f"SELECT count(*) FROM ({duck} EXCEPT ALL {quiver})").fetchone()[0]
+print(a + b)
+PY
+)
 
 python3 - "$BASE_ROWS" "$GROUP_ROWS" "$T0" "$T1" "$BEFORE" "$PEAK" "$(cat "$WORK/duck-secs")" "$(cat "$WORK/duck-rss")" "$WORK/manifest.json" \
-  "$S0" "$S1" "$S2" <<'PY'
+  "$S0" "$S1" "$S2" "$DIFF" <<'PY'
 import json, sys
 s0, s1, s2 = (float(x) for x in sys.argv[10:13])
+diff = int(sys.argv[13])
 base, group = int(sys.argv[1]), int(sys.argv[2])
 q_secs = float(sys.argv[4]) - float(sys.argv[3])
 before, peak = int(sys.argv[5]), int(sys.argv[6])
@@ -160,7 +173,8 @@ print(f"{'engine':<34}{'seconds':>9}{'base rows/s':>14}{'peak MiB':>10}")
 print(f"{'quiver CreateDataset':<34}{q_secs:>9.2f}{base / q_secs:>14,.0f}{q_mem:>10,.0f}")
 print(f"{'duckdb ASOF LEFT JOIN':<34}{d_secs:>9.2f}{base / d_secs:>14,.0f}{d_rss / 1024:>10,.0f}")
 print(f"quiver/duckdb speed: {d_secs / q_secs:.2f}x (target >= 1); memory: {q_mem / (d_rss / 1024):.2f}x (target <= 1)")
-print(f"quiver rows written: {manifest['row_count']:,} (one per base row expected: {base:,})")
+print(f"quiver rows written: {manifest['row_count']:,} (one per base row expected: {base:,}); "
+      f"rows differing from duckdb's result: {diff}")
 print("quiver memory is the server's peak RSS during the build over its RSS before; duckdb's is its process peak")
 print(f"partition pruning: count(*) over all 30 days of a {s1 - s0:.2f}s; over its last day "
       f"(ts >= ..., 1/30 of the hour partitions read) {s2 - s1:.2f}s")
