@@ -581,6 +581,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// Adds an Integral feature to group `g`.
+    pub(crate) fn add_integral_feature(store: &FeatureStore, name: &str) {
+        let feature = FeatureSpec {
+            name: name.into(),
+            feature_type: FeatureType::Integral,
+            collection: Collection::Scalar,
+        };
+        store
+            .update_feature_group("g", vec![feature], TtlUpdate::Keep)
+            .unwrap();
+    }
+
     pub(crate) fn put(id: i64, event_time_ms: i64) -> (String, PutRequest) {
         (
             "g".into(),
@@ -610,17 +622,7 @@ pub(crate) mod tests {
 
         let (group, request) = put(1, START_MS);
         let before_update = store.validate_put(&group, request).unwrap();
-        store
-            .update_feature_group(
-                "g",
-                vec![FeatureSpec {
-                    name: "extra".into(),
-                    feature_type: FeatureType::Integral,
-                    collection: Collection::Scalar,
-                }],
-                TtlUpdate::Keep,
-            )
-            .unwrap();
+        add_integral_feature(&store, "extra");
         let outcomes = store.write_validated_each(vec![Ok(before_update)]).unwrap();
         assert!(
             matches!(outcomes[..], [Ok(WriteOutcome::Applied)]),

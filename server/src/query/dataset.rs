@@ -378,7 +378,7 @@ pub async fn build(
     let base = match &request.base {
         BaseSource::Sql(sql) => {
             base_manifest.insert("sql".to_string(), sql.clone());
-            ctx.sql(sql)
+            ctx.sql_with_options(sql, super::read_only())
                 .await
                 .map_err(|e| query_error(e).at("Base.Sql"))?
         }

@@ -57,12 +57,13 @@ impl FlightSql {
         })
     }
 
-    /// A FlightInfo whose one endpoint's ticket is `ticket` (an `Any`-wrapped command).
+    /// A FlightInfo whose one endpoint's ticket is `command`, which DoGet dispatches on.
     fn info(
         schema: &Schema,
-        ticket: Vec<u8>,
+        command: &impl ProstMessageExt,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
+        let ticket = command.as_any().encode_to_vec();
         let info = FlightInfo::new()
             .try_with_schema(schema)
             .map_err(|e| Status::internal(format!("encoding the result schema: {e}")))?
@@ -133,11 +134,7 @@ impl FlightSqlService for FlightSql {
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
         };
-        Self::info(
-            &schema,
-            ticket.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        Self::info(&schema, &ticket, request.into_inner())
     }
 
     async fn do_get_statement(
@@ -163,11 +160,7 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.info).schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        Self::info(&schema, &query, request.into_inner())
     }
 
     async fn do_get_sql_info(
@@ -185,11 +178,7 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        Self::info(&schema, &query, request.into_inner())
     }
 
     async fn do_get_catalogs(
@@ -208,11 +197,7 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        Self::info(&schema, &query, request.into_inner())
     }
 
     async fn do_get_schemas(
@@ -233,11 +218,7 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        Self::info(&schema, &query, request.into_inner())
     }
 
     async fn do_get_tables(

@@ -20,6 +20,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::common::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -130,7 +131,10 @@ impl QueryEngine {
         let sql = sql.to_string();
         runtime
             .spawn(async move {
-                let frame = ctx.sql(&sql).await.map_err(query_error)?;
+                let frame = ctx
+                    .sql_with_options(&sql, read_only())
+                    .await
+                    .map_err(query_error)?;
                 Ok(Arc::new(frame.schema().as_arrow().clone()))
             })
             .await
@@ -194,7 +198,7 @@ impl QueryEngine {
         let (tx, rx) = mpsc::channel(RESULT_BUFFER);
         runtime.spawn(async move {
             let stream = async {
-                let frame = ctx.sql(&sql).await?;
+                let frame = ctx.sql_with_options(&sql, read_only()).await?;
                 frame.execute_stream().await
             }
             .await;
@@ -234,6 +238,16 @@ impl Drop for QueryEngine {
     }
 }
 
+/// What a caller's statement may do: read. No DDL (`CREATE TABLE`, `CREATE EXTERNAL TABLE`
+/// would change the shared catalog or read any file the server can), no DML (`INSERT`, `COPY
+/// ... TO` would write files on the server), no `SET`: each would act beyond the statement.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 /// DataFusion's errors as the API's: the statement's faults are the caller's, running out of
 /// query memory is a limit, the rest are the server's.
 pub fn query_error(e: DataFusionError) -> Error {
@@ -253,11 +267,9 @@ pub fn query_error(e: DataFusionError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feature_store::tests::{open, put, spec};
-    use crate::model::{Collection, FeatureSpec, FeatureType};
+    use crate::feature_store::tests::{add_integral_feature, open, put, spec};
     use crate::offline::flusher::Flusher;
     use crate::online::store::DeletionMode;
-    use crate::registry::TtlUpdate;
     use crate::time::ManualClock;
     use arrow::util::pretty::pretty_format_batches;
 
@@ -266,7 +278,7 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     struct Fixture {
-        _dir: tempfile::TempDir,
+        dir: tempfile::TempDir,
         engine: QueryEngine,
     }
 
@@ -317,17 +329,7 @@ mod tests {
         let mut flusher = Flusher::new(store.clone()).await;
         flusher.flush(true).await.unwrap();
 
-        store
-            .update_feature_group(
-                "g",
-                vec![FeatureSpec {
-                    name: "extra".into(),
-                    feature_type: FeatureType::Integral,
-                    collection: Collection::Scalar,
-                }],
-                TtlUpdate::Keep,
-            )
-            .unwrap();
+        add_integral_feature(&store, "extra");
         let (g, mut p) = put(5, T + 3 * HOUR);
         p.record
             .push(("extra".into(), crate::model::Value::Integral(42)));
@@ -344,7 +346,7 @@ mod tests {
             },
         )
         .unwrap();
-        Fixture { _dir: dir, engine }
+        Fixture { dir, engine }
     }
 
     #[tokio::test]
@@ -429,5 +431,24 @@ mod tests {
         assert_eq!(err.kind(), crate::error::ErrorKind::Validation, "{err}");
         let err = run(&f.engine, "SELECT nope FROM g").await.unwrap_err();
         assert!(err.message().contains("nope"), "{err}");
+        // Statements only read: no files written, no tables created, no settings changed.
+        let out = f.dir.path().join("copied");
+        for sql in [
+            format!(
+                "COPY (SELECT * FROM g) TO '{}' STORED AS PARQUET",
+                out.display()
+            ),
+            "CREATE TABLE t AS SELECT * FROM g".to_string(),
+            "INSERT INTO g SELECT * FROM g".to_string(),
+            "SET datafusion.execution.batch_size = 1".to_string(),
+        ] {
+            let err = run(&f.engine, &sql).await.unwrap_err();
+            assert_eq!(
+                err.kind(),
+                crate::error::ErrorKind::Validation,
+                "{sql}: {err}"
+            );
+        }
+        assert!(!out.exists());
     }
 }
