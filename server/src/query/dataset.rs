@@ -26,18 +26,22 @@
 //! features; one with several matches appears once per match (per group).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::UInt64Array;
-use arrow::datatypes::{DataType, Schema};
-use datafusion::common::TableReference;
-use datafusion::dataframe::DataFrameWriteOptions;
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::{Column, TableReference};
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde::Serialize;
 
+use super::pit_merge::{self, MergeOptions, PointInTimeMerge};
 use super::query_error;
 use crate::error::{Error, Result, quote};
 use crate::feature_store::FeatureStore;
@@ -101,30 +105,45 @@ fn millis_expr(expr: &str, data_type: &DataType) -> Option<String> {
     })
 }
 
-/// Per joined group, its (feature, output column) pairs.
-pub type OutputColumns = Vec<Vec<(String, String)>>;
+/// How one joined group is built: its history as the merge reads it, the base's key columns
+/// for it, and its output columns.
+#[derive(Debug, Clone)]
+pub struct GroupPlan {
+    /// The group's history (filtered by `as_of` and the event-time range) with the columns of
+    /// [`pit_merge`](super::pit_merge) (`__id`, `__et`, `__api`, `__write`, `__deleted`, then
+    /// the features), sorted by (identifier, event time, api time, write time).
+    pub history_sql: String,
+    /// Key columns added to the base: the identifier as the group's identifier type, and the
+    /// time in epoch milliseconds.
+    pub key_id: String,
+    pub key_time: String,
+    /// (feature, output column) pairs.
+    pub outputs: Vec<(String, String)>,
+}
 
-/// The SQL of a dataset build over [`BASE_TABLE`] (whose schema is `base`) and the groups'
-/// history tables, and per group its (feature, output column) pairs.
-///
-/// Base rows are matched by their (identifier, event time) key: the features a base row gets
-/// depend on nothing else, so each distinct key is joined and ranked once, and every base row
-/// with that key takes the result (a base row repeated keeps its repeats).
-pub fn plan_sql(
+/// A dataset build's plan: the base with every group's key columns added, and per group how
+/// to merge it.
+#[derive(Debug, Clone)]
+pub struct BuildPlan {
+    pub keyed_base_sql: String,
+    pub groups: Vec<GroupPlan>,
+}
+
+/// Plans a dataset build over [`BASE_TABLE`] (whose schema is `base`) and the groups' history
+/// tables: validates the request against both and writes the SQL of each input.
+pub fn plan(
     base: &Schema,
     groups: &[(JoinedGroup, std::sync::Arc<FeatureGroup>)],
     options: &DatasetOptions,
-) -> Result<(String, OutputColumns)> {
+) -> Result<BuildPlan> {
     if groups.is_empty() {
         return Err(Error::validation(
             "FeatureGroups must name at least one feature group",
         ));
     }
     let mut taken: Vec<String> = base.fields().iter().map(|f| f.name().clone()).collect();
-    let mut ctes = Vec::new();
-    let mut select = vec!["base.*".to_string()];
-    let mut joins = Vec::new();
-    let mut outputs = Vec::new();
+    let mut keys = vec!["b.*".to_string()];
+    let mut plans = Vec::new();
     for (i, (joined, group)) in groups.iter().enumerate() {
         let at = |e: Error| e.at(format!("FeatureGroups[{i}]"));
         let column_type = |name: &str, what: &str| {
@@ -142,24 +161,16 @@ pub fn plan_sql(
         };
         column_type(&joined.base_identifier_column, "BaseIdentifierColumn")?;
         let time_type = column_type(&joined.base_event_time_column, "BaseEventTimeColumn")?;
-        let base_id = |table: &str, id_type: &str| {
-            format!(
-                "CAST({table}.{} AS {id_type})",
-                ident(&joined.base_identifier_column)
-            )
-        };
-        let base_time = |table: &str| {
-            millis_expr(
-                &format!("{table}.{}", ident(&joined.base_event_time_column)),
-                &time_type,
-            )
-        };
-        if base_time("base").is_none() {
-            return Err(at(Error::validation(format!(
+        let base_time = millis_expr(
+            &format!("b.{}", ident(&joined.base_event_time_column)),
+            &time_type,
+        )
+        .ok_or_else(|| {
+            at(Error::validation(format!(
                 "BaseEventTimeColumn {} is {time_type}; it must be a timestamp, ISO-8601 text or epoch seconds",
                 quote(&joined.base_event_time_column)
-            ))));
-        }
+            )))
+        })?;
 
         let id_feature = &group.record_identifier_feature_name;
         let et_feature = &group.event_time_feature_name;
@@ -192,7 +203,7 @@ pub fn plan_sql(
         };
 
         // Output names: the feature's own, or `<group>.<feature>` when that is taken.
-        let mut pairs = Vec::new();
+        let mut outputs = Vec::new();
         for f in &features {
             let name = if taken.contains(f) {
                 format!("{}.{f}", group.name)
@@ -200,10 +211,22 @@ pub fn plan_sql(
                 f.clone()
             };
             taken.push(name.clone());
-            pairs.push((f.clone(), name));
+            outputs.push((f.clone(), name));
         }
+        let (key_id, key_time) = (format!("__quiver_id_{i}"), format!("__quiver_time_{i}"));
+        if let Some(clash) = [&key_id, &key_time].into_iter().find(|k| taken.contains(k)) {
+            return Err(Error::validation(format!(
+                "the base table has a column named {}, which dataset builds reserve",
+                quote(clash)
+            )));
+        }
+        keys.push(format!(
+            "CAST(b.{id} AS {id_type}) AS {key_id}, {base_time} AS {key_time}",
+            id = ident(&joined.base_identifier_column),
+            key_id = ident(&key_id),
+            key_time = ident(&key_time),
+        ));
 
-        let g = format!("g{i}");
         let mut filters = vec!["TRUE".to_string()];
         if let Some(ms) = options.as_of_ms {
             filters.push(format!("__write <= {ms}"));
@@ -219,73 +242,96 @@ pub fn plan_sql(
             .enumerate()
             .map(|(k, f)| format!(", {} AS __f{k}", ident(f)))
             .collect();
-        ctes.push(format!(
-            "{g}_src AS (SELECT * FROM (SELECT {id} AS __id, {et_ms} AS __et, \
+        let history_sql = format!(
+            "SELECT * FROM (SELECT {id} AS __id, {et_ms} AS __et, \
              CAST({api} AS BIGINT) AS __api, CAST({write} AS BIGINT) AS __write, \
-             {deleted} AS __deleted{feature_cols} FROM quiver.public.{table}) WHERE {filters})",
+             {deleted} AS __deleted{feature_cols} FROM quiver.public.{table}) WHERE {filters} \
+             ORDER BY __id ASC NULLS FIRST, __et ASC NULLS FIRST, __api ASC NULLS FIRST, \
+             __write ASC NULLS FIRST",
             id = ident(id_feature),
             api = ident(API_INVOCATION_TIME),
             write = ident(WRITE_TIME),
             deleted = ident(IS_DELETED),
             table = ident(&group.name),
             filters = filters.join(" AND "),
-        ));
-        let mut rows = format!("{g}_src");
-        if !options.include_duplicated_records {
-            ctes.push(format!(
-                "{g}_dedup AS (SELECT * EXCLUDE (__dup) FROM (SELECT *, row_number() OVER \
-                 (PARTITION BY __id, __et ORDER BY __api DESC, __write DESC) AS __dup FROM {rows}) \
-                 WHERE __dup = 1)"
-            ));
-            rows = format!("{g}_dedup");
-        }
-        if !options.include_deleted_records {
-            ctes.push(format!(
-                "{g}_live AS (SELECT f.* FROM {rows} f LEFT JOIN (SELECT __id AS __del_id, \
-                 max(__et) AS __del_et FROM {rows} WHERE __deleted GROUP BY __id) d \
-                 ON f.__id = d.__del_id WHERE NOT f.__deleted AND (d.__del_et IS NULL OR f.__et > d.__del_et))"
-            ));
-            rows = format!("{g}_live");
-        }
-        ctes.push(format!(
-            "{g}_keys AS (SELECT DISTINCT {id} AS __k_id, {time} AS __k_et FROM {BASE_TABLE} b)",
-            id = base_id("b", id_type),
-            time = base_time("b").unwrap_or_default(),
-        ));
-        let mut on = vec!["k.__k_id = f.__id".to_string()];
-        if options.point_in_time {
-            on.push("f.__et <= k.__k_et".to_string());
-        }
-        if let Some(age) = options.max_age_ms {
-            on.push(format!("f.__et >= k.__k_et - {age}"));
-        }
-        let rank = match options.most_recent {
-            Some(n) => format!("WHERE __rank <= {n}"),
-            None => String::new(),
-        };
-        ctes.push(format!(
-            "{g}_join AS (SELECT * FROM (SELECT k.__k_id AS {g}_id, k.__k_et AS {g}_et, f.*, \
-             row_number() OVER (PARTITION BY k.__k_id, k.__k_et ORDER BY f.__et DESC, f.__api DESC, \
-             f.__write DESC) AS __rank FROM {g}_keys k JOIN {rows} f ON {on}) {rank})",
-            on = on.join(" AND "),
-        ));
-        for (k, (_, name)) in pairs.iter().enumerate() {
-            select.push(format!("{g}_join.__f{k} AS {}", ident(name)));
-        }
-        joins.push(format!(
-            "LEFT JOIN {g}_join ON {id} = {g}_join.{g}_id AND {time} = {g}_join.{g}_et",
-            id = base_id("base", id_type),
-            time = base_time("base").unwrap_or_default(),
-        ));
-        outputs.push(pairs);
+        );
+        plans.push(GroupPlan {
+            history_sql,
+            key_id,
+            key_time,
+            outputs,
+        });
     }
-    let sql = format!(
-        "WITH {ctes} SELECT {select} FROM {BASE_TABLE} base {joins}",
-        ctes = ctes.join(",\n"),
-        select = select.join(", "),
-        joins = joins.join(" "),
-    );
-    Ok((sql, outputs))
+    Ok(BuildPlan {
+        keyed_base_sql: format!("SELECT {} FROM {BASE_TABLE} b", keys.join(", ")),
+        groups: plans,
+    })
+}
+
+/// Runs `plan`: per group, the base (as the previous group left it) sorted by the group's
+/// identifier, merged with the group's sorted history. Returns the result without the key
+/// columns.
+async fn run(
+    ctx: &SessionContext,
+    plan: &BuildPlan,
+    options: &DatasetOptions,
+) -> Result<DataFrame> {
+    let mut current = ctx.sql(&plan.keyed_base_sql).await.map_err(query_error)?;
+    let mut keys = Vec::new();
+    for group in &plan.groups {
+        let unqualified = |name: &str| Expr::Column(Column::new_unqualified(name));
+        let base = current
+            .sort(vec![unqualified(&group.key_id).sort(true, true)])
+            .map_err(query_error)?
+            .create_physical_plan()
+            .await
+            .map_err(query_error)?;
+        let history = ctx
+            .sql(&group.history_sql)
+            .await
+            .map_err(query_error)?
+            .create_physical_plan()
+            .await
+            .map_err(query_error)?;
+        let base_schema = base.schema();
+        let history_schema = history.schema();
+        let mut fields: Vec<Field> = base_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (k, (_, name)) in group.outputs.iter().enumerate() {
+            let feature = history_schema.field(pit_merge::HISTORY_FEATURES + k);
+            fields.push(Field::new(name, feature.data_type().clone(), true));
+        }
+        let index = |name: &str| {
+            base_schema
+                .index_of(name)
+                .map_err(|e| Error::internal(format!("dataset build: {e}")))
+        };
+        let merge = PointInTimeMerge {
+            options: MergeOptions {
+                base_id: index(&group.key_id)?,
+                base_time: index(&group.key_time)?,
+                point_in_time: options.point_in_time,
+                include_duplicated_records: options.include_duplicated_records,
+                include_deleted_records: options.include_deleted_records,
+                most_recent: options.most_recent.map(|n| n as usize),
+                max_age_ms: options.max_age_ms,
+                batch_size: ctx.state().config().batch_size(),
+            },
+            base,
+            history,
+            schema: Arc::new(Schema::new(fields)),
+        };
+        let table = StreamingTable::try_new(merge.schema.clone(), vec![Arc::new(merge)])
+            .map_err(query_error)?;
+        current = ctx.read_table(Arc::new(table)).map_err(query_error)?;
+        keys.push(group.key_id.clone());
+        keys.push(group.key_time.clone());
+    }
+    let keys: Vec<Column> = keys.iter().map(|k| Column::new_unqualified(k)).collect();
+    current.drop_columns(&keys).map_err(query_error)
 }
 
 /// What a dataset holds and how it was made, written beside its files as `manifest.json`; the
@@ -406,7 +452,7 @@ pub async fn build(
         base.into_view(),
     )
     .map_err(query_error)?;
-    let (sql, outputs) = plan_sql(&base_schema, &groups, &request.options)?;
+    let plan = plan(&base_schema, &groups, &request.options)?;
 
     let destination = store.offline().object_store(&output)?;
     register_store(env, store, &output)?;
@@ -417,7 +463,7 @@ pub async fn build(
             quote(&output)
         )));
     }
-    let frame = ctx.sql(&sql).await.map_err(query_error)?;
+    let frame = run(ctx, &plan, &request.options).await?;
     let written = frame
         .write_parquet(&format!("{output}/"), DataFrameWriteOptions::new(), None)
         .await
@@ -430,13 +476,13 @@ pub async fn build(
     let files = list_files(&destination, "", &uri_root(&output)).await?;
 
     let mut feature_groups = Vec::new();
-    for ((joined, group), features) in groups.iter().zip(outputs) {
+    for ((joined, group), planned) in groups.iter().zip(plan.groups) {
         let (source, dir) = store.offline().destination(group)?;
         let root = uri_root(store.offline().base_uri(group));
         feature_groups.push(ManifestGroup {
             name: group.name.clone(),
             arn: store.registry().arns().feature_group_arn(&group.name),
-            features,
+            features: planned.outputs,
             base_identifier_column: joined.base_identifier_column.clone(),
             base_event_time_column: joined.base_event_time_column.clone(),
             source_files: list_files(&source, &format!("{dir}/data"), &root).await?,
@@ -526,7 +572,8 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{
-        Array, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+        Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray,
+        TimestampMillisecondArray,
     };
     use arrow::record_batch::RecordBatch;
     use rand::rngs::StdRng;
@@ -711,18 +758,21 @@ mod tests {
             writes.dedup();
 
             // The base: identifiers 0..8, times on a finer grid (some equal to feature times).
-            let base: Vec<(i64, i64)> = (0..25)
+            // Two times per row: the group is joined twice, on `t` and on `t2`.
+            let base: Vec<(i64, i64, i64)> = (0..25)
                 .map(|_| {
-                    (
-                        rng.random_range(0..8_i64),
-                        T + rng.random_range(-2..26_i64) * STEP / 2,
-                    )
+                    let time = |rng: &mut StdRng| T + rng.random_range(-2..26_i64) * STEP / 2;
+                    (rng.random_range(0..8_i64), time(&mut rng), time(&mut rng))
                 })
                 .collect();
             let base_file = dir.path().join("base.csv");
-            let mut csv = String::from("id,t,label\n");
-            for (i, (id, t)) in base.iter().enumerate() {
-                csv.push_str(&format!("{id},{:.3},{i}\n", *t as f64 / 1000.0));
+            let mut csv = String::from("id,t,t2,label\n");
+            for (i, (id, t, t2)) in base.iter().enumerate() {
+                csv.push_str(&format!(
+                    "{id},{:.3},{:.3},{i}\n",
+                    *t as f64 / 1000.0,
+                    *t2 as f64 / 1000.0
+                ));
             }
             std::fs::write(&base_file, csv).unwrap();
 
@@ -754,12 +804,14 @@ mod tests {
                             let manifest = engine
                                 .create_dataset(DatasetRequest {
                                     base: BaseSource::File(base_file.display().to_string()),
-                                    groups: vec![JoinedGroup {
-                                        name: "g".into(),
-                                        features: vec!["v".into()],
-                                        base_identifier_column: "id".into(),
-                                        base_event_time_column: "t".into(),
-                                    }],
+                                    groups: ["t", "t2"]
+                                        .map(|time| JoinedGroup {
+                                            name: "g".into(),
+                                            features: vec!["v".into()],
+                                            base_identifier_column: "id".into(),
+                                            base_event_time_column: time.into(),
+                                        })
+                                        .to_vec(),
                                     options: options.clone(),
                                     output_uri: out.display().to_string(),
                                 })
@@ -779,22 +831,40 @@ mod tests {
                             let batches = frame.collect().await.unwrap();
                             let mut got = Vec::new();
                             for b in &batches {
-                                let (id, t) = (
+                                let (id, label) = (
                                     column::<Int64Array>(b, "id"),
-                                    column::<Float64Array>(b, "t"),
+                                    column::<Int64Array>(b, "label"),
                                 );
-                                let v = column::<StringArray>(b, "v");
+                                let (v, v2) = (
+                                    column::<StringArray>(b, "v"),
+                                    column::<StringArray>(b, "g.v"),
+                                );
+                                let text = |a: &StringArray, i| {
+                                    a.is_valid(i).then(|| a.value(i).to_string())
+                                };
                                 for i in 0..b.num_rows() {
                                     got.push((
                                         id.value(i),
-                                        (t.value(i) * 1000.0).round() as i64,
-                                        v.is_valid(i).then(|| v.value(i).to_string()),
+                                        label.value(i),
+                                        text(v, i),
+                                        text(v2, i),
                                     ));
                                 }
                             }
                             got.sort();
                             matched += got.iter().filter(|g| g.2.is_some()).count();
-                            let want = reference(&history, &base, &options);
+                            // Per base row, every pair of its matches in the two joins.
+                            let mut want = Vec::new();
+                            for (label, &(id, t, t2)) in base.iter().enumerate() {
+                                let first = reference(&history, &[(id, t)], &options);
+                                let second = reference(&history, &[(id, t2)], &options);
+                                for (_, _, v) in &first {
+                                    for (_, _, v2) in &second {
+                                        want.push((id, label as i64, v.clone(), v2.clone()));
+                                    }
+                                }
+                            }
+                            want.sort();
                             assert_eq!(got, want, "seed {seed}, {options:?}");
                             assert_eq!(manifest.row_count, want.len() as u64);
                             assert!(!manifest.feature_groups[0].source_files.is_empty());
@@ -805,5 +875,168 @@ mod tests {
         }
         // Not vacuous: most base rows found features in most builds.
         assert!(matched > 1000, "only {matched} matched rows in all builds");
+    }
+
+    /// Inputs (~100 MB of history, ~30 MB of base rows as Arrow) about eight times the query
+    /// memory budget (16 MiB): the build spills rather than fails, and is right. The history
+    /// is written straight into the group's offline layout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn builds_larger_than_the_memory_budget_complete() {
+        use parquet::arrow::ArrowWriter;
+
+        const IDS: i64 = 20_000;
+        const ROWS: i64 = 1_000_000;
+        const BASE_ROWS: usize = 400_000;
+        const HOUR: i64 = 3_600_000;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), ManualClock::new(T)));
+        store.create_feature_group(spec(None, true)).unwrap();
+        let group = store.registry().get("g").unwrap();
+        let data = store.offline().data_uri(&group);
+        let data = std::path::PathBuf::from(data.strip_prefix("file://").unwrap());
+        let schema = crate::offline::parquet::schema(&group);
+        let padding = "x".repeat(40);
+        let mut rng = StdRng::seed_from_u64(11);
+        // Row k: a random identifier, event time T + 250 ms * k (unique), so each hour
+        // partition gets 14,400 rows.
+        let mut by_id: Vec<Vec<i64>> = vec![Vec::new(); IDS as usize];
+        let mut k = 0;
+        while k < ROWS {
+            let hour_rows = (HOUR / 250).min(ROWS - k);
+            let (mut ids, mut ts, mut vs, mut times) = (vec![], vec![], vec![], vec![]);
+            for j in k..k + hour_rows {
+                let (id, et) = (rng.random_range(0..IDS), T + 250 * j);
+                by_id[id as usize].push(et);
+                ids.push(id);
+                ts.push(et as f64 / 1000.0);
+                vs.push(format!("{id}-{et}-{padding}"));
+                times.push(et + 1);
+            }
+            let n = ids.len();
+            let stamp = |v: Vec<i64>| {
+                Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) as ArrayRef
+            };
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(Float64Array::from(ts)),
+                    Arc::new(StringArray::from(vs)),
+                    stamp(vec![T + 100 * HOUR; n]),
+                    stamp(times),
+                    Arc::new(BooleanArray::from(vec![false; n])),
+                ],
+            )
+            .unwrap();
+            let partition = data.join(crate::offline::layout::partition(T + 250 * k));
+            std::fs::create_dir_all(&partition).unwrap();
+            let file = std::fs::File::create(partition.join("part.parquet")).unwrap();
+            let mut writer = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+            writer.write(&batch).unwrap();
+            writer.close().unwrap();
+            k += hour_rows;
+        }
+        // The base: some identifiers with no history, times from before the first row to
+        // after the last.
+        let span = 250 * ROWS;
+        let base: Vec<(i64, i64)> = (0..BASE_ROWS)
+            .map(|_| {
+                (
+                    rng.random_range(0..IDS + 1_000),
+                    T + rng.random_range(-HOUR..span + HOUR),
+                )
+            })
+            .collect();
+        let label = "y".repeat(48);
+        let base_batch = RecordBatch::try_from_iter(vec![
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(base.iter().map(|b| b.0))) as ArrayRef,
+            ),
+            (
+                "t",
+                Arc::new(Float64Array::from_iter_values(
+                    base.iter().map(|b| b.1 as f64 / 1000.0),
+                )),
+            ),
+            (
+                "label",
+                Arc::new(StringArray::from_iter_values(
+                    (0..BASE_ROWS).map(|i| format!("{i}-{label}")),
+                )),
+            ),
+        ])
+        .unwrap();
+        let base_file = dir.path().join("base.parquet");
+        let mut writer = ArrowWriter::try_new(
+            std::fs::File::create(&base_file).unwrap(),
+            base_batch.schema(),
+            None,
+        )
+        .unwrap();
+        writer.write(&base_batch).unwrap();
+        writer.close().unwrap();
+
+        let engine = QueryEngine::new(
+            store.clone(),
+            &QueryOptions {
+                memory_bytes: 16 << 20,
+                threads: 2,
+                spill_dir: dir.path().join("tmp"),
+            },
+        )
+        .unwrap();
+        let out = dir.path().join("out");
+        let manifest = engine
+            .create_dataset(DatasetRequest {
+                base: BaseSource::File(base_file.display().to_string()),
+                groups: vec![JoinedGroup {
+                    name: "g".into(),
+                    features: vec!["v".into()],
+                    base_identifier_column: "id".into(),
+                    base_event_time_column: "t".into(),
+                }],
+                options: DatasetOptions {
+                    point_in_time: true,
+                    most_recent: Some(1),
+                    ..Default::default()
+                },
+                output_uri: out.display().to_string(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(manifest.row_count, BASE_ROWS as u64);
+
+        let ctx = SessionContext::new_with_config(crate::query::tables::session_config());
+        let batches = ctx
+            .read_parquet(format!("{}/", out.display()), ParquetReadOptions::default())
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let (mut rows, mut matched) = (0, 0);
+        for b in &batches {
+            let (id, t) = (
+                column::<Int64Array>(b, "id"),
+                column::<Float64Array>(b, "t"),
+            );
+            let v = column::<StringArray>(b, "v");
+            for i in 0..b.num_rows() {
+                let (id, t) = (id.value(i), (t.value(i) * 1000.0).round() as i64);
+                let ets = by_id
+                    .get(id as usize)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let latest = ets.partition_point(|&et| et <= t).checked_sub(1);
+                let want = latest.map(|p| format!("{id}-{}-{padding}", ets[p]));
+                let got = v.is_valid(i).then(|| v.value(i).to_string());
+                assert_eq!(got, want, "base row ({id}, {t})");
+                matched += usize::from(want.is_some());
+                rows += 1;
+            }
+        }
+        assert_eq!(rows, BASE_ROWS);
+        assert!(matched > BASE_ROWS / 2, "only {matched} rows matched");
     }
 }

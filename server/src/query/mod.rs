@@ -9,6 +9,7 @@
 
 pub mod dataset;
 pub mod flight;
+pub mod pit_merge;
 pub mod service;
 pub mod tables;
 
@@ -52,6 +53,9 @@ pub struct QueryEngine {
     store: Arc<FeatureStore>,
     env: Arc<RuntimeEnv>,
     catalog: Arc<dyn CatalogProvider>,
+    /// Rows per row group of a dataset's files: each output file buffers one row group in
+    /// memory, so fewer under small budgets.
+    dataset_row_group_rows: usize,
     /// The query threads; `None` once shut down.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -64,22 +68,32 @@ impl QueryEngine {
                 options.spill_dir.display()
             )
         })?;
+        // The fair pool gives each spilling operator an equal share, and one batch must fit in
+        // a share: smaller batches under small budgets (the default 8192 rows from 32 MiB).
+        let batch_rows = (options.memory_bytes / 4096).clamp(1024, 8192);
+        // A sort merging its spill files takes as many as the pool lets it, and cannot spill
+        // that memory: with several sorts (one per thread), the first would starve the others.
+        // Cap the files per merge pass so each fits in half its share (a pass holds two
+        // batches of each file; ~256 bytes a row), with more passes when there are more files.
+        let merge_fan_in =
+            (options.memory_bytes / (2 * options.threads.max(1))) / (2 * batch_rows * 256);
         let env = RuntimeEnvBuilder::new()
             // Tracking names the largest consumers when a query runs out of memory.
             .with_memory_pool(Arc::new(TrackConsumersPool::new(
                 FairSpillPool::new(options.memory_bytes),
                 NonZeroUsize::new(5).expect("5 is not zero"),
             )))
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
-                DiskManagerMode::Directories(vec![options.spill_dir.clone()]),
-            ))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default()
+                    .with_mode(DiskManagerMode::Directories(vec![
+                        options.spill_dir.clone(),
+                    ]))
+                    .with_max_spill_merge_fan_in(merge_fan_in.clamp(2, 64)),
+            )
             .build_arc()?;
         // Each sort reserves memory to merge its spill files with; scaled to the budget so that
         // several sorts fit in a small one.
         let spill_reservation = (options.memory_bytes / 32).clamp(256 << 10, 10 << 20);
-        // The fair pool gives each spilling operator an equal share, and one batch must fit in
-        // a share: smaller batches under small budgets (the default 8192 rows from 32 MiB).
-        let batch_rows = (options.memory_bytes / 4096).clamp(1024, 8192);
         let config = tables::session_config()
             .with_target_partitions(options.threads)
             .with_batch_size(batch_rows)
@@ -116,6 +130,7 @@ impl QueryEngine {
             store,
             env,
             catalog,
+            dataset_row_group_rows: (options.memory_bytes / 1024).clamp(8 * 1024, 128 * 1024),
             runtime: Some(runtime),
         })
     }
@@ -157,7 +172,12 @@ impl QueryEngine {
             )
             .set_usize(
                 "datafusion.execution.parquet.max_row_group_size",
-                128 * 1024,
+                self.dataset_row_group_rows,
+            )
+            // One file written at a time per query thread (the default is at least 4).
+            .set_usize(
+                "datafusion.execution.minimum_parallel_output_files",
+                self.ctx.copied_config().target_partitions(),
             );
         let ctx = SessionContext::new_with_config_rt(config, self.env.clone());
         ctx.register_catalog(CATALOG, self.catalog.clone());

@@ -1,0 +1,574 @@
+//! The streaming sorted-merge at the heart of a dataset build: base rows sorted by one group's
+//! identifier, merged with that group's history sorted by (identifier, event time,
+//! `api_invocation_time`, `write_time`), in one pass.
+//!
+//! Both inputs are DataFusion plans ending in a sort, which spills within the query memory
+//! budget; the merge itself holds one identifier's history (after dedup and deletes) and one
+//! output batch, so a build's memory does not grow with its inputs, only with the most rows
+//! any one identifier has.
+//!
+//! Per identifier, its history rows (already filtered by `as_of` and the event-time range) are:
+//! 1. deduplicated unless duplicates are included: per event time, the last in sort order,
+//!    i.e. the latest `api_invocation_time`, then `write_time`;
+//! 2. unless deleted records are included: a delete marker hides the rows at or before its
+//!    event time, and itself;
+//! 3. matched with each base row of the identifier: with point-in-time, rows with event time
+//!    at or before the base row's; with a maximum age, rows at most that much older; with
+//!    `most_recent`, the N latest of those. A base row with no match (or a null identifier or
+//!    time) is written once with null features; one with several once per match.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, new_null_array};
+use arrow::compute::{cast, interleave};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SpillFile;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use futures::StreamExt;
+
+/// The history's leading columns, in this order; the features follow.
+pub const HISTORY_ID: usize = 0;
+pub const HISTORY_EVENT_TIME: usize = 1;
+pub const HISTORY_API_TIME: usize = 2;
+pub const HISTORY_WRITE_TIME: usize = 3;
+pub const HISTORY_DELETED: usize = 4;
+pub const HISTORY_FEATURES: usize = 5;
+
+/// What one merge does, beyond its inputs.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// Columns of the base holding the identifier (the group's identifier type) and the time
+    /// (epoch milliseconds, Int64).
+    pub base_id: usize,
+    pub base_time: usize,
+    pub point_in_time: bool,
+    pub include_duplicated_records: bool,
+    pub include_deleted_records: bool,
+    pub most_recent: Option<usize>,
+    pub max_age_ms: Option<i64>,
+    /// Rows per output batch.
+    pub batch_size: usize,
+}
+
+/// One group's merge as a partition DataFusion can read from: the base's columns followed by
+/// the group's features (`schema`). Executing it runs both inputs and the merge on a task of
+/// the query runtime, cancelled when the stream is dropped.
+#[derive(Debug)]
+pub struct PointInTimeMerge {
+    pub base: Arc<dyn ExecutionPlan>,
+    pub history: Arc<dyn ExecutionPlan>,
+    pub options: MergeOptions,
+    pub schema: SchemaRef,
+}
+
+impl PartitionStream for PointInTimeMerge {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
+        let tx = builder.tx();
+        let (base, history) = (self.base.clone(), self.history.clone());
+        let (options, schema) = (self.options.clone(), self.schema.clone());
+        builder.spawn(async move {
+            let mut merge = Merge::new(schema, options, &history.schema())?;
+            // The sorted base is spooled to a file first: its sort's memory is released before
+            // the history's sort starts, so their peaks do not add up.
+            let spooled = spool(execute_stream(base, ctx.clone())?, &ctx).await?;
+            let mut history = Reader::new(execute_stream(history, ctx)?);
+            for batch in unspool(&spooled)? {
+                for out in merge.base_batch(&batch?, &mut history).await? {
+                    if tx.send(Ok(out)).await.is_err() {
+                        return Ok(()); // the reader is gone
+                    }
+                }
+            }
+            if let Some(out) = merge.finish()?
+                && tx.send(Ok(out)).await.is_err()
+            {
+                return Ok(());
+            }
+            Ok(())
+        });
+        builder.build()
+    }
+}
+
+/// Writes `stream` to a temporary Arrow IPC file of the query spill directory.
+async fn spool(
+    mut stream: SendableRecordBatchStream,
+    ctx: &TaskContext,
+) -> Result<Arc<dyn SpillFile>> {
+    let file = ctx
+        .runtime_env()
+        .disk_manager
+        .create_tmp_file("dataset build: sorted base")?;
+    let mut writer = StreamWriter::try_new(
+        std::io::BufWriter::new(file.open_writer()?),
+        &stream.schema(),
+    )?;
+    while let Some(batch) = stream.next().await.transpose()? {
+        writer.write(&batch)?;
+    }
+    writer.finish()?;
+    let mut inner = writer
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| DataFusionError::IoError(e.into_error()))?;
+    inner.finish()?;
+    Ok(file)
+}
+
+/// The spooled base, read back.
+fn unspool(file: &Arc<dyn SpillFile>) -> Result<StreamReader<std::io::BufReader<std::fs::File>>> {
+    let path = file.path().ok_or_else(|| {
+        DataFusionError::Internal("dataset build: the spill directory is not local".into())
+    })?;
+    let file = std::fs::File::open(path)?;
+    Ok(StreamReader::try_new(std::io::BufReader::new(file), None)?)
+}
+
+/// An identifier column, as the group's identifier type.
+enum Ids {
+    Int(arrow::array::Int64Array),
+    Str(arrow::array::StringArray),
+}
+
+/// One identifier value, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    Int(i64),
+    Str(String),
+}
+
+impl Ids {
+    fn new(array: &ArrayRef) -> Result<Self> {
+        Ok(match array.data_type() {
+            DataType::Int64 => Ids::Int(array.as_primitive::<Int64Type>().clone()),
+            DataType::Utf8 => Ids::Str(array.as_string::<i32>().clone()),
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32 => Ids::Int(
+                cast(array, &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            ),
+            _ => Ids::Str(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
+        })
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            Ids::Int(a) => a.is_null(i),
+            Ids::Str(a) => a.is_null(i),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Ids::Int(a) => a.len(),
+            Ids::Str(a) => a.len(),
+        }
+    }
+
+    fn key(&self, i: usize) -> Key {
+        match self {
+            Ids::Int(a) => Key::Int(a.value(i)),
+            Ids::Str(a) => Key::Str(a.value(i).to_string()),
+        }
+    }
+
+    /// Row `i` against `key`, nulls first (as both inputs are sorted).
+    fn cmp_key(&self, i: usize, key: &Key) -> Ordering {
+        if self.is_null(i) {
+            return Ordering::Less;
+        }
+        match (self, key) {
+            (Ids::Int(a), Key::Int(k)) => a.value(i).cmp(k),
+            (Ids::Str(a), Key::Str(k)) => a.value(i).cmp(k.as_str()),
+            (Ids::Int(a), Key::Str(k)) => a.value(i).to_string().as_str().cmp(k.as_str()),
+            (Ids::Str(a), Key::Int(k)) => a.value(i).cmp(k.to_string().as_str()),
+        }
+    }
+}
+
+fn int64s(array: &ArrayRef) -> Result<arrow::array::Int64Array> {
+    Ok(cast(array, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone())
+}
+
+/// One history batch, its columns typed.
+struct HistoryBatch {
+    serial: u64,
+    ids: Ids,
+    event_times: arrow::array::Int64Array,
+    api_times: arrow::array::Int64Array,
+    write_times: arrow::array::Int64Array,
+    deleted: arrow::array::BooleanArray,
+    features: Vec<ArrayRef>,
+}
+
+impl HistoryBatch {
+    fn new(serial: u64, batch: &RecordBatch) -> Result<Self> {
+        let deleted = cast(batch.column(HISTORY_DELETED), &DataType::Boolean)?;
+        Ok(Self {
+            serial,
+            ids: Ids::new(batch.column(HISTORY_ID))?,
+            event_times: int64s(batch.column(HISTORY_EVENT_TIME))?,
+            api_times: int64s(batch.column(HISTORY_API_TIME))?,
+            write_times: int64s(batch.column(HISTORY_WRITE_TIME))?,
+            deleted: deleted.as_boolean().clone(),
+            features: batch.columns()[HISTORY_FEATURES..].to_vec(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// The sorted history, read forward.
+struct Reader {
+    stream: SendableRecordBatchStream,
+    current: Option<Arc<HistoryBatch>>,
+    row: usize,
+    serial: u64,
+    done: bool,
+}
+
+impl Reader {
+    fn new(stream: SendableRecordBatchStream) -> Self {
+        Self {
+            stream,
+            current: None,
+            row: 0,
+            serial: 0,
+            done: false,
+        }
+    }
+
+    /// The batch holding the next unread row, or `None` at the end.
+    async fn peek(&mut self) -> Result<Option<Arc<HistoryBatch>>> {
+        loop {
+            if let Some(batch) = &self.current
+                && self.row < batch.len()
+            {
+                return Ok(Some(batch.clone()));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.stream.next().await.transpose()? {
+                Some(batch) => {
+                    self.serial += 1;
+                    self.current = Some(Arc::new(HistoryBatch::new(self.serial, &batch)?));
+                    self.row = 0;
+                }
+                None => {
+                    self.done = true;
+                    self.current = None;
+                }
+            }
+        }
+    }
+}
+
+/// One history row of the current identifier.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    /// Index into [`Identifier::batches`].
+    batch: usize,
+    row: usize,
+    event_time: i64,
+    api_time: i64,
+    write_time: i64,
+    deleted: bool,
+}
+
+impl Row {
+    fn order(&self) -> (i64, i64, i64) {
+        (self.event_time, self.api_time, self.write_time)
+    }
+}
+
+/// The current identifier's history, deduplicated and with deletes applied as asked.
+#[derive(Default)]
+struct Identifier {
+    key: Option<Key>,
+    batches: Vec<Arc<HistoryBatch>>,
+    rows: Vec<Row>,
+}
+
+/// Output rows gathered for the next batch: per row a base row and a history row (or none).
+struct Output {
+    schema: SchemaRef,
+    base_batches: Vec<RecordBatch>,
+    base_serial: Option<u64>,
+    /// Per feature, its null value first (source 0), then each history batch's column.
+    history_batches: Vec<Arc<HistoryBatch>>,
+    history_sources: HashMap<u64, usize>,
+    nulls: Vec<ArrayRef>,
+    base_rows: Vec<(usize, usize)>,
+    history_rows: Vec<(usize, usize)>,
+}
+
+impl Output {
+    fn push(&mut self, base_row: usize, history: Option<(&Arc<HistoryBatch>, usize)>) {
+        let base = self.base_batches.len() - 1;
+        self.base_rows.push((base, base_row));
+        self.history_rows.push(match history {
+            None => (0, 0),
+            Some((batch, row)) => {
+                let source = match self.history_sources.get(&batch.serial) {
+                    Some(&s) => s,
+                    None => {
+                        self.history_batches.push(batch.clone());
+                        let s = self.history_batches.len();
+                        self.history_sources.insert(batch.serial, s);
+                        s
+                    }
+                };
+                (source, row)
+            }
+        });
+    }
+
+    fn full(&self, batch_size: usize) -> bool {
+        // Bounded by rows, and by the history batches it keeps alive.
+        self.base_rows.len() >= batch_size || self.history_batches.len() >= 64
+    }
+
+    fn take(&mut self, current_base: Option<(&RecordBatch, u64)>) -> Result<Option<RecordBatch>> {
+        let result = if self.base_rows.is_empty() {
+            None
+        } else {
+            let mut columns = Vec::with_capacity(self.schema.fields().len());
+            let base_columns = self.base_batches[0].num_columns();
+            for c in 0..base_columns {
+                let sources: Vec<&dyn Array> = self
+                    .base_batches
+                    .iter()
+                    .map(|b| b.column(c).as_ref())
+                    .collect();
+                columns.push(interleave(&sources, &self.base_rows)?);
+            }
+            for (f, null) in self.nulls.iter().enumerate() {
+                let mut sources: Vec<&dyn Array> = vec![null.as_ref()];
+                sources.extend(self.history_batches.iter().map(|b| b.features[f].as_ref()));
+                columns.push(interleave(&sources, &self.history_rows)?);
+            }
+            Some(RecordBatch::try_new(self.schema.clone(), columns)?)
+        };
+        self.base_batches.clear();
+        self.base_serial = None;
+        self.history_batches.clear();
+        self.history_sources.clear();
+        self.base_rows.clear();
+        self.history_rows.clear();
+        if let Some((batch, serial)) = current_base {
+            self.base_batches.push(batch.clone());
+            self.base_serial = Some(serial);
+        }
+        Ok(result)
+    }
+}
+
+struct Merge {
+    options: MergeOptions,
+    identifier: Identifier,
+    output: Output,
+    base_serial: u64,
+}
+
+impl Merge {
+    fn new(schema: SchemaRef, options: MergeOptions, history: &SchemaRef) -> Result<Self> {
+        let nulls = history.fields()[HISTORY_FEATURES..]
+            .iter()
+            .map(|f| new_null_array(f.data_type(), 1))
+            .collect();
+        Ok(Self {
+            options,
+            identifier: Identifier::default(),
+            output: Output {
+                schema,
+                base_batches: Vec::new(),
+                base_serial: None,
+                history_batches: Vec::new(),
+                history_sources: HashMap::new(),
+                nulls,
+                base_rows: Vec::new(),
+                history_rows: Vec::new(),
+            },
+            base_serial: 0,
+        })
+    }
+
+    /// Merges one base batch (the base is sorted by identifier); returns the full output
+    /// batches.
+    async fn base_batch(
+        &mut self,
+        batch: &RecordBatch,
+        history: &mut Reader,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        self.base_serial += 1;
+        let serial = self.base_serial;
+        if self.output.base_serial != Some(serial) {
+            self.output.base_batches.push(batch.clone());
+            self.output.base_serial = Some(serial);
+        }
+        let ids = Ids::new(batch.column(self.options.base_id))?;
+        let times = int64s(batch.column(self.options.base_time))?;
+        for row in 0..batch.num_rows() {
+            if ids.is_null(row) || times.is_null(row) {
+                self.output.push(row, None);
+            } else {
+                let key = &self.identifier.key;
+                if key
+                    .as_ref()
+                    .is_none_or(|k| ids.cmp_key(row, k) != Ordering::Equal)
+                {
+                    let key = ids.key(row);
+                    self.load(key, history).await?;
+                }
+                self.matches(row, times.value(row));
+            }
+            if self.output.full(self.options.batch_size)
+                && let Some(full) = self.output.take(Some((batch, serial)))?
+            {
+                out.push(full);
+            }
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        self.output.take(None)
+    }
+
+    /// Pushes the output rows of base row `row` with time `t`.
+    fn matches(&mut self, row: usize, t: i64) {
+        let o = &self.options;
+        let rows = &self.identifier.rows;
+        let hi = if o.point_in_time {
+            rows.partition_point(|r| r.event_time <= t)
+        } else {
+            rows.len()
+        };
+        let lo = o.max_age_ms.map_or(0, |age| {
+            rows.partition_point(|r| r.event_time < t.saturating_sub(age))
+        });
+        if lo >= hi || o.most_recent == Some(0) {
+            self.output.push(row, None);
+            return;
+        }
+        let n = o.most_recent.unwrap_or(usize::MAX);
+        for r in rows[lo..hi].iter().rev().take(n) {
+            let batch = &self.identifier.batches[r.batch];
+            self.output.push(row, Some((batch, r.row)));
+        }
+    }
+
+    /// Reads the history up to `key` and loads its rows (none if it has none).
+    async fn load(&mut self, key: Key, history: &mut Reader) -> Result<()> {
+        let id = &mut self.identifier;
+        id.rows.clear();
+        id.batches.clear();
+        // Skip identifiers before `key`: whole batches at once when they end before it.
+        while let Some(batch) = history.peek().await? {
+            let n = batch.len();
+            if batch.ids.cmp_key(n - 1, &key) == Ordering::Less {
+                history.row = n;
+                continue;
+            }
+            let from = history.row;
+            let skip = partition_point(from, n, |i| batch.ids.cmp_key(i, &key) == Ordering::Less);
+            history.row = skip;
+            if skip < n {
+                break;
+            }
+        }
+        // The identifier's rows, across batches.
+        while let Some(batch) = history.peek().await? {
+            let n = batch.len();
+            let from = history.row;
+            let end = partition_point(from, n, |i| batch.ids.cmp_key(i, &key) == Ordering::Equal);
+            if end > from {
+                id.batches.push(batch.clone());
+                let b = id.batches.len() - 1;
+                for i in from..end {
+                    id.rows.push(Row {
+                        batch: b,
+                        row: i,
+                        event_time: batch.event_times.value(i),
+                        api_time: batch.api_times.value(i),
+                        write_time: batch.write_times.value(i),
+                        deleted: batch.deleted.is_valid(i) && batch.deleted.value(i),
+                    });
+                }
+            }
+            history.row = end;
+            if end < n {
+                break;
+            }
+        }
+        id.key = Some(key);
+        if id.rows.windows(2).any(|w| w[0].order() > w[1].order()) {
+            return Err(DataFusionError::Internal(
+                "dataset build: history not sorted by (event time, api time, write time)".into(),
+            ));
+        }
+        if !self.options.include_duplicated_records {
+            // Sorted by (event time, api, write): the last of each event time is the latest.
+            let rows = &mut id.rows;
+            let mut kept = 0;
+            for i in 0..rows.len() {
+                if i + 1 < rows.len() && rows[i + 1].event_time == rows[i].event_time {
+                    continue;
+                }
+                rows[kept] = rows[i];
+                kept += 1;
+            }
+            rows.truncate(kept);
+        }
+        if !self.options.include_deleted_records {
+            let hidden_upto = id
+                .rows
+                .iter()
+                .filter(|r| r.deleted)
+                .map(|r| r.event_time)
+                .max();
+            id.rows
+                .retain(|r| !r.deleted && hidden_upto.is_none_or(|d| r.event_time > d));
+        }
+        Ok(())
+    }
+}
+
+/// The first index in `from..to` where `before` no longer holds (`before` holds for a prefix).
+fn partition_point(from: usize, to: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (from, to);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
