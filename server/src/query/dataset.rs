@@ -2,12 +2,11 @@
 //! correct when asked, with the options of the SageMaker SDK's DatasetBuilder plus a maximum
 //! feature age (Feast's TTL lookback). Written as Parquet with a manifest.
 //!
-//! A build is one SQL statement over the groups' history tables ([`plan_sql`]), run by the
-//! query engine within its memory budget (`query_memory_mb`): joins are sort-merge joins and
-//! sorts spill. Not yet bounded: with many sorts in one plan, DataFusion's merge phases hold
-//! memory per spill file, so a build whose inputs are several times the budget can still fail
-//! with RESOURCE_EXHAUSTED (the message names the largest consumers); a streaming sorted-merge
-//! join is the planned fix (docs/datasets.md).
+//! A build ([`plan`], then [`run`]) takes the joined groups in turn: the base rows, sorted by
+//! the group's identifier, are merged with the group's history, sorted by (identifier, event
+//! time, api time, write time), in one streaming pass ([`pit_merge`]); the sorts spill within
+//! the query memory budget (`query_memory_mb`), and the merge holds one identifier's history,
+//! so inputs larger than memory complete.
 //!
 //! Per joined group, in this order (each step a SageMaker option):
 //! 1. `as_of`: only rows written (`write_time`) at or before it;
@@ -76,6 +75,8 @@ pub struct DatasetOptions {
     /// Only feature rows at most this much older than their base row.
     pub max_age_ms: Option<i64>,
 }
+
+const HOUR_MS: i64 = 3_600_000;
 
 /// Where a build's own tables live: a catalog of the build's session only.
 pub const SCRATCH_CATALOG: &str = "dataset";
@@ -237,6 +238,32 @@ pub fn plan(
         if let Some(ms) = options.event_time_end_ms {
             filters.push(format!("__et <= {ms}"));
         }
+        // The same range on the event-time feature itself, an hour wider, prunes the hour
+        // partitions outside it (the exact filter above decides the rows).
+        let string_time =
+            group.feature(et_feature).map(|f| f.feature_type) == Some(FeatureType::String);
+        let prune = |ms: EpochMillis| {
+            if string_time {
+                format!("'{}'", time::format_iso8601(ms))
+            } else {
+                format!("{:.3}", ms as f64 / 1000.0)
+            }
+        };
+        let mut pruning = vec!["TRUE".to_string()];
+        if let Some(ms) = options.event_time_start_ms {
+            pruning.push(format!(
+                "{} >= {}",
+                ident(et_feature),
+                prune(ms.saturating_sub(HOUR_MS))
+            ));
+        }
+        if let Some(ms) = options.event_time_end_ms {
+            pruning.push(format!(
+                "{} <= {}",
+                ident(et_feature),
+                prune(ms.saturating_add(HOUR_MS))
+            ));
+        }
         let feature_cols: String = features
             .iter()
             .enumerate()
@@ -245,7 +272,8 @@ pub fn plan(
         let history_sql = format!(
             "SELECT * FROM (SELECT {id} AS __id, {et_ms} AS __et, \
              CAST({api} AS BIGINT) AS __api, CAST({write} AS BIGINT) AS __write, \
-             {deleted} AS __deleted{feature_cols} FROM quiver.public.{table}) WHERE {filters} \
+             {deleted} AS __deleted{feature_cols} FROM quiver.public.{table} WHERE {pruning}) \
+             WHERE {filters} \
              ORDER BY __id ASC NULLS FIRST, __et ASC NULLS FIRST, __api ASC NULLS FIRST, \
              __write ASC NULLS FIRST",
             id = ident(id_feature),
@@ -254,6 +282,7 @@ pub fn plan(
             deleted = ident(IS_DELETED),
             table = ident(&group.name),
             filters = filters.join(" AND "),
+            pruning = pruning.join(" AND "),
         );
         plans.push(GroupPlan {
             history_sql,
