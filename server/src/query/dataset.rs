@@ -112,8 +112,10 @@ fn millis_expr(expr: &str, data_type: &DataType) -> Option<String> {
 pub struct GroupPlan {
     /// The group's history (filtered by `as_of` and the event-time range) with the columns of
     /// [`pit_merge`](super::pit_merge) (`__id`, `__et`, `__api`, `__write`, `__deleted`, then
-    /// the features), sorted by (identifier, event time, api time, write time).
+    /// the features).
     pub history_sql: String,
+    /// The same sorted by (identifier, event time).
+    pub sorted_history_sql: String,
     /// Key columns added to the base: the identifier as the group's identifier type, and the
     /// time in epoch milliseconds.
     pub key_id: String,
@@ -273,9 +275,7 @@ pub fn plan(
             "SELECT * FROM (SELECT {id} AS __id, {et_ms} AS __et, \
              CAST({api} AS BIGINT) AS __api, CAST({write} AS BIGINT) AS __write, \
              {deleted} AS __deleted{feature_cols} FROM quiver.public.{table} WHERE {pruning}) \
-             WHERE {filters} \
-             ORDER BY __id ASC NULLS FIRST, __et ASC NULLS FIRST, __api ASC NULLS FIRST, \
-             __write ASC NULLS FIRST",
+             WHERE {filters}",
             id = ident(id_feature),
             api = ident(API_INVOCATION_TIME),
             write = ident(WRITE_TIME),
@@ -284,8 +284,11 @@ pub fn plan(
             filters = filters.join(" AND "),
             pruning = pruning.join(" AND "),
         );
+        let sorted_history_sql =
+            format!("{history_sql} ORDER BY __id ASC NULLS FIRST, __et ASC NULLS FIRST");
         plans.push(GroupPlan {
             history_sql,
+            sorted_history_sql,
             key_id,
             key_time,
             outputs,
@@ -298,12 +301,14 @@ pub fn plan(
 }
 
 /// Runs `plan`: per group, the base (as the previous group left it) sorted by the group's
-/// identifier, merged with the group's sorted history. Returns the result without the key
+/// identifier, merged with the group's history (indexed in memory when it takes at most
+/// `in_memory_limit` bytes, else sorted with spilling). Returns the result without the key
 /// columns.
 async fn run(
     ctx: &SessionContext,
     plan: &BuildPlan,
     options: &DatasetOptions,
+    in_memory_limit: usize,
 ) -> Result<DataFrame> {
     let mut current = ctx.sql(&plan.keyed_base_sql).await.map_err(query_error)?;
     let mut keys = Vec::new();
@@ -315,13 +320,16 @@ async fn run(
             .create_physical_plan()
             .await
             .map_err(query_error)?;
-        let history = ctx
-            .sql(&group.history_sql)
-            .await
-            .map_err(query_error)?
-            .create_physical_plan()
-            .await
-            .map_err(query_error)?;
+        let physical = async |sql: &str| {
+            ctx.sql(sql)
+                .await
+                .map_err(query_error)?
+                .create_physical_plan()
+                .await
+                .map_err(query_error)
+        };
+        let history = physical(&group.history_sql).await?;
+        let sorted_history = physical(&group.sorted_history_sql).await?;
         let base_schema = base.schema();
         let history_schema = history.schema();
         let mut fields: Vec<Field> = base_schema
@@ -348,9 +356,11 @@ async fn run(
                 most_recent: options.most_recent.map(|n| n as usize),
                 max_age_ms: options.max_age_ms,
                 batch_size: ctx.state().config().batch_size(),
+                in_memory_limit,
             },
             base,
             history,
+            sorted_history,
             schema: Arc::new(Schema::new(fields)),
         };
         let table = StreamingTable::try_new(merge.schema.clone(), vec![Arc::new(merge)])
@@ -429,6 +439,7 @@ pub async fn build(
     env: &RuntimeEnv,
     store: &FeatureStore,
     request: DatasetRequest,
+    in_memory_limit: usize,
 ) -> Result<Manifest> {
     let output = normalize_uri("OutputUri", &request.output_uri)?;
     let output = output.trim_end_matches('/').to_string();
@@ -492,7 +503,7 @@ pub async fn build(
             quote(&output)
         )));
     }
-    let frame = run(ctx, &plan, &request.options).await?;
+    let frame = run(ctx, &plan, &request.options, in_memory_limit).await?;
     let written = frame
         .write_parquet(&format!("{output}/"), DataFrameWriteOptions::new(), None)
         .await
@@ -767,7 +778,7 @@ mod tests {
                 }
             }
             drop(flusher);
-            let engine = QueryEngine::new(
+            let mut engine = QueryEngine::new(
                 store.clone(),
                 &QueryOptions {
                     memory_bytes: 256 << 20,
@@ -829,6 +840,13 @@ mod tests {
                                     .then(|| rng.random_range(0..6) * STEP),
                             };
                             build += 1;
+                            // Both ways of reading the history: indexed in memory, and
+                            // sorted by DataFusion (for histories above the limit).
+                            engine.set_dataset_in_memory_limit(if (build + seed) % 2 == 0 {
+                                0
+                            } else {
+                                usize::MAX
+                            });
                             let out = dir.path().join(format!("out{build}"));
                             let manifest = engine
                                 .create_dataset(DatasetRequest {

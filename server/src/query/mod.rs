@@ -56,6 +56,9 @@ pub struct QueryEngine {
     /// Rows per row group of a dataset's files: each output file buffers one row group in
     /// memory, so fewer under small budgets.
     dataset_row_group_rows: usize,
+    /// The most memory one group's history may take to be merged in memory (see
+    /// [`pit_merge`]): 60% of the budget, leaving room for the rest of the build.
+    dataset_in_memory_limit: usize,
     /// The query threads; `None` once shut down.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -131,6 +134,7 @@ impl QueryEngine {
             env,
             catalog,
             dataset_row_group_rows: (options.memory_bytes / 1024).clamp(8 * 1024, 128 * 1024),
+            dataset_in_memory_limit: options.memory_bytes / 10 * 6,
             runtime: Some(runtime),
         })
     }
@@ -178,6 +182,13 @@ impl QueryEngine {
             .set_usize(
                 "datafusion.execution.minimum_parallel_output_files",
                 self.ctx.copied_config().target_partitions(),
+            )
+            .set_usize(
+                "datafusion.execution.sort_in_place_threshold_bytes",
+                std::env::var("QUIVER_EXP_INPLACE")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1 << 20),
             );
         let ctx = SessionContext::new_with_config_rt(config, self.env.clone());
         ctx.register_catalog(CATALOG, self.catalog.clone());
@@ -191,10 +202,19 @@ impl QueryEngine {
             .map_err(query_error)?;
         ctx.register_catalog(dataset::SCRATCH_CATALOG, Arc::new(scratch));
         let (env, store) = (self.env.clone(), self.store.clone());
+        let in_memory_limit = self.dataset_in_memory_limit;
         runtime
-            .spawn(async move { dataset::build(&ctx, &env, &store, request).await })
+            .spawn(
+                async move { dataset::build(&ctx, &env, &store, request, in_memory_limit).await },
+            )
             .await
             .map_err(|_| Error::internal("the dataset build failed; see the server log"))?
+    }
+
+    /// Tests: histories above `bytes` take the sorted (spilling) path of dataset builds.
+    #[cfg(test)]
+    pub(crate) fn set_dataset_in_memory_limit(&mut self, bytes: usize) {
+        self.dataset_in_memory_limit = bytes;
     }
 
     fn runtime(&self) -> Result<&tokio::runtime::Runtime> {

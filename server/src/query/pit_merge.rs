@@ -2,7 +2,8 @@
 //! identifier, merged with that group's history sorted by (identifier, event time,
 //! `api_invocation_time`, `write_time`), in one pass.
 //!
-//! Both inputs are DataFusion plans ending in a sort, which spills within the query memory
+//! Both inputs are DataFusion plans ending in a sort (the history's by identifier and event
+//! time only; the merge orders one identifier's ties itself), which spills within the query memory
 //! budget; the merge itself holds one identifier's history (after dedup and deletes) and one
 //! output batch, so a build's memory does not grow with its inputs, only with the most rows
 //! any one identifier has.
@@ -29,6 +30,7 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SpillFile;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::PartitionStream;
@@ -57,6 +59,9 @@ pub struct MergeOptions {
     pub max_age_ms: Option<i64>,
     /// Rows per output batch.
     pub batch_size: usize,
+    /// The most memory a history may take to be merged in memory (sorted there, much faster
+    /// than a general sort); a larger one is sorted by DataFusion, spilling.
+    pub in_memory_limit: usize,
 }
 
 /// One group's merge as a partition DataFusion can read from: the base's columns followed by
@@ -65,7 +70,10 @@ pub struct MergeOptions {
 #[derive(Debug)]
 pub struct PointInTimeMerge {
     pub base: Arc<dyn ExecutionPlan>,
+    /// The history, unsorted (read into memory when it fits) and sorted (read as a stream
+    /// when it does not).
     pub history: Arc<dyn ExecutionPlan>,
+    pub sorted_history: Arc<dyn ExecutionPlan>,
     pub options: MergeOptions,
     pub schema: SchemaRef,
 }
@@ -79,13 +87,29 @@ impl PartitionStream for PointInTimeMerge {
         let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
         let tx = builder.tx();
         let (base, history) = (self.base.clone(), self.history.clone());
+        let sorted_history = self.sorted_history.clone();
         let (options, schema) = (self.options.clone(), self.schema.clone());
         builder.spawn(async move {
-            let mut merge = Merge::new(schema, options, &history.schema())?;
+            let mut merge = Merge::new(schema, options.clone(), &history.schema())?;
             // The sorted base is spooled to a file first: its sort's memory is released before
-            // the history's sort starts, so their peaks do not add up.
+            // the history is read, so their peaks do not add up.
             let spooled = spool(execute_stream(base, ctx.clone())?, &ctx).await?;
-            let mut history = Reader::new(execute_stream(history, ctx)?);
+            let mut history = match InMemory::read(
+                execute_stream(history, ctx.clone())?,
+                &ctx,
+                &options,
+            )
+            .await?
+            {
+                Some(history) => History::InMemory(history),
+                None => History::Sorted(Reader::new(execute_stream(sorted_history, ctx)?)),
+            };
+            // A streamed history's batches are dropped once read; output rows referring to
+            // too many of them are written out early.
+            merge.output.max_sources = match history {
+                History::Sorted(_) => 64,
+                History::InMemory(_) => usize::MAX,
+            };
             for batch in unspool(&spooled)? {
                 for out in merge.base_batch(&batch?, &mut history).await? {
                     if tx.send(Ok(out)).await.is_err() {
@@ -287,6 +311,166 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// Reads up to `key` and appends its rows to `id`.
+    async fn load(&mut self, key: &Key, id: &mut Identifier) -> Result<()> {
+        // Skip identifiers before `key`: whole batches at once when they end before it.
+        while let Some(batch) = self.peek().await? {
+            let n = batch.len();
+            if batch.ids.cmp_key(n - 1, key) == Ordering::Less {
+                self.row = n;
+                continue;
+            }
+            self.row =
+                partition_point(self.row, n, |i| batch.ids.cmp_key(i, key) == Ordering::Less);
+            break;
+        }
+        // The identifier's rows, across batches.
+        while let Some(batch) = self.peek().await? {
+            let n = batch.len();
+            let from = self.row;
+            let end = partition_point(from, n, |i| batch.ids.cmp_key(i, key) == Ordering::Equal);
+            if end > from {
+                id.push(&batch, from..end);
+            }
+            self.row = end;
+            if end < n {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the merge reads the history from.
+enum History {
+    Sorted(Reader),
+    InMemory(InMemory),
+}
+
+/// A whole history in memory, with an index of its rows sorted by (identifier, event time).
+struct InMemory {
+    batches: Vec<Arc<HistoryBatch>>,
+    /// Per row: its identifier's order key, event time, batch and row.
+    index: Vec<(u64, i64, u32, u32)>,
+    /// String identifiers: each distinct one's order key (its rank in byte order, as the
+    /// sorted base has them). Integers are their own key.
+    strings: Option<HashMap<String, u64>>,
+    /// The first index entry not yet read.
+    next: usize,
+    _reservation: MemoryReservation,
+}
+
+impl InMemory {
+    /// Reads `stream` into memory, or `None` when it would take more than the limit (or than
+    /// the pool gives).
+    async fn read(
+        mut stream: SendableRecordBatchStream,
+        ctx: &TaskContext,
+        options: &MergeOptions,
+    ) -> Result<Option<Self>> {
+        let reservation =
+            MemoryConsumer::new("dataset build: history in memory").register(ctx.memory_pool());
+        let mut batches = Vec::new();
+        let mut rows = 0;
+        let index_entry = std::mem::size_of::<(u64, i64, u32, u32)>();
+        while let Some(batch) = stream.next().await.transpose()? {
+            let bytes = batch.get_array_memory_size() + batch.num_rows() * index_entry;
+            if reservation.size() + bytes > options.in_memory_limit
+                || reservation.try_grow(bytes).is_err()
+                || batches.len() >= u32::MAX as usize
+            {
+                return Ok(None);
+            }
+            rows += batch.num_rows();
+            batches.push(batch);
+        }
+        let batches: Vec<Arc<HistoryBatch>> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, b)| HistoryBatch::new(i as u64, b).map(Arc::new))
+            .collect::<Result<_>>()?;
+        let strings = if batches.iter().any(|b| matches!(b.ids, Ids::Str(_))) {
+            let mut distinct: Vec<&str> = batches
+                .iter()
+                .flat_map(|b| match &b.ids {
+                    Ids::Str(a) => a.iter().flatten().collect::<Vec<_>>(),
+                    Ids::Int(_) => Vec::new(),
+                })
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let bytes: usize = distinct.iter().map(|s| s.len() + 48).sum();
+            if reservation.size() + bytes > options.in_memory_limit
+                || reservation.try_grow(bytes).is_err()
+            {
+                return Ok(None);
+            }
+            Some(
+                distinct
+                    .into_iter()
+                    .enumerate()
+                    .map(|(rank, s)| (s.to_string(), rank as u64))
+                    .collect::<HashMap<_, _>>(),
+            )
+        } else {
+            None
+        };
+        let mut index = Vec::with_capacity(rows);
+        for (b, batch) in batches.iter().enumerate() {
+            for row in 0..batch.len() {
+                let key = match &batch.ids {
+                    _ if batch.ids.is_null(row) => continue,
+                    Ids::Int(a) => int_key(a.value(row)),
+                    Ids::Str(a) => match strings.as_ref().and_then(|s| s.get(a.value(row))) {
+                        Some(&k) => k,
+                        None => continue,
+                    },
+                };
+                index.push((key, batch.event_times.value(row), b as u32, row as u32));
+            }
+        }
+        index.sort_unstable_by_key(|&(key, et, _, _)| (key, et));
+        Ok(Some(Self {
+            batches,
+            index,
+            strings,
+            next: 0,
+            _reservation: reservation,
+        }))
+    }
+
+    /// The order key of `key`, `None` when no row has it.
+    fn order_key(&self, key: &Key) -> Option<u64> {
+        match (key, &self.strings) {
+            (Key::Int(n), None) => Some(int_key(*n)),
+            (Key::Str(s), Some(strings)) => strings.get(s).copied(),
+            (Key::Int(n), Some(strings)) => strings.get(&n.to_string()).copied(),
+            (Key::Str(s), None) => s.parse().ok().map(int_key),
+        }
+    }
+
+    /// Appends `key`'s rows to `id` (keys come in ascending order).
+    fn load(&mut self, key: &Key, id: &mut Identifier) {
+        let Some(k) = self.order_key(key) else {
+            return;
+        };
+        let rest = &self.index[self.next..];
+        let from = self.next + rest.partition_point(|e| e.0 < k);
+        let to = from + self.index[from..].partition_point(|e| e.0 == k);
+        for &(_, _, b, row) in &self.index[from..to] {
+            let batch = &self.batches[b as usize];
+            id.push(batch, row as usize..row as usize + 1);
+        }
+        self.next = to;
+    }
+}
+
+/// An integer identifier as an order key: its order as an i64, as unsigned.
+fn int_key(n: i64) -> u64 {
+    (n as u64) ^ (1 << 63)
+}
+
 /// One history row of the current identifier.
 #[derive(Debug, Clone, Copy)]
 struct Row {
@@ -313,6 +497,29 @@ struct Identifier {
     rows: Vec<Row>,
 }
 
+impl Identifier {
+    /// Appends rows `rows` of `batch`.
+    fn push(&mut self, batch: &Arc<HistoryBatch>, rows: std::ops::Range<usize>) {
+        let b = match self.batches.last() {
+            Some(last) if last.serial == batch.serial => self.batches.len() - 1,
+            _ => {
+                self.batches.push(batch.clone());
+                self.batches.len() - 1
+            }
+        };
+        for i in rows {
+            self.rows.push(Row {
+                batch: b,
+                row: i,
+                event_time: batch.event_times.value(i),
+                api_time: batch.api_times.value(i),
+                write_time: batch.write_times.value(i),
+                deleted: batch.deleted.is_valid(i) && batch.deleted.value(i),
+            });
+        }
+    }
+}
+
 /// Output rows gathered for the next batch: per row a base row and a history row (or none).
 struct Output {
     schema: SchemaRef,
@@ -324,6 +531,7 @@ struct Output {
     nulls: Vec<ArrayRef>,
     base_rows: Vec<(usize, usize)>,
     history_rows: Vec<(usize, usize)>,
+    max_sources: usize,
 }
 
 impl Output {
@@ -349,7 +557,7 @@ impl Output {
 
     fn full(&self, batch_size: usize) -> bool {
         // Bounded by rows, and by the history batches it keeps alive.
-        self.base_rows.len() >= batch_size || self.history_batches.len() >= 64
+        self.base_rows.len() >= batch_size || self.history_batches.len() >= self.max_sources
     }
 
     fn take(&mut self, current_base: Option<(&RecordBatch, u64)>) -> Result<Option<RecordBatch>> {
@@ -412,6 +620,7 @@ impl Merge {
                 nulls,
                 base_rows: Vec::new(),
                 history_rows: Vec::new(),
+                max_sources: 64,
             },
             base_serial: 0,
         })
@@ -422,7 +631,7 @@ impl Merge {
     async fn base_batch(
         &mut self,
         batch: &RecordBatch,
-        history: &mut Reader,
+        history: &mut History,
     ) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
         self.base_serial += 1;
@@ -484,54 +693,18 @@ impl Merge {
     }
 
     /// Reads the history up to `key` and loads its rows (none if it has none).
-    async fn load(&mut self, key: Key, history: &mut Reader) -> Result<()> {
+    async fn load(&mut self, key: Key, history: &mut History) -> Result<()> {
         let id = &mut self.identifier;
         id.rows.clear();
         id.batches.clear();
-        // Skip identifiers before `key`: whole batches at once when they end before it.
-        while let Some(batch) = history.peek().await? {
-            let n = batch.len();
-            if batch.ids.cmp_key(n - 1, &key) == Ordering::Less {
-                history.row = n;
-                continue;
-            }
-            let from = history.row;
-            let skip = partition_point(from, n, |i| batch.ids.cmp_key(i, &key) == Ordering::Less);
-            history.row = skip;
-            if skip < n {
-                break;
-            }
-        }
-        // The identifier's rows, across batches.
-        while let Some(batch) = history.peek().await? {
-            let n = batch.len();
-            let from = history.row;
-            let end = partition_point(from, n, |i| batch.ids.cmp_key(i, &key) == Ordering::Equal);
-            if end > from {
-                id.batches.push(batch.clone());
-                let b = id.batches.len() - 1;
-                for i in from..end {
-                    id.rows.push(Row {
-                        batch: b,
-                        row: i,
-                        event_time: batch.event_times.value(i),
-                        api_time: batch.api_times.value(i),
-                        write_time: batch.write_times.value(i),
-                        deleted: batch.deleted.is_valid(i) && batch.deleted.value(i),
-                    });
-                }
-            }
-            history.row = end;
-            if end < n {
-                break;
-            }
+        match history {
+            History::Sorted(reader) => reader.load(&key, id).await?,
+            History::InMemory(memory) => memory.load(&key, id),
         }
         id.key = Some(key);
-        if id.rows.windows(2).any(|w| w[0].order() > w[1].order()) {
-            return Err(DataFusionError::Internal(
-                "dataset build: history not sorted by (event time, api time, write time)".into(),
-            ));
-        }
+        // The history is sorted by (identifier, event time); the times that break ties are
+        // ordered here.
+        id.rows.sort_by_key(Row::order);
         if !self.options.include_duplicated_records {
             // Sorted by (event time, api, write): the last of each event time is the latest.
             let rows = &mut id.rows;
