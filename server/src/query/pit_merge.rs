@@ -379,6 +379,7 @@ impl InMemory {
             if reservation.size() + bytes > options.in_memory_limit
                 || reservation.try_grow(bytes).is_err()
                 || batches.len() >= u32::MAX as usize
+                || batch.num_rows() > ROW_MASK as usize
             {
                 return Ok(None);
             }
@@ -427,7 +428,9 @@ impl InMemory {
                         None => continue,
                     },
                 };
-                index.push((key, batch.event_times.value(row), b as u32, row as u32));
+                let deleted = batch.deleted.is_valid(row) && batch.deleted.value(row);
+                let packed = row as u32 | if deleted { DELETED } else { 0 };
+                index.push((key, batch.event_times.value(row), b as u32, packed));
             }
         }
         index.sort_unstable_by_key(|&(key, et, _, _)| (key, et));
@@ -455,16 +458,46 @@ impl InMemory {
         let Some(k) = self.order_key(key) else {
             return;
         };
+        // Galloping from the last position: the next key is usually a few entries on.
         let rest = &self.index[self.next..];
-        let from = self.next + rest.partition_point(|e| e.0 < k);
-        let to = from + self.index[from..].partition_point(|e| e.0 == k);
-        for &(_, _, b, row) in &self.index[from..to] {
-            let batch = &self.batches[b as usize];
-            id.push(batch, row as usize..row as usize + 1);
+        let mut step = 1;
+        while step < rest.len() && rest[step - 1].0 < k {
+            step *= 2;
         }
-        self.next = to;
+        let window = &rest[..step.min(rest.len())];
+        let from = self.next + window.partition_point(|e| e.0 < k);
+        let run = self.index[from..].partition_point(|e| e.0 == k);
+        let entries = &self.index[from..from + run];
+        for (i, &(_, event_time, b, packed)) in entries.iter().enumerate() {
+            let batch = &self.batches[b as usize];
+            let row = (packed & ROW_MASK) as usize;
+            // The times that break ties are read only for ties (a random access each).
+            let tied = (i > 0 && entries[i - 1].1 == event_time)
+                || entries.get(i + 1).is_some_and(|e| e.1 == event_time);
+            let (api_time, write_time) = if tied {
+                (batch.api_times.value(row), batch.write_times.value(row))
+            } else {
+                (0, 0)
+            };
+            id.push_row(
+                batch,
+                Row {
+                    batch: 0,
+                    row,
+                    event_time,
+                    api_time,
+                    write_time,
+                    deleted: packed & DELETED != 0,
+                },
+            );
+        }
+        self.next = from + run;
     }
 }
+
+/// The index's row numbers carry the row's delete flag in their top bit.
+const DELETED: u32 = 1 << 31;
+const ROW_MASK: u32 = DELETED - 1;
 
 /// An integer identifier as an order key: its order as an i64, as unsigned.
 fn int_key(n: i64) -> u64 {
@@ -498,15 +531,26 @@ struct Identifier {
 }
 
 impl Identifier {
-    /// Appends rows `rows` of `batch`.
-    fn push(&mut self, batch: &Arc<HistoryBatch>, rows: std::ops::Range<usize>) {
-        let b = match self.batches.last() {
-            Some(last) if last.serial == batch.serial => self.batches.len() - 1,
-            _ => {
+    /// The index in `batches` of `batch`, added if new.
+    fn batch(&mut self, batch: &Arc<HistoryBatch>) -> usize {
+        match self.batches.iter().rposition(|b| b.serial == batch.serial) {
+            Some(b) => b,
+            None => {
                 self.batches.push(batch.clone());
                 self.batches.len() - 1
             }
-        };
+        }
+    }
+
+    /// Appends `row`, of `batch`.
+    fn push_row(&mut self, batch: &Arc<HistoryBatch>, row: Row) {
+        let b = self.batch(batch);
+        self.rows.push(Row { batch: b, ..row });
+    }
+
+    /// Appends rows `rows` of `batch`.
+    fn push(&mut self, batch: &Arc<HistoryBatch>, rows: std::ops::Range<usize>) {
+        let b = self.batch(batch);
         for i in rows {
             self.rows.push(Row {
                 batch: b,
