@@ -263,6 +263,36 @@ impl HistoryBatch {
     fn len(&self) -> usize {
         self.ids.len()
     }
+
+    /// The same batch with only its features (empty key columns), for a history whose keys
+    /// are indexed elsewhere.
+    fn features_only(&self) -> Self {
+        Self {
+            serial: self.serial,
+            ids: Ids::Int(arrow::array::Int64Array::from(Vec::<i64>::new())),
+            event_times: arrow::array::Int64Array::from(Vec::<i64>::new()),
+            api_times: arrow::array::Int64Array::from(Vec::<i64>::new()),
+            write_times: arrow::array::Int64Array::from(Vec::<i64>::new()),
+            deleted: arrow::array::BooleanArray::from(Vec::<bool>::new()),
+            features: self.features.clone(),
+        }
+    }
+
+    fn memory_size(&self) -> usize {
+        let ids = match &self.ids {
+            Ids::Int(a) => a.get_array_memory_size(),
+            Ids::Str(a) => a.get_array_memory_size(),
+        };
+        ids + self.event_times.get_array_memory_size()
+            + self.api_times.get_array_memory_size()
+            + self.write_times.get_array_memory_size()
+            + self.deleted.get_array_memory_size()
+            + self
+                .features
+                .iter()
+                .map(|f| f.get_array_memory_size())
+                .sum::<usize>()
+    }
 }
 
 /// The sorted history, read forward.
@@ -350,9 +380,13 @@ enum History {
 
 /// A whole history in memory, with an index of its rows sorted by (identifier, event time).
 struct InMemory {
+    /// Once indexed, the batches keep only their features: the index has the rest.
     batches: Vec<Arc<HistoryBatch>>,
-    /// Per row: its identifier's order key, event time, batch and row.
+    /// Per row: its identifier's order key, event time, batch and row (with the delete flag).
     index: Vec<(u64, i64, u32, u32)>,
+    /// The api and write times of rows that share their identifier and event time with
+    /// another (by batch and row): only these need them, to break the tie.
+    ties: HashMap<(u32, u32), (i64, i64)>,
     /// String identifiers: each distinct one's order key (its rank in byte order, as the
     /// sorted base has them). Integers are their own key.
     strings: Option<HashMap<String, u64>>,
@@ -434,8 +468,30 @@ impl InMemory {
             }
         }
         index.sort_unstable_by_key(|&(key, et, _, _)| (key, et));
+        let mut ties = HashMap::new();
+        for pair in index.windows(2) {
+            let [(k1, et1, b1, r1), (k2, et2, b2, r2)] = [pair[0], pair[1]];
+            if (k1, et1) == (k2, et2) {
+                for (b, r) in [(b1, r1 & ROW_MASK), (b2, r2 & ROW_MASK)] {
+                    let batch = &batches[b as usize];
+                    let times = (
+                        batch.api_times.value(r as usize),
+                        batch.write_times.value(r as usize),
+                    );
+                    ties.insert((b, r), times);
+                }
+            }
+        }
+        let before: usize = batches.iter().map(|b| b.memory_size()).sum();
+        let batches: Vec<Arc<HistoryBatch>> = batches
+            .iter()
+            .map(|b| Arc::new(b.features_only()))
+            .collect();
+        let after: usize = batches.iter().map(|b| b.memory_size()).sum();
+        reservation.shrink(before.saturating_sub(after).min(reservation.size()));
         Ok(Some(Self {
             batches,
+            ties,
             index,
             strings,
             next: 0,
@@ -475,7 +531,7 @@ impl InMemory {
             let tied = (i > 0 && entries[i - 1].1 == event_time)
                 || entries.get(i + 1).is_some_and(|e| e.1 == event_time);
             let (api_time, write_time) = if tied {
-                (batch.api_times.value(row), batch.write_times.value(row))
+                self.ties.get(&(b, row as u32)).copied().unwrap_or_default()
             } else {
                 (0, 0)
             };
