@@ -369,7 +369,7 @@ async fn run(
         keys.push(group.key_id.clone());
         keys.push(group.key_time.clone());
     }
-    let keys: Vec<Column> = keys.iter().map(|k| Column::new_unqualified(k)).collect();
+    let keys: Vec<Column> = keys.iter().map(Column::new_unqualified).collect();
     current.drop_columns(&keys).map_err(query_error)
 }
 

@@ -182,13 +182,6 @@ impl QueryEngine {
             .set_usize(
                 "datafusion.execution.minimum_parallel_output_files",
                 self.ctx.copied_config().target_partitions(),
-            )
-            .set_usize(
-                "datafusion.execution.sort_in_place_threshold_bytes",
-                std::env::var("QUIVER_EXP_INPLACE")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1 << 20),
             );
         let ctx = SessionContext::new_with_config_rt(config, self.env.clone());
         ctx.register_catalog(CATALOG, self.catalog.clone());

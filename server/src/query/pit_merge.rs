@@ -1,16 +1,23 @@
-//! The streaming sorted-merge at the heart of a dataset build: base rows sorted by one group's
-//! identifier, merged with that group's history sorted by (identifier, event time,
-//! `api_invocation_time`, `write_time`), in one pass.
+//! The sorted merge at the heart of a dataset build: base rows sorted by one group's
+//! identifier, merged in one pass with that group's history in (identifier, event time)
+//! order, one identifier at a time.
 //!
-//! Both inputs are DataFusion plans ending in a sort (the history's by identifier and event
-//! time only; the merge orders one identifier's ties itself), which spills within the query memory
-//! budget; the merge itself holds one identifier's history (after dedup and deletes) and one
-//! output batch, so a build's memory does not grow with its inputs, only with the most rows
-//! any one identifier has.
+//! The base is a DataFusion plan ending in a sort (which spills within the query memory
+//! budget), spooled to a file under the spill directory before the history is read, so the
+//! two never hold memory at once. The history is read one of two ways:
+//! - **in memory** ([`InMemory`]), when it takes at most [`MergeOptions::in_memory_limit`]
+//!   and the pool grants it: its rows are indexed by (order key, event time) in a vector of
+//!   24-byte entries sorted in place, and its batches then keep only their features. Much
+//!   faster than a general sort: no row encoding, no k-way merge of sorted runs;
+//! - **streamed** ([`Reader`]) from a DataFusion sort by (identifier, event time), which
+//!   spills, when it does not fit: memory stays bounded by the budget whatever the inputs.
+//!
+//! Either way the merge holds one identifier's rows (ordered by event time, then
+//! `api_invocation_time` and `write_time` to break ties) and one output batch.
 //!
 //! Per identifier, its history rows (already filtered by `as_of` and the event-time range) are:
-//! 1. deduplicated unless duplicates are included: per event time, the last in sort order,
-//!    i.e. the latest `api_invocation_time`, then `write_time`;
+//! 1. deduplicated unless duplicates are included: per event time, the one with the latest
+//!    `api_invocation_time`, then `write_time`;
 //! 2. unless deleted records are included: a delete marker hides the rows at or before its
 //!    event time, and itself;
 //! 3. matched with each base row of the identifier: with point-in-time, rows with event time
