@@ -7,7 +7,7 @@
 //! two never hold memory at once. The history is read one of two ways:
 //! - **in memory** ([`InMemory`]), when it takes at most [`MergeOptions::in_memory_limit`]
 //!   and the pool grants it: its rows are indexed by (order key, event time) in a vector of
-//!   24-byte entries sorted in place, and its batches then keep only their features. Much
+//!   40-byte entries sorted in place, and as each batch arrives it keeps only its features. Much
 //!   faster than a general sort: no row encoding, no k-way merge of sorted runs;
 //! - **streamed** ([`Reader`]) from a DataFusion sort by (identifier, event time), which
 //!   spills, when it does not fit: memory stays bounded by the budget whatever the inputs.
@@ -385,15 +385,24 @@ enum History {
     InMemory(InMemory),
 }
 
-/// A whole history in memory, with an index of its rows sorted by (identifier, event time).
+/// One history row in the in-memory index.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The identifier's order key (see [`InMemory::strings`]).
+    key: u64,
+    event_time: i64,
+    api_time: i64,
+    write_time: i64,
+    batch: u32,
+    /// The row in its batch, with the delete flag in the top bit.
+    row: u32,
+}
+
+/// A whole history in memory: an index of its rows sorted by (identifier, event time), and
+/// its batches' features (the index holds the rest, so key columns are dropped on arrival).
 struct InMemory {
-    /// Once indexed, the batches keep only their features: the index has the rest.
     batches: Vec<Arc<HistoryBatch>>,
-    /// Per row: its identifier's order key, event time, batch and row (with the delete flag).
-    index: Vec<(u64, i64, u32, u32)>,
-    /// The api and write times of rows that share their identifier and event time with
-    /// another (by batch and row): only these need them, to break the tie.
-    ties: HashMap<(u32, u32), (i64, i64)>,
+    index: Vec<Entry>,
     /// String identifiers: each distinct one's order key (its rank in byte order, as the
     /// sorted base has them). Integers are their own key.
     strings: Option<HashMap<String, u64>>,
@@ -413,33 +422,57 @@ impl InMemory {
         let reservation =
             MemoryConsumer::new("dataset build: history in memory").register(ctx.memory_pool());
         let mut batches = Vec::new();
-        let mut rows = 0;
-        let index_entry = std::mem::size_of::<(u64, i64, u32, u32)>();
+        let mut index: Vec<Entry> = Vec::new();
+        // String identifiers are ranked once all are seen; until then their arrays are kept.
+        let mut string_ids: Vec<arrow::array::StringArray> = Vec::new();
         while let Some(batch) = stream.next().await.transpose()? {
-            let bytes = batch.get_array_memory_size() + batch.num_rows() * index_entry;
+            let b = batches.len();
+            let history = HistoryBatch::new(b as u64, &batch)?;
+            drop(batch);
+            let slim = history.features_only();
+            let strings = match &history.ids {
+                Ids::Str(a) => Some(a),
+                Ids::Int(_) => None,
+            };
+            let n = history.len();
+            let bytes = slim.memory_size()
+                + n * std::mem::size_of::<Entry>()
+                + strings.map_or(0, |a| a.get_array_memory_size());
             if reservation.size() + bytes > options.in_memory_limit
                 || reservation.try_grow(bytes).is_err()
-                || batches.len() >= u32::MAX as usize
-                || batch.num_rows() > ROW_MASK as usize
+                || b >= u32::MAX as usize
+                || n > ROW_MASK as usize
             {
                 return Ok(None);
             }
-            rows += batch.num_rows();
-            batches.push(batch);
+            for row in 0..n {
+                if history.ids.is_null(row) {
+                    continue;
+                }
+                let key = match &history.ids {
+                    Ids::Int(a) => int_key(a.value(row)),
+                    Ids::Str(_) => 0, // ranked below
+                };
+                let deleted = history.deleted.is_valid(row) && history.deleted.value(row);
+                index.push(Entry {
+                    key,
+                    event_time: history.event_times.value(row),
+                    api_time: history.api_times.value(row),
+                    write_time: history.write_times.value(row),
+                    batch: b as u32,
+                    row: row as u32 | if deleted { DELETED } else { 0 },
+                });
+            }
+            if let Some(ids) = strings {
+                string_ids.push(ids.clone());
+            }
+            batches.push(Arc::new(slim));
         }
-        let batches: Vec<Arc<HistoryBatch>> = batches
-            .iter()
-            .enumerate()
-            .map(|(i, b)| HistoryBatch::new(i as u64, b).map(Arc::new))
-            .collect::<Result<_>>()?;
-        let strings = if batches.iter().any(|b| matches!(b.ids, Ids::Str(_))) {
-            let mut distinct: Vec<&str> = batches
-                .iter()
-                .flat_map(|b| match &b.ids {
-                    Ids::Str(a) => a.iter().flatten().collect::<Vec<_>>(),
-                    Ids::Int(_) => Vec::new(),
-                })
-                .collect();
+        let strings = if string_ids.is_empty() {
+            None
+        } else {
+            let mut distinct: Vec<&str> =
+                string_ids.iter().flat_map(|a| a.iter().flatten()).collect();
             distinct.sort_unstable();
             distinct.dedup();
             let bytes: usize = distinct.iter().map(|s| s.len() + 48).sum();
@@ -448,57 +481,21 @@ impl InMemory {
             {
                 return Ok(None);
             }
-            Some(
-                distinct
-                    .into_iter()
-                    .enumerate()
-                    .map(|(rank, s)| (s.to_string(), rank as u64))
-                    .collect::<HashMap<_, _>>(),
-            )
-        } else {
-            None
+            let ranks: HashMap<String, u64> = distinct
+                .into_iter()
+                .enumerate()
+                .map(|(rank, s)| (s.to_string(), rank as u64))
+                .collect();
+            for entry in &mut index {
+                let ids = &string_ids[entry.batch as usize];
+                entry.key = ranks[ids.value((entry.row & ROW_MASK) as usize)];
+            }
+            Some(ranks)
         };
-        let mut index = Vec::with_capacity(rows);
-        for (b, batch) in batches.iter().enumerate() {
-            for row in 0..batch.len() {
-                let key = match &batch.ids {
-                    _ if batch.ids.is_null(row) => continue,
-                    Ids::Int(a) => int_key(a.value(row)),
-                    Ids::Str(a) => match strings.as_ref().and_then(|s| s.get(a.value(row))) {
-                        Some(&k) => k,
-                        None => continue,
-                    },
-                };
-                let deleted = batch.deleted.is_valid(row) && batch.deleted.value(row);
-                let packed = row as u32 | if deleted { DELETED } else { 0 };
-                index.push((key, batch.event_times.value(row), b as u32, packed));
-            }
-        }
-        index.sort_unstable_by_key(|&(key, et, _, _)| (key, et));
-        let mut ties = HashMap::new();
-        for pair in index.windows(2) {
-            let [(k1, et1, b1, r1), (k2, et2, b2, r2)] = [pair[0], pair[1]];
-            if (k1, et1) == (k2, et2) {
-                for (b, r) in [(b1, r1 & ROW_MASK), (b2, r2 & ROW_MASK)] {
-                    let batch = &batches[b as usize];
-                    let times = (
-                        batch.api_times.value(r as usize),
-                        batch.write_times.value(r as usize),
-                    );
-                    ties.insert((b, r), times);
-                }
-            }
-        }
-        let before: usize = batches.iter().map(|b| b.memory_size()).sum();
-        let batches: Vec<Arc<HistoryBatch>> = batches
-            .iter()
-            .map(|b| Arc::new(b.features_only()))
-            .collect();
-        let after: usize = batches.iter().map(|b| b.memory_size()).sum();
-        reservation.shrink(before.saturating_sub(after).min(reservation.size()));
+        drop(string_ids);
+        index.sort_unstable_by_key(|e| (e.key, e.event_time));
         Ok(Some(Self {
             batches,
-            ties,
             index,
             strings,
             next: 0,
@@ -524,33 +521,23 @@ impl InMemory {
         // Galloping from the last position: the next key is usually a few entries on.
         let rest = &self.index[self.next..];
         let mut step = 1;
-        while step < rest.len() && rest[step - 1].0 < k {
+        while step < rest.len() && rest[step - 1].key < k {
             step *= 2;
         }
         let window = &rest[..step.min(rest.len())];
-        let from = self.next + window.partition_point(|e| e.0 < k);
-        let run = self.index[from..].partition_point(|e| e.0 == k);
-        let entries = &self.index[from..from + run];
-        for (i, &(_, event_time, b, packed)) in entries.iter().enumerate() {
-            let batch = &self.batches[b as usize];
-            let row = (packed & ROW_MASK) as usize;
-            // The times that break ties are read only for ties (a random access each).
-            let tied = (i > 0 && entries[i - 1].1 == event_time)
-                || entries.get(i + 1).is_some_and(|e| e.1 == event_time);
-            let (api_time, write_time) = if tied {
-                self.ties.get(&(b, row as u32)).copied().unwrap_or_default()
-            } else {
-                (0, 0)
-            };
+        let from = self.next + window.partition_point(|e| e.key < k);
+        let run = self.index[from..].partition_point(|e| e.key == k);
+        for e in &self.index[from..from + run] {
+            let batch = &self.batches[e.batch as usize];
             id.push_row(
                 batch,
                 Row {
                     batch: 0,
-                    row,
-                    event_time,
-                    api_time,
-                    write_time,
-                    deleted: packed & DELETED != 0,
+                    row: (e.row & ROW_MASK) as usize,
+                    event_time: e.event_time,
+                    api_time: e.api_time,
+                    write_time: e.write_time,
+                    deleted: e.row & DELETED != 0,
                 },
             );
         }
