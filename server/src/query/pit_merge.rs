@@ -41,7 +41,7 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext, execute_stream};
 use futures::StreamExt;
 
 /// The history's leading columns, in this order; the features follow.
@@ -101,16 +101,19 @@ impl PartitionStream for PointInTimeMerge {
             // The sorted base is spooled to a file first: its sort's memory is released before
             // the history is read, so their peaks do not add up.
             let spooled = spool(execute_stream(base, ctx.clone())?, &ctx).await?;
-            let mut history = match InMemory::read(
-                execute_stream(history, ctx.clone())?,
-                &ctx,
-                &options,
-            )
-            .await?
-            {
-                Some(history) => History::InMemory(history),
-                None => History::Sorted(Reader::new(execute_stream(sorted_history, ctx)?)),
-            };
+            // The files' row counts (an upper bound under filters) size the in-memory index
+            // at once, rather than by doubling (which leaves the smaller copies behind).
+            let rows = StatisticsContext::default()
+                .compute(history.as_ref(), &StatisticsArgs::new())
+                .ok()
+                .and_then(|s| s.num_rows.get_value().copied());
+            let mut history =
+                match InMemory::read(execute_stream(history, ctx.clone())?, rows, &ctx, &options)
+                    .await?
+                {
+                    Some(history) => History::InMemory(history),
+                    None => History::Sorted(Reader::new(execute_stream(sorted_history, ctx)?)),
+                };
             // A streamed history's batches are dropped once read; output rows referring to
             // too many of them are written out early.
             merge.output.max_sources = match history {
@@ -416,13 +419,18 @@ impl InMemory {
     /// the pool gives).
     async fn read(
         mut stream: SendableRecordBatchStream,
+        rows: Option<usize>,
         ctx: &TaskContext,
         options: &MergeOptions,
     ) -> Result<Option<Self>> {
         let reservation =
             MemoryConsumer::new("dataset build: history in memory").register(ctx.memory_pool());
         let mut batches = Vec::new();
-        let mut index: Vec<Entry> = Vec::new();
+        let entry = std::mem::size_of::<Entry>();
+        let mut index: Vec<Entry> = match rows {
+            Some(rows) if rows * entry <= options.in_memory_limit => Vec::with_capacity(rows),
+            _ => Vec::new(),
+        };
         // String identifiers are ranked once all are seen; until then their arrays are kept.
         let mut string_ids: Vec<arrow::array::StringArray> = Vec::new();
         while let Some(batch) = stream.next().await.transpose()? {
@@ -435,9 +443,8 @@ impl InMemory {
                 Ids::Int(_) => None,
             };
             let n = history.len();
-            let bytes = slim.memory_size()
-                + n * std::mem::size_of::<Entry>()
-                + strings.map_or(0, |a| a.get_array_memory_size());
+            let bytes =
+                slim.memory_size() + n * entry + strings.map_or(0, |a| a.get_array_memory_size());
             if reservation.size() + bytes > options.in_memory_limit
                 || reservation.try_grow(bytes).is_err()
                 || b >= u32::MAX as usize
