@@ -501,6 +501,12 @@ impl InMemory {
         };
         drop(string_ids);
         index.sort_unstable_by_key(|e| (e.key, e.event_time));
+        tracing::debug!(
+            rows = index.len(),
+            batches = batches.len(),
+            bytes = reservation.size(),
+            "dataset build: history indexed in memory"
+        );
         Ok(Some(Self {
             batches,
             index,
