@@ -32,6 +32,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::{Column, TableReference};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::execution::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::Expr;
@@ -311,25 +312,37 @@ async fn run(
     in_memory_limit: usize,
 ) -> Result<DataFrame> {
     let mut current = ctx.sql(&plan.keyed_base_sql).await.map_err(query_error)?;
+    // Sorts run on one partition: a sort per thread would compete for the budget, and one
+    // merging its spill files can find the pool held by the other's unspilled batches.
+    let mut sorting = ctx.state();
+    sorting
+        .config_mut()
+        .options_mut()
+        .execution
+        .target_partitions = 1;
     let mut keys = Vec::new();
     for group in &plan.groups {
         let unqualified = |name: &str| Expr::Column(Column::new_unqualified(name));
-        let base = current
+        let base = DataFrame::new(sorting.clone(), current.logical_plan().clone())
             .sort(vec![unqualified(&group.key_id).sort(true, true)])
             .map_err(query_error)?
             .create_physical_plan()
             .await
             .map_err(query_error)?;
-        let physical = async |sql: &str| {
-            ctx.sql(sql)
+        let physical = async |sql: &str, state: &SessionState| {
+            let logical = ctx
+                .state()
+                .create_logical_plan(sql)
                 .await
-                .map_err(query_error)?
+                .map_err(query_error)?;
+            DataFrame::new(state.clone(), logical)
                 .create_physical_plan()
                 .await
                 .map_err(query_error)
         };
-        let history = physical(&group.history_sql).await?;
-        let sorted_history = physical(&group.sorted_history_sql).await?;
+        // Read in memory: scanned on every thread.
+        let history = physical(&group.history_sql, &ctx.state()).await?;
+        let sorted_history = physical(&group.sorted_history_sql, &sorting).await?;
         let base_schema = base.schema();
         let history_schema = history.schema();
         let mut fields: Vec<Field> = base_schema
