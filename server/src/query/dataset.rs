@@ -3,10 +3,10 @@
 //! feature age (Feast's TTL lookback). Written as Parquet with a manifest.
 //!
 //! A build ([`plan`], then [`run`]) takes the joined groups in turn: the base rows, sorted by
-//! the group's identifier, are merged with the group's history, sorted by (identifier, event
-//! time, api time, write time), in one streaming pass ([`pit_merge`]); the sorts spill within
-//! the query memory budget (`query_memory_mb`), and the merge holds one identifier's history,
-//! so inputs larger than memory complete.
+//! the group's identifier, are merged with the group's history in (identifier, event time)
+//! order, in one streaming pass ([`pit_merge`]): the history indexed in memory when it fits,
+//! else sorted with spilling within the query memory budget (`query_memory_mb`), so inputs
+//! larger than memory complete.
 //!
 //! Per joined group, in this order (each step a SageMaker option):
 //! 1. `as_of`: only rows written (`write_time`) at or before it;
