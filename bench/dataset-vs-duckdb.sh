@@ -122,10 +122,11 @@ q --output json dataset create --base-file "$WORK/base.parquet" --record-id id -
 T1=$(date +%s.%N)
 PEAK=$(hwm_kb "$SERVER")
 
-echo "quiver sql: a count over all hours, and over the last day (partition pruning)"
+echo "quiver sql: a sum over all hours, and over the last day (partition pruning)"
 LAST_DAY=$(python3 -c "print(1764547200 + 29 * 86400)")
-S0=$(date +%s.%N); q sql "SELECT count(*) FROM a" >/dev/null 2>&1; S1=$(date +%s.%N)
-q sql "SELECT count(*) FROM a WHERE ts >= $LAST_DAY" >/dev/null 2>&1; S2=$(date +%s.%N)
+# A sum, not count(*): counts are answered from the Parquet footers without reading rows.
+S0=$(date +%s.%N); q sql "SELECT sum(a1) FROM a" >/dev/null 2>&1; S1=$(date +%s.%N)
+q sql "SELECT sum(a1) FROM a WHERE ts >= $LAST_DAY" >/dev/null 2>&1; S2=$(date +%s.%N)
 
 echo "duckdb: ASOF LEFT JOIN over the same files"
 cat > "$WORK/duck.py" <<PY
@@ -178,6 +179,6 @@ print(f"quiver/duckdb speed: {d_secs / q_secs:.2f}x (target >= 1); memory: {q_me
 print(f"quiver rows written: {manifest['row_count']:,} (one per base row expected: {base:,}); "
       f"rows differing from duckdb's result: {diff}")
 print("quiver memory is the server's peak RSS during the build over its RSS before; duckdb's is its process peak")
-print(f"partition pruning: count(*) over all 30 days of a {s1 - s0:.2f}s; over its last day "
+print(f"partition pruning: sum(a1) over all 30 days of a {s1 - s0:.2f}s; over its last day "
       f"(ts >= ..., 1/30 of the hour partitions read) {s2 - s1:.2f}s")
 PY

@@ -14,28 +14,44 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[allow(unsafe_code)]
-unsafe extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (libmimalloc-sys 0.1.49).
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+#[cfg(not(target_os = "linux"))]
+fn disable_transparent_huge_pages() {}
 
-/// Memory freed is kept for reuse rather than returned to the OS 10 ms later (mimalloc's
-/// default), unless `MIMALLOC_PURGE_DELAY` says otherwise: a dataset build allocates and frees
-/// gigabytes, and re-faulting returned pages took a quarter of its time (docs/benchmarks.md).
-/// Memory stays bounded by what was in use at once (the query budget, the block cache).
+/// Transparent huge pages off for the server process (as Redis and most databases advise):
+/// the first touch of each fresh 2 MiB page clears all of it, and a dataset build spent over a
+/// quarter of its time there (docs/benchmarks.md), for memory it then used a fraction of.
+/// mimalloc asks for them on its arenas (`madvise`), so the system-wide `madvise` setting
+/// does not keep them away. `QUIVER_THP=1` leaves them on.
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn keep_freed_memory() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets a plain integer option; mimalloc reads options atomically.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+fn disable_transparent_huge_pages() {
+    unsafe extern "C" {
+        // Variadic in C; every argument here is an integer register either way.
+        fn prctl(
+            option: std::ffi::c_int,
+            arg2: std::ffi::c_ulong,
+            arg3: std::ffi::c_ulong,
+            arg4: std::ffi::c_ulong,
+            arg5: std::ffi::c_ulong,
+        ) -> std::ffi::c_int;
+    }
+    const PR_SET_THP_DISABLE: std::ffi::c_int = 41; // <linux/prctl.h>
+    if std::env::var_os("QUIVER_THP").is_some_and(|v| v == "1") {
+        return;
+    }
+    // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and only sets a process flag.
+    let rc = unsafe { prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        eprintln!(
+            "quiver-server: could not disable transparent huge pages: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    keep_freed_memory();
+    disable_transparent_huge_pages();
     let config = ServerArgs::parse().resolve()?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr, coloured only when a person is watching.

@@ -329,20 +329,21 @@ async fn run(
             .create_physical_plan()
             .await
             .map_err(query_error)?;
-        let physical = async |sql: &str, state: &SessionState| {
+        let frame = async |sql: &str, state: &SessionState| {
             let logical = ctx
                 .state()
                 .create_logical_plan(sql)
                 .await
                 .map_err(query_error)?;
-            DataFrame::new(state.clone(), logical)
-                .create_physical_plan()
-                .await
-                .map_err(query_error)
+            Ok::<_, Error>(DataFrame::new(state.clone(), logical))
         };
         // Read in memory: scanned on every thread.
-        let history = physical(&group.history_sql, &ctx.state()).await?;
-        let sorted_history = physical(&group.sorted_history_sql, &sorting).await?;
+        let history = frame(&group.history_sql, &ctx.state())
+            .await?
+            .create_physical_plan()
+            .await
+            .map_err(query_error)?;
+        let sorted_history = frame(&group.sorted_history_sql, &sorting).await?;
         let base_schema = base.schema();
         let history_schema = history.schema();
         let mut fields: Vec<Field> = base_schema
@@ -454,6 +455,7 @@ pub async fn build(
     request: DatasetRequest,
     in_memory_limit: usize,
 ) -> Result<Manifest> {
+    tracing::debug!("dataset build: started");
     let output = normalize_uri("OutputUri", &request.output_uri)?;
     let output = output.trim_end_matches('/').to_string();
     let groups = request
@@ -516,7 +518,9 @@ pub async fn build(
             quote(&output)
         )));
     }
+    tracing::debug!("dataset build: base registered");
     let frame = run(ctx, &plan, &request.options, in_memory_limit).await?;
+    tracing::debug!("dataset build: planned");
     let written = frame
         .write_parquet(&format!("{output}/"), DataFrameWriteOptions::new(), None)
         .await
@@ -764,10 +768,13 @@ mod tests {
             let store = Arc::new(open(dir.path(), clock.clone()));
             store.create_feature_group(spec(None, true)).unwrap();
             let mut flusher = Flusher::new(store.clone()).await;
-            // Identifiers 0..6 (6 and 7 only in the base: missing), event times on a coarse
-            // grid so they repeat, in random order (late writes), some deletes.
+            // Identifiers 0..7 (6 only in the history, 8 and 9 only in the base: missing),
+            // dense or, for odd seeds, far apart (the two ways a build skips the history of
+            // identifiers the base lacks); event times on a coarse grid so they repeat, in
+            // random order (late writes), some deletes.
+            let scale = if seed % 2 == 1 { 1_i64 << 40 } else { 1 };
             for n in 0..60 {
-                let id = rng.random_range(0..6_i64);
+                let id = rng.random_range(0..7_i64) * scale;
                 let et = T + rng.random_range(0..12_i64) * STEP;
                 if rng.random_bool(0.12) {
                     let secs = format!("{}", et as f64 / 1000.0);
@@ -810,12 +817,13 @@ mod tests {
             writes.sort();
             writes.dedup();
 
-            // The base: identifiers 0..8, times on a finer grid (some equal to feature times).
-            // Two times per row: the group is joined twice, on `t` and on `t2`.
+            // The base: identifiers 0..6, 8 and 9, times on a finer grid (some equal to feature
+            // times). Two times per row: the group is joined twice, on `t` and on `t2`.
             let base: Vec<(i64, i64, i64)> = (0..25)
                 .map(|_| {
                     let time = |rng: &mut StdRng| T + rng.random_range(-2..26_i64) * STEP / 2;
-                    (rng.random_range(0..8_i64), time(&mut rng), time(&mut rng))
+                    let id = [0, 1, 2, 3, 4, 5, 8, 9][rng.random_range(0..8)] * scale;
+                    (id, time(&mut rng), time(&mut rng))
                 })
                 .collect();
             let base_file = dir.path().join("base.csv");

@@ -125,6 +125,11 @@ impl QueryEngine {
         ctx.register_catalog(CATALOG, catalog.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.threads)
+            // Object-store file reads run as blocking tasks. Unbounded, a scan of hundreds of
+            // files starts a hundred threads, each with its own allocator heap holding what it
+            // allocated (the read buffers), and peak memory triples; a few read from the page
+            // cache as fast.
+            .max_blocking_threads(options.threads.max(2) * 2)
             .thread_name("quiver-query")
             .enable_all()
             .build()?;

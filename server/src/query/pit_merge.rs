@@ -80,7 +80,8 @@ pub struct PointInTimeMerge {
     /// The history, unsorted (read into memory when it fits) and sorted (read as a stream
     /// when it does not).
     pub history: Arc<dyn ExecutionPlan>,
-    pub sorted_history: Arc<dyn ExecutionPlan>,
+    /// Planned only when needed: planning lists and reads the footers of every file again.
+    pub sorted_history: datafusion::dataframe::DataFrame,
     pub options: MergeOptions,
     pub schema: SchemaRef,
 }
@@ -100,20 +101,38 @@ impl PartitionStream for PointInTimeMerge {
             let mut merge = Merge::new(schema, options.clone(), &history.schema())?;
             // The sorted base is spooled to a file first: its sort's memory is released before
             // the history is read, so their peaks do not add up.
-            let spooled = spool(execute_stream(base, ctx.clone())?, &ctx).await?;
+            // Its identifiers are collected on the way, to skip history rows of others; their
+            // memory is a small part of the history's.
+            let key_limit = options.in_memory_limit / 8;
+            let (spooled, keys) = spool(
+                execute_stream(base, ctx.clone())?,
+                &ctx,
+                options.base_id,
+                key_limit,
+            )
+            .await?;
+            tracing::debug!("dataset build: sorted base spooled");
             // The files' row counts (an upper bound under filters) size the in-memory index
             // at once, rather than by doubling (which leaves the smaller copies behind).
             let rows = StatisticsContext::default()
                 .compute(history.as_ref(), &StatisticsArgs::new())
                 .ok()
                 .and_then(|s| s.num_rows.get_value().copied());
-            let mut history =
-                match InMemory::read(execute_stream(history, ctx.clone())?, rows, &ctx, &options)
-                    .await?
-                {
-                    Some(history) => History::InMemory(history),
-                    None => History::Sorted(Reader::new(execute_stream(sorted_history, ctx)?)),
-                };
+            let mut history = match InMemory::read(
+                execute_stream(history, ctx.clone())?,
+                rows,
+                &keys,
+                &ctx,
+                &options,
+            )
+            .await?
+            {
+                Some(history) => History::InMemory(history),
+                None => {
+                    let sorted = sorted_history.create_physical_plan().await?;
+                    History::Sorted(Reader::new(execute_stream(sorted, ctx)?))
+                }
+            };
             // A streamed history's batches are dropped once read; output rows referring to
             // too many of them are written out early.
             merge.output.max_sources = match history {
@@ -132,17 +151,21 @@ impl PartitionStream for PointInTimeMerge {
             {
                 return Ok(());
             }
+            tracing::debug!("dataset build: merge done");
             Ok(())
         });
         builder.build()
     }
 }
 
-/// Writes `stream` to a temporary Arrow IPC file of the query spill directory.
+/// Writes `stream` to a temporary Arrow IPC file of the query spill directory, and collects
+/// the identifiers of its column `ids` (up to `key_limit` bytes of them).
 async fn spool(
     mut stream: SendableRecordBatchStream,
     ctx: &TaskContext,
-) -> Result<Arc<dyn SpillFile>> {
+    ids: usize,
+    key_limit: usize,
+) -> Result<(Arc<dyn SpillFile>, KeyFilter)> {
     let file = ctx
         .runtime_env()
         .disk_manager
@@ -151,7 +174,9 @@ async fn spool(
         std::io::BufWriter::new(file.open_writer()?),
         &stream.schema(),
     )?;
+    let mut keys = KeyCollector::new(key_limit);
     while let Some(batch) = stream.next().await.transpose()? {
+        keys.add(&Ids::new(batch.column(ids))?);
         writer.write(&batch)?;
     }
     writer.finish()?;
@@ -160,7 +185,154 @@ async fn spool(
         .into_inner()
         .map_err(|e| DataFusionError::IoError(e.into_error()))?;
     inner.finish()?;
-    Ok(file)
+    Ok((file, keys.finish()))
+}
+
+/// The base's identifiers, so that history rows no base row asks for are skipped as they are
+/// read (a training set often covers a fraction of the identifiers).
+enum KeyFilter {
+    /// Too many to hold: every row is kept.
+    All,
+    /// Integer order keys within a small range: a bit per value from `min`.
+    Dense {
+        min: u64,
+        bits: Vec<u64>,
+    },
+    Ints(std::collections::HashSet<u64, IntKeyHash>),
+    Strings(std::collections::HashSet<String>),
+}
+
+impl KeyFilter {
+    /// Whether row `i` of `ids` is asked for (nulls never are).
+    fn keeps(&self, ids: &Ids, i: usize) -> bool {
+        if ids.is_null(i) {
+            return false;
+        }
+        match (self, ids) {
+            (KeyFilter::All, _) => true,
+            (KeyFilter::Dense { min, bits }, Ids::Int(a)) => {
+                let k = int_key(a.value(i)).wrapping_sub(*min);
+                (k as usize / 64) < bits.len() && bits[k as usize / 64] & (1 << (k % 64)) != 0
+            }
+            (KeyFilter::Ints(keys), Ids::Int(a)) => keys.contains(&int_key(a.value(i))),
+            (KeyFilter::Strings(keys), Ids::Str(a)) => keys.contains(a.value(i)),
+            // Both sides have the group's identifier type; keep rows if they ever differ.
+            _ => true,
+        }
+    }
+
+    fn memory_size(&self) -> usize {
+        match self {
+            KeyFilter::All => 0,
+            KeyFilter::Dense { bits, .. } => bits.len() * 8,
+            KeyFilter::Ints(keys) => keys.capacity() * 9,
+            KeyFilter::Strings(keys) => keys.iter().map(|k| k.len() + 32).sum(),
+        }
+    }
+}
+
+/// Collects a sorted base's identifiers into a [`KeyFilter`].
+struct KeyCollector {
+    ints: Vec<u64>,
+    strings: std::collections::HashSet<String>,
+    bytes: usize,
+    limit: usize,
+    overflow: bool,
+}
+
+impl KeyCollector {
+    fn new(limit: usize) -> Self {
+        Self {
+            ints: Vec::new(),
+            strings: Default::default(),
+            bytes: 0,
+            limit,
+            overflow: false,
+        }
+    }
+
+    fn add(&mut self, ids: &Ids) {
+        if self.overflow {
+            return;
+        }
+        match ids {
+            Ids::Int(a) => {
+                for k in a.iter().flatten().map(int_key) {
+                    // Sorted: a repeat follows its first.
+                    if self.ints.last() != Some(&k) {
+                        self.ints.push(k);
+                        self.bytes += 8;
+                    }
+                }
+            }
+            Ids::Str(a) => {
+                for k in a.iter().flatten() {
+                    if !self.strings.contains(k) {
+                        self.bytes += k.len() + 32;
+                        self.strings.insert(k.to_string());
+                    }
+                }
+            }
+        }
+        if self.bytes > self.limit {
+            self.overflow = true;
+            self.ints = Vec::new();
+            self.strings = Default::default();
+        }
+    }
+
+    fn finish(self) -> KeyFilter {
+        if self.overflow {
+            return KeyFilter::All;
+        }
+        if !self.strings.is_empty() {
+            return KeyFilter::Strings(self.strings);
+        }
+        let (Some(&min), Some(&max)) = (self.ints.iter().min(), self.ints.iter().max()) else {
+            return KeyFilter::Ints(Default::default());
+        };
+        let words = ((max - min) / 64 + 1) as usize;
+        if words <= self.ints.len().max(1024) {
+            let mut bits = vec![0u64; words];
+            for k in &self.ints {
+                let k = k - min;
+                bits[k as usize / 64] |= 1 << (k % 64);
+            }
+            KeyFilter::Dense { min, bits }
+        } else {
+            KeyFilter::Ints(self.ints.into_iter().collect())
+        }
+    }
+}
+
+/// A multiplicative hash for integer order keys (std's SipHash is several times slower, and
+/// the keys come from the caller's own base table).
+#[derive(Default, Clone, Copy)]
+struct IntKeyHash;
+
+impl std::hash::BuildHasher for IntKeyHash {
+    type Hasher = IntKeyHasher;
+    fn build_hasher(&self) -> IntKeyHasher {
+        IntKeyHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct IntKeyHasher(u64);
+
+impl std::hash::Hasher for IntKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
 }
 
 /// The spooled base, read back.
@@ -272,6 +444,29 @@ impl HistoryBatch {
 
     fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Rows `rows` of a [`features_only`](Self::features_only) batch, in new arrays.
+    fn take(&self, rows: &[u32]) -> Result<Self> {
+        let rows = arrow::array::UInt32Array::from(rows.to_vec());
+        Ok(Self {
+            features: self
+                .features
+                .iter()
+                .map(|f| arrow::compute::take(f.as_ref(), &rows, None))
+                .collect::<std::result::Result<_, _>>()?,
+            ..self.features_only()
+        })
+    }
+
+    /// Rows `rows` of a batch of string identifiers: the identifiers, in a new array.
+    fn take_ids(&self, rows: &[u32]) -> Result<arrow::array::StringArray> {
+        let rows = arrow::array::UInt32Array::from(rows.to_vec());
+        let ids = match &self.ids {
+            Ids::Str(a) => arrow::compute::take(a, &rows, None)?,
+            Ids::Int(a) => cast(&arrow::compute::take(a, &rows, None)?, &DataType::Utf8)?,
+        };
+        Ok(ids.as_string::<i32>().clone())
     }
 
     /// The same batch with only its features (empty key columns), for a history whose keys
@@ -420,11 +615,15 @@ impl InMemory {
     async fn read(
         mut stream: SendableRecordBatchStream,
         rows: Option<usize>,
+        keys: &KeyFilter,
         ctx: &TaskContext,
         options: &MergeOptions,
     ) -> Result<Option<Self>> {
         let reservation =
             MemoryConsumer::new("dataset build: history in memory").register(ctx.memory_pool());
+        if reservation.try_grow(keys.memory_size()).is_err() {
+            return Ok(None);
+        }
         let mut batches = Vec::new();
         let entry = std::mem::size_of::<Entry>();
         let mut index: Vec<Entry> = match rows {
@@ -437,14 +636,29 @@ impl InMemory {
             let b = batches.len();
             let history = HistoryBatch::new(b as u64, &batch)?;
             drop(batch);
-            let slim = history.features_only();
+            // Only the rows of identifiers the base asks for: their features are copied to
+            // arrays of their size (and the batch's own are dropped).
+            let kept: Vec<u32> = (0..history.len() as u32)
+                .filter(|&i| keys.keeps(&history.ids, i as usize))
+                .collect();
+            if kept.is_empty() {
+                continue;
+            }
+            let all = kept.len() == history.len();
+            let slim = if all {
+                history.features_only()
+            } else {
+                history.features_only().take(&kept)?
+            };
             let strings = match &history.ids {
-                Ids::Str(a) => Some(a),
+                Ids::Str(a) if all => Some(a.clone()),
+                Ids::Str(_) => Some(history.take_ids(&kept)?),
                 Ids::Int(_) => None,
             };
-            let n = history.len();
-            let bytes =
-                slim.memory_size() + n * entry + strings.map_or(0, |a| a.get_array_memory_size());
+            let n = kept.len();
+            let bytes = slim.memory_size()
+                + n * entry
+                + strings.as_ref().map_or(0, |a| a.get_array_memory_size());
             if reservation.size() + bytes > options.in_memory_limit
                 || reservation.try_grow(bytes).is_err()
                 || b >= u32::MAX as usize
@@ -452,26 +666,24 @@ impl InMemory {
             {
                 return Ok(None);
             }
-            for row in 0..n {
-                if history.ids.is_null(row) {
-                    continue;
-                }
+            for (row, &i) in kept.iter().enumerate() {
+                let i = i as usize;
                 let key = match &history.ids {
-                    Ids::Int(a) => int_key(a.value(row)),
+                    Ids::Int(a) => int_key(a.value(i)),
                     Ids::Str(_) => 0, // ranked below
                 };
-                let deleted = history.deleted.is_valid(row) && history.deleted.value(row);
+                let deleted = history.deleted.is_valid(i) && history.deleted.value(i);
                 index.push(Entry {
                     key,
-                    event_time: history.event_times.value(row),
-                    api_time: history.api_times.value(row),
-                    write_time: history.write_times.value(row),
+                    event_time: history.event_times.value(i),
+                    api_time: history.api_times.value(i),
+                    write_time: history.write_times.value(i),
                     batch: b as u32,
                     row: row as u32 | if deleted { DELETED } else { 0 },
                 });
             }
             if let Some(ids) = strings {
-                string_ids.push(ids.clone());
+                string_ids.push(ids);
             }
             batches.push(Arc::new(slim));
         }
@@ -500,7 +712,9 @@ impl InMemory {
             Some(ranks)
         };
         drop(string_ids);
-        index.sort_unstable_by_key(|e| (e.key, e.event_time));
+        tracing::debug!(rows = index.len(), "dataset build: history read");
+        // By identifier only: each identifier's rows are put in event-time order as loaded.
+        sort_by_key_in_parallel(&mut index, ctx.session_config().target_partitions());
         tracing::debug!(
             rows = index.len(),
             batches = batches.len(),
@@ -539,7 +753,12 @@ impl InMemory {
         }
         let window = &rest[..step.min(rest.len())];
         let from = self.next + window.partition_point(|e| e.key < k);
-        let run = self.index[from..].partition_point(|e| e.key == k);
+        // An identifier's rows are few and adjacent: scanned, not searched for (a binary search
+        // over the rest of the index costs a cache miss per step).
+        let run = self.index[from..]
+            .iter()
+            .position(|e| e.key != k)
+            .unwrap_or(self.index.len() - from);
         for e in &self.index[from..from + run] {
             let batch = &self.batches[e.batch as usize];
             id.push_row(
@@ -556,6 +775,33 @@ impl InMemory {
         }
         self.next = from + run;
     }
+}
+
+/// Sorts `index` by key on up to `threads` threads: split around a sampled median key, each
+/// side sorted on its own thread (the other query threads are idle while a history is
+/// indexed).
+fn sort_by_key_in_parallel(index: &mut [Entry], threads: usize) {
+    if threads <= 1 || index.len() < 1 << 16 {
+        index.sort_unstable_by_key(|e| e.key);
+        return;
+    }
+    let step = index.len() / 255;
+    let mut sample: Vec<u64> = (0..255).map(|i| index[i * step].key).collect();
+    sample.sort_unstable();
+    let pivot = sample[127];
+    let mut split = 0;
+    for j in 0..index.len() {
+        if index[j].key < pivot {
+            index.swap(split, j);
+            split += 1;
+        }
+    }
+    let (low, high) = index.split_at_mut(split);
+    let low_threads = threads / 2;
+    std::thread::scope(|scope| {
+        scope.spawn(|| sort_by_key_in_parallel(low, low_threads));
+        sort_by_key_in_parallel(high, threads - low_threads);
+    });
 }
 
 /// The index's row numbers carry the row's delete flag in their top bit.
@@ -851,4 +1097,34 @@ fn partition_point(from: usize, to: usize, before: impl Fn(usize) -> bool) -> us
         }
     }
     lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn index_sorts_by_key_on_several_threads() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for (rows, keys, threads) in [(200_000, 1_000, 2), (300_000, 50, 3), (100_000, 1, 2)] {
+            let mut index: Vec<Entry> = (0..rows)
+                .map(|i| Entry {
+                    key: rng.random_range(0..keys),
+                    event_time: i as i64,
+                    api_time: 0,
+                    write_time: 0,
+                    batch: 0,
+                    row: i as u32,
+                })
+                .collect();
+            let mut want: Vec<(u64, u32)> = index.iter().map(|e| (e.key, e.row)).collect();
+            want.sort_unstable();
+            sort_by_key_in_parallel(&mut index, threads);
+            assert!(index.windows(2).all(|w| w[0].key <= w[1].key));
+            let mut got: Vec<(u64, u32)> = index.iter().map(|e| (e.key, e.row)).collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "rows lost or duplicated");
+        }
+    }
 }
