@@ -98,7 +98,8 @@ impl PartitionStream for PointInTimeMerge {
         let sorted_history = self.sorted_history.clone();
         let (options, schema) = (self.options.clone(), self.schema.clone());
         builder.spawn(async move {
-            let mut merge = Merge::new(schema, options.clone(), &history.schema())?;
+            let history_schema = history.schema();
+            let mut merge = Merge::new(schema.clone(), options.clone(), &history_schema)?;
             // The sorted base is spooled to a file first: its sort's memory is released before
             // the history is read, so their peaks do not add up.
             // Its identifiers are collected on the way, to skip history rows of others; their
@@ -118,7 +119,7 @@ impl PartitionStream for PointInTimeMerge {
                 .compute(history.as_ref(), &StatisticsArgs::new())
                 .ok()
                 .and_then(|s| s.num_rows.get_value().copied());
-            let mut history = match InMemory::read(
+            let history = match InMemory::read(
                 execute_stream(history, ctx.clone())?,
                 rows,
                 &keys,
@@ -127,34 +128,134 @@ impl PartitionStream for PointInTimeMerge {
             )
             .await?
             {
-                Some(history) => History::InMemory(history),
+                Some(memory) => memory,
                 None => {
                     let sorted = sorted_history.create_physical_plan().await?;
-                    History::Sorted(Reader::new(execute_stream(sorted, ctx)?))
+                    let reader = Reader::new(execute_stream(sorted, ctx)?);
+                    let range = 0..spooled.rows;
+                    // A streamed history's batches are dropped once read; output rows
+                    // referring to too many of them are written out early.
+                    merge.output.max_sources = 64;
+                    merge_range(merge, &spooled, range, History::Sorted(reader), &tx).await?;
+                    tracing::debug!("dataset build: merge done");
+                    return Ok(());
                 }
             };
-            // A streamed history's batches are dropped once read; output rows referring to
-            // too many of them are written out early.
-            merge.output.max_sources = match history {
-                History::Sorted(_) => 64,
-                History::InMemory(_) => usize::MAX,
+            // In memory, ranges of the base (split between identifiers) are merged on every
+            // query thread, each reading the shared history from its own place.
+            let memory = Arc::new(history);
+            let parts = if spooled.rows >= PARALLEL_MERGE_MIN_ROWS {
+                ctx.session_config().target_partitions().max(1)
+            } else {
+                1
             };
-            for batch in unspool(&spooled)? {
-                for out in merge.base_batch(&batch?, &mut history).await? {
-                    if tx.send(Ok(out)).await.is_err() {
-                        return Ok(()); // the reader is gone
-                    }
-                }
+            let bounds = spooled.boundaries(options.base_id, parts)?;
+            let mut tasks = tokio::task::JoinSet::new();
+            for range in bounds.windows(2).map(|w| w[0]..w[1]) {
+                let mut merge = Merge::new(schema.clone(), options.clone(), &history_schema)?;
+                merge.output.max_sources = usize::MAX;
+                let (spooled, tx) = (spooled.clone(), tx.clone());
+                let cursor = History::InMemory(Cursor {
+                    memory: memory.clone(),
+                    next: 0,
+                });
+                tasks.spawn(async move { merge_range(merge, &spooled, range, cursor, &tx).await });
             }
-            if let Some(out) = merge.finish()?
-                && tx.send(Ok(out)).await.is_err()
-            {
-                return Ok(());
+            // Dropping the set (when the stream is dropped) aborts the merges.
+            while let Some(done) = tasks.join_next().await {
+                done.map_err(|e| DataFusionError::External(Box::new(e)))??;
             }
-            tracing::debug!("dataset build: merge done");
+            tracing::debug!(parts, "dataset build: merge done");
             Ok(())
         });
         builder.build()
+    }
+}
+
+/// The fewest base rows merged on several threads (tests split even tiny bases).
+const PARALLEL_MERGE_MIN_ROWS: usize = if cfg!(test) { 4 } else { 1 << 16 };
+
+/// Merges rows `range` of the spooled base with `history`, sending the output to `tx`.
+async fn merge_range(
+    mut merge: Merge,
+    spooled: &Spooled,
+    range: std::ops::Range<usize>,
+    mut history: History,
+    tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let mut start = 0; // of the batch, in the base
+    for batch in spooled.read()? {
+        let batch = batch?;
+        let n = batch.num_rows();
+        let (from, to) = (range.start.max(start), range.end.min(start + n));
+        start += n;
+        if from >= to {
+            if start >= range.end {
+                break;
+            }
+            continue;
+        }
+        let part = batch.slice(from - (start - n), to - from);
+        for out in merge.base_batch(&part, &mut history).await? {
+            if tx.send(Ok(out)).await.is_err() {
+                return Ok(()); // the reader is gone
+            }
+        }
+    }
+    if let Some(out) = merge.finish()? {
+        let _ = tx.send(Ok(out)).await;
+    }
+    Ok(())
+}
+
+/// The sorted base, spooled to a file.
+#[derive(Clone)]
+struct Spooled {
+    file: Arc<dyn SpillFile>,
+    rows: usize,
+}
+
+impl Spooled {
+    fn read(&self) -> Result<StreamReader<std::io::BufReader<std::fs::File>>> {
+        unspool(&self.file)
+    }
+
+    /// Row numbers splitting the base into `parts` ranges of about equal size, each starting
+    /// with a new identifier (column `ids`): `parts + 1` of them, from 0 to `rows`.
+    fn boundaries(&self, ids: usize, parts: usize) -> Result<Vec<usize>> {
+        let mut bounds = vec![0];
+        let target = |j: usize| self.rows * j / parts;
+        let mut previous: Option<Option<Key>> = None; // the key of row r - 1, near a target
+        let mut r = 0;
+        'read: for batch in self.read()? {
+            let batch = batch?;
+            if bounds.len() == parts {
+                break;
+            }
+            let next = target(bounds.len());
+            if r + batch.num_rows() < next {
+                r += batch.num_rows();
+                continue; // ends before the row preceding the next target
+            }
+            let column = Ids::new(batch.column(ids))?;
+            for i in 0..batch.num_rows() {
+                if bounds.len() == parts {
+                    break 'read;
+                }
+                let next = target(bounds.len());
+                if r + 1 >= next {
+                    let key = (!column.is_null(i)).then(|| column.key(i));
+                    if r >= next && r > 0 && previous.as_ref() != Some(&key) {
+                        bounds.push(r);
+                    }
+                    previous = Some(key);
+                }
+                r += 1;
+            }
+        }
+        bounds.resize(parts, self.rows);
+        bounds.push(self.rows);
+        Ok(bounds)
     }
 }
 
@@ -165,7 +266,7 @@ async fn spool(
     ctx: &TaskContext,
     ids: usize,
     key_limit: usize,
-) -> Result<(Arc<dyn SpillFile>, KeyFilter)> {
+) -> Result<(Spooled, KeyFilter)> {
     let file = ctx
         .runtime_env()
         .disk_manager
@@ -175,8 +276,10 @@ async fn spool(
         &stream.schema(),
     )?;
     let mut keys = KeyCollector::new(key_limit);
+    let mut rows = 0;
     while let Some(batch) = stream.next().await.transpose()? {
         keys.add(&Ids::new(batch.column(ids))?);
+        rows += batch.num_rows();
         writer.write(&batch)?;
     }
     writer.finish()?;
@@ -185,7 +288,7 @@ async fn spool(
         .into_inner()
         .map_err(|e| DataFusionError::IoError(e.into_error()))?;
     inner.finish()?;
-    Ok((file, keys.finish()))
+    Ok((Spooled { file, rows }, keys.finish()))
 }
 
 /// The base's identifiers, so that history rows no base row asks for are skipped as they are
@@ -580,7 +683,7 @@ impl Reader {
 /// Where the merge reads the history from.
 enum History {
     Sorted(Reader),
-    InMemory(InMemory),
+    InMemory(Cursor),
 }
 
 /// One history row in the in-memory index.
@@ -604,9 +707,15 @@ struct InMemory {
     /// String identifiers: each distinct one's order key (its rank in byte order, as the
     /// sorted base has them). Integers are their own key.
     strings: Option<HashMap<String, u64>>,
+    _reservation: MemoryReservation,
+}
+
+/// A reader's place in an [`InMemory`] history, which several merges (of different ranges of
+/// the base) can read at once.
+struct Cursor {
+    memory: Arc<InMemory>,
     /// The first index entry not yet read.
     next: usize,
-    _reservation: MemoryReservation,
 }
 
 impl InMemory {
@@ -725,7 +834,6 @@ impl InMemory {
             batches,
             index,
             strings,
-            next: 0,
             _reservation: reservation,
         }))
     }
@@ -739,14 +847,18 @@ impl InMemory {
             (Key::Str(s), None) => s.parse().ok().map(int_key),
         }
     }
+}
 
+impl Cursor {
     /// Appends `key`'s rows to `id` (keys come in ascending order).
     fn load(&mut self, key: &Key, id: &mut Identifier) {
-        let Some(k) = self.order_key(key) else {
+        let memory = &*self.memory;
+        let Some(k) = memory.order_key(key) else {
             return;
         };
+        let index = &memory.index;
         // Galloping from the last position: the next key is usually a few entries on.
-        let rest = &self.index[self.next..];
+        let rest = &index[self.next..];
         let mut step = 1;
         while step < rest.len() && rest[step - 1].key < k {
             step *= 2;
@@ -755,12 +867,12 @@ impl InMemory {
         let from = self.next + window.partition_point(|e| e.key < k);
         // An identifier's rows are few and adjacent: scanned, not searched for (a binary search
         // over the rest of the index costs a cache miss per step).
-        let run = self.index[from..]
+        let run = index[from..]
             .iter()
             .position(|e| e.key != k)
-            .unwrap_or(self.index.len() - from);
-        for e in &self.index[from..from + run] {
-            let batch = &self.batches[e.batch as usize];
+            .unwrap_or(index.len() - from);
+        for e in &index[from..from + run] {
+            let batch = &memory.batches[e.batch as usize];
             id.push_row(
                 batch,
                 Row {
