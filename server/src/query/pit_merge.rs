@@ -99,7 +99,6 @@ impl PartitionStream for PointInTimeMerge {
         let (options, schema) = (self.options.clone(), self.schema.clone());
         builder.spawn(async move {
             let history_schema = history.schema();
-            let mut merge = Merge::new(schema.clone(), options.clone(), &history_schema)?;
             // The sorted base is spooled to a file first: its sort's memory is released before
             // the history is read, so their peaks do not add up.
             // Its identifiers are collected on the way, to skip history rows of others; their
@@ -133,6 +132,7 @@ impl PartitionStream for PointInTimeMerge {
                     let sorted = sorted_history.create_physical_plan().await?;
                     let reader = Reader::new(execute_stream(sorted, ctx)?);
                     let range = 0..spooled.rows;
+                    let mut merge = Merge::new(schema, options, &history_schema)?;
                     // A streamed history's batches are dropped once read; output rows
                     // referring to too many of them are written out early.
                     merge.output.max_sources = 64;
