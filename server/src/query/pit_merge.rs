@@ -6,9 +6,11 @@
 //! budget), spooled to a file under the spill directory before the history is read, so the
 //! two never hold memory at once. The history is read one of two ways:
 //! - **in memory** ([`InMemory`]), when it takes at most [`MergeOptions::in_memory_limit`]
-//!   and the pool grants it: its rows are indexed by (order key, event time) in a vector of
-//!   40-byte entries sorted in place, and as each batch arrives it keeps only its features. Much
-//!   faster than a general sort: no row encoding, no k-way merge of sorted runs;
+//!   and the pool grants it: rows of identifiers the base lacks ([`KeyFilter`], collected while
+//!   the base is spooled) are skipped, the others indexed in a vector of 40-byte entries sorted
+//!   in place by order key (on every query thread), and each batch keeps only its features.
+//!   Much faster than a general sort: no row encoding, no k-way merge of sorted runs. Ranges of
+//!   the base, split between identifiers, are then merged on every query thread at once;
 //! - **streamed** ([`Reader`]) from a DataFusion sort by (identifier, event time), which
 //!   spills, when it does not fit: memory stays bounded by the budget whatever the inputs.
 //!
@@ -216,8 +218,13 @@ struct Spooled {
 }
 
 impl Spooled {
+    /// The spooled base, read back.
     fn read(&self) -> Result<StreamReader<std::io::BufReader<std::fs::File>>> {
-        unspool(&self.file)
+        let path = self.file.path().ok_or_else(|| {
+            DataFusionError::Internal("dataset build: the spill directory is not local".into())
+        })?;
+        let file = std::fs::File::open(path)?;
+        Ok(StreamReader::try_new(std::io::BufReader::new(file), None)?)
     }
 
     /// Row numbers splitting the base into `parts` ranges of about equal size, each starting
@@ -438,15 +445,6 @@ impl std::hash::Hasher for IntKeyHasher {
     }
 }
 
-/// The spooled base, read back.
-fn unspool(file: &Arc<dyn SpillFile>) -> Result<StreamReader<std::io::BufReader<std::fs::File>>> {
-    let path = file.path().ok_or_else(|| {
-        DataFusionError::Internal("dataset build: the spill directory is not local".into())
-    })?;
-    let file = std::fs::File::open(path)?;
-    Ok(StreamReader::try_new(std::io::BufReader::new(file), None)?)
-}
-
 /// An identifier column, as the group's identifier type.
 enum Ids {
     Int(arrow::array::Int64Array),
@@ -560,16 +558,6 @@ impl HistoryBatch {
                 .collect::<std::result::Result<_, _>>()?,
             ..self.features_only()
         })
-    }
-
-    /// Rows `rows` of a batch of string identifiers: the identifiers, in a new array.
-    fn take_ids(&self, rows: &[u32]) -> Result<arrow::array::StringArray> {
-        let rows = arrow::array::UInt32Array::from(rows.to_vec());
-        let ids = match &self.ids {
-            Ids::Str(a) => arrow::compute::take(a, &rows, None)?,
-            Ids::Int(a) => cast(&arrow::compute::take(a, &rows, None)?, &DataType::Utf8)?,
-        };
-        Ok(ids.as_string::<i32>().clone())
     }
 
     /// The same batch with only its features (empty key columns), for a history whose keys
@@ -761,7 +749,11 @@ impl InMemory {
             };
             let strings = match &history.ids {
                 Ids::Str(a) if all => Some(a.clone()),
-                Ids::Str(_) => Some(history.take_ids(&kept)?),
+                Ids::Str(a) => Some(
+                    arrow::compute::take(a, &arrow::array::UInt32Array::from(kept.clone()), None)?
+                        .as_string::<i32>()
+                        .clone(),
+                ),
                 Ids::Int(_) => None,
             };
             let n = kept.len();
