@@ -11,8 +11,9 @@
 # base table of BASE_ROWS (identifier, time) rows. Then:
 #  - Quiver: `quiver dataset create --point-in-time --most-recent 1` joining both groups;
 #  - DuckDB: `base ASOF LEFT JOIN a ASOF LEFT JOIN b` over the same files, written to Parquet;
-# and prints rows per second and peak memory of each (the server's peak RSS over its RSS before
-# the build; DuckDB's process peak RSS), with the ratio.
+# each ROUNDS times (default 3), alternating, and prints every run's time, each engine's median
+# rows per second and highest peak memory (the server's peak RSS over its RSS before the build;
+# DuckDB's process peak RSS), with the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE_ROWS="${1:-1000000}"
@@ -109,26 +110,11 @@ PY
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-# Warm the page cache for both engines alike.
+# The generated files are flushed to disk (writeback would otherwise run during the first
+# timed build) and read once, to warm the page cache for both engines alike.
+sync
 find "$WORK/quiver/offline-store" "$WORK/base.parquet" -name '*.parquet' -exec cat {} + >/dev/null
 
-echo "quiver: dataset create (point-in-time, most recent 1, two groups)"
-BEFORE=$(rss_kb "$SERVER")
-# VmHWM is the peak since the process started; reset it so it covers the build only.
-echo 5 > "/proc/$SERVER/clear_refs" 2>/dev/null || true
-T0=$(date +%s.%N)
-q --output json dataset create --base-file "$WORK/base.parquet" --record-id id --event-time ts \
-  --group a --group b --point-in-time --most-recent 1 --out "$WORK/quiver-out" > "$WORK/manifest.json"
-T1=$(date +%s.%N)
-PEAK=$(hwm_kb "$SERVER")
-
-echo "quiver sql: a sum over all hours, and over the last day (partition pruning)"
-LAST_DAY=$(python3 -c "print(1764547200 + 29 * 86400)")
-# A sum, not count(*): counts are answered from the Parquet footers without reading rows.
-S0=$(date +%s.%N); q sql "SELECT sum(a1) FROM a" >/dev/null 2>&1; S1=$(date +%s.%N)
-q sql "SELECT sum(a1) FROM a WHERE ts >= $LAST_DAY" >/dev/null 2>&1; S2=$(date +%s.%N)
-
-echo "duckdb: ASOF LEFT JOIN over the same files"
 cat > "$WORK/duck.py" <<PY
 import duckdb, time
 con = duckdb.connect()
@@ -145,7 +131,33 @@ con.execute("""COPY (
 ) TO '$WORK/duck-out.parquet' (FORMAT parquet)""")
 print(time.time() - t0)
 PY
-/usr/bin/time -f "%M" -o "$WORK/duck-rss" "$PY" "$WORK/duck.py" > "$WORK/duck-secs"
+
+# Each engine builds ROUNDS times, alternating (this machine's run-to-run noise reaches 2x);
+# the report takes each engine's median time and its highest peak.
+ROUNDS="${ROUNDS:-3}"
+: > "$WORK/quiver-runs"; : > "$WORK/duck-runs"
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS: quiver dataset create (point-in-time, most recent 1, two groups)"
+  rm -rf "$WORK/quiver-out"
+  BEFORE=$(rss_kb "$SERVER")
+  # VmHWM is the peak since the process started; reset it so it covers the build only.
+  echo 5 > "/proc/$SERVER/clear_refs" 2>/dev/null || true
+  T0=$(date +%s.%N)
+  q --output json dataset create --base-file "$WORK/base.parquet" --record-id id --event-time ts \
+    --group a --group b --point-in-time --most-recent 1 --out "$WORK/quiver-out" > "$WORK/manifest.json"
+  T1=$(date +%s.%N)
+  echo "$T0 $T1 $BEFORE $(hwm_kb "$SERVER")" >> "$WORK/quiver-runs"
+  echo "round $round/$ROUNDS: duckdb ASOF LEFT JOIN over the same files"
+  /usr/bin/time -f "%M" -o "$WORK/duck-rss" "$PY" "$WORK/duck.py" > "$WORK/duck-secs"
+  echo "$(cat "$WORK/duck-secs") $(cat "$WORK/duck-rss")" >> "$WORK/duck-runs"
+done
+
+echo "quiver sql: a sum over all hours, and over the last day (partition pruning)"
+LAST_DAY=$(python3 -c "print(1764547200 + 29 * 86400)")
+# A sum, not count(*): counts are answered from the Parquet footers without reading rows.
+S0=$(date +%s.%N); q sql "SELECT sum(a1) FROM a" >/dev/null 2>&1; S1=$(date +%s.%N)
+q sql "SELECT sum(a1) FROM a WHERE ts >= $LAST_DAY" >/dev/null 2>&1; S2=$(date +%s.%N)
+
 # The two results must agree (generated data has no duplicates or deletes, so the SageMaker
 # options and a plain ASOF join mean the same): rows of each missing from the other.
 DIFF=$("$PY" - <<PY
@@ -159,23 +171,30 @@ print(a + b)
 PY
 )
 
-python3 - "$BASE_ROWS" "$GROUP_ROWS" "$T0" "$T1" "$BEFORE" "$PEAK" "$(cat "$WORK/duck-secs")" "$(cat "$WORK/duck-rss")" "$WORK/manifest.json" \
+python3 - "$BASE_ROWS" "$GROUP_ROWS" "$WORK/quiver-runs" "$WORK/duck-runs" "$WORK/manifest.json" \
   "$S0" "$S1" "$S2" "$DIFF" <<'PY'
-import json, sys
-s0, s1, s2 = (float(x) for x in sys.argv[10:13])
-diff = int(sys.argv[13])
+import json, statistics, sys
 base, group = int(sys.argv[1]), int(sys.argv[2])
-q_secs = float(sys.argv[4]) - float(sys.argv[3])
-before, peak = int(sys.argv[5]), int(sys.argv[6])
-d_secs, d_rss = float(sys.argv[7]), int(sys.argv[8])
-manifest = json.load(open(sys.argv[9]))
-q_mem = max(peak - before, 0) / 1024
+quiver = [[float(x) for x in line.split()] for line in open(sys.argv[3])]
+duck = [[float(x) for x in line.split()] for line in open(sys.argv[4])]
+manifest = json.load(open(sys.argv[5]))
+s0, s1, s2 = (float(x) for x in sys.argv[6:9])
+diff = int(sys.argv[9])
+q_runs = [t1 - t0 for t0, t1, _, _ in quiver]
+q_mems = [max(peak - before, 0) / 1024 for _, _, before, peak in quiver]
+d_runs = [secs for secs, _ in duck]
+d_mems = [rss / 1024 for _, rss in duck]
+q_secs, d_secs = statistics.median(q_runs), statistics.median(d_runs)
+q_mem, d_mem = max(q_mems), max(d_mems)
 print()
 print(f"point-in-time dataset: {base:,} base rows joined with 2 groups of {group:,} rows (this machine)")
-print(f"{'engine':<34}{'seconds':>9}{'base rows/s':>14}{'peak MiB':>10}")
-print(f"{'quiver CreateDataset':<34}{q_secs:>9.2f}{base / q_secs:>14,.0f}{q_mem:>10,.0f}")
-print(f"{'duckdb ASOF LEFT JOIN':<34}{d_secs:>9.2f}{base / d_secs:>14,.0f}{d_rss / 1024:>10,.0f}")
-print(f"quiver/duckdb speed: {d_secs / q_secs:.2f}x (target >= 1); memory: {q_mem / (d_rss / 1024):.2f}x (target <= 1)")
+print(f"{'engine':<26}{'runs (s)':>24}{'median s':>10}{'base rows/s':>13}{'peak MiB':>10}")
+for name, runs, secs, mem in (("quiver CreateDataset", q_runs, q_secs, q_mem),
+                              ("duckdb ASOF LEFT JOIN", d_runs, d_secs, d_mem)):
+    listed = " ".join(f"{r:.2f}" for r in runs)
+    print(f"{name:<26}{listed:>24}{secs:>10.2f}{base / secs:>13,.0f}{mem:>10,.0f}")
+print(f"quiver/duckdb speed (medians): {d_secs / q_secs:.2f}x (target >= 1); "
+      f"memory (highest peaks): {q_mem / d_mem:.2f}x (target <= 1)")
 print(f"quiver rows written: {manifest['row_count']:,} (one per base row expected: {base:,}); "
       f"rows differing from duckdb's result: {diff}")
 print("quiver memory is the server's peak RSS during the build over its RSS before; duckdb's is its process peak")

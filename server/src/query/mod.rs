@@ -174,10 +174,15 @@ impl QueryEngine {
             .ctx
             .copied_config()
             .set_bool("datafusion.optimizer.prefer_hash_join", false)
-            // The output is written a row group at a time; buffer one, not one per core.
+            // The output's columns are encoded on all query threads (the writer is otherwise
+            // the last group's bottleneck), one row group at a time.
             .set_bool(
                 "datafusion.execution.parquet.allow_single_file_parallelism",
-                false,
+                true,
+            )
+            .set_usize(
+                "datafusion.execution.parquet.maximum_parallel_row_group_writers",
+                1,
             )
             .set_usize(
                 "datafusion.execution.parquet.max_row_group_size",
