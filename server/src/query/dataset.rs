@@ -321,26 +321,36 @@ async fn run(
         .options_mut()
         .execution
         .target_partitions = 1;
-    let mut keys = Vec::new();
+    let frame = async |sql: &str, state: &SessionState| {
+        let logical = ctx
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(query_error)?;
+        Ok::<_, Error>(DataFrame::new(state.clone(), logical))
+    };
+    // The histories (read in memory: scanned on every thread) are planned at once, each on a
+    // task of its own: planning a scan reads every file's footer.
+    let mut planning = Vec::new();
     for group in &plan.groups {
+        let history = frame(&group.history_sql, &ctx.state()).await?;
+        planning.push(tokio::spawn(async move {
+            history.create_physical_plan().await.map_err(query_error)
+        }));
+    }
+    let mut histories = Vec::new();
+    for task in planning {
+        histories.push(
+            task.await
+                .map_err(|e| Error::internal(format!("dataset build: planning failed: {e}")))??,
+        );
+    }
+    let mut keys = Vec::new();
+    for (group, history) in plan.groups.iter().zip(histories) {
         let unqualified = |name: &str| Expr::Column(Column::new_unqualified(name));
         let base = DataFrame::new(sorting.clone(), current.logical_plan().clone())
             .sort(vec![unqualified(&group.key_id).sort(true, true)])
             .map_err(query_error)?
-            .create_physical_plan()
-            .await
-            .map_err(query_error)?;
-        let frame = async |sql: &str, state: &SessionState| {
-            let logical = ctx
-                .state()
-                .create_logical_plan(sql)
-                .await
-                .map_err(query_error)?;
-            Ok::<_, Error>(DataFrame::new(state.clone(), logical))
-        };
-        // Read in memory: scanned on every thread.
-        let history = frame(&group.history_sql, &ctx.state())
-            .await?
             .create_physical_plan()
             .await
             .map_err(query_error)?;
