@@ -17,6 +17,7 @@ use crate::online::codec::{self, ValueRef};
 use crate::online::store::{DeleteRequest, DeletionMode, LiveRecord};
 use crate::online::{OnlineStore, WriteOutcome};
 use crate::registry::{Registry, TtlUpdate, feature_ordinal};
+use crate::sources::{self, Position};
 use crate::time::{self, EpochMillis};
 
 /// Most records one PutRecords call may carry.
@@ -112,10 +113,39 @@ pub enum BatchGetItem {
     },
 }
 
+/// One record read from a stream source, at `position` of `partition`.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    pub partition: String,
+    pub position: String,
+    pub group: String,
+    pub request: PutRequest,
+}
+
+/// What became of one [`SourceRecord`].
+#[derive(Debug, Clone)]
+pub enum SourceRecordResult {
+    Written(WriteOutcome),
+    /// At or before its partition's stored position: written by an earlier call.
+    AlreadyApplied,
+    /// Invalid for its group; the batch's other records were written.
+    Refused(Error),
+}
+
+/// The answer to [`FeatureStore::put_source_records`].
+#[derive(Debug, Clone)]
+pub struct SourceWrite {
+    pub results: Vec<SourceRecordResult>,
+    /// The stored positions of the partitions the call named, after it.
+    pub positions: Vec<(String, Position)>,
+}
+
 pub struct FeatureStore {
     registry: Registry,
     online: OnlineStore,
     offline: OfflineStore,
+    /// Source writes compare stored positions and write new ones: one at a time.
+    source_writes: parking_lot::Mutex<()>,
 }
 
 impl FeatureStore {
@@ -124,6 +154,7 @@ impl FeatureStore {
             registry,
             online,
             offline,
+            source_writes: parking_lot::Mutex::new(()),
         }
     }
 
@@ -219,7 +250,7 @@ impl FeatureStore {
         let _gate = self.registry.write_gate();
         let group = self.registry.get(group_name)?;
         let record = validate_put(&group, request)?;
-        let outcomes = self.online.put_records(vec![(group, record)])?;
+        let outcomes = self.online.put_records(vec![(group, record)], &[])?;
         outcomes
             .first()
             .copied()
@@ -246,7 +277,7 @@ impl FeatureStore {
             let record = validate_put(&group, request).map_err(at)?;
             writes.push((group, record));
         }
-        self.online.put_records(writes)
+        self.online.put_records(writes, &[])
     }
 
     /// Validates a record against its group's current definition, without writing it: the
@@ -317,11 +348,137 @@ impl FeatureStore {
             (writes, slots) = (kept, kept_slots);
         }
         if !writes.is_empty() {
-            for (slot, outcome) in slots.into_iter().zip(self.online.put_records(writes)?) {
+            for (slot, outcome) in slots.into_iter().zip(self.online.put_records(writes, &[])?) {
                 results[slot] = Ok(outcome);
             }
         }
         Ok(results)
+    }
+
+    // --- stream sources -----------------------------------------------------------------------
+
+    /// Writes records read from stream `source` together with the positions they advance, in
+    /// one atomic write ([`crate::sources`]). A record at or before its partition's stored
+    /// position is skipped as already applied; an invalid one is refused on its own; the
+    /// stored position of each partition named moves to the highest of the stored one, the
+    /// records' and `positions` (which also cover messages that produced no record), never
+    /// back. Refused as a whole (nothing written) when the request is malformed or the offline
+    /// store is too far behind to accept rows.
+    pub fn put_source_records(
+        &self,
+        source: &str,
+        records: Vec<SourceRecord>,
+        positions: Vec<(String, String)>,
+    ) -> Result<SourceWrite> {
+        sources::validate_name("Source", source)?;
+        if records.len() > MAX_PUT_BATCH_RECORDS {
+            return Err(Error::limit(format!(
+                "Records holds {} records; at most {MAX_PUT_BATCH_RECORDS} per call",
+                records.len()
+            )));
+        }
+        // Where each partition named ends up; record positions must rise within a partition.
+        let mut targets: Vec<(String, Position)> = Vec::new();
+        let mut raise = |partition: &str, position: Position| match targets
+            .iter_mut()
+            .find(|(p, _)| p == partition)
+        {
+            Some((_, at)) if *at < position => *at = position,
+            Some(_) => {}
+            None => targets.push((partition.to_string(), position)),
+        };
+        let mut record_positions = Vec::with_capacity(records.len());
+        let mut last: std::collections::HashMap<&str, Position> = Default::default();
+        for (i, record) in records.iter().enumerate() {
+            let at = |e: Error| e.at(format!("Records[{i}]"));
+            sources::validate_name("Partition", &record.partition).map_err(at)?;
+            let position = Position::parse("Position", &record.position).map_err(at)?;
+            if let Some(previous) = last.get(record.partition.as_str())
+                && *previous >= position
+            {
+                return Err(Error::validation(format!(
+                    "Records[{i}].Position {position} is not after the partition's previous \
+                     record ({previous}): records must be in source order"
+                )));
+            }
+            last.insert(&record.partition, position.clone());
+            raise(&record.partition, position.clone());
+            record_positions.push(position);
+        }
+        for (i, (partition, position)) in positions.iter().enumerate() {
+            let at = |e: Error| e.at(format!("Positions[{i}]"));
+            sources::validate_name("Partition", partition).map_err(at)?;
+            raise(
+                partition,
+                Position::parse("Position", position).map_err(at)?,
+            );
+        }
+
+        let _source = self.source_writes.lock();
+        let _gate = self.registry.write_gate();
+        let db = self.online.db();
+        let mut stored = Vec::with_capacity(targets.len());
+        for (partition, _) in &targets {
+            stored.push(sources::read(db, source, partition)?);
+        }
+        let stored_of = |partition: &str| {
+            targets
+                .iter()
+                .position(|(p, _)| p == partition)
+                .and_then(|k| stored[k].as_ref())
+        };
+        let mut results = Vec::with_capacity(records.len());
+        let mut writes = Vec::new();
+        let mut slots = Vec::new();
+        for (i, (record, position)) in records.into_iter().zip(record_positions).enumerate() {
+            if stored_of(&record.partition).is_some_and(|s| position <= *s) {
+                results.push(SourceRecordResult::AlreadyApplied);
+                continue;
+            }
+            let valid = self
+                .registry
+                .get(&record.group)
+                .and_then(|group| Ok((group.clone(), validate_put(&group, record.request)?)));
+            match valid {
+                Ok(write) => {
+                    slots.push(results.len());
+                    writes.push(write);
+                    // Replaced by the write's outcome below.
+                    results.push(SourceRecordResult::AlreadyApplied);
+                }
+                Err(e) => results.push(SourceRecordResult::Refused(e.at(format!("Records[{i}]")))),
+            }
+        }
+        let mut updates = Vec::new();
+        let mut after = Vec::with_capacity(targets.len());
+        for ((partition, target), stored) in targets.into_iter().zip(stored) {
+            match stored {
+                Some(stored) if stored >= target => after.push((partition, stored)),
+                _ => {
+                    updates.push((
+                        sources::key(source, &partition),
+                        target.as_str().to_string(),
+                    ));
+                    after.push((partition, target));
+                }
+            }
+        }
+        if !writes.is_empty() || !updates.is_empty() {
+            let outcomes = self.online.put_records(writes, &updates)?;
+            for (slot, outcome) in slots.into_iter().zip(outcomes) {
+                results[slot] = SourceRecordResult::Written(outcome);
+            }
+        }
+        Ok(SourceWrite {
+            results,
+            positions: after,
+        })
+    }
+
+    /// The stored positions of `source`, by partition.
+    pub fn source_positions(&self, source: &str) -> Result<Vec<(String, Position)>> {
+        sources::validate_name("Source", source)?;
+        sources::list(self.online.db(), source)
     }
 
     /// A page of the group's record identifiers, in key order after `after`, and whether more
@@ -638,6 +795,167 @@ pub(crate) mod tests {
         assert_eq!(err.kind(), crate::error::ErrorKind::NotFound);
         assert!(err.message().contains("was deleted"), "{err}");
         assert_eq!(store.get_record("g", "2", &[]).unwrap(), None);
+    }
+
+    fn source_record(partition: &str, position: u64, id: i64, event_time_ms: i64) -> SourceRecord {
+        let (group, request) = put(id, event_time_ms);
+        SourceRecord {
+            partition: partition.into(),
+            position: position.to_string(),
+            group,
+            request,
+        }
+    }
+
+    /// Source records are written once: a retried or replayed batch is skipped up to the stored
+    /// position, records past it are written, invalid ones refused alone, and positions (also
+    /// those of messages with no record) never move back. A store reopened after the write
+    /// has both the records and the positions: they were one write.
+    #[test]
+    fn source_records_are_written_once_with_their_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = {
+            let store = open(dir.path(), ManualClock::new(START_MS));
+            store.create_feature_group(spec(None, true)).unwrap();
+            let first = vec![
+                source_record("t/0", 10, 1, START_MS),
+                source_record("t/0", 11, 2, START_MS),
+                source_record("t/1", 5, 1, START_MS + 1000),
+            ];
+            let written = store
+                .put_source_records("orders", first.clone(), vec![("t/2".into(), "7".into())])
+                .unwrap();
+            assert!(
+                written
+                    .results
+                    .iter()
+                    .all(|r| matches!(r, SourceRecordResult::Written(_))),
+                "{:?}",
+                written.results
+            );
+            let positions = |w: &SourceWrite| {
+                let mut p: Vec<(String, String)> = w
+                    .positions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect();
+                p.sort();
+                p
+            };
+            let want = vec![
+                ("t/0".to_string(), "11".to_string()),
+                ("t/1".to_string(), "5".to_string()),
+                ("t/2".to_string(), "7".to_string()),
+            ];
+            assert_eq!(positions(&written), want);
+
+            // The same batch again (a retry after a lost answer): nothing is written twice.
+            let again = store.put_source_records("orders", first, vec![]).unwrap();
+            assert!(
+                again
+                    .results
+                    .iter()
+                    .all(|r| matches!(r, SourceRecordResult::AlreadyApplied)),
+                "{:?}",
+                again.results
+            );
+            // Overlapping: 11 was applied, 12 is new; an invalid record is refused alone; a
+            // lower explicit position does not move the stored one back.
+            let mut bad = source_record("t/0", 13, 3, START_MS);
+            bad.request.record[2].1 = Value::Integral(5);
+            let next = store
+                .put_source_records(
+                    "orders",
+                    vec![
+                        source_record("t/0", 11, 2, START_MS),
+                        source_record("t/0", 12, 2, START_MS + 5000),
+                        bad,
+                    ],
+                    vec![("t/2".into(), "3".into())],
+                )
+                .unwrap();
+            assert!(matches!(
+                next.results[0],
+                SourceRecordResult::AlreadyApplied
+            ));
+            assert!(matches!(
+                next.results[1],
+                SourceRecordResult::Written(WriteOutcome::Applied)
+            ));
+            let SourceRecordResult::Refused(e) = &next.results[2] else {
+                panic!("{:?}", next.results[2]);
+            };
+            assert!(e.message().contains("Records[2]"), "{e}");
+            assert!(e.message().contains('v'), "{e}");
+            // Other sources are independent.
+            assert!(store.source_positions("other").unwrap().is_empty());
+            store.online().staging().pending_rows()
+        };
+        // Reopened: the records and positions are there, and the offline staging area holds
+        // each written record once (three, then one more).
+        let store = open(dir.path(), ManualClock::new(START_MS));
+        let mut positions: Vec<(String, String)> = store
+            .source_positions("orders")
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        positions.sort();
+        assert_eq!(
+            positions,
+            vec![
+                ("t/0".to_string(), "13".to_string()),
+                ("t/1".to_string(), "5".to_string()),
+                ("t/2".to_string(), "7".to_string()),
+            ]
+        );
+        assert_eq!(staged, 4);
+        let record = store.get_record("g", "2", &[]).unwrap().unwrap();
+        let ts = record.values().unwrap();
+        assert!(ts.contains(&(
+            "ts".into(),
+            Value::Fractional((START_MS + 5000) as f64 / 1000.0)
+        )));
+    }
+
+    /// Malformed source writes are refused whole, naming the field.
+    #[test]
+    fn malformed_source_writes_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), ManualClock::new(START_MS));
+        store.create_feature_group(spec(None, false)).unwrap();
+        let err = |source: &str, records: Vec<SourceRecord>, positions: Vec<(String, String)>| {
+            store
+                .put_source_records(source, records, positions)
+                .unwrap_err()
+                .message()
+                .to_string()
+        };
+        assert!(err("", vec![], vec![]).contains("Source"));
+        let mut r = source_record("t/0", 1, 1, START_MS);
+        r.position = "-4".into();
+        let e = err("s", vec![r], vec![]);
+        assert!(e.contains("Records[0]: Position '-4'"), "{e}");
+        let e = err(
+            "s",
+            vec![
+                source_record("t/0", 5, 1, START_MS),
+                source_record("t/0", 5, 2, START_MS),
+            ],
+            vec![],
+        );
+        assert!(
+            e.contains("Records[1].Position") && e.contains("source order"),
+            "{e}"
+        );
+        let e = err("s", vec![], vec![("".into(), "1".into())]);
+        assert!(
+            e.contains("Positions[0]: Partition must not be empty"),
+            "{e}"
+        );
+        // Nothing was stored by the refused calls.
+        assert!(store.source_positions("s").unwrap().is_empty());
+        assert_eq!(store.get_record("g", "1", &[]).unwrap(), None);
     }
 
     #[test]

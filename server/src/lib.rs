@@ -22,4 +22,5 @@ pub mod query;
 pub mod registry;
 pub mod sagemaker;
 pub mod server;
+pub mod sources;
 pub mod time;

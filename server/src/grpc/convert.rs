@@ -5,6 +5,7 @@
 use quiver_proto::v1 as pb;
 
 use crate::error::{Error, Result};
+use crate::feature_store::{SourceRecord, SourceRecordResult, SourceWrite};
 use crate::listing::{ListQuery, SortBy, SortOrder};
 use crate::model::{
     Collection, DataCatalogConfig, Feature, FeatureGroup, FeatureGroupSpec, FeatureSpec,
@@ -14,6 +15,7 @@ use crate::model::{
 use crate::offline::{OfflineStatus, OfflineStore};
 use crate::online::WriteOutcome;
 use crate::online::store::DeletionMode;
+use crate::sources::Position;
 
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
@@ -346,6 +348,45 @@ pub fn put_request(req: pb::PutRecordRequest) -> Result<(String, PutRequest)> {
                 .transpose()?,
         },
     ))
+}
+
+pub fn source_record(req: pb::SourceRecord) -> Result<SourceRecord> {
+    let record = req
+        .record
+        .ok_or_else(|| Error::validation("Record is required"))?;
+    let (group, request) = put_request(record).map_err(|e| e.at("Record"))?;
+    Ok(SourceRecord {
+        partition: req.partition,
+        position: req.position,
+        group,
+        request,
+    })
+}
+
+pub fn source_position((partition, position): (String, Position)) -> pb::SourcePosition {
+    pb::SourcePosition {
+        partition,
+        position: position.to_string(),
+    }
+}
+
+pub fn source_write(written: SourceWrite) -> pb::PutSourceRecordsResponse {
+    use pb::source_record_result::Result as R;
+    let results = written
+        .results
+        .into_iter()
+        .map(|r| pb::SourceRecordResult {
+            result: Some(match r {
+                SourceRecordResult::Written(o) => R::Outcome(outcome(o) as i32),
+                SourceRecordResult::AlreadyApplied => R::AlreadyApplied(true),
+                SourceRecordResult::Refused(e) => R::Error(e.message().to_string()),
+            }),
+        })
+        .collect();
+    pb::PutSourceRecordsResponse {
+        results,
+        positions: written.positions.into_iter().map(source_position).collect(),
+    }
 }
 
 pub fn outcome(o: WriteOutcome) -> pb::WriteOutcome {

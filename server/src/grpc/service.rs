@@ -266,6 +266,55 @@ impl FeatureStoreApi for GrpcService {
         .await
     }
 
+    async fn put_source_records(
+        &self,
+        request: Request<pb::PutSourceRecordsRequest>,
+    ) -> Result<Response<pb::PutSourceRecordsResponse>, Status> {
+        observe(method!("PutSourceRecords"), async {
+            let req = request.into_inner();
+            let records = req
+                .records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| convert::source_record(r).map_err(|e| e.at(format!("Records[{i}]"))))
+                .collect::<Result<Vec<_>>>()?;
+            let positions = req
+                .positions
+                .into_iter()
+                .map(|p| (p.partition, p.position))
+                .collect();
+            let source = req.source;
+            let written = blocking(&self.store, move |s| {
+                s.put_source_records(&source, records, positions)
+            })
+            .await?;
+            let applied = written
+                .results
+                .iter()
+                .filter(|r| matches!(r, crate::feature_store::SourceRecordResult::Written(_)))
+                .count();
+            metrics::record_writes(applied);
+            Ok(convert::source_write(written))
+        })
+        .await
+    }
+
+    async fn get_source_positions(
+        &self,
+        request: Request<pb::GetSourcePositionsRequest>,
+    ) -> Result<Response<pb::GetSourcePositionsResponse>, Status> {
+        observe(method!("GetSourcePositions"), async {
+            let positions = self.store.source_positions(&request.get_ref().source)?;
+            Ok(pb::GetSourcePositionsResponse {
+                positions: positions
+                    .into_iter()
+                    .map(convert::source_position)
+                    .collect(),
+            })
+        })
+        .await
+    }
+
     async fn get_record(
         &self,
         request: Request<pb::GetRecordRequest>,

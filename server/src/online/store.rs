@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
-use crate::db::{CF_RECORDS, cf};
+use crate::db::{CF_RECORDS, CF_SOURCE_POSITIONS, cf};
 use crate::error::{Error, Result};
 use crate::model::{FeatureGroup, FeatureType, ValidRecord, Value};
 use crate::offline::staging::{OfflineStaging, StagedRow};
@@ -113,11 +113,13 @@ impl OnlineStore {
         }
     }
 
-    /// Applies a batch of validated puts in one atomic write. Within the batch, later records
-    /// see the effect of earlier ones on the same identifier.
+    /// Applies a batch of validated puts in one atomic write, with `source_positions` (keys and
+    /// values of [`crate::sources`]) in the same write. Within the batch, later records see the
+    /// effect of earlier ones on the same identifier.
     pub fn put_records(
         &self,
         writes: Vec<(Arc<FeatureGroup>, ValidRecord)>,
+        source_positions: &[(Vec<u8>, String)],
     ) -> Result<Vec<WriteOutcome>> {
         let offline_rows = writes.iter().filter(|(_, r)| r.targets.offline).count();
         if offline_rows > 0 {
@@ -168,6 +170,10 @@ impl OnlineStore {
                 reservation.stage(&self.db, &mut batch, &row);
             }
             outcomes.push(outcome);
+        }
+        let positions_cf = cf(&self.db, CF_SOURCE_POSITIONS);
+        for (key, position) in source_positions {
+            batch.put_cf(positions_cf, key, position.as_bytes());
         }
         self.commit(batch, "writing records")?;
         reservation.committed();
