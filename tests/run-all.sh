@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # librocksdb-sys runs bindgen, which needs libclang.
 missing=()
-for pkg in clang libclang-dev; do
+for pkg in clang libclang-dev libssl-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

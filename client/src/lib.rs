@@ -178,6 +178,8 @@ rpcs! {
     get_record(pb::GetRecordRequest) -> pb::GetRecordResponse;
     batch_get_record(pb::BatchGetRecordRequest) -> pb::BatchGetRecordResponse;
     delete_record(pb::DeleteRecordRequest) -> pb::DeleteRecordResponse;
+    put_source_records(pb::PutSourceRecordsRequest) -> pb::PutSourceRecordsResponse;
+    get_source_positions(pb::GetSourcePositionsRequest) -> pb::GetSourcePositionsResponse;
 }
 
 impl Client {

@@ -1,1 +1,94 @@
-fn main() {}
+//! `quiver-ingest`: runs the ingest workers a configuration file lists, against a Quiver
+//! server, until SIGINT or SIGTERM (each worker writes the batch in hand first).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use quiver_ingest::config::IngestConfig;
+use quiver_ingest::sink::Server;
+use quiver_ingest::worker::Pipeline;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(version, about = "Quiver's Kafka ingest workers (docs/ingest.md)")]
+struct Args {
+    /// The configuration file (TOML; docs/ingest.md).
+    #[arg(long, env = "QUIVER_INGEST_CONFIG")]
+    config: PathBuf,
+    /// The server's gRPC endpoint; overrides the configuration's `server`.
+    #[arg(long, env = "QUIVER_ENDPOINT")]
+    server: Option<String>,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quiver-ingest: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let config =
+        IngestConfig::parse(&text).map_err(|e| format!("{}: {e}", args.config.display()))?;
+    if config.sources.is_empty() {
+        return Err(format!("{} lists no [[source]]", args.config.display()));
+    }
+    let server = Server::new(args.server.as_deref().unwrap_or(&config.server))?;
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping: writing the batches in hand");
+        let _ = stop.send(true);
+    });
+    let mut workers = tokio::task::JoinSet::new();
+    for source in config.sources {
+        let (server, shutdown) = (server.clone(), shutdown.clone());
+        workers.spawn(async move {
+            let pipeline = Arc::new(Pipeline::new(&source, server).await?);
+            match (&source.kafka, &source.kinesis) {
+                (Some(kafka), _) => {
+                    quiver_ingest::kafka::run(&source, kafka, pipeline, shutdown).await
+                }
+                _ => Err(format!(
+                    "source {:?}: Kinesis sources are not supported by this build yet",
+                    source.name
+                )),
+            }
+        });
+    }
+    let mut failed = None;
+    while let Some(done) = workers.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!("{e}");
+                failed.get_or_insert(e);
+            }
+            Err(e) => {
+                failed.get_or_insert(e.to_string());
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}

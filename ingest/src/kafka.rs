@@ -1,0 +1,246 @@
+//! The Kafka worker: a consumer-group member that reads its assigned partitions, maps each
+//! message to a record, and writes batches with their positions through
+//! [`Server::put`](crate::sink::Server::put).
+//!
+//! Exactly once: a partition's position (the last offset applied) is stored by the server in
+//! the same write as the records. On assignment (start, rebalance) each partition is read from
+//! its stored position + 1, asked of the server then; a record that another member (or an
+//! earlier run) applied meanwhile is skipped by the server. Kafka offsets are committed back
+//! after each write, only so that standard lag tools see the group's progress.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quiver_proto::v1 as pb;
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::{KafkaConfig, SourceConfig};
+use crate::worker::{Batch, Pipeline};
+
+/// Partitions' last applied offsets, by `topic/partition`, as last heard from the server.
+type Positions = Arc<Mutex<HashMap<String, i64>>>;
+
+fn partition_name(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+/// Sets each assigned partition's start to its stored position + 1.
+struct Context {
+    pipeline: Arc<Pipeline>,
+    positions: Positions,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // Fresh positions: another member may have moved them since this one last
+                // heard. Without them (server away), the last known ones are still safe: the
+                // server skips what was applied since.
+                let pipeline = self.pipeline.clone();
+                let fresh = tokio::task::block_in_place(|| {
+                    self.runtime.block_on(async move {
+                        tokio::time::timeout(Duration::from_secs(10), pipeline.stored_positions())
+                            .await
+                    })
+                });
+                let mut positions = self.positions.lock().expect("positions lock");
+                match fresh {
+                    Ok(Ok(fresh)) => {
+                        for (partition, position) in fresh {
+                            if let Ok(offset) = position.parse::<i64>() {
+                                positions.insert(partition, offset);
+                            }
+                        }
+                    }
+                    Ok(Err(e)) => tracing::warn!(
+                        "reading stored positions on assignment: {e}; using the last known"
+                    ),
+                    Err(_) => tracing::warn!(
+                        "reading stored positions on assignment timed out; using the last known"
+                    ),
+                }
+                let assigned: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                for (topic, partition) in &assigned {
+                    if let Some(&offset) = positions.get(&partition_name(topic, *partition)) {
+                        if let Err(e) =
+                            tpl.set_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+                        {
+                            tracing::error!("setting the start of {topic}/{partition}: {e}");
+                        }
+                    }
+                }
+                tracing::info!(partitions = ?assigned, "kafka partitions assigned");
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!("kafka assign failed: {e}");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!("kafka partitions revoked");
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!("kafka unassign failed: {e}");
+                }
+            }
+            other => {
+                tracing::error!("kafka rebalance error: {other:?}");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // Only lag tools read committed offsets; the stored positions decide.
+            tracing::debug!("kafka offset commit failed: {e}");
+        }
+    }
+}
+
+/// Runs the worker for `config` until `shutdown` turns true; the batch in hand is written
+/// first. Returns an error only for what retrying cannot mend (a bad configuration, a missing
+/// feature group, a request the server refuses as malformed).
+pub async fn run(
+    config: &SourceConfig,
+    kafka: &KafkaConfig,
+    pipeline: Arc<Pipeline>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let positions: Positions = Arc::default();
+    for (partition, position) in pipeline.stored_positions_retrying().await? {
+        if let Ok(offset) = position.parse::<i64>() {
+            positions
+                .lock()
+                .expect("positions lock")
+                .insert(partition, offset);
+        }
+    }
+    let context = Context {
+        pipeline: pipeline.clone(),
+        positions: positions.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &kafka.brokers)
+        .set(
+            "group.id",
+            kafka.group_id.as_deref().unwrap_or(&config.name),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    for (key, value) in &kafka.properties {
+        client.set(key, value);
+    }
+    let consumer: StreamConsumer<Context> = client
+        .create_with_context(context)
+        .map_err(|e| format!("source {:?}: kafka consumer: {e}", config.name))?;
+    let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| format!("source {:?}: subscribing to {topics:?}: {e}", config.name))?;
+
+    let mut batch = Batch::default();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let linger = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            message = consumer.recv() => {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!("kafka: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let partition = partition_name(message.topic(), message.partition());
+                let offset = message.offset();
+                let payload = message.payload().unwrap_or_default().to_vec();
+                drop(message);
+                // A partition read again from an earlier offset (reassigned): what is in hand
+                // goes first, so each write's positions rise within a partition.
+                let position = offset.to_string();
+                if !batch.is_after(&partition, &position) {
+                    flush(&pipeline, &consumer, &positions, &mut batch).await?;
+                    deadline = None;
+                }
+                pipeline.add(&mut batch, &partition, &position, &payload);
+                deadline.get_or_insert_with(|| Instant::now() + config.linger());
+                if batch.len() >= config.batch_size {
+                    flush(&pipeline, &consumer, &positions, &mut batch).await?;
+                    deadline = None;
+                }
+            }
+            () = linger => {
+                flush(&pipeline, &consumer, &positions, &mut batch).await?;
+                deadline = None;
+            }
+            _ = shutdown.changed() => {
+                flush(&pipeline, &consumer, &positions, &mut batch).await?;
+                tracing::info!(source = config.name, "kafka worker stopped");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Writes `batch`, then commits the new positions to Kafka (for lag tools).
+async fn flush(
+    pipeline: &Pipeline,
+    consumer: &StreamConsumer<Context>,
+    positions: &Positions,
+    batch: &mut Batch,
+) -> Result<(), String> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let stored: Vec<pb::SourcePosition> = pipeline.write(std::mem::take(batch)).await?;
+    let mut commit = TopicPartitionList::new();
+    {
+        let mut known = positions.lock().expect("positions lock");
+        for p in &stored {
+            let Ok(offset) = p.position.parse::<i64>() else {
+                continue;
+            };
+            known.insert(p.partition.clone(), offset);
+            if let Some((topic, partition)) = p.partition.rsplit_once('/')
+                && let Ok(partition) = partition.parse::<i32>()
+            {
+                let _ = commit.add_partition_offset(topic, partition, Offset::Offset(offset + 1));
+            }
+        }
+    }
+    if commit.count() > 0
+        && let Err(e) = consumer.commit(&commit, CommitMode::Async)
+    {
+        tracing::debug!("kafka offset commit: {e}");
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Where a worker's records go: the server's `PutSourceRecords`, which stores each batch with
+//! the source positions it advances in one atomic write, and skips what an earlier write
+//! already applied.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use quiver_proto::v1 as pb;
+use quiver_proto::v1::feature_store_client::FeatureStoreClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// The Quiver server, over gRPC.
+#[derive(Clone)]
+pub struct Server {
+    client: FeatureStoreClient<Channel>,
+}
+
+impl Server {
+    /// A client for `endpoint` (`http://host:port`). It connects on first use, so a worker
+    /// started before its server waits for it rather than failing.
+    pub fn new(endpoint: &str) -> Result<Self, String> {
+        let channel = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|e| format!("server endpoint {endpoint:?}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self {
+            client: FeatureStoreClient::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        })
+    }
+
+    pub async fn describe(&self, group: &str) -> Result<pb::DescribeFeatureGroupResponse, Status> {
+        let request = pb::DescribeFeatureGroupRequest {
+            feature_group_name: group.to_string(),
+            ..Default::default()
+        };
+        Ok(self
+            .client
+            .clone()
+            .describe_feature_group(request)
+            .await?
+            .into_inner())
+    }
+
+    /// The stored positions of `source`, by partition.
+    pub async fn positions(&self, source: &str) -> Result<HashMap<String, String>, Status> {
+        let request = pb::GetSourcePositionsRequest {
+            source: source.to_string(),
+        };
+        let positions = self
+            .client
+            .clone()
+            .get_source_positions(request)
+            .await?
+            .into_inner();
+        Ok(positions
+            .positions
+            .into_iter()
+            .map(|p| (p.partition, p.position))
+            .collect())
+    }
+
+    pub async fn put(
+        &self,
+        request: pb::PutSourceRecordsRequest,
+    ) -> Result<pb::PutSourceRecordsResponse, Status> {
+        Ok(self
+            .client
+            .clone()
+            .put_source_records(request)
+            .await?
+            .into_inner())
+    }
+}
+
+/// Whether a failed call may succeed when tried again: the server unreachable, shutting down,
+/// or refusing writes for now (the offline store behind). Anything else is a fault in the
+/// request.
+pub fn retryable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::ResourceExhausted
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::Unknown
+            | Code::Cancelled
+    )
+}
+
+/// Calls `call` until it succeeds or fails for good, waiting between tries (100 ms doubling to
+/// 5 s): back-pressure when the server is down or behind. Nothing is dropped meanwhile.
+pub async fn with_retries<T, F, Fut>(what: &str, mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(status) if retryable(&status) => {
+                tracing::warn!(
+                    code = ?status.code(),
+                    message = status.message(),
+                    "{what} failed; retrying in {wait:?}"
+                );
+                metrics::counter!("quiver_ingest_retries_total").increment(1);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(status) => return Err(status),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! What every source's worker shares: messages mapped into a [`Batch`], bad ones set aside for
+//! the dead-letter destination, and the batch written with its positions ([`Pipeline::write`]).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use quiver_proto::v1 as pb;
+
+use crate::config::{DeadLetterConfig, SourceConfig};
+use crate::dead_letter::{BadMessage, DeadLetter};
+use crate::mapping::Mapping;
+use crate::sink::{Server, with_retries};
+
+/// Messages read since the last write, in source order per partition.
+#[derive(Default)]
+pub struct Batch {
+    records: Vec<pb::SourceRecord>,
+    /// Each record's payload, for the dead-letter destination should the server refuse it.
+    payloads: Vec<Vec<u8>>,
+    bad: Vec<BadMessage>,
+    /// The last position read per partition (records and bad messages alike).
+    positions: HashMap<String, String>,
+    messages: usize,
+}
+
+impl Batch {
+    /// Messages in the batch, good and bad.
+    pub fn len(&self) -> usize {
+        self.messages
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// Whether `position` comes after everything the batch holds of `partition`.
+    pub fn is_after(&self, partition: &str, position: &str) -> bool {
+        self.positions
+            .get(partition)
+            .is_none_or(|last| compare_positions(position, last) == Ordering::Greater)
+    }
+}
+
+/// Orders two positions (non-negative decimal integers of any length) as numbers.
+pub fn compare_positions(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a).cmp(&(b.len(), b))
+}
+
+/// One source's way from messages to stored records.
+pub struct Pipeline {
+    source: String,
+    mapping: Mapping,
+    server: Server,
+    dead_letter: DeadLetter,
+}
+
+impl Pipeline {
+    /// Looks the target group up (waiting for the server if it is not up yet) and prepares the
+    /// mapping and the dead-letter destination.
+    pub async fn new(config: &SourceConfig, server: Server) -> Result<Self, String> {
+        let described = with_retries("describing the feature group", || {
+            server.describe(&config.feature_group)
+        })
+        .await
+        .map_err(|s| {
+            format!(
+                "source {:?}: feature group {:?}: {}",
+                config.name,
+                config.feature_group,
+                s.message()
+            )
+        })?;
+        let mapping = Mapping::new(&config.mapping(), &described)
+            .map_err(|e| format!("source {:?}: {e}", config.name))?;
+        let dead_letter = match &config.dead_letter {
+            None => DeadLetter::file(format!("dead-letter/{}.jsonl", config.name).into())?,
+            Some(DeadLetterConfig::File { path }) => DeadLetter::file(path.clone())?,
+            Some(DeadLetterConfig::Kafka { topic, brokers }) => {
+                let kafka = config.kafka.as_ref();
+                let brokers = brokers
+                    .clone()
+                    .or_else(|| kafka.map(|k| k.brokers.clone()))
+                    .ok_or_else(|| {
+                        format!("source {:?}: dead_letter.brokers is required", config.name)
+                    })?;
+                let properties: Vec<(String, String)> = kafka
+                    .map(|k| k.properties.clone().into_iter().collect())
+                    .unwrap_or_default();
+                DeadLetter::kafka(&brokers, topic, &properties)?
+            }
+            Some(DeadLetterConfig::Kinesis { .. }) => {
+                return Err(format!(
+                    "source {:?}: a Kinesis dead-letter stream is not supported yet; use a file \
+                     or a Kafka topic",
+                    config.name
+                ));
+            }
+        };
+        Ok(Self {
+            source: config.name.clone(),
+            mapping,
+            server,
+            dead_letter,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The source's stored positions, by partition (one try).
+    pub async fn stored_positions(&self) -> Result<HashMap<String, String>, String> {
+        self.server
+            .positions(&self.source)
+            .await
+            .map_err(|s| s.message().to_string())
+    }
+
+    /// The source's stored positions, waiting for the server if need be.
+    pub async fn stored_positions_retrying(&self) -> Result<HashMap<String, String>, String> {
+        with_retries("reading stored positions", || {
+            self.server.positions(&self.source)
+        })
+        .await
+        .map_err(|s| format!("source {:?}: {}", self.source, s.message()))
+    }
+
+    /// Maps the message at `position` of `partition` into `batch`: a record, or a bad message
+    /// with its reason.
+    pub fn add(&self, batch: &mut Batch, partition: &str, position: &str, payload: &[u8]) {
+        match self.mapping.record(payload) {
+            Ok(record) => {
+                batch.records.push(pb::SourceRecord {
+                    partition: partition.to_string(),
+                    position: position.to_string(),
+                    record: Some(record),
+                });
+                batch.payloads.push(payload.to_vec());
+            }
+            Err(rejected) => batch.bad.push(BadMessage::new(
+                &self.source,
+                partition,
+                position,
+                payload,
+                rejected.0,
+            )),
+        }
+        batch
+            .positions
+            .insert(partition.to_string(), position.to_string());
+        batch.messages += 1;
+    }
+
+    /// Writes `batch`: its bad messages to the dead-letter destination first, then its records
+    /// with its positions, retrying while the server is away or behind. Returns the stored
+    /// positions of the batch's partitions.
+    pub async fn write(&self, batch: Batch) -> Result<Vec<pb::SourcePosition>, String> {
+        let source = self.source.as_str();
+        self.dead_letters(&batch.bad).await;
+        let request = pb::PutSourceRecordsRequest {
+            source: source.to_string(),
+            records: batch.records,
+            positions: batch
+                .positions
+                .into_iter()
+                .map(|(partition, position)| pb::SourcePosition {
+                    partition,
+                    position,
+                })
+                .collect(),
+        };
+        let records = request.records.clone();
+        let response = with_retries("writing records", || self.server.put(request.clone()))
+            .await
+            .map_err(|s| {
+                format!(
+                    "source {source:?}: the server refused a batch: {}",
+                    s.message()
+                )
+            })?;
+        let (mut written, mut skipped) = (0u64, 0u64);
+        let mut refused = Vec::new();
+        use pb::source_record_result::Result as R;
+        for (k, result) in response.results.iter().enumerate() {
+            match &result.result {
+                Some(R::Outcome(_)) => written += 1,
+                Some(R::AlreadyApplied(_)) => skipped += 1,
+                Some(R::Error(reason)) => {
+                    let record = &records[k];
+                    refused.push(BadMessage::new(
+                        source,
+                        &record.partition,
+                        &record.position,
+                        &batch.payloads[k],
+                        format!("refused by the server: {reason}"),
+                    ));
+                }
+                None => {}
+            }
+        }
+        self.dead_letters(&refused).await;
+        let labels = [("source", source.to_string())];
+        metrics::counter!("quiver_ingest_records_written_total", &labels).increment(written);
+        metrics::counter!("quiver_ingest_records_already_applied_total", &labels)
+            .increment(skipped);
+        Ok(response.positions)
+    }
+
+    /// Sends `bad` to the dead-letter destination, retrying until it takes them: a bad message
+    /// is never dropped, and never stops the partition for longer than the destination is away.
+    async fn dead_letters(&self, bad: &[BadMessage]) {
+        if bad.is_empty() {
+            return;
+        }
+        let mut wait = std::time::Duration::from_millis(100);
+        while let Err(e) = self.dead_letter.send(bad).await {
+            tracing::warn!(
+                source = self.source,
+                "dead-letter destination: {e}; retrying in {wait:?}"
+            );
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+        }
+        for m in bad {
+            tracing::debug!(
+                source = self.source,
+                partition = m.partition,
+                position = m.position,
+                reason = m.reason,
+                "dead-lettered"
+            );
+        }
+        metrics::counter!("quiver_ingest_dead_letters_total", "source" => self.source.clone())
+            .increment(bad.len() as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_compare_as_numbers() {
+        assert_eq!(compare_positions("10", "9"), Ordering::Greater);
+        assert_eq!(compare_positions("007", "7"), Ordering::Equal);
+        assert_eq!(
+            compare_positions(
+                "49590338271490256608559692538361571095921575989136588898",
+                "18446744073709551615"
+            ),
+            Ordering::Greater
+        );
+        let mut batch = Batch::default();
+        batch.positions.insert("t/0".into(), "5".into());
+        assert!(batch.is_after("t/0", "6"));
+        assert!(!batch.is_after("t/0", "5"));
+        assert!(batch.is_after("t/1", "0"));
+    }
+}

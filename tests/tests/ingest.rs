@@ -1,0 +1,367 @@
+//! Stream ingest end to end: the real `quiver-ingest` binary reading a Kafka wire-protocol
+//! broker (librdkafka's mock cluster, hosted by this test) into the real server, killed with
+//! SIGKILL at random moments; afterwards the online store equals the reference (greatest event
+//! time per identifier), the offline store holds each good source record exactly once, and
+//! every bad message is in the dead-letter file with its reason.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use quiver_client::{Client, pb};
+use quiver_tests::aws::python;
+use quiver_tests::{TestServer, binary, fdef};
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value as Json, json};
+
+const TOPIC: &str = "events";
+const PARTITIONS: i32 = 4;
+
+/// `id` (String), `ts` (Fractional seconds), `v` (Integral), `seq` (Integral: the message's
+/// number, unique); online and offline stores.
+fn events_group() -> pb::CreateFeatureGroupRequest {
+    pb::CreateFeatureGroupRequest {
+        feature_group_name: "events".into(),
+        record_identifier_feature_name: "id".into(),
+        event_time_feature_name: "ts".into(),
+        feature_definitions: vec![
+            fdef("id", pb::FeatureType::String),
+            fdef("ts", pb::FeatureType::Fractional),
+            fdef("v", pb::FeatureType::Integral),
+            fdef("seq", pb::FeatureType::Integral),
+        ],
+        online_store_config: Some(pb::OnlineStoreConfig {
+            enable_online_store: true,
+            ..Default::default()
+        }),
+        offline_store_config: Some(pb::OfflineStoreConfig::default()),
+        ..Default::default()
+    }
+}
+
+/// One produced message and what it should do.
+struct Sent {
+    partition: i32,
+    payload: String,
+    /// (id, event time ms, v, seq) for a good message.
+    good: Option<(String, i64, i64, i64)>,
+}
+
+/// `n` messages over the partitions: identifiers reused many times with event times out of
+/// order, some messages sent twice (the same payload again: a separate source record), and
+/// bad ones of every kind.
+fn messages(n: usize, seed: u64) -> Vec<Sent> {
+    let mut state = seed | 1;
+    let mut next = move |m: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % m
+    };
+    let mut sent: Vec<Sent> = Vec::new();
+    let mut used: HashSet<(String, i64)> = HashSet::new();
+    for seq in 0..n as i64 {
+        let partition = next(PARTITIONS as u64) as i32;
+        if seq % 37 == 5 {
+            let bad = match seq % 5 {
+                0 => "not json".to_string(),
+                1 => json!({"ts": 1.0, "v": 1}).to_string(),
+                2 => json!({"id": "x", "v": 1}).to_string(),
+                3 => json!({"id": "x", "ts": 1.0, "v": "ten"}).to_string(),
+                _ => json!({"id": "x", "ts": 1.0, "colour": "red"}).to_string(),
+            };
+            sent.push(Sent {
+                partition,
+                payload: bad,
+                good: None,
+            });
+            continue;
+        }
+        if seq % 23 == 7 && !sent.is_empty() {
+            // A duplicate: a message sent again (its own source record, with its own seq).
+            let k = next(sent.len() as u64) as usize;
+            if let Some((id, ts, v, _)) = sent[k].good.clone() {
+                let payload =
+                    json!({"id": id, "ts": ts as f64 / 1000.0, "v": v, "seq": seq}).to_string();
+                sent.push(Sent {
+                    partition,
+                    payload,
+                    good: Some((id, ts, v, seq)),
+                });
+                continue;
+            }
+        }
+        let id = format!("u{}", next(200));
+        // Event times out of order, unique per identifier (a tie's winner would depend on
+        // which partition is read first).
+        let mut ts = 1_700_000_000_000 + next(10_000_000) as i64;
+        while !used.insert((id.clone(), ts)) {
+            ts += 1;
+        }
+        let v = next(1_000_000) as i64;
+        let payload = json!({"id": id, "ts": ts as f64 / 1000.0, "v": v, "seq": seq}).to_string();
+        sent.push(Sent {
+            partition,
+            payload,
+            good: Some((id, ts, v, seq)),
+        });
+    }
+    sent
+}
+
+fn start_worker(config: &std::path::Path, endpoint: &str) -> Child {
+    Command::new(binary("quiver-ingest"))
+        .arg("--config")
+        .arg(config)
+        .args(["--server", endpoint])
+        .env(
+            "RUST_LOG",
+            std::env::var("QUIVER_TEST_INGEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("quiver-ingest starts")
+}
+
+/// The source's stored positions, by partition.
+async fn positions(client: &Client, source: &str) -> HashMap<String, i64> {
+    client
+        .get_source_positions(pb::GetSourcePositionsRequest {
+            source: source.into(),
+        })
+        .await
+        .map(|r| r.positions)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.partition, p.position.parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_ingest_is_exactly_once_through_kill_9() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster
+        .create_topic(TOPIC, PARTITIONS, 1)
+        .expect("topic created");
+    let brokers = cluster.bootstrap_servers();
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(
+        &dir.path().join("data"),
+        &[
+            "--offline-flush-interval-ms",
+            "200",
+            "--wal-sync",
+            "periodic",
+        ],
+    )
+    .await;
+    let client = server.client().await;
+    client.create_feature_group(events_group()).await.unwrap();
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("seed {seed}");
+    let sent = messages(4000, seed);
+    // Offsets are known up front: each partition's messages are numbered in send order.
+    let mut per_partition = [0i64; PARTITIONS as usize];
+    let mut offsets = Vec::with_capacity(sent.len());
+    for m in &sent {
+        offsets.push(per_partition[m.partition as usize]);
+        per_partition[m.partition as usize] += 1;
+    }
+    // Produced over ~8 s while the worker is killed and restarted: kills land mid-stream.
+    let payloads: Vec<(i32, String)> = sent
+        .iter()
+        .map(|m| (m.partition, m.payload.clone()))
+        .collect();
+    let producing = {
+        let brokers = brokers.clone();
+        tokio::task::spawn_blocking(move || {
+            let producer: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("enable.idempotence", "true")
+                .create()
+                .unwrap();
+            for (k, (partition, payload)) in payloads.iter().enumerate() {
+                loop {
+                    match producer.send(
+                        BaseRecord::<str, str>::to(TOPIC)
+                            .partition(*partition)
+                            .payload(payload),
+                    ) {
+                        Ok(()) => break,
+                        Err((e, _)) => {
+                            assert!(e.to_string().contains("Queue full"), "produce failed: {e}");
+                            producer.poll(Duration::from_millis(10));
+                        }
+                    }
+                }
+                if k % 20 == 19 {
+                    producer.poll(Duration::ZERO);
+                    std::thread::sleep(Duration::from_millis(40));
+                }
+            }
+            producer.flush(Duration::from_secs(30)).unwrap();
+        })
+    };
+
+    let dead_letters = dir.path().join("dead.jsonl");
+    let config = dir.path().join("ingest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[source]]
+name = "events-from-kafka"
+feature_group = "events"
+batch_size = 50
+linger_ms = 20
+dead_letter = {{ kind = "file", path = "{}" }}
+[source.kafka]
+brokers = "{brokers}"
+topics = ["{TOPIC}"]
+# A killed member's partitions are reassigned after this (the broker's minimum).
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
+"#,
+            dead_letters.display()
+        ),
+    )
+    .unwrap();
+
+    // Killed with SIGKILL three times, each at a random moment after it has written something
+    // (so inside the stream), then left to finish.
+    let mut before = HashMap::new();
+    for round in 0..3u64 {
+        let mut worker = start_worker(&config, &server.endpoint());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while positions(&client, "events-from-kafka").await == before {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no progress within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pause = seed.wrapping_mul(round + 3) % 400;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+        before = positions(&client, "events-from-kafka").await;
+        eprintln!("round {round}: killed {pause} ms after its first write, at {before:?}");
+    }
+    producing.await.unwrap();
+    let mut worker = start_worker(&config, &server.endpoint());
+    let want: HashMap<String, i64> = (0..PARTITIONS)
+        .filter(|&p| per_partition[p as usize] > 0)
+        .map(|p| (format!("{TOPIC}/{p}"), per_partition[p as usize] - 1))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if positions(&client, "events-from-kafka").await == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not consumed within 120 s: {:?} of {want:?}",
+            positions(&client, "events-from-kafka").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SIGTERM: the worker stops cleanly.
+    Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    let status = worker.wait().unwrap();
+    assert!(status.success(), "worker exited with {status}");
+
+    // Online: the greatest event time per identifier.
+    let mut reference: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (id, ts, v, _) in sent.iter().filter_map(|m| m.good.clone()) {
+        let e = reference.entry(id).or_insert((ts, v));
+        if ts > e.0 {
+            *e = (ts, v);
+        }
+    }
+    for (id, (_, v)) in &reference {
+        let record = quiver_tests::read(&client, "events", id).await;
+        assert_eq!(
+            quiver_tests::feature(&record, "v"),
+            Some(json!(v)),
+            "online record of {id}"
+        );
+    }
+
+    // Offline: each good message exactly once (by its seq).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let good: Vec<i64> = sent
+        .iter()
+        .filter_map(|m| m.good.as_ref().map(|g| g.3))
+        .collect();
+    let data_uri = client
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: "events".into(),
+        })
+        .await
+        .unwrap()
+        .offline_store_config
+        .unwrap()
+        .resolved_output_s3_uri;
+    let seqs = loop {
+        let read = python(
+            "read_offline.py",
+            &["local", data_uri.strip_prefix("file://").unwrap()],
+        );
+        let seqs: Vec<i64> = read["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_i64().unwrap())
+            .collect();
+        if seqs.len() >= good.len() || Instant::now() > deadline {
+            break seqs;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for s in &seqs {
+        *counts.entry(*s).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "offline rows written twice: {twice:?}");
+    let missing: Vec<_> = good.iter().filter(|s| !counts.contains_key(s)).collect();
+    assert!(missing.is_empty(), "offline rows missing: {missing:?}");
+    assert_eq!(seqs.len(), good.len());
+
+    // Dead letters: every bad message, with a reason (at least once: a kill between the
+    // dead-letter write and the positions' may send one again).
+    let bad: HashSet<(String, String)> = sent
+        .iter()
+        .zip(&offsets)
+        .filter(|(m, _)| m.good.is_none())
+        .map(|(m, o)| (format!("{TOPIC}/{}", m.partition), o.to_string()))
+        .collect();
+    let text = std::fs::read_to_string(&dead_letters).expect("dead-letter file");
+    let mut found = HashSet::new();
+    for line in text.lines() {
+        let entry: Json = serde_json::from_str(line).unwrap();
+        assert!(!entry["reason"].as_str().unwrap().is_empty(), "{line}");
+        assert!(entry["payload"].is_string(), "{line}");
+        found.insert((
+            entry["partition"].as_str().unwrap().to_string(),
+            entry["position"].as_str().unwrap().to_string(),
+        ));
+    }
+    assert_eq!(found, bad, "dead letters differ from the bad messages sent");
+    eprintln!(
+        "{} messages ({} good, {} bad) through 3 kill -9s: online = reference, offline once each",
+        sent.len(),
+        good.len(),
+        bad.len()
+    );
+    server.stop().await;
+}
