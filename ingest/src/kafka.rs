@@ -83,12 +83,11 @@ impl ConsumerContext for Context {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 for (topic, partition) in &assigned {
-                    if let Some(&offset) = positions.get(&partition_name(topic, *partition)) {
-                        if let Err(e) =
+                    if let Some(&offset) = positions.get(&partition_name(topic, *partition))
+                        && let Err(e) =
                             tpl.set_partition_offset(topic, *partition, Offset::Offset(offset + 1))
-                        {
-                            tracing::error!("setting the start of {topic}/{partition}: {e}");
-                        }
+                    {
+                        tracing::error!("setting the start of {topic}/{partition}: {e}");
                     }
                 }
                 tracing::info!(partitions = ?assigned, "kafka partitions assigned");

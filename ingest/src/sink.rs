@@ -35,7 +35,6 @@ impl Server {
     pub async fn describe(&self, group: &str) -> Result<pb::DescribeFeatureGroupResponse, Status> {
         let request = pb::DescribeFeatureGroupRequest {
             feature_group_name: group.to_string(),
-            ..Default::default()
         };
         Ok(self
             .client
