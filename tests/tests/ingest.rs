@@ -111,18 +111,28 @@ fn messages(n: usize, seed: u64) -> Vec<Sent> {
     sent
 }
 
-fn start_worker(config: &std::path::Path, endpoint: &str) -> Child {
-    Command::new(binary("quiver-ingest"))
+/// Starts `quiver-ingest`; with `log`, its log (at info) goes to that file.
+fn start_worker(config: &std::path::Path, endpoint: &str, log: Option<&std::path::Path>) -> Child {
+    let mut command = Command::new(binary("quiver-ingest"));
+    command
         .arg("--config")
         .arg(config)
         .args(["--server", endpoint])
-        .env(
-            "RUST_LOG",
-            std::env::var("QUIVER_TEST_INGEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("quiver-ingest starts")
+        .stdin(Stdio::null());
+    match log {
+        Some(path) => {
+            command
+                .env("RUST_LOG", "info")
+                .stderr(std::fs::File::create(path).unwrap());
+        }
+        None => {
+            command.env(
+                "RUST_LOG",
+                std::env::var("QUIVER_TEST_INGEST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        }
+    }
+    command.spawn().expect("quiver-ingest starts")
 }
 
 /// The source's stored positions, by partition.
@@ -139,85 +149,102 @@ async fn positions(client: &Client, source: &str) -> HashMap<String, i64> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_ingest_is_exactly_once_through_kill_9() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster
-        .create_topic(TOPIC, PARTITIONS, 1)
-        .expect("topic created");
-    let brokers = cluster.bootstrap_servers();
+/// A mock broker with a 4-partition topic, a server with the `events` group, messages being
+/// produced in the background (over ~20 s, so workers meet them mid-stream), and a worker
+/// configuration.
+struct Scenario {
+    _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    _dir: tempfile::TempDir,
+    server: TestServer,
+    client: Client,
+    sent: Vec<Sent>,
+    /// Each message's offset in its partition.
+    offsets: Vec<i64>,
+    per_partition: [i64; PARTITIONS as usize],
+    config: std::path::PathBuf,
+    dead_letters: std::path::PathBuf,
+    producing: Option<tokio::task::JoinHandle<()>>,
+    seed: u64,
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(
-        &dir.path().join("data"),
-        &[
-            "--offline-flush-interval-ms",
-            "200",
-            "--wal-sync",
-            "periodic",
-        ],
-    )
-    .await;
-    let client = server.client().await;
-    client.create_feature_group(events_group()).await.unwrap();
+const SOURCE: &str = "events-from-kafka";
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    eprintln!("seed {seed}");
-    let sent = messages(4000, seed);
-    // Offsets are known up front: each partition's messages are numbered in send order.
-    let mut per_partition = [0i64; PARTITIONS as usize];
-    let mut offsets = Vec::with_capacity(sent.len());
-    for m in &sent {
-        offsets.push(per_partition[m.partition as usize]);
-        per_partition[m.partition as usize] += 1;
-    }
-    // Produced over ~8 s while the worker is killed and restarted: kills land mid-stream.
-    let payloads: Vec<(i32, String)> = sent
-        .iter()
-        .map(|m| (m.partition, m.payload.clone()))
-        .collect();
-    let producing = {
-        let brokers = brokers.clone();
-        tokio::task::spawn_blocking(move || {
-            let producer: BaseProducer = ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .set("enable.idempotence", "true")
-                .create()
-                .unwrap();
-            for (k, (partition, payload)) in payloads.iter().enumerate() {
-                loop {
-                    match producer.send(
-                        BaseRecord::<str, str>::to(TOPIC)
+impl Scenario {
+    async fn start(n: usize) -> Self {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster
+            .create_topic(TOPIC, PARTITIONS, 1)
+            .expect("topic created");
+        let brokers = cluster.bootstrap_servers();
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start_in(
+            &dir.path().join("data"),
+            &[
+                "--offline-flush-interval-ms",
+                "200",
+                "--wal-sync",
+                "periodic",
+            ],
+        )
+        .await;
+        let client = server.client().await;
+        client.create_feature_group(events_group()).await.unwrap();
+
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+        eprintln!("seed {seed}");
+        let sent = messages(n, seed);
+        // Offsets are known up front: each partition's messages are numbered in send order.
+        let mut per_partition = [0i64; PARTITIONS as usize];
+        let mut offsets = Vec::with_capacity(sent.len());
+        for m in &sent {
+            offsets.push(per_partition[m.partition as usize]);
+            per_partition[m.partition as usize] += 1;
+        }
+        let payloads: Vec<(i32, String)> = sent
+            .iter()
+            .map(|m| (m.partition, m.payload.clone()))
+            .collect();
+        let producing = {
+            let brokers = brokers.clone();
+            tokio::task::spawn_blocking(move || {
+                let producer: BaseProducer = ClientConfig::new()
+                    .set("bootstrap.servers", &brokers)
+                    .set("enable.idempotence", "true")
+                    .create()
+                    .unwrap();
+                for (k, (partition, payload)) in payloads.iter().enumerate() {
+                    loop {
+                        let record = BaseRecord::<str, str>::to(TOPIC)
                             .partition(*partition)
-                            .payload(payload),
-                    ) {
-                        Ok(()) => break,
-                        Err((e, _)) => {
-                            assert!(e.to_string().contains("Queue full"), "produce failed: {e}");
-                            producer.poll(Duration::from_millis(10));
+                            .payload(payload);
+                        match producer.send(record) {
+                            Ok(()) => break,
+                            Err((e, _)) => {
+                                assert!(e.to_string().contains("Queue full"), "produce: {e}");
+                                producer.poll(Duration::from_millis(10));
+                            }
                         }
                     }
+                    if k % 20 == 19 {
+                        producer.poll(Duration::ZERO);
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
                 }
-                if k % 20 == 19 {
-                    producer.poll(Duration::ZERO);
-                    std::thread::sleep(Duration::from_millis(40));
-                }
-            }
-            producer.flush(Duration::from_secs(30)).unwrap();
-        })
-    };
+                producer.flush(Duration::from_secs(30)).unwrap();
+            })
+        };
 
-    let dead_letters = dir.path().join("dead.jsonl");
-    let config = dir.path().join("ingest.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+        let dead_letters = dir.path().join("dead.jsonl");
+        let config = dir.path().join("ingest.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
 [[source]]
-name = "events-from-kafka"
+name = "{SOURCE}"
 feature_group = "events"
 batch_size = 50
 linger_ms = 20
@@ -226,142 +253,232 @@ dead_letter = {{ kind = "file", path = "{}" }}
 brokers = "{brokers}"
 topics = ["{TOPIC}"]
 # A killed member's partitions are reassigned after this (the broker's minimum).
-properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}}
 "#,
-            dead_letters.display()
-        ),
-    )
-    .unwrap();
+                dead_letters.display()
+            ),
+        )
+        .unwrap();
+        Self {
+            _cluster: cluster,
+            _dir: dir,
+            server,
+            client,
+            sent,
+            offsets,
+            per_partition,
+            config,
+            dead_letters,
+            producing: Some(producing),
+            seed,
+        }
+    }
 
-    // Killed with SIGKILL three times, each at a random moment after it has written something
-    // (so inside the stream), then left to finish.
-    let mut before = HashMap::new();
-    for round in 0..3u64 {
-        let mut worker = start_worker(&config, &server.endpoint());
+    /// Starts a worker logging (at info) to `<name>.log`.
+    fn worker(&self, name: &str) -> (Child, std::path::PathBuf) {
+        let log = self._dir.path().join(format!("{name}.log"));
+        let child = start_worker(&self.config, &self.server.endpoint(), Some(&log));
+        (child, log)
+    }
+
+    /// Waits until the worker logging to `log` has been assigned partitions.
+    async fn assigned(&self, log: &std::path::Path) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while positions(&client, "events-from-kafka").await == before {
+        while !std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("kafka partitions assigned partitions=[(")
+        {
             assert!(
                 Instant::now() < deadline,
-                "round {round}: no progress within 60 s"
+                "{} got no partitions within 60 s; its log:\n{}",
+                log.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
             );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn positions(&self) -> HashMap<String, i64> {
+        positions(&self.client, SOURCE).await
+    }
+
+    /// Waits until the stored positions differ from `before`: a worker has written.
+    async fn progress_from(&self, before: &HashMap<String, i64>) -> HashMap<String, i64> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = self.positions().await;
+            if now != *before {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "no progress within 60 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let pause = seed.wrapping_mul(round + 3) % 400;
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        worker.kill().unwrap();
-        worker.wait().unwrap();
-        before = positions(&client, "events-from-kafka").await;
-        eprintln!("round {round}: killed {pause} ms after its first write, at {before:?}");
     }
-    producing.await.unwrap();
-    let mut worker = start_worker(&config, &server.endpoint());
-    let want: HashMap<String, i64> = (0..PARTITIONS)
-        .filter(|&p| per_partition[p as usize] > 0)
-        .map(|p| (format!("{TOPIC}/{p}"), per_partition[p as usize] - 1))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if positions(&client, "events-from-kafka").await == want {
-            break;
+
+    /// Waits for the producer, then until every message is applied.
+    async fn wait_consumed(&mut self) {
+        if let Some(producing) = self.producing.take() {
+            producing.await.unwrap();
         }
-        assert!(
-            Instant::now() < deadline,
-            "not consumed within 120 s: {:?} of {want:?}",
-            positions(&client, "events-from-kafka").await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let want: HashMap<String, i64> = (0..PARTITIONS)
+            .filter(|&p| self.per_partition[p as usize] > 0)
+            .map(|p| (format!("{TOPIC}/{p}"), self.per_partition[p as usize] - 1))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let now = self.positions().await;
+            if now == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not consumed within 120 s: {now:?} of {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    // SIGTERM: the worker stops cleanly.
+
+    /// Online = the reference, offline = each good message once, dead letters = the bad ones.
+    async fn verify(&self) {
+        let client = &self.client;
+        let mut reference: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for (id, ts, v, _) in self.sent.iter().filter_map(|m| m.good.clone()) {
+            let e = reference.entry(id).or_insert((ts, v));
+            if ts > e.0 {
+                *e = (ts, v);
+            }
+        }
+        for (id, (_, v)) in &reference {
+            let record = quiver_tests::read(client, "events", id).await;
+            assert_eq!(
+                quiver_tests::feature(&record, "v"),
+                Some(json!(v)),
+                "online record of {id}"
+            );
+        }
+
+        let good: Vec<i64> = self
+            .sent
+            .iter()
+            .filter_map(|m| m.good.as_ref().map(|g| g.3))
+            .collect();
+        let data_uri = client
+            .describe_feature_group(pb::DescribeFeatureGroupRequest {
+                feature_group_name: "events".into(),
+            })
+            .await
+            .unwrap()
+            .offline_store_config
+            .unwrap()
+            .resolved_output_s3_uri;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let seqs = loop {
+            let read = python(
+                "read_offline.py",
+                &["local", data_uri.strip_prefix("file://").unwrap()],
+            );
+            let seqs: Vec<i64> = read["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["seq"].as_i64().unwrap())
+                .collect();
+            if seqs.len() >= good.len() || Instant::now() > deadline {
+                break seqs;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        let mut counts: HashMap<i64, usize> = HashMap::new();
+        for s in &seqs {
+            *counts.entry(*s).or_default() += 1;
+        }
+        let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+        assert!(twice.is_empty(), "offline rows written twice: {twice:?}");
+        let missing: Vec<_> = good.iter().filter(|s| !counts.contains_key(s)).collect();
+        assert!(missing.is_empty(), "offline rows missing: {missing:?}");
+        assert_eq!(seqs.len(), good.len());
+
+        // Every bad message, with a reason (at least once: a kill between the dead-letter
+        // write and the positions' may send one again).
+        let bad: HashSet<(String, String)> = self
+            .sent
+            .iter()
+            .zip(&self.offsets)
+            .filter(|(m, _)| m.good.is_none())
+            .map(|(m, o)| (format!("{TOPIC}/{}", m.partition), o.to_string()))
+            .collect();
+        let text = std::fs::read_to_string(&self.dead_letters).expect("dead-letter file");
+        let mut found = HashSet::new();
+        for line in text.lines() {
+            let entry: Json = serde_json::from_str(line).unwrap();
+            assert!(!entry["reason"].as_str().unwrap().is_empty(), "{line}");
+            assert!(entry["payload"].is_string(), "{line}");
+            found.insert((
+                entry["partition"].as_str().unwrap().to_string(),
+                entry["position"].as_str().unwrap().to_string(),
+            ));
+        }
+        assert_eq!(found, bad, "dead letters differ from the bad messages sent");
+        eprintln!(
+            "{} messages ({} good, {} bad): online = reference, offline once each, bad ones dead-lettered",
+            self.sent.len(),
+            good.len(),
+            bad.len()
+        );
+    }
+}
+
+/// SIGTERM, and the exit status.
+fn terminate(mut worker: Child) -> std::process::ExitStatus {
     Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status()
         .unwrap();
-    let status = worker.wait().unwrap();
+    worker.wait().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_ingest_is_exactly_once_through_kill_9() {
+    let mut s = Scenario::start(4000).await;
+    // Killed with SIGKILL three times, each at a random moment after it has written something
+    // (so inside the stream), then left to finish.
+    let mut before = HashMap::new();
+    for round in 0..3u64 {
+        let (mut worker, _) = s.worker(&format!("round{round}"));
+        s.progress_from(&before).await;
+        let pause = s.seed.wrapping_mul(round + 3) % 400;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+        before = s.positions().await;
+        eprintln!("round {round}: killed {pause} ms after its first write, at {before:?}");
+    }
+    let (worker, log) = s.worker("last");
+    s.assigned(&log).await;
+    s.wait_consumed().await;
+    let status = terminate(worker);
     assert!(status.success(), "worker exited with {status}");
+    s.verify().await;
+    s.server.stop().await;
+}
 
-    // Online: the greatest event time per identifier.
-    let mut reference: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for (id, ts, v, _) in sent.iter().filter_map(|m| m.good.clone()) {
-        let e = reference.entry(id).or_insert((ts, v));
-        if ts > e.0 {
-            *e = (ts, v);
-        }
-    }
-    for (id, (_, v)) in &reference {
-        let record = quiver_tests::read(&client, "events", id).await;
-        assert_eq!(
-            quiver_tests::feature(&record, "v"),
-            Some(json!(v)),
-            "online record of {id}"
-        );
-    }
-
-    // Offline: each good message exactly once (by its seq).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let good: Vec<i64> = sent
-        .iter()
-        .filter_map(|m| m.good.as_ref().map(|g| g.3))
-        .collect();
-    let data_uri = client
-        .describe_feature_group(pb::DescribeFeatureGroupRequest {
-            feature_group_name: "events".into(),
-        })
-        .await
-        .unwrap()
-        .offline_store_config
-        .unwrap()
-        .resolved_output_s3_uri;
-    let seqs = loop {
-        let read = python(
-            "read_offline.py",
-            &["local", data_uri.strip_prefix("file://").unwrap()],
-        );
-        let seqs: Vec<i64> = read["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["seq"].as_i64().unwrap())
-            .collect();
-        if seqs.len() >= good.len() || Instant::now() > deadline {
-            break seqs;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    let mut counts: HashMap<i64, usize> = HashMap::new();
-    for s in &seqs {
-        *counts.entry(*s).or_default() += 1;
-    }
-    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
-    assert!(twice.is_empty(), "offline rows written twice: {twice:?}");
-    let missing: Vec<_> = good.iter().filter(|s| !counts.contains_key(s)).collect();
-    assert!(missing.is_empty(), "offline rows missing: {missing:?}");
-    assert_eq!(seqs.len(), good.len());
-
-    // Dead letters: every bad message, with a reason (at least once: a kill between the
-    // dead-letter write and the positions' may send one again).
-    let bad: HashSet<(String, String)> = sent
-        .iter()
-        .zip(&offsets)
-        .filter(|(m, _)| m.good.is_none())
-        .map(|(m, o)| (format!("{TOPIC}/{}", m.partition), o.to_string()))
-        .collect();
-    let text = std::fs::read_to_string(&dead_letters).expect("dead-letter file");
-    let mut found = HashSet::new();
-    for line in text.lines() {
-        let entry: Json = serde_json::from_str(line).unwrap();
-        assert!(!entry["reason"].as_str().unwrap().is_empty(), "{line}");
-        assert!(entry["payload"].is_string(), "{line}");
-        found.insert((
-            entry["partition"].as_str().unwrap().to_string(),
-            entry["position"].as_str().unwrap().to_string(),
-        ));
-    }
-    assert_eq!(found, bad, "dead letters differ from the bad messages sent");
-    eprintln!(
-        "{} messages ({} good, {} bad) through 3 kill -9s: online = reference, offline once each",
-        sent.len(),
-        good.len(),
-        bad.len()
-    );
-    server.stop().await;
+/// A second consumer-group member joins mid-stream (the partitions are split between the two)
+/// and leaves again (they go back to the first): nothing applied twice, nothing skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_ingest_is_exactly_once_through_a_rebalance() {
+    let mut s = Scenario::start(4000).await;
+    let (first, _) = s.worker("first");
+    let progress = s.progress_from(&HashMap::new()).await;
+    // The second member gets partitions, and writes.
+    let (second, log) = s.worker("second");
+    s.assigned(&log).await;
+    let progress = s.progress_from(&progress).await;
+    eprintln!("two members, at {progress:?}");
+    let status = terminate(second);
+    assert!(status.success(), "second worker exited with {status}");
+    s.wait_consumed().await;
+    let status = terminate(first);
+    assert!(status.success(), "first worker exited with {status}");
+    s.verify().await;
+    s.server.stop().await;
 }
