@@ -170,7 +170,12 @@ impl Pipeline {
                 })
                 .collect(),
         };
-        let records = request.records.clone();
+        // Where each record came from, to dead-letter the ones the server refuses.
+        let origins: Vec<(String, String)> = request
+            .records
+            .iter()
+            .map(|r| (r.partition.clone(), r.position.clone()))
+            .collect();
         let response = with_retries("writing records", || self.server.put(request.clone()))
             .await
             .map_err(|s| {
@@ -187,11 +192,11 @@ impl Pipeline {
                 Some(R::Outcome(_)) => written += 1,
                 Some(R::AlreadyApplied(_)) => skipped += 1,
                 Some(R::Error(reason)) => {
-                    let record = &records[k];
+                    let (partition, position) = &origins[k];
                     refused.push(BadMessage::new(
                         source,
-                        &record.partition,
-                        &record.position,
+                        partition,
+                        position,
                         &batch.payloads[k],
                         format!("refused by the server: {reason}"),
                     ));
