@@ -15,6 +15,9 @@ pub struct IngestConfig {
     /// The Quiver server's gRPC endpoint (`http://host:port`); the standalone worker only.
     #[serde(default = "default_server")]
     pub server: String,
+    /// Where the worker serves Prometheus metrics (`/metrics`); none by default. Port 0
+    /// picks a free port (the log says which).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }

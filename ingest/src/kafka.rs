@@ -162,6 +162,8 @@ pub async fn run(
 
     let mut batch = Batch::default();
     let mut deadline: Option<Instant> = None;
+    let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
+    let mut last_written = (Instant::now(), pipeline.written());
     loop {
         let linger = async {
             match deadline {
@@ -197,6 +199,14 @@ pub async fn run(
                     deadline = None;
                 }
             }
+            _ = gauges.tick() => {
+                let now = (Instant::now(), pipeline.written());
+                let seconds = now.0.duration_since(last_written.0).as_secs_f64().max(1e-3);
+                metrics::gauge!("quiver_ingest_records_per_second", "source" => config.name.clone())
+                    .set((now.1 - last_written.1) as f64 / seconds);
+                last_written = now;
+                record_lag(&config.name, &consumer, &positions);
+            }
             () = linger => {
                 flush(&pipeline, &consumer, &positions, &mut batch).await?;
                 deadline = None;
@@ -207,6 +217,35 @@ pub async fn run(
                 return Ok(());
             }
         }
+    }
+}
+
+/// How often the lag and rate gauges are updated.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Sets `quiver_ingest_lag_messages` for each assigned partition: messages in the partition
+/// after the last applied one (its high watermark over its stored position).
+fn record_lag(source: &str, consumer: &StreamConsumer<Context>, positions: &Positions) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    for element in assignment.elements() {
+        let (topic, partition) = (element.topic(), element.partition());
+        // A metadata round trip to the broker: off the async threads' cores.
+        let watermarks = tokio::task::block_in_place(|| {
+            consumer.fetch_watermarks(topic, partition, Duration::from_secs(2))
+        });
+        let Ok((low, high)) = watermarks else {
+            continue;
+        };
+        let name = partition_name(topic, partition);
+        let next = positions
+            .lock()
+            .expect("positions lock")
+            .get(&name)
+            .map_or(low, |p| p + 1);
+        metrics::gauge!("quiver_ingest_lag_messages", "source" => source.to_string(), "partition" => name)
+            .set((high - next).max(0) as f64);
     }
 }
 

@@ -51,6 +51,9 @@ async fn run(args: Args) -> Result<(), String> {
         return Err(format!("{} lists no [[source]]", args.config.display()));
     }
     let server = Server::new(args.server.as_deref().unwrap_or(&config.server))?;
+    if let Some(addr) = config.metrics_addr {
+        serve_metrics(addr).await?;
+    }
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -92,4 +95,29 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     failed.map_or(Ok(()), Err)
+}
+
+/// Installs the Prometheus recorder and serves it at `http://addr/metrics`.
+async fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), String> {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("metrics_addr {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { handle.render() }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics server: {e}");
+        }
+    });
+    tracing::info!("metrics on http://{bound}/metrics");
+    Ok(())
 }

@@ -53,6 +53,8 @@ pub struct Pipeline {
     mapping: Mapping,
     server: Server,
     dead_letter: DeadLetter,
+    /// Records written so far (for the records-per-second gauge).
+    written: std::sync::atomic::AtomicU64,
 }
 
 impl Pipeline {
@@ -102,11 +104,17 @@ impl Pipeline {
             mapping,
             server,
             dead_letter,
+            written: Default::default(),
         })
     }
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Records written since the worker started.
+    pub fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The source's stored positions, by partition (one try).
@@ -207,6 +215,8 @@ impl Pipeline {
         self.dead_letters(&refused).await;
         let labels = [("source", source.to_string())];
         metrics::counter!("quiver_ingest_records_written_total", &labels).increment(written);
+        self.written
+            .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("quiver_ingest_records_already_applied_total", &labels)
             .increment(skipped);
         Ok(response.positions)

@@ -243,6 +243,7 @@ impl Scenario {
             &config,
             format!(
                 r#"
+metrics_addr = "127.0.0.1:0"
 [[source]]
 name = "{SOURCE}"
 feature_group = "events"
@@ -428,6 +429,36 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
     }
 }
 
+/// The Prometheus text a worker serves, found from its log's "metrics on http://..." line.
+async fn worker_metrics(log: &std::path::Path) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let text = std::fs::read_to_string(log).unwrap();
+    let addr = text
+        .lines()
+        .find_map(|l| l.split("metrics on http://").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in {}", log.display()))
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// A sample's value: the line starting with `name{labels}`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// SIGTERM, and the exit status.
 fn terminate(mut worker: Child) -> std::process::ExitStatus {
     Command::new("kill")
@@ -467,7 +498,7 @@ async fn kafka_ingest_is_exactly_once_through_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_is_exactly_once_through_a_rebalance() {
     let mut s = Scenario::start(4000).await;
-    let (first, _) = s.worker("first");
+    let (first, first_log) = s.worker("first");
     let progress = s.progress_from(&HashMap::new()).await;
     // The second member gets partitions, and writes.
     let (second, log) = s.worker("second");
@@ -477,6 +508,52 @@ async fn kafka_ingest_is_exactly_once_through_a_rebalance() {
     let status = terminate(second);
     assert!(status.success(), "second worker exited with {status}");
     s.wait_consumed().await;
+    // The first member's metrics: what it wrote and dead-lettered, and no lag left on any
+    // partition (the gauges are updated every 5 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = worker_metrics(&first_log).await;
+        let labels = format!("{{source=\"{SOURCE}\"}}");
+        let lags: Vec<f64> = (0..PARTITIONS)
+            .filter_map(|p| {
+                sample(
+                    &metrics,
+                    &format!(
+                        "quiver_ingest_lag_messages{{source=\"{SOURCE}\",partition=\"{TOPIC}/{p}\"}}"
+                    ),
+                )
+            })
+            .collect();
+        let written = sample(
+            &metrics,
+            &format!("quiver_ingest_records_written_total{labels}"),
+        );
+        let dead = sample(
+            &metrics,
+            &format!("quiver_ingest_dead_letters_total{labels}"),
+        );
+        if lags.len() == PARTITIONS as usize
+            && lags.iter().all(|l| *l == 0.0)
+            && written.is_some_and(|w| w > 0.0)
+            && dead.is_some_and(|d| d > 0.0)
+        {
+            assert!(
+                sample(
+                    &metrics,
+                    &format!("quiver_ingest_records_per_second{labels}")
+                )
+                .is_some(),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first worker's metrics never showed the finished stream: lags {lags:?}, \
+             written {written:?}, dead letters {dead:?}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let status = terminate(first);
     assert!(status.success(), "first worker exited with {status}");
     s.verify().await;
