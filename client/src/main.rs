@@ -83,10 +83,16 @@ enum Command {
     /// Build training datasets from the offline store.
     #[command(subcommand)]
     Dataset(DatasetCommand),
-    /// Write every row of a CSV or Parquet file, in parallel batches.
+    /// Write every row of a CSV or Parquet file, in parallel batches (`quiver ingest GROUP
+    /// FILE`); or, `quiver ingest status`, show a stream source's progress.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Ingest {
-        group: String,
-        file: PathBuf,
+        #[command(subcommand)]
+        command: Option<IngestCommand>,
+        #[arg(required = true)]
+        group: Option<String>,
+        #[arg(required = true)]
+        file: Option<PathBuf>,
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
         #[arg(long, default_value_t = 4)]
@@ -94,6 +100,20 @@ enum Command {
         /// Do not draw a progress bar.
         #[arg(long)]
         no_progress: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IngestCommand {
+    /// A stream source's stored positions per partition (from the server) and, with --worker,
+    /// the worker's lag, rate and dead-letter counts (from its /metrics).
+    Status {
+        /// The source's name, as its quiver-ingest configuration gives it.
+        #[arg(long)]
+        source: String,
+        /// The worker's metrics address (its `metrics_addr`), e.g. http://127.0.0.1:7950.
+        #[arg(long)]
+        worker: Option<String>,
     },
 }
 
@@ -410,12 +430,28 @@ async fn run(args: Args) -> Result<ExitCode> {
             }
         }
         Command::Ingest {
+            command: Some(IngestCommand::Status { source, worker }),
+            ..
+        } => {
+            let status = cli::ingest::source_status(&client, &source, worker.as_deref()).await?;
+            match out {
+                Output::Json => print_json(&serde_json::to_value(&status)?),
+                Output::Table => status.print(),
+            }
+        }
+        Command::Ingest {
+            command: None,
             group,
             file,
             batch_size,
             concurrency,
             no_progress,
         } => {
+            let (Some(group), Some(file)) = (group, file) else {
+                bail!(
+                    "quiver ingest needs GROUP and FILE (or: quiver ingest status --source NAME)"
+                );
+            };
             let options = IngestOptions {
                 batch_size,
                 concurrency,

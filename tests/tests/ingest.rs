@@ -545,6 +545,35 @@ async fn kafka_ingest_is_exactly_once_through_a_rebalance() {
                 .is_some(),
                 "{metrics}"
             );
+            // The same through `quiver ingest status`.
+            let text = std::fs::read_to_string(&first_log).unwrap();
+            let addr = text
+                .lines()
+                .find_map(|l| l.split("metrics on ").nth(1))
+                .unwrap()
+                .trim()
+                .to_string();
+            let output = Command::new(binary("quiver"))
+                .args(["--endpoint", &s.server.endpoint(), "--output", "json"])
+                .args(["ingest", "status", "--source", SOURCE, "--worker", &addr])
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+            let status: Json = serde_json::from_slice(&output.stdout).unwrap();
+            let partitions = status["partitions"].as_array().unwrap();
+            assert_eq!(partitions.len(), PARTITIONS as usize, "{status}");
+            for p in partitions {
+                let name = p["partition"].as_str().unwrap();
+                let k: usize = name.rsplit('/').next().unwrap().parse().unwrap();
+                assert_eq!(
+                    p["position"].as_str().unwrap(),
+                    (s.per_partition[k] - 1).to_string(),
+                    "{status}"
+                );
+                assert_eq!(p["lag"].as_f64(), Some(0.0), "{status}");
+            }
+            assert_eq!(status["records_written"].as_f64(), written, "{status}");
+            assert_eq!(status["dead_letters"].as_f64(), dead, "{status}");
             break;
         }
         assert!(

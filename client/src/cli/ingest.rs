@@ -1,12 +1,12 @@
 //! `quiver ingest`: parallel batched writes of a CSV or Parquet file. Each batch is one atomic
 //! PutRecords; when the server rejects a batch because of a bad record, that batch is retried
 //! record by record so one bad row never stops the others. Every rejected row is reported with
-//! its reason.
+//! its reason. And `quiver ingest status`: a stream source's progress ([`source_status`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_client::{Client, ClientError, pb};
@@ -169,4 +169,132 @@ fn reason(e: &ClientError) -> String {
         Some(status) => status.message().to_string(),
         None => e.to_string(),
     }
+}
+
+/// A stream source's progress: stored positions from the server, and what its worker's
+/// `/metrics` says (`quiver ingest status`).
+#[derive(Debug, serde::Serialize)]
+pub struct SourceStatus {
+    pub source: String,
+    pub partitions: Vec<PartitionStatus>,
+    /// From the worker, when asked.
+    pub records_written: Option<f64>,
+    pub records_already_applied: Option<f64>,
+    pub records_per_second: Option<f64>,
+    pub dead_letters: Option<f64>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PartitionStatus {
+    pub partition: String,
+    /// The last position applied (stored with the records).
+    pub position: String,
+    /// Messages after it, from the worker's last look at the partition's high watermark.
+    pub lag: Option<f64>,
+}
+
+impl SourceStatus {
+    pub fn print(&self) {
+        let rows: Vec<Vec<String>> = self
+            .partitions
+            .iter()
+            .map(|p| {
+                vec![
+                    p.partition.clone(),
+                    p.position.clone(),
+                    p.lag.map_or("-".into(), |l| format!("{l:.0}")),
+                ]
+            })
+            .collect();
+        println!("source {}", self.source);
+        crate::cli::output::print_table(&["partition", "position", "lag"], &rows);
+        let n = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+        if self.records_written.is_some() {
+            println!(
+                "records written {} ({} per second), already applied {}, dead letters {}",
+                n(self.records_written),
+                n(self.records_per_second),
+                n(self.records_already_applied),
+                n(self.dead_letters)
+            );
+        }
+    }
+}
+
+/// Reads `source`'s positions from the server and, with `worker`, the worker's metrics.
+pub async fn source_status(
+    client: &Client,
+    source: &str,
+    worker: Option<&str>,
+) -> Result<SourceStatus> {
+    let positions = client
+        .get_source_positions(pb::GetSourcePositionsRequest {
+            source: source.to_string(),
+        })
+        .await?
+        .positions;
+    let metrics = match worker {
+        Some(worker) => Some(fetch_metrics(worker).await?),
+        None => None,
+    };
+    let sample = |name: &str, labels: &str| {
+        let series = format!("{name}{{{labels}}}");
+        metrics.as_ref().and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with(&series))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+    };
+    let source_label = format!("source=\"{source}\"");
+    let mut partitions: Vec<PartitionStatus> = positions
+        .into_iter()
+        .map(|p| PartitionStatus {
+            lag: sample(
+                "quiver_ingest_lag_messages",
+                &format!("{source_label},partition=\"{}\"", p.partition),
+            ),
+            partition: p.partition,
+            position: p.position,
+        })
+        .collect();
+    partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
+    Ok(SourceStatus {
+        source: source.to_string(),
+        partitions,
+        records_written: sample("quiver_ingest_records_written_total", &source_label),
+        records_already_applied: sample(
+            "quiver_ingest_records_already_applied_total",
+            &source_label,
+        ),
+        records_per_second: sample("quiver_ingest_records_per_second", &source_label),
+        dead_letters: sample("quiver_ingest_dead_letters_total", &source_label),
+    })
+}
+
+/// GET `<worker>/metrics` (plain HTTP/1.1).
+async fn fetch_metrics(worker: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = worker
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/metrics")
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&host)
+        .await
+        .with_context(|| format!("worker {worker}"))?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("worker {worker}: not an HTTP response"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        anyhow::bail!(
+            "worker {worker}: {}",
+            head.lines().next().unwrap_or_default()
+        );
+    }
+    Ok(body.to_string())
 }
