@@ -97,9 +97,43 @@ pub struct KinesisConfig {
     pub region: Option<String>,
     /// An endpoint override (a local Kinesis-compatible server).
     pub endpoint: Option<String>,
-    /// Where a shard with no stored position starts: `trim_horizon` (default) or `latest`.
+    /// Where a source with no stored positions starts: `trim_horizon` (default: each shard
+    /// from its oldest record) or `latest` (each open shard from its tip; closed shards are
+    /// skipped). Shards that appear later are always read from their oldest record.
     #[serde(default)]
     pub starting_position: StartingPosition,
+    /// How often the stream's shards are listed (new shards after a split or merge).
+    #[serde(default = "default_discovery_ms")]
+    pub shard_discovery_interval_ms: u64,
+    /// How long a caught-up shard's reader waits before asking again. A shard serves five
+    /// reads a second to all its consumers together.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Most records per GetRecords call (the API allows 10000).
+    #[serde(default = "default_max_records")]
+    pub max_records: i32,
+}
+
+fn default_discovery_ms() -> u64 {
+    10_000
+}
+
+fn default_poll_ms() -> u64 {
+    500
+}
+
+fn default_max_records() -> i32 {
+    10_000
+}
+
+impl KinesisConfig {
+    pub fn shard_discovery_interval(&self) -> Duration {
+        Duration::from_millis(self.shard_discovery_interval_ms.max(100))
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -120,8 +154,13 @@ pub enum DeadLetterConfig {
         topic: String,
         brokers: Option<String>,
     },
-    /// Puts each bad message to a stream of the source's endpoint.
-    Kinesis { stream: String },
+    /// Puts each bad message to a Kinesis stream, by default at the region and endpoint of
+    /// the source's `[source.kinesis]` (else the environment's).
+    Kinesis {
+        stream: String,
+        region: Option<String>,
+        endpoint: Option<String>,
+    },
 }
 
 impl SourceConfig {
@@ -165,6 +204,17 @@ impl SourceConfig {
             }
             if kafka.brokers.trim().is_empty() {
                 return at("kafka.brokers must not be empty".into());
+            }
+        }
+        if let Some(kinesis) = &self.kinesis {
+            if kinesis.stream.trim().is_empty() {
+                return at("kinesis.stream must not be empty".into());
+            }
+            if !(1..=10_000).contains(&kinesis.max_records) {
+                return at(format!(
+                    "kinesis.max_records {} must be within 1..=10000",
+                    kinesis.max_records
+                ));
             }
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Bad messages (not JSON, no identifier or event time, wrong types, unknown features, or
 //! refused by the server) go to a dead-letter destination with the reason: a local JSON-lines
-//! file or a Kafka topic. They are written before the batch's positions are stored, so a crash
+//! file, a Kafka topic or a Kinesis stream. They are written before the batch's positions are stored, so a crash
 //! in between sends them again (at least once there); they never stop the partition.
 
 use std::io::Write;
@@ -56,6 +56,10 @@ pub enum DeadLetter {
         producer: FutureProducer,
         topic: String,
     },
+    Kinesis {
+        client: aws_sdk_kinesis::Client,
+        stream: String,
+    },
 }
 
 impl DeadLetter {
@@ -85,6 +89,13 @@ impl DeadLetter {
             producer,
             topic: topic.to_string(),
         })
+    }
+
+    pub fn kinesis(client: aws_sdk_kinesis::Client, stream: &str) -> Self {
+        Self::Kinesis {
+            client,
+            stream: stream.to_string(),
+        }
     }
 
     /// Writes `messages`; returns once they are durable at the destination.
@@ -128,6 +139,58 @@ impl DeadLetter {
                 });
                 futures::future::try_join_all(sends).await.map(|_| ())
             }
+            DeadLetter::Kinesis { client, stream } => put_to_stream(client, stream, messages).await,
         }
     }
+}
+
+/// PutRecords in calls of at most 500 (the API's limit), each message a JSON document keyed
+/// by its source partition; entries the stream refused (throttled) are sent again a few times.
+async fn put_to_stream(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    messages: &[BadMessage],
+) -> Result<(), String> {
+    use aws_sdk_kinesis::primitives::Blob;
+    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+    let fail = |e: &dyn std::fmt::Display| format!("dead-letter stream {stream:?}: {e}");
+    for chunk in messages.chunks(500) {
+        let mut entries = Vec::with_capacity(chunk.len());
+        for m in chunk {
+            let body = serde_json::to_vec(m).map_err(|e| fail(&e))?;
+            entries.push(
+                PutRecordsRequestEntry::builder()
+                    .partition_key(&m.partition)
+                    .data(Blob::new(body))
+                    .build()
+                    .map_err(|e| fail(&e))?,
+            );
+        }
+        let mut wait = Duration::from_millis(100);
+        for attempt in 0.. {
+            let out = client
+                .put_records()
+                .stream_name(stream)
+                .set_records(Some(entries.clone()))
+                .send()
+                .await
+                .map_err(|e| fail(&aws_sdk_kinesis::error::DisplayErrorContext(e)))?;
+            if out.failed_record_count.unwrap_or(0) == 0 {
+                break;
+            }
+            // Only the refused entries go again.
+            entries = entries
+                .into_iter()
+                .zip(out.records)
+                .filter(|(_, result)| result.error_code.is_some())
+                .map(|(entry, _)| entry)
+                .collect();
+            if attempt == 4 {
+                return Err(fail(&format!("{} messages refused 5 times", entries.len())));
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    Ok(())
 }

@@ -12,7 +12,10 @@ use quiver_ingest::worker::Pipeline;
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(version, about = "Quiver's Kafka ingest workers (docs/ingest.md)")]
+#[command(
+    version,
+    about = "Quiver's Kafka and Kinesis ingest workers (docs/ingest.md)"
+)]
 struct Args {
     /// The configuration file (TOML; docs/ingest.md).
     #[arg(long, env = "QUIVER_INGEST_CONFIG")]
@@ -74,10 +77,10 @@ async fn run(args: Args) -> Result<(), String> {
                 (Some(kafka), _) => {
                     quiver_ingest::kafka::run(&source, kafka, pipeline, shutdown).await
                 }
-                _ => Err(format!(
-                    "source {:?}: Kinesis sources are not supported by this build yet",
-                    source.name
-                )),
+                (None, Some(kinesis)) => {
+                    quiver_ingest::kinesis::run(&source, kinesis, pipeline, shutdown).await
+                }
+                (None, None) => Err(format!("source {:?} names no stream", source.name)),
             }
         });
     }

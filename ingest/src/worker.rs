@@ -91,12 +91,19 @@ impl Pipeline {
                     .unwrap_or_default();
                 DeadLetter::kafka(&brokers, topic, &properties)?
             }
-            Some(DeadLetterConfig::Kinesis { .. }) => {
-                return Err(format!(
-                    "source {:?}: a Kinesis dead-letter stream is not supported yet; use a file \
-                     or a Kafka topic",
-                    config.name
-                ));
+            Some(DeadLetterConfig::Kinesis {
+                stream,
+                region,
+                endpoint,
+            }) => {
+                let source = config.kinesis.as_ref();
+                let region = region
+                    .as_deref()
+                    .or_else(|| source.and_then(|k| k.region.as_deref()));
+                let endpoint = endpoint
+                    .as_deref()
+                    .or_else(|| source.and_then(|k| k.endpoint.as_deref()));
+                DeadLetter::kinesis(crate::kinesis::client(region, endpoint).await, stream)
             }
         };
         Ok(Self {
