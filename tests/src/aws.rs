@@ -75,8 +75,26 @@ pub struct Moto {
 impl Moto {
     pub async fn start() -> Self {
         let port = free_port();
-        let child = Command::new(venv().join("bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut command = Command::new(venv().join("bin/moto_server"));
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        Self::spawn(command, port).await
+    }
+
+    /// moto with Kinesis resharding as AWS does it (`tests/python/moto_kinesis.py`); with
+    /// `faults`, some reads fail with expired iterators and throttling.
+    pub async fn start_kinesis(faults: bool) -> Self {
+        let port = free_port();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/moto_kinesis.py");
+        let mut command = Command::new(venv().join("bin/python"));
+        command
+            .arg(script)
+            .args(["127.0.0.1", &port.to_string()])
+            .env("QUIVER_KINESIS_FAULTS", if faults { "1" } else { "0" });
+        Self::spawn(command, port).await
+    }
+
+    async fn spawn(mut command: Command, port: u16) -> Self {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use quiver_client::{Client, pb};
-use quiver_tests::aws::python;
+use quiver_tests::aws::{AWS_ENV, Moto, python};
 use quiver_tests::{TestServer, binary, fdef};
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -111,13 +111,44 @@ fn messages(n: usize, seed: u64) -> Vec<Sent> {
     sent
 }
 
+/// A running `quiver-ingest`, killed if the test fails before it stops it.
+struct Worker(Option<Child>);
+
+impl Worker {
+    fn kill_9(mut self) {
+        let mut child = self.0.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM, and the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.0.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `quiver-ingest`; with `log`, its log (at info) goes to that file.
-fn start_worker(config: &std::path::Path, endpoint: &str, log: Option<&std::path::Path>) -> Child {
+fn start_worker(config: &std::path::Path, endpoint: &str, log: Option<&std::path::Path>) -> Worker {
     let mut command = Command::new(binary("quiver-ingest"));
     command
         .arg("--config")
         .arg(config)
         .args(["--server", endpoint])
+        .envs(AWS_ENV)
         .stdin(Stdio::null());
     match log {
         Some(path) => {
@@ -132,7 +163,7 @@ fn start_worker(config: &std::path::Path, endpoint: &str, log: Option<&std::path
             );
         }
     }
-    command.spawn().expect("quiver-ingest starts")
+    Worker(Some(command.spawn().expect("quiver-ingest starts")))
 }
 
 /// The source's stored positions, by partition.
@@ -276,7 +307,7 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
     }
 
     /// Starts a worker logging (at info) to `<name>.log`.
-    fn worker(&self, name: &str) -> (Child, std::path::PathBuf) {
+    fn worker(&self, name: &str) -> (Worker, std::path::PathBuf) {
         let log = self._dir.path().join(format!("{name}.log"));
         let child = start_worker(&self.config, &self.server.endpoint(), Some(&log));
         (child, log)
@@ -341,66 +372,6 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
 
     /// Online = the reference, offline = each good message once, dead letters = the bad ones.
     async fn verify(&self) {
-        let client = &self.client;
-        let mut reference: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        for (id, ts, v, _) in self.sent.iter().filter_map(|m| m.good.clone()) {
-            let e = reference.entry(id).or_insert((ts, v));
-            if ts > e.0 {
-                *e = (ts, v);
-            }
-        }
-        for (id, (_, v)) in &reference {
-            let record = quiver_tests::read(client, "events", id).await;
-            assert_eq!(
-                quiver_tests::feature(&record, "v"),
-                Some(json!(v)),
-                "online record of {id}"
-            );
-        }
-
-        let good: Vec<i64> = self
-            .sent
-            .iter()
-            .filter_map(|m| m.good.as_ref().map(|g| g.3))
-            .collect();
-        let data_uri = client
-            .describe_feature_group(pb::DescribeFeatureGroupRequest {
-                feature_group_name: "events".into(),
-            })
-            .await
-            .unwrap()
-            .offline_store_config
-            .unwrap()
-            .resolved_output_s3_uri;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let seqs = loop {
-            let read = python(
-                "read_offline.py",
-                &["local", data_uri.strip_prefix("file://").unwrap()],
-            );
-            let seqs: Vec<i64> = read["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["seq"].as_i64().unwrap())
-                .collect();
-            if seqs.len() >= good.len() || Instant::now() > deadline {
-                break seqs;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        };
-        let mut counts: HashMap<i64, usize> = HashMap::new();
-        for s in &seqs {
-            *counts.entry(*s).or_default() += 1;
-        }
-        let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
-        assert!(twice.is_empty(), "offline rows written twice: {twice:?}");
-        let missing: Vec<_> = good.iter().filter(|s| !counts.contains_key(s)).collect();
-        assert!(missing.is_empty(), "offline rows missing: {missing:?}");
-        assert_eq!(seqs.len(), good.len());
-
-        // Every bad message, with a reason (at least once: a kill between the dead-letter
-        // write and the positions' may send one again).
         let bad: HashSet<(String, String)> = self
             .sent
             .iter()
@@ -409,24 +380,100 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
             .map(|(m, o)| (format!("{TOPIC}/{}", m.partition), o.to_string()))
             .collect();
         let text = std::fs::read_to_string(&self.dead_letters).expect("dead-letter file");
-        let mut found = HashSet::new();
-        for line in text.lines() {
-            let entry: Json = serde_json::from_str(line).unwrap();
-            assert!(!entry["reason"].as_str().unwrap().is_empty(), "{line}");
-            assert!(entry["payload"].is_string(), "{line}");
-            found.insert((
-                entry["partition"].as_str().unwrap().to_string(),
-                entry["position"].as_str().unwrap().to_string(),
-            ));
+        let dead_letters = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        verify(&self.client, &self.sent, &bad, dead_letters).await;
+    }
+}
+
+/// After a stream is consumed: the online store equals the reference (greatest event time per
+/// identifier), the offline store holds each good message exactly once, and the dead letters
+/// are exactly the `bad` (partition, position)s, each with its reason.
+async fn verify(
+    client: &Client,
+    sent: &[Sent],
+    bad: &HashSet<(String, String)>,
+    dead_letters: Vec<Json>,
+) {
+    let mut reference: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (id, ts, v, _) in sent.iter().filter_map(|m| m.good.clone()) {
+        let e = reference.entry(id).or_insert((ts, v));
+        if ts > e.0 {
+            *e = (ts, v);
         }
-        assert_eq!(found, bad, "dead letters differ from the bad messages sent");
-        eprintln!(
-            "{} messages ({} good, {} bad): online = reference, offline once each, bad ones dead-lettered",
-            self.sent.len(),
-            good.len(),
-            bad.len()
+    }
+    for (id, (_, v)) in &reference {
+        let record = quiver_tests::read(client, "events", id).await;
+        assert_eq!(
+            quiver_tests::feature(&record, "v"),
+            Some(json!(v)),
+            "online record of {id}"
         );
     }
+
+    let good: Vec<i64> = sent
+        .iter()
+        .filter_map(|m| m.good.as_ref().map(|g| g.3))
+        .collect();
+    let data_uri = client
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: "events".into(),
+        })
+        .await
+        .unwrap()
+        .offline_store_config
+        .unwrap()
+        .resolved_output_s3_uri;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let seqs = loop {
+        let read = python(
+            "read_offline.py",
+            &["local", data_uri.strip_prefix("file://").unwrap()],
+        );
+        let seqs: Vec<i64> = read["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_i64().unwrap())
+            .collect();
+        if seqs.len() >= good.len() || Instant::now() > deadline {
+            break seqs;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for s in &seqs {
+        *counts.entry(*s).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "offline rows written twice: {twice:?}");
+    let missing: Vec<_> = good.iter().filter(|s| !counts.contains_key(s)).collect();
+    assert!(missing.is_empty(), "offline rows missing: {missing:?}");
+    assert_eq!(seqs.len(), good.len());
+
+    // Every bad message, with a reason (at least once: a kill between the dead-letter write
+    // and the positions' may send one again).
+    let mut found = HashSet::new();
+    for entry in &dead_letters {
+        assert!(!entry["reason"].as_str().unwrap().is_empty(), "{entry}");
+        assert!(entry["payload"].is_string(), "{entry}");
+        found.insert((
+            entry["partition"].as_str().unwrap().to_string(),
+            entry["position"].as_str().unwrap().to_string(),
+        ));
+    }
+    assert_eq!(
+        &found, bad,
+        "dead letters differ from the bad messages sent"
+    );
+    eprintln!(
+        "{} messages ({} good, {} bad): online = reference, offline once each, bad ones dead-lettered",
+        sent.len(),
+        good.len(),
+        bad.len()
+    );
 }
 
 /// The Prometheus text a worker serves, found from its log's "metrics on http://..." line.
@@ -459,15 +506,6 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// SIGTERM, and the exit status.
-fn terminate(mut worker: Child) -> std::process::ExitStatus {
-    Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    worker.wait().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_is_exactly_once_through_kill_9() {
     let mut s = Scenario::start(4000).await;
@@ -475,19 +513,18 @@ async fn kafka_ingest_is_exactly_once_through_kill_9() {
     // (so inside the stream), then left to finish.
     let mut before = HashMap::new();
     for round in 0..3u64 {
-        let (mut worker, _) = s.worker(&format!("round{round}"));
+        let (worker, _) = s.worker(&format!("round{round}"));
         s.progress_from(&before).await;
         let pause = s.seed.wrapping_mul(round + 3) % 400;
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        worker.kill().unwrap();
-        worker.wait().unwrap();
+        worker.kill_9();
         before = s.positions().await;
         eprintln!("round {round}: killed {pause} ms after its first write, at {before:?}");
     }
     let (worker, log) = s.worker("last");
     s.assigned(&log).await;
     s.wait_consumed().await;
-    let status = terminate(worker);
+    let status = worker.terminate();
     assert!(status.success(), "worker exited with {status}");
     s.verify().await;
     s.server.stop().await;
@@ -505,7 +542,7 @@ async fn kafka_ingest_is_exactly_once_through_a_rebalance() {
     s.assigned(&log).await;
     let progress = s.progress_from(&progress).await;
     eprintln!("two members, at {progress:?}");
-    let status = terminate(second);
+    let status = second.terminate();
     assert!(status.success(), "second worker exited with {status}");
     s.wait_consumed().await;
     // The first member's metrics: what it wrote and dead-lettered, and no lag left on any
@@ -583,8 +620,310 @@ async fn kafka_ingest_is_exactly_once_through_a_rebalance() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let status = terminate(first);
+    let status = first.terminate();
     assert!(status.success(), "first worker exited with {status}");
     s.verify().await;
     s.server.stop().await;
+}
+
+/// A Kinesis client for moto at `endpoint`.
+async fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    aws_sdk_kinesis::Client::new(&config)
+}
+
+/// Every record of `stream` (all shards, from their oldest), as JSON documents.
+async fn read_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<Json> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .shards
+        .unwrap_or_default();
+    let mut documents = Vec::new();
+    for shard in shards {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(it) = iterator {
+            // The injected faults fail some calls: ask again (they do not depend on the
+            // iterator).
+            let mut tries = 0;
+            let out = loop {
+                match kinesis.get_records().shard_iterator(&it).send().await {
+                    Ok(out) => break out,
+                    Err(_) if tries < 10 => tries += 1,
+                    Err(e) => panic!("reading {stream}: {e:?}"),
+                }
+            };
+            if out.records.is_empty() {
+                break;
+            }
+            for r in out.records {
+                documents.push(serde_json::from_slice(r.data.as_ref()).unwrap());
+            }
+            iterator = out.next_shard_iterator;
+        }
+    }
+    documents
+}
+
+/// Kinesis through moto, with AWS's resharding (`tests/python/moto_kinesis.py`) and injected
+/// expired iterators and throttling: a 2-shard stream whose first shard is split mid-stream,
+/// while the worker is killed with SIGKILL before and after the split. Bad messages go to a
+/// Kinesis dead-letter stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_ingest_is_exactly_once_through_a_shard_split_and_kill_9() {
+    const SOURCE: &str = "events-from-kinesis";
+    let moto = Moto::start_kinesis(true).await;
+    let kinesis = kinesis_client(&moto.endpoint()).await;
+    for (stream, shards) in [("events", 2), ("events-dlq", 1)] {
+        kinesis
+            .create_stream()
+            .stream_name(stream)
+            .shard_count(shards)
+            .send()
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(
+        &dir.path().join("data"),
+        &[
+            "--offline-flush-interval-ms",
+            "200",
+            "--wal-sync",
+            "periodic",
+        ],
+    )
+    .await;
+    let client = server.client().await;
+    client.create_feature_group(events_group()).await.unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("seed {seed}");
+    let sent = messages(3000, seed);
+
+    // The producer: 20 messages every 100 ms (about 15 s), each keyed by its identifier (or its
+    // number); shard 0 is split halfway. It returns each message's shard and sequence number.
+    let (split_done, mut split_seen) = tokio::sync::watch::channel(false);
+    let producing = {
+        let kinesis = kinesis.clone();
+        let payloads: Vec<(String, String)> = sent
+            .iter()
+            .enumerate()
+            .map(|(k, m)| {
+                let key = m.good.as_ref().map_or(k.to_string(), |g| g.0.clone());
+                (key, m.payload.clone())
+            })
+            .collect();
+        tokio::spawn(async move {
+            use aws_sdk_kinesis::primitives::Blob;
+            use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+            let mut placed = Vec::with_capacity(payloads.len());
+            for (k, chunk) in payloads.chunks(20).enumerate() {
+                if k == payloads.len() / 40 {
+                    let shards = kinesis
+                        .list_shards()
+                        .stream_name("events")
+                        .send()
+                        .await
+                        .unwrap()
+                        .shards
+                        .unwrap();
+                    let range = shards[0].hash_key_range().unwrap();
+                    let (low, high): (u128, u128) = (
+                        range.starting_hash_key().parse().unwrap(),
+                        range.ending_hash_key().parse().unwrap(),
+                    );
+                    kinesis
+                        .split_shard()
+                        .stream_name("events")
+                        .shard_to_split(shards[0].shard_id())
+                        .new_starting_hash_key((low + (high - low) / 2).to_string())
+                        .send()
+                        .await
+                        .unwrap();
+                    let _ = split_done.send(true);
+                    eprintln!("split {} after {} messages", shards[0].shard_id(), k * 20);
+                }
+                let entries = chunk
+                    .iter()
+                    .map(|(key, payload)| {
+                        PutRecordsRequestEntry::builder()
+                            .partition_key(key)
+                            .data(Blob::new(payload.as_bytes()))
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                let out = kinesis
+                    .put_records()
+                    .stream_name("events")
+                    .set_records(Some(entries))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(out.failed_record_count, Some(0));
+                for r in out.records {
+                    placed.push((r.shard_id.unwrap(), r.sequence_number.unwrap()));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            placed
+        })
+    };
+
+    let dead_stream = "events-dlq";
+    let config = dir.path().join("ingest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[source]]
+name = "{SOURCE}"
+feature_group = "events"
+batch_size = 50
+linger_ms = 20
+dead_letter = {{ kind = "kinesis", stream = "{dead_stream}" }}
+[source.kinesis]
+stream = "events"
+region = "us-east-1"
+endpoint = "{}"
+shard_discovery_interval_ms = 300
+poll_interval_ms = 50
+max_records = 100
+"#,
+            moto.endpoint()
+        ),
+    )
+    .unwrap();
+    let stored = || async {
+        positions(&client, SOURCE)
+            .await
+            .into_iter()
+            .map(|(p, v)| (p, v.to_string()))
+            .collect::<HashMap<String, String>>()
+    };
+    let progress_from = |before: HashMap<String, String>| {
+        let stored = &stored;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let now = stored().await;
+                if now != before {
+                    return now;
+                }
+                assert!(Instant::now() < deadline, "no progress within 60 s");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let worker = |name: &str| {
+        let log = dir.path().join(format!("{name}.log"));
+        (start_worker(&config, &server.endpoint(), Some(&log)), log)
+    };
+
+    // Killed once before the split and twice after it, each at a random moment after a write.
+    let mut before = HashMap::new();
+    let mut logs = Vec::new();
+    for round in 0..3u64 {
+        if round == 1 {
+            split_seen.wait_for(|done| *done).await.unwrap();
+        }
+        let (w, log) = worker(&format!("round{round}"));
+        logs.push(log);
+        progress_from(before).await;
+        let pause = seed.wrapping_mul(round + 3) % 600;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        w.kill_9();
+        before = stored().await;
+        eprintln!("round {round}: killed {pause} ms after a write, at {before:?}");
+    }
+    let (last, log) = worker("last");
+    logs.push(log);
+    let placed = producing.await.unwrap();
+    assert_eq!(placed.len(), sent.len());
+    let mut want: HashMap<String, String> = HashMap::new();
+    for (shard, sequence) in &placed {
+        let e = want.entry(format!("events/{shard}")).or_default();
+        if sequence.parse::<u128>().unwrap() > e.parse::<u128>().unwrap_or(0) {
+            *e = sequence.clone();
+        }
+    }
+    assert_eq!(
+        want.len(),
+        4,
+        "records in both first shards and both children: {want:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = stored().await;
+        // The parent's position stays at its last record; the children's reach theirs.
+        if now == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not consumed within 120 s: {now:?} of {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = last.terminate();
+    assert!(status.success(), "worker exited with {status}");
+
+    // The injected expired iterators were renewed (and the stream still read exactly once).
+    assert!(
+        logs.iter().any(|log| std::fs::read_to_string(log)
+            .unwrap()
+            .contains("kinesis iterator expired; renewing it")),
+        "no worker met an expired iterator"
+    );
+    // Parents before children: a worker that started a child had read the parent to its end.
+    let parent = "shardId-000000000000";
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap();
+        let ended = text
+            .lines()
+            .position(|l| l.contains("read to its end") && l.contains(parent));
+        let child = text.lines().position(|l| {
+            l.contains("reading kinesis shard")
+                && (l.contains("shardId-000000000002") || l.contains("shardId-000000000003"))
+        });
+        if let Some(child) = child {
+            assert!(
+                ended.is_some_and(|e| e < child),
+                "{} started a child before its parent ended:\n{text}",
+                log.display()
+            );
+        }
+    }
+
+    let bad: HashSet<(String, String)> = sent
+        .iter()
+        .zip(&placed)
+        .filter(|(m, _)| m.good.is_none())
+        .map(|(_, (shard, sequence))| (format!("events/{shard}"), sequence.clone()))
+        .collect();
+    let dead_letters = read_stream(&kinesis, dead_stream).await;
+    verify(&client, &sent, &bad, dead_letters).await;
+    server.stop().await;
 }
