@@ -34,15 +34,17 @@ use crate::config::{KinesisConfig, SourceConfig, StartingPosition};
 use crate::worker::{Batch, Pipeline};
 
 /// A Kinesis client for `region` (else the environment's) and `endpoint` (else AWS's), with
-/// credentials from the usual AWS chain.
+/// credentials from the usual AWS chain. The SDK's own retries are off: every caller retries
+/// with its own backoff, and counts throttling.
 pub async fn client(region: Option<&str>, endpoint: Option<&str>) -> Client {
     let region_chain = aws_config::meta::region::RegionProviderChain::first_try(
         region.map(|r| aws_config::Region::new(r.to_string())),
     )
     .or_default_provider()
     .or_else(aws_config::Region::new("us-east-1"));
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region_chain);
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region_chain)
+        .retry_config(aws_config::retry::RetryConfig::disabled());
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
     }
@@ -204,6 +206,7 @@ pub async fn run(
                     readers.spawn(read_shard(
                         client.clone(),
                         kinesis.clone(),
+                        source.to_string(),
                         shard,
                         start,
                         events.clone(),
@@ -374,6 +377,7 @@ impl Backoff {
 async fn read_shard(
     client: Client,
     kinesis: KinesisConfig,
+    source: String,
     shard: String,
     start: Start,
     events: mpsc::Sender<Event>,
@@ -503,7 +507,7 @@ async fn read_shard(
                         E::ProvisionedThroughputExceededException(_) | E::KmsThrottlingException(_),
                     ) => {
                         tracing::debug!(shard, "throttled: {message}");
-                        metrics::counter!("quiver_ingest_throttled_total", "source" => kinesis.stream.clone())
+                        metrics::counter!("quiver_ingest_throttled_total", "source" => source.clone())
                             .increment(1);
                         iterator = Some(current);
                         backoff.wait().await;

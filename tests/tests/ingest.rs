@@ -798,6 +798,7 @@ async fn kinesis_ingest_is_exactly_once_through_a_shard_split_and_kill_9() {
         &config,
         format!(
             r#"
+metrics_addr = "127.0.0.1:0"
 [[source]]
 name = "{SOURCE}"
 feature_group = "events"
@@ -887,6 +888,21 @@ max_records = 100
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The last worker's metrics: the injected throttling was counted, and the parent shows no
+    // lag once read to its end.
+    let metrics = worker_metrics(logs.last().unwrap()).await;
+    let throttled = sample(
+        &metrics,
+        &format!("quiver_ingest_throttled_total{{source=\"{SOURCE}\"}}"),
+    );
+    assert!(throttled.is_some_and(|t| t > 0.0), "{metrics}");
+    let parent_lag = sample(
+        &metrics,
+        &format!(
+            "quiver_ingest_lag_millis{{source=\"{SOURCE}\",partition=\"events/shardId-000000000000\"}}"
+        ),
+    );
+    assert_eq!(parent_lag, Some(0.0), "{metrics}");
     let status = last.terminate();
     assert!(status.success(), "worker exited with {status}");
 

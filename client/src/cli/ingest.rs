@@ -189,8 +189,11 @@ pub struct PartitionStatus {
     pub partition: String,
     /// The last position applied (stored with the records).
     pub position: String,
-    /// Messages after it, from the worker's last look at the partition's high watermark.
+    /// Kafka: messages after it, from the worker's last look at the partition's high
+    /// watermark.
     pub lag: Option<f64>,
+    /// Kinesis: how far the shard's last read is behind its tip, in milliseconds.
+    pub lag_millis: Option<f64>,
 }
 
 impl SourceStatus {
@@ -203,11 +206,15 @@ impl SourceStatus {
                     p.partition.clone(),
                     p.position.clone(),
                     p.lag.map_or("-".into(), |l| format!("{l:.0}")),
+                    p.lag_millis.map_or("-".into(), |l| format!("{l:.0}")),
                 ]
             })
             .collect();
         println!("source {}", self.source);
-        crate::cli::output::print_table(&["partition", "position", "lag"], &rows);
+        crate::cli::output::print_table(
+            &["partition", "position", "lag (messages)", "lag (ms)"],
+            &rows,
+        );
         let n = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
         if self.records_written.is_some() {
             println!(
@@ -252,6 +259,10 @@ pub async fn source_status(
         .map(|p| PartitionStatus {
             lag: sample(
                 "quiver_ingest_lag_messages",
+                &format!("{source_label},partition=\"{}\"", p.partition),
+            ),
+            lag_millis: sample(
+                "quiver_ingest_lag_millis",
                 &format!("{source_label},partition=\"{}\"", p.partition),
             ),
             partition: p.partition,
