@@ -225,15 +225,21 @@ impl IngestConfig {
     /// Parses and checks a configuration file's text.
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: IngestConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut names = std::collections::HashSet::new();
-        for source in &config.sources {
-            source.validate()?;
-            if !names.insert(&source.name) {
-                return Err(format!("two sources are named {:?}", source.name));
-            }
-        }
+        validate_sources(&config.sources)?;
         Ok(config)
     }
+}
+
+/// Checks each source, and that no two share a name (their positions would mix).
+pub fn validate_sources(sources: &[SourceConfig]) -> Result<(), String> {
+    let mut names = std::collections::HashSet::new();
+    for source in sources {
+        source.validate()?;
+        if !names.insert(&source.name) {
+            return Err(format!("two sources are named {:?}", source.name));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use quiver_ingest::config::IngestConfig;
 use quiver_ingest::sink::Server;
-use quiver_ingest::worker::Pipeline;
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -68,36 +66,13 @@ async fn run(args: Args) -> Result<(), String> {
         tracing::info!("stopping: writing the batches in hand");
         let _ = stop.send(true);
     });
-    let mut workers = tokio::task::JoinSet::new();
-    for source in config.sources {
-        let (server, shutdown) = (server.clone(), shutdown.clone());
-        workers.spawn(async move {
-            let pipeline = Arc::new(Pipeline::new(&source, server).await?);
-            match (&source.kafka, &source.kinesis) {
-                (Some(kafka), _) => {
-                    quiver_ingest::kafka::run(&source, kafka, pipeline, shutdown).await
-                }
-                (None, Some(kinesis)) => {
-                    quiver_ingest::kinesis::run(&source, kinesis, pipeline, shutdown).await
-                }
-                (None, None) => Err(format!("source {:?} names no stream", source.name)),
-            }
-        });
-    }
-    let mut failed = None;
-    while let Some(done) = workers.join_next().await {
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!("{e}");
-                failed.get_or_insert(e);
-            }
-            Err(e) => {
-                failed.get_or_insert(e.to_string());
-            }
-        }
-    }
-    failed.map_or(Ok(()), Err)
+    quiver_ingest::run(
+        config.sources,
+        server,
+        shutdown,
+        quiver_ingest::OnFailure::Stop,
+    )
+    .await
 }
 
 /// Installs the Prometheus recorder and serves it at `http://addr/metrics`.

@@ -137,6 +137,12 @@ pub struct ServerArgs {
     /// Default: one per CPU.
     #[arg(long, env = "QUIVER_QUERY_THREADS")]
     pub query_threads: Option<usize>,
+
+    /// Stream sources (`[[source]]` tables of the file, as in docs/ingest.md) whose ingest
+    /// workers run inside the server, writing through its own gRPC API.
+    #[arg(skip)]
+    #[serde(default, rename = "source")]
+    pub sources: Vec<quiver_ingest::config::SourceConfig>,
 }
 
 /// The resolved configuration the server runs with.
@@ -160,6 +166,8 @@ pub struct Config {
     pub flight_sql_addr: SocketAddr,
     pub query_memory_mb: usize,
     pub query_threads: usize,
+    /// Ingest sources run inside the server.
+    pub sources: Vec<quiver_ingest::config::SourceConfig>,
 }
 
 /// How the offline store is written.
@@ -220,6 +228,12 @@ impl ServerArgs {
             flight_sql_addr: self.flight_sql_addr.or(file.flight_sql_addr),
             query_memory_mb: self.query_memory_mb.or(file.query_memory_mb),
             query_threads: self.query_threads.or(file.query_threads),
+            // Sources are listed in the file only.
+            sources: if self.sources.is_empty() {
+                file.sources
+            } else {
+                self.sources
+            },
         }
     }
 
@@ -295,7 +309,9 @@ impl ServerArgs {
             query_threads: merged
                 .query_threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            sources: merged.sources,
         };
+        quiver_ingest::config::validate_sources(&config.sources).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             (1..=1024).contains(&config.query_threads),
             "query_threads must be between 1 and 1024, got {}",
@@ -359,6 +375,27 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let err = ServerArgs::from_toml("data_dirr = \"x\"").unwrap_err();
         assert!(err.to_string().contains("data_dirr"), "{err}");
+    }
+
+    #[test]
+    fn sources_are_listed_in_the_file_and_checked() {
+        let source = "[[source]]\nname = \"a\"\nfeature_group = \"g\"\n[source.kafka]\nbrokers = \"b:9092\"\ntopics = [\"t\"]\n";
+        let config = ServerArgs::from_toml(source).unwrap().resolve().unwrap();
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources[0].name, "a");
+        let err = ServerArgs::from_toml(&format!("{source}{source}"))
+            .unwrap()
+            .resolve()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("two sources are named \"a\""),
+            "{err}"
+        );
+        let err = ServerArgs::from_toml("[[source]]\nname = \"a\"\nfeature_group = \"g\"\n")
+            .unwrap()
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("source \"a\""), "{err}");
     }
 
     #[test]

@@ -171,14 +171,25 @@ pub async fn run(
     }
     tracing::info!(%grpc_addr, %http_addr, %flight_sql_addr, data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "quiver-server ready");
 
+    // Ingest workers write through the server's own gRPC API, so they stop first: each
+    // writes the batch in hand while the API still takes it.
+    let (stop_ingest, ingest_stopped) = watch::channel(false);
+    let ingest = start_ingest(&config, grpc_addr, ingest_stopped)?;
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
     let signal = tokio::spawn(async move {
         shutdown.await;
+        if let Some(ingest) = ingest {
+            tracing::info!("shutting down: ingest workers write the batches in hand");
+            let _ = stop_ingest.send(true);
+            if tokio::time::timeout(grace, ingest).await.is_err() {
+                tracing::warn!("ingest workers still writing after the grace period; stopping");
+            }
+        }
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
     // In-flight requests get `shutdown_grace_secs` to finish; then remaining connections are
     // dropped, so a client that never lets go cannot hold the server up.
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
     let servers = async { tokio::join!(grpc, http, flight_sql) };
     let grace_over = async {
         stopped(stop_rx.clone()).await;
@@ -214,6 +225,38 @@ pub async fn run(
 }
 
 /// TTL purge, and with `wal_sync = periodic` the WAL sync; both stop when told.
+/// Starts the configuration's ingest sources (if any) against the server's own gRPC address.
+/// A source that fails is logged and started again (after 1 s, doubling to a minute); the
+/// server keeps serving.
+fn start_ingest(
+    config: &Config,
+    grpc_addr: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if config.sources.is_empty() {
+        return Ok(None);
+    }
+    // A wildcard listen address is reached on loopback.
+    let ip = match grpc_addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let endpoint = format!("http://{}", SocketAddr::new(ip, grpc_addr.port()));
+    let server = quiver_ingest::sink::Server::new(&endpoint).map_err(anyhow::Error::msg)?;
+    let sources = config.sources.clone();
+    tracing::info!(
+        sources = ?sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        "starting ingest workers"
+    );
+    Ok(Some(tokio::spawn(async move {
+        let restart = quiver_ingest::OnFailure::Restart(Duration::from_secs(1));
+        if let Err(e) = quiver_ingest::run(sources, server, stop, restart).await {
+            tracing::error!("ingest: {e}");
+        }
+    })))
+}
+
 fn spawn_background_tasks(
     config: &Config,
     store: Arc<FeatureStore>,

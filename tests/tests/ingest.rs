@@ -201,23 +201,46 @@ struct Scenario {
 const SOURCE: &str = "events-from-kafka";
 
 impl Scenario {
-    async fn start(n: usize) -> Self {
+    /// With `in_server`, the server runs the source's worker itself.
+    async fn start(n: usize, in_server: bool) -> Self {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster
             .create_topic(TOPIC, PARTITIONS, 1)
             .expect("topic created");
         let brokers = cluster.bootstrap_servers();
         let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start_in(
-            &dir.path().join("data"),
-            &[
-                "--offline-flush-interval-ms",
-                "200",
-                "--wal-sync",
-                "periodic",
-            ],
-        )
-        .await;
+        let dead_letters = dir.path().join("dead.jsonl");
+        let source = format!(
+            r#"
+[[source]]
+name = "{SOURCE}"
+feature_group = "events"
+batch_size = 50
+linger_ms = 20
+dead_letter = {{ kind = "file", path = "{}" }}
+[source.kafka]
+brokers = "{brokers}"
+topics = ["{TOPIC}"]
+# A killed member's partitions are reassigned after this (the broker's minimum).
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}}
+"#,
+            dead_letters.display()
+        );
+        let config = dir.path().join("ingest.toml");
+        std::fs::write(&config, format!("metrics_addr = \"127.0.0.1:0\"\n{source}")).unwrap();
+        // Inside the server: the source is listed in the server's own configuration file.
+        let server_config = dir.path().join("server.toml");
+        std::fs::write(&server_config, &source).unwrap();
+        let mut args = vec![
+            "--offline-flush-interval-ms",
+            "200",
+            "--wal-sync",
+            "periodic",
+        ];
+        if in_server {
+            args.extend(["--config", server_config.to_str().unwrap()]);
+        }
+        let server = TestServer::start_in(&dir.path().join("data"), &args).await;
         let client = server.client().await;
         client.create_feature_group(events_group()).await.unwrap();
 
@@ -268,29 +291,6 @@ impl Scenario {
             })
         };
 
-        let dead_letters = dir.path().join("dead.jsonl");
-        let config = dir.path().join("ingest.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-metrics_addr = "127.0.0.1:0"
-[[source]]
-name = "{SOURCE}"
-feature_group = "events"
-batch_size = 50
-linger_ms = 20
-dead_letter = {{ kind = "file", path = "{}" }}
-[source.kafka]
-brokers = "{brokers}"
-topics = ["{TOPIC}"]
-# A killed member's partitions are reassigned after this (the broker's minimum).
-properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}}
-"#,
-                dead_letters.display()
-            ),
-        )
-        .unwrap();
         Self {
             _cluster: cluster,
             _dir: dir,
@@ -508,7 +508,7 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_is_exactly_once_through_kill_9() {
-    let mut s = Scenario::start(4000).await;
+    let mut s = Scenario::start(4000, false).await;
     // Killed with SIGKILL three times, each at a random moment after it has written something
     // (so inside the stream), then left to finish.
     let mut before = HashMap::new();
@@ -534,7 +534,7 @@ async fn kafka_ingest_is_exactly_once_through_kill_9() {
 /// and leaves again (they go back to the first): nothing applied twice, nothing skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_is_exactly_once_through_a_rebalance() {
-    let mut s = Scenario::start(4000).await;
+    let mut s = Scenario::start(4000, false).await;
     let (first, first_log) = s.worker("first");
     let progress = s.progress_from(&HashMap::new()).await;
     // The second member gets partitions, and writes.
@@ -942,4 +942,24 @@ max_records = 100
     let dead_letters = read_stream(&kinesis, dead_stream).await;
     verify(&client, &sent, &bad, dead_letters).await;
     server.stop().await;
+}
+
+/// The same Kafka source, run by `quiver-server` itself (listed in its configuration file):
+/// it starts before the feature group exists (the worker fails, and is started again), reads
+/// the stream into both stores exactly once, reports in the server's `/metrics`, and stops
+/// cleanly with the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_ingest_runs_inside_the_server() {
+    let mut s = Scenario::start(1500, true).await;
+    s.wait_consumed().await;
+    let (status, metrics) = s.server.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    let written = sample(
+        &metrics,
+        &format!("quiver_ingest_records_written_total{{source=\"{SOURCE}\"}}"),
+    );
+    let good = s.sent.iter().filter(|m| m.good.is_some()).count() as f64;
+    assert_eq!(written, Some(good), "{metrics}");
+    s.verify().await;
+    s.server.stop().await;
 }
