@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{KafkaConfig, SourceConfig};
-use crate::worker::{Batch, Pipeline};
+use crate::worker::{Batch, Pipeline, Writer};
 
 /// Partitions' last applied offsets, by `topic/partition`, as last heard from the server.
 type Positions = Arc<Mutex<HashMap<String, i64>>>;
@@ -161,6 +161,7 @@ pub async fn run(
         .map_err(|e| format!("source {:?}: subscribing to {topics:?}: {e}", config.name))?;
 
     let mut batch = Batch::default();
+    let mut writer = Writer::new(pipeline.clone());
     let mut deadline: Option<Instant> = None;
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
     let mut last_written = (Instant::now(), pipeline.written());
@@ -189,13 +190,13 @@ pub async fn run(
                 // goes first, so each write's positions rise within a partition.
                 let position = offset.to_string();
                 if !batch.is_after(&partition, &position) {
-                    flush(&pipeline, &consumer, &positions, &mut batch).await?;
+                    flush(&mut writer, &consumer, &positions, &mut batch).await?;
                     deadline = None;
                 }
                 pipeline.add(&mut batch, &partition, &position, &payload);
                 deadline.get_or_insert_with(|| Instant::now() + config.linger());
                 if batch.len() >= config.batch_size {
-                    flush(&pipeline, &consumer, &positions, &mut batch).await?;
+                    flush(&mut writer, &consumer, &positions, &mut batch).await?;
                     deadline = None;
                 }
             }
@@ -208,11 +209,15 @@ pub async fn run(
                 record_lag(&config.name, &consumer, &positions);
             }
             () = linger => {
-                flush(&pipeline, &consumer, &positions, &mut batch).await?;
+                flush(&mut writer, &consumer, &positions, &mut batch).await?;
                 deadline = None;
             }
+            stored = writer.finish(), if writer.busy() => {
+                stored_positions(&consumer, &positions, stored?);
+            }
             _ = shutdown.changed() => {
-                flush(&pipeline, &consumer, &positions, &mut batch).await?;
+                flush(&mut writer, &consumer, &positions, &mut batch).await?;
+                stored_positions(&consumer, &positions, writer.finish().await?);
                 tracing::info!(source = config.name, "kafka worker stopped");
                 return Ok(());
             }
@@ -249,9 +254,10 @@ fn record_lag(source: &str, consumer: &StreamConsumer<Context>, positions: &Posi
     }
 }
 
-/// Writes `batch`, then commits the new positions to Kafka (for lag tools).
+/// Hands `batch` to the writer (after the write in flight ends) and takes in the positions
+/// that write stored.
 async fn flush(
-    pipeline: &Pipeline,
+    writer: &mut Writer,
     consumer: &StreamConsumer<Context>,
     positions: &Positions,
     batch: &mut Batch,
@@ -259,7 +265,20 @@ async fn flush(
     if batch.is_empty() {
         return Ok(());
     }
-    let stored: Vec<pb::SourcePosition> = pipeline.write(std::mem::take(batch)).await?;
+    let stored = writer.submit(std::mem::take(batch)).await?;
+    stored_positions(consumer, positions, stored);
+    Ok(())
+}
+
+/// Notes positions the server stored and commits them to Kafka (for lag tools).
+fn stored_positions(
+    consumer: &StreamConsumer<Context>,
+    positions: &Positions,
+    stored: Vec<pb::SourcePosition>,
+) {
+    if stored.is_empty() {
+        return;
+    }
     let mut commit = TopicPartitionList::new();
     {
         let mut known = positions.lock().expect("positions lock");
@@ -280,5 +299,4 @@ async fn flush(
     {
         tracing::debug!("kafka offset commit: {e}");
     }
-    Ok(())
 }

@@ -26,12 +26,13 @@ use aws_sdk_kinesis::error::SdkError;
 use aws_sdk_kinesis::operation::get_records::GetRecordsError;
 use aws_sdk_kinesis::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_kinesis::types::ShardIteratorType;
+use quiver_proto::v1 as pb;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{KinesisConfig, SourceConfig, StartingPosition};
-use crate::worker::{Batch, Pipeline};
+use crate::worker::{Batch, Pipeline, Writer};
 
 /// A Kinesis client for `region` (else the environment's) and `endpoint` (else AWS's), with
 /// credentials from the usual AWS chain. The SDK's own retries are off: every caller retries
@@ -177,6 +178,7 @@ pub async fn run(
     let (events, mut inbox) = mpsc::channel::<Event>(4);
     let mut readers = JoinSet::new();
     let mut batch = Batch::default();
+    let mut writer = Writer::new(pipeline.clone());
     let mut deadline: Option<Instant> = None;
     let mut discovery = tokio::time::interval(kinesis.shard_discovery_interval());
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
@@ -225,20 +227,21 @@ pub async fn run(
                         }
                         for (sequence, payload) in records {
                             if !batch.is_after(&partition, &sequence) {
-                                flush(&pipeline, &mut batch, &mut stored).await?;
+                                flush(&mut writer, &mut batch, &mut stored).await?;
                                 deadline = None;
                             }
                             pipeline.add(&mut batch, &partition, &sequence, &payload);
                             deadline.get_or_insert_with(|| Instant::now() + config.linger());
                             if batch.len() >= config.batch_size {
-                                flush(&pipeline, &mut batch, &mut stored).await?;
+                                flush(&mut writer, &mut batch, &mut stored).await?;
                                 deadline = None;
                             }
                         }
                     }
                     Event::Ended { shard } => {
                         // The shard's last records are stored before its children start.
-                        flush(&pipeline, &mut batch, &mut stored).await?;
+                        flush(&mut writer, &mut batch, &mut stored).await?;
+                        note(&mut stored, writer.finish().await?);
                         deadline = None;
                         tracing::info!(source, shard, "kinesis shard read to its end");
                         metrics::gauge!("quiver_ingest_lag_millis", "source" => source.to_string(), "partition" => shards.partition(&shard))
@@ -249,7 +252,8 @@ pub async fn run(
                         discovery.reset_immediately();
                     }
                     Event::Failed { shard, error } => {
-                        flush(&pipeline, &mut batch, &mut stored).await?;
+                        flush(&mut writer, &mut batch, &mut stored).await?;
+                        writer.finish().await?;
                         return Err(format!(
                             "source {source:?}: shard {shard} of {:?}: {error}",
                             kinesis.stream
@@ -265,11 +269,13 @@ pub async fn run(
                 last_written = now;
             }
             () = linger => {
-                flush(&pipeline, &mut batch, &mut stored).await?;
+                flush(&mut writer, &mut batch, &mut stored).await?;
                 deadline = None;
             }
+            written = writer.finish(), if writer.busy() => note(&mut stored, written?),
             _ = shutdown.changed() => {
-                flush(&pipeline, &mut batch, &mut stored).await?;
+                flush(&mut writer, &mut batch, &mut stored).await?;
+                note(&mut stored, writer.finish().await?);
                 readers.abort_all();
                 tracing::info!(source, "kinesis worker stopped");
                 return Ok(());
@@ -281,19 +287,24 @@ pub async fn run(
 /// How often the rate gauge is updated.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Writes `batch` and notes the stored positions.
+/// Hands `batch` to the writer (after the write in flight ends) and notes the positions that
+/// write stored.
 async fn flush(
-    pipeline: &Pipeline,
+    writer: &mut Writer,
     batch: &mut Batch,
     stored: &mut HashMap<String, String>,
 ) -> Result<(), String> {
     if batch.is_empty() {
         return Ok(());
     }
-    for p in pipeline.write(std::mem::take(batch)).await? {
+    note(stored, writer.submit(std::mem::take(batch)).await?);
+    Ok(())
+}
+
+fn note(stored: &mut HashMap<String, String>, written: Vec<pb::SourcePosition>) {
+    for p in written {
         stored.insert(p.partition, p.position);
     }
-    Ok(())
 }
 
 /// Whether a failed call is worth trying again.

@@ -42,6 +42,38 @@ impl std::fmt::Display for Rejected {
     }
 }
 
+/// A JSON object's fields in payload order.
+struct Fields<'a>(Vec<(Key<'a>, serde_json::Value)>);
+
+/// A field name, borrowed from the payload unless it holds escapes.
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(24));
+                while let Some(entry) = map.next_entry()? {
+                    fields.push(entry);
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 /// A feature's type, as the mapping checks values against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -193,15 +225,20 @@ impl Mapping {
     /// The record `payload` holds, or why it holds none.
     pub fn record(&self, payload: &[u8]) -> Result<pb::PutRecordRequest, Rejected> {
         let reject = |reason: String| Err(Rejected(reason));
-        let value: serde_json::Value = match serde_json::from_slice(payload) {
-            Ok(v) => v,
-            Err(e) => return reject(format!("payload is not JSON: {e}")),
+        // The fields in payload order, keys borrowed from the payload: no map is built.
+        let object: Fields = match serde_json::from_slice(payload) {
+            Ok(fields) => fields,
+            Err(e) => {
+                return reject(match serde_json::from_slice::<serde_json::Value>(payload) {
+                    Ok(_) => "payload is not a JSON object".to_string(),
+                    Err(_) => format!("payload is not JSON: {e}"),
+                });
+            }
         };
-        let serde_json::Value::Object(object) = value else {
-            return reject("payload is not a JSON object".into());
-        };
+        // As in a JSON object read into a map, a field given twice counts with its last value.
+        let last = |name: &str| object.0.iter().rev().find(|(k, _)| k.0 == name);
         for required in [&self.identifier_field, &self.event_time_field] {
-            if object.get(required).is_none_or(serde_json::Value::is_null) {
+            if last(required).is_none_or(|(_, v)| v.is_null()) {
                 let what = if *required == self.identifier_field {
                     "record identifier"
                 } else {
@@ -210,8 +247,9 @@ impl Mapping {
                 return reject(format!("the {what} field {required:?} is missing"));
             }
         }
-        let mut record = Vec::with_capacity(object.len());
-        for (field, value) in &object {
+        let mut record: Vec<pb::FeatureValue> = Vec::with_capacity(object.0.len());
+        for (k, (field, value)) in object.0.iter().enumerate() {
+            let field = field.0.as_ref();
             let Some(target) = self.fields.get(field) else {
                 match self.unknown_fields {
                     UnknownFields::Reject => {
@@ -223,11 +261,11 @@ impl Mapping {
                     UnknownFields::Ignore => continue,
                 }
             };
-            if value.is_null() {
-                continue; // an absent feature
+            if value.is_null() || object.0[k + 1..].iter().any(|(later, _)| later.0 == field) {
+                continue; // an absent feature, or one given again later
             }
             let converted =
-                if target.feature == self.event_time_feature && *field == self.event_time_field {
+                if target.feature == self.event_time_feature && field == self.event_time_field {
                     self.event_time(value)
                 } else {
                     convert(value, target)
@@ -441,6 +479,43 @@ mod tests {
                 ("order_id".into(), Value::Integral(7)),
                 ("ts".into(), Value::Fractional(1_700_000_000.5)),
             ]
+        );
+    }
+
+    #[test]
+    fn a_field_given_twice_counts_once_with_its_last_value() {
+        let m = Mapping::new(&MappingConfig::default(), &group()).unwrap();
+        // The second "amount" wins; an escaped key ("\u0063ountry" = "country") is read.
+        let r = m
+            .record(br#"{"order_id": 7, "amount": 1, "ts": 1700000000, "amount": 2, "\u0063ountry": "NZ"}"#)
+            .unwrap();
+        assert_eq!(
+            values(&r),
+            vec![
+                ("amount".into(), Value::Fractional(2.0)),
+                ("country".into(), Value::StringValue("NZ".into())),
+                ("order_id".into(), Value::Integral(7)),
+                ("ts".into(), Value::Fractional(1_700_000_000.0)),
+            ]
+        );
+        // A null given last removes an earlier value; an identifier given last as null is missing.
+        let r = m
+            .record(br#"{"order_id": 7, "ts": 1700000000, "amount": 2, "amount": null}"#)
+            .unwrap();
+        assert_eq!(values(&r).len(), 2);
+        let r = m
+            .record(br#"{"order_id": 7, "ts": 1700000000, "order_id": null}"#)
+            .unwrap_err();
+        assert!(r.0.contains("record identifier"), "{r}");
+        assert_eq!(
+            m.record(b"[1, 2]").unwrap_err().0,
+            "payload is not a JSON object"
+        );
+        assert!(
+            m.record(b"{nope")
+                .unwrap_err()
+                .0
+                .starts_with("payload is not JSON")
         );
     }
 

@@ -1,8 +1,12 @@
 //! What every source's worker shares: messages mapped into a [`Batch`], bad ones set aside for
-//! the dead-letter destination, and the batch written with its positions ([`Pipeline::write`]).
+//! the dead-letter destination, and the batch written with its positions ([`Pipeline::write`]),
+//! in the background while the next one fills ([`Writer`]).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
 
 use quiver_proto::v1 as pb;
 
@@ -255,6 +259,61 @@ impl Pipeline {
         }
         metrics::counter!("quiver_ingest_dead_letters_total", "source" => self.source.clone())
             .increment(bad.len() as u64);
+    }
+}
+
+/// Writes batches in the background, one at a time and in order: the next batch fills while
+/// the last one is written. Never more than one write is in flight, so a partition's writes
+/// reach the server in source order (a later batch stored first would make the server skip an
+/// earlier one as already applied).
+pub struct Writer {
+    pipeline: Arc<Pipeline>,
+    in_flight: Option<JoinHandle<Result<Vec<pb::SourcePosition>, String>>>,
+}
+
+impl Writer {
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        Self {
+            pipeline,
+            in_flight: None,
+        }
+    }
+
+    /// Whether a write is in flight.
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Waits for the write in flight (if any), then starts writing `batch` (unless empty).
+    /// Returns the positions the finished write stored.
+    pub async fn submit(&mut self, batch: Batch) -> Result<Vec<pb::SourcePosition>, String> {
+        let stored = self.finish().await?;
+        if !batch.is_empty() {
+            let pipeline = self.pipeline.clone();
+            self.in_flight = Some(tokio::spawn(async move { pipeline.write(batch).await }));
+        }
+        Ok(stored)
+    }
+
+    /// Waits for the write in flight; returns the positions it stored (none when idle).
+    /// Cancel-safe: dropped before the write ends, the write stays in flight.
+    pub async fn finish(&mut self) -> Result<Vec<pb::SourcePosition>, String> {
+        let Some(write) = self.in_flight.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let result = write.await;
+        self.in_flight = None;
+        result.map_err(|e| format!("the write task failed: {e}"))?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // A write still in flight when its worker stops early (an error) is abandoned; its
+        // batch is read again from the stored positions.
+        if let Some(write) = self.in_flight.take() {
+            write.abort();
+        }
     }
 }
 

@@ -78,6 +78,10 @@ pub struct OfflineStaging {
     pending_bytes: AtomicU64,
     /// Writes to the offline store are refused (UNAVAILABLE) while this many bytes wait.
     limit_bytes: u64,
+    /// Every row below this sequence has been flushed. Reads start here rather than at the
+    /// column family's first key: below it lie only the range tombstones of earlier flushes,
+    /// which a seek from the start would wade through each time.
+    flushed_upto: AtomicU64,
 }
 
 impl OfflineStaging {
@@ -91,9 +95,8 @@ impl OfflineStaging {
             bytes += value.len() as u64;
             last = Some(decode_key(&key)?);
         }
-        let next = last
-            .map_or(0, |s| s + 1)
-            .max(read_flushed_upto(db)?.unwrap_or(0));
+        let flushed_upto = read_flushed_upto(db)?.unwrap_or(0);
+        let next = last.map_or(0, |s| s + 1).max(flushed_upto);
         Ok(Self {
             sequencer: Mutex::new(Sequencer {
                 next,
@@ -102,6 +105,7 @@ impl OfflineStaging {
             pending_rows: AtomicU64::new(rows),
             pending_bytes: AtomicU64::new(bytes),
             limit_bytes,
+            flushed_upto: AtomicU64::new(flushed_upto),
         })
     }
 
@@ -166,9 +170,15 @@ impl OfflineStaging {
     /// The first staged row below `end`: its sequence and when it was accepted.
     pub fn oldest(&self, db: &DB, end: u64) -> Result<Option<(u64, EpochMillis)>> {
         let mut options = ReadOptions::default();
+        let floor = self.flushed_upto.load(Ordering::Relaxed).to_be_bytes();
+        options.set_iterate_lower_bound(floor);
         options.set_iterate_upper_bound(end.to_be_bytes());
         let first = db
-            .iterator_cf_opt(cf(db, CF_OFFLINE_STAGING), options, IteratorMode::Start)
+            .iterator_cf_opt(
+                cf(db, CF_OFFLINE_STAGING),
+                options,
+                IteratorMode::From(&floor, Direction::Forward),
+            )
             .next()
             .transpose()
             .map_err(|e| Error::storage("reading the oldest staged row", e))?;
@@ -187,8 +197,9 @@ impl OfflineStaging {
         max_bytes: u64,
     ) -> Result<(Vec<Staged>, u64)> {
         let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(end.to_be_bytes());
         let from = start.to_be_bytes();
+        options.set_iterate_lower_bound(from);
+        options.set_iterate_upper_bound(end.to_be_bytes());
         let mut rows = Vec::new();
         let mut total = 0u64;
         for item in db.iterator_cf_opt(
@@ -244,6 +255,7 @@ impl OfflineStaging {
         batch.put_cf(meta, KEY_FLUSHED_UPTO, intent.end.to_le_bytes());
         batch.delete_cf(meta, KEY_FLUSH_INTENT);
         commit_synced(db, batch, "removing flushed rows from offline staging")?;
+        self.flushed_upto.fetch_max(intent.end, Ordering::Relaxed);
         self.pending_rows.fetch_sub(rows, Ordering::Relaxed);
         self.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
         Ok(())

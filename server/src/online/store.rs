@@ -94,23 +94,32 @@ impl OnlineStore {
             .map_err(|e| Error::storage(context, e))
     }
 
-    /// The stored header for `key`, treating an expired record as absent: once a record's TTL has
-    /// passed it is gone for readers, so it must not make a newer-looking write historic.
-    fn live_header(&self, key: &[u8], now_ms: EpochMillis) -> Result<Option<RecordHeader>> {
-        let stored = self
-            .db
-            .get_pinned_cf(cf(&self.db, CF_RECORDS), key)
-            .map_err(|e| Error::storage("reading the stored record", e))?;
-        match stored {
-            None => Ok(None),
-            Some(bytes) => {
-                let header = codec::decode_header(&bytes)?;
-                Ok(header
-                    .expires_at_ms
-                    .is_none_or(|t| t > now_ms)
-                    .then_some(header))
-            }
+    /// The stored headers for `keys` (one batched multi-get), treating an expired record as
+    /// absent: once a record's TTL has passed it is gone for readers, so it must not make a
+    /// newer-looking write historic.
+    fn live_headers(
+        &self,
+        keys: &[&[u8]],
+        now_ms: EpochMillis,
+    ) -> Result<Vec<Option<RecordHeader>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
+        self.db
+            .batched_multi_get_cf(cf(&self.db, CF_RECORDS), keys, false)
+            .into_iter()
+            .map(|stored| match stored {
+                Err(e) => Err(Error::storage("reading the stored record", e)),
+                Ok(None) => Ok(None),
+                Ok(Some(bytes)) => {
+                    let header = codec::decode_header(&bytes)?;
+                    Ok(header
+                        .expires_at_ms
+                        .is_none_or(|t| t > now_ms)
+                        .then_some(header))
+                }
+            })
+            .collect()
     }
 
     /// Applies a batch of validated puts in one atomic write, with `source_positions` (keys and
@@ -136,12 +145,21 @@ impl OnlineStore {
         let mut batch = WriteBatch::default();
         // The newest header per key as this batch has left it so far.
         let mut batch_headers: HashMap<&[u8], Option<RecordHeader>> = HashMap::new();
+        // What is stored now for each online write's key, read at once.
+        let online_keys: Vec<&[u8]> = writes
+            .iter()
+            .zip(&keys)
+            .filter(|((_, record), _)| record.targets.online)
+            .map(|(_, key)| key.as_slice())
+            .collect();
+        let mut stored = self.live_headers(&online_keys, now_ms)?.into_iter();
         let mut outcomes = Vec::with_capacity(writes.len());
         for ((group, record), key) in writes.into_iter().zip(&keys) {
             let outcome = if record.targets.online {
+                let before = stored.next().flatten();
                 let current = match batch_headers.get(key.as_slice()) {
                     Some(header) => *header,
-                    None => self.live_header(key, now_ms)?,
+                    None => before,
                 };
                 if current.is_none_or(|h| record.event_time_ms > h.event_time_ms) {
                     let header = RecordHeader {
@@ -280,7 +298,7 @@ impl OnlineStore {
         let records_cf = cf(&self.db, CF_RECORDS);
         let mut batch = WriteBatch::default();
         if request.online {
-            let current = self.live_header(&key, now_ms)?;
+            let current = self.live_headers(&[&key], now_ms)?.pop().flatten();
             let newer = current.is_none_or(|h| request.event_time_ms > h.event_time_ms);
             match request.mode {
                 DeletionMode::Hard if !newer => {
