@@ -9,6 +9,10 @@ use quiver_ingest::config::IngestConfig;
 use quiver_ingest::sink::Server;
 use tokio::sync::watch;
 
+/// mimalloc: every message allocates its record's small values and strings.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,

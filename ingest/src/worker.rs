@@ -189,12 +189,6 @@ impl Pipeline {
                 })
                 .collect(),
         };
-        // Where each record came from, to dead-letter the ones the server refuses.
-        let origins: Vec<(String, String)> = request
-            .records
-            .iter()
-            .map(|r| (r.partition.clone(), r.position.clone()))
-            .collect();
         let response = with_retries("writing records", || self.server.put(request.clone()))
             .await
             .map_err(|s| {
@@ -211,11 +205,11 @@ impl Pipeline {
                 Some(R::Outcome(_)) => written += 1,
                 Some(R::AlreadyApplied(_)) => skipped += 1,
                 Some(R::Error(reason)) => {
-                    let (partition, position) = &origins[k];
+                    let origin = &request.records[k];
                     refused.push(BadMessage::new(
                         source,
-                        partition,
-                        position,
+                        &origin.partition,
+                        &origin.position,
                         &batch.payloads[k],
                         format!("refused by the server: {reason}"),
                     ));
