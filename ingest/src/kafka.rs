@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{KafkaConfig, SourceConfig};
-use crate::worker::{Batch, Pipeline, Writer};
+use crate::worker::{Lanes, Pipeline};
 
 /// Partitions' last applied offsets, by `topic/partition`, as last heard from the server.
 type Positions = Arc<Mutex<HashMap<String, i64>>>;
@@ -160,8 +160,7 @@ pub async fn run(
         .subscribe(&topics)
         .map_err(|e| format!("source {:?}: subscribing to {topics:?}: {e}", config.name))?;
 
-    let mut batch = Batch::default();
-    let mut writer = Writer::new(pipeline.clone());
+    let mut lanes = Lanes::new(pipeline.clone(), config.batch_size);
     let mut deadline: Option<Instant> = None;
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
     let mut last_written = (Instant::now(), pipeline.written());
@@ -183,21 +182,15 @@ pub async fn run(
                     }
                 };
                 let partition = partition_name(message.topic(), message.partition());
-                let offset = message.offset();
+                let position = message.offset().to_string();
                 let payload = message.payload().unwrap_or_default().to_vec();
                 drop(message);
-                // A partition read again from an earlier offset (reassigned): what is in hand
-                // goes first, so each write's positions rise within a partition.
-                let position = offset.to_string();
-                if !batch.is_after(&partition, &position) {
-                    flush(&mut writer, &consumer, &positions, &mut batch).await?;
+                let stored = lanes.add(&partition, &position, &payload).await?;
+                stored_positions(&consumer, &positions, stored);
+                if lanes.pending() == 0 {
                     deadline = None;
-                }
-                pipeline.add(&mut batch, &partition, &position, &payload);
-                deadline.get_or_insert_with(|| Instant::now() + config.linger());
-                if batch.len() >= config.batch_size {
-                    flush(&mut writer, &consumer, &positions, &mut batch).await?;
-                    deadline = None;
+                } else {
+                    deadline.get_or_insert_with(|| Instant::now() + config.linger());
                 }
             }
             _ = gauges.tick() => {
@@ -209,15 +202,15 @@ pub async fn run(
                 record_lag(&config.name, &consumer, &positions);
             }
             () = linger => {
-                flush(&mut writer, &consumer, &positions, &mut batch).await?;
+                stored_positions(&consumer, &positions, lanes.flush().await?);
                 deadline = None;
             }
-            stored = writer.finish(), if writer.busy() => {
+            stored = lanes.next_written() => {
                 stored_positions(&consumer, &positions, stored?);
             }
             _ = shutdown.changed() => {
-                flush(&mut writer, &consumer, &positions, &mut batch).await?;
-                stored_positions(&consumer, &positions, writer.finish().await?);
+                stored_positions(&consumer, &positions, lanes.flush().await?);
+                stored_positions(&consumer, &positions, lanes.finish().await?);
                 tracing::info!(source = config.name, "kafka worker stopped");
                 return Ok(());
             }
@@ -252,22 +245,6 @@ fn record_lag(source: &str, consumer: &StreamConsumer<Context>, positions: &Posi
         metrics::gauge!("quiver_ingest_lag_messages", "source" => source.to_string(), "partition" => name)
             .set((high - next).max(0) as f64);
     }
-}
-
-/// Hands `batch` to the writer (after the write in flight ends) and takes in the positions
-/// that write stored.
-async fn flush(
-    writer: &mut Writer,
-    consumer: &StreamConsumer<Context>,
-    positions: &Positions,
-    batch: &mut Batch,
-) -> Result<(), String> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let stored = writer.submit(std::mem::take(batch)).await?;
-    stored_positions(consumer, positions, stored);
-    Ok(())
 }
 
 /// Notes positions the server stored and commits them to Kafka (for lag tools).

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{KinesisConfig, SourceConfig, StartingPosition};
-use crate::worker::{Batch, Pipeline, Writer};
+use crate::worker::{Lanes, Pipeline};
 
 /// A Kinesis client for `region` (else the environment's) and `endpoint` (else AWS's), with
 /// credentials from the usual AWS chain. The SDK's own retries are off: every caller retries
@@ -177,8 +177,7 @@ pub async fn run(
     };
     let (events, mut inbox) = mpsc::channel::<Event>(4);
     let mut readers = JoinSet::new();
-    let mut batch = Batch::default();
-    let mut writer = Writer::new(pipeline.clone());
+    let mut lanes = Lanes::new(pipeline.clone(), config.batch_size);
     let mut deadline: Option<Instant> = None;
     let mut discovery = tokio::time::interval(kinesis.shard_discovery_interval());
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
@@ -226,22 +225,18 @@ pub async fn run(
                                 .set(ms as f64);
                         }
                         for (sequence, payload) in records {
-                            if !batch.is_after(&partition, &sequence) {
-                                flush(&mut writer, &mut batch, &mut stored).await?;
-                                deadline = None;
-                            }
-                            pipeline.add(&mut batch, &partition, &sequence, &payload);
+                            note(&mut stored, lanes.add(&partition, &sequence, &payload).await?);
+                        }
+                        if lanes.pending() == 0 {
+                            deadline = None;
+                        } else {
                             deadline.get_or_insert_with(|| Instant::now() + config.linger());
-                            if batch.len() >= config.batch_size {
-                                flush(&mut writer, &mut batch, &mut stored).await?;
-                                deadline = None;
-                            }
                         }
                     }
                     Event::Ended { shard } => {
                         // The shard's last records are stored before its children start.
-                        flush(&mut writer, &mut batch, &mut stored).await?;
-                        note(&mut stored, writer.finish().await?);
+                        note(&mut stored, lanes.flush().await?);
+                        note(&mut stored, lanes.finish().await?);
                         deadline = None;
                         tracing::info!(source, shard, "kinesis shard read to its end");
                         metrics::gauge!("quiver_ingest_lag_millis", "source" => source.to_string(), "partition" => shards.partition(&shard))
@@ -252,8 +247,8 @@ pub async fn run(
                         discovery.reset_immediately();
                     }
                     Event::Failed { shard, error } => {
-                        flush(&mut writer, &mut batch, &mut stored).await?;
-                        writer.finish().await?;
+                        lanes.flush().await?;
+                        lanes.finish().await?;
                         return Err(format!(
                             "source {source:?}: shard {shard} of {:?}: {error}",
                             kinesis.stream
@@ -269,13 +264,13 @@ pub async fn run(
                 last_written = now;
             }
             () = linger => {
-                flush(&mut writer, &mut batch, &mut stored).await?;
+                note(&mut stored, lanes.flush().await?);
                 deadline = None;
             }
-            written = writer.finish(), if writer.busy() => note(&mut stored, written?),
+            written = lanes.next_written() => note(&mut stored, written?),
             _ = shutdown.changed() => {
-                flush(&mut writer, &mut batch, &mut stored).await?;
-                note(&mut stored, writer.finish().await?);
+                note(&mut stored, lanes.flush().await?);
+                note(&mut stored, lanes.finish().await?);
                 readers.abort_all();
                 tracing::info!(source, "kinesis worker stopped");
                 return Ok(());
@@ -287,20 +282,7 @@ pub async fn run(
 /// How often the rate gauge is updated.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Hands `batch` to the writer (after the write in flight ends) and notes the positions that
-/// write stored.
-async fn flush(
-    writer: &mut Writer,
-    batch: &mut Batch,
-    stored: &mut HashMap<String, String>,
-) -> Result<(), String> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    note(stored, writer.submit(std::mem::take(batch)).await?);
-    Ok(())
-}
-
+/// Notes the positions the server stored.
 fn note(stored: &mut HashMap<String, String>, written: Vec<pb::SourcePosition>) {
     for p in written {
         stored.insert(p.partition, p.position);

@@ -1,6 +1,6 @@
 //! What every source's worker shares: messages mapped into a [`Batch`], bad ones set aside for
 //! the dead-letter destination, and the batch written with its positions ([`Pipeline::write`]),
-//! in the background while the next one fills ([`Writer`]).
+//! per partition and in the background while the next ones fill ([`Lanes`]).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -256,57 +256,145 @@ impl Pipeline {
     }
 }
 
-/// Writes batches in the background, one at a time and in order: the next batch fills while
-/// the last one is written. Never more than one write is in flight, so a partition's writes
-/// reach the server in source order (a later batch stored first would make the server skip an
-/// earlier one as already applied).
-pub struct Writer {
-    pipeline: Arc<Pipeline>,
-    in_flight: Option<JoinHandle<Result<Vec<pb::SourcePosition>, String>>>,
+type Write = JoinHandle<Result<Vec<pb::SourcePosition>, String>>;
+
+/// One partition's batch, and its write in flight.
+#[derive(Default)]
+struct Lane {
+    batch: Batch,
+    in_flight: Option<Write>,
 }
 
-impl Writer {
-    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+/// Messages batched per partition and written in the background: partitions are written
+/// concurrently while their next batches fill, but each partition has at most one write in
+/// flight, so its writes reach the server in source order (a later batch stored first would
+/// make the server skip an earlier one as already applied).
+pub struct Lanes {
+    pipeline: Arc<Pipeline>,
+    batch_size: usize,
+    lanes: HashMap<String, Lane>,
+    /// Messages in the lanes' batches.
+    pending: usize,
+}
+
+impl Lanes {
+    pub fn new(pipeline: Arc<Pipeline>, batch_size: usize) -> Self {
         Self {
             pipeline,
-            in_flight: None,
+            batch_size,
+            lanes: HashMap::new(),
+            pending: 0,
         }
     }
 
-    /// Whether a write is in flight.
-    pub fn busy(&self) -> bool {
-        self.in_flight.is_some()
+    /// Messages read and not yet handed to a write.
+    pub fn pending(&self) -> usize {
+        self.pending
     }
 
-    /// Waits for the write in flight (if any), then starts writing `batch` (unless empty).
-    /// Returns the positions the finished write stored.
-    pub async fn submit(&mut self, batch: Batch) -> Result<Vec<pb::SourcePosition>, String> {
-        let stored = self.finish().await?;
-        if !batch.is_empty() {
-            let pipeline = self.pipeline.clone();
-            self.in_flight = Some(tokio::spawn(async move { pipeline.write(batch).await }));
+    /// Adds the message at `position` of `partition`; a full batch is handed to writing.
+    /// Returns the positions stored by writes that finished meanwhile.
+    pub async fn add(
+        &mut self,
+        partition: &str,
+        position: &str,
+        payload: &[u8],
+    ) -> Result<Vec<pb::SourcePosition>, String> {
+        let mut stored = Vec::new();
+        if !self.lanes.contains_key(partition) {
+            self.lanes.insert(partition.to_string(), Lane::default());
+        }
+        let lane = self.lanes.get_mut(partition).expect("inserted above");
+        // A partition read again from an earlier position (reassigned): what is in hand goes
+        // first, so each write's positions rise.
+        if !lane.batch.is_after(partition, position) {
+            self.pending -= lane.batch.len();
+            stored.extend(submit(&self.pipeline, lane).await?);
+        }
+        self.pipeline
+            .add(&mut lane.batch, partition, position, payload);
+        self.pending += 1;
+        if lane.batch.len() >= self.batch_size {
+            self.pending -= lane.batch.len();
+            stored.extend(submit(&self.pipeline, lane).await?);
         }
         Ok(stored)
     }
 
-    /// Waits for the write in flight; returns the positions it stored (none when idle).
-    /// Cancel-safe: dropped before the write ends, the write stays in flight.
-    pub async fn finish(&mut self) -> Result<Vec<pb::SourcePosition>, String> {
-        let Some(write) = self.in_flight.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let result = write.await;
-        self.in_flight = None;
+    /// Hands every partition's batch to writing (after that partition's write in flight).
+    pub async fn flush(&mut self) -> Result<Vec<pb::SourcePosition>, String> {
+        let mut stored = Vec::new();
+        for lane in self.lanes.values_mut() {
+            if !lane.batch.is_empty() {
+                stored.extend(submit(&self.pipeline, lane).await?);
+            }
+        }
+        self.pending = 0;
+        Ok(stored)
+    }
+
+    /// Waits for the first write in flight to end; returns the positions it stored. Pending
+    /// when none is in flight. Cancel-safe.
+    pub async fn next_written(&mut self) -> Result<Vec<pb::SourcePosition>, String> {
+        let (partitions, writes): (Vec<&String>, Vec<&mut Write>) = self
+            .lanes
+            .iter_mut()
+            .filter_map(|(p, l)| l.in_flight.as_mut().map(|w| (p, w)))
+            .unzip();
+        if writes.is_empty() {
+            return std::future::pending().await;
+        }
+        let (result, k, _) = futures::future::select_all(writes).await;
+        let partition = partitions[k].clone();
+        self.lanes
+            .get_mut(&partition)
+            .expect("a lane in flight")
+            .in_flight = None;
         result.map_err(|e| format!("the write task failed: {e}"))?
+    }
+
+    /// Waits for every write in flight; returns the positions they stored.
+    pub async fn finish(&mut self) -> Result<Vec<pb::SourcePosition>, String> {
+        let mut stored = Vec::new();
+        for lane in self.lanes.values_mut() {
+            stored.extend(finish(lane).await?);
+        }
+        Ok(stored)
     }
 }
 
-impl Drop for Writer {
+/// Waits for `lane`'s write in flight; returns the positions it stored.
+async fn finish(lane: &mut Lane) -> Result<Vec<pb::SourcePosition>, String> {
+    let Some(write) = lane.in_flight.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let result = write.await;
+    lane.in_flight = None;
+    result.map_err(|e| format!("the write task failed: {e}"))?
+}
+
+/// Waits for `lane`'s write in flight, then starts writing its batch.
+async fn submit(
+    pipeline: &Arc<Pipeline>,
+    lane: &mut Lane,
+) -> Result<Vec<pb::SourcePosition>, String> {
+    let stored = finish(lane).await?;
+    let batch = std::mem::take(&mut lane.batch);
+    if !batch.is_empty() {
+        let pipeline = pipeline.clone();
+        lane.in_flight = Some(tokio::spawn(async move { pipeline.write(batch).await }));
+    }
+    Ok(stored)
+}
+
+impl Drop for Lanes {
     fn drop(&mut self) {
-        // A write still in flight when its worker stops early (an error) is abandoned; its
-        // batch is read again from the stored positions.
-        if let Some(write) = self.in_flight.take() {
-            write.abort();
+        // Writes still in flight when a worker stops on an error are abandoned; their batches
+        // are read again from the stored positions.
+        for lane in self.lanes.values_mut() {
+            if let Some(write) = lane.in_flight.take() {
+                write.abort();
+            }
         }
     }
 }

@@ -414,8 +414,24 @@ impl FeatureStore {
             );
         }
 
-        let _source = self.source_writes.lock();
+        // Validated before the source lock, so concurrent writes for other partitions wait
+        // only for each other's storage writes. (A record found already applied below was
+        // validated for nothing; that is rare, after a crash or a rebalance.)
         let _gate = self.registry.write_gate();
+        type Valid = Result<(Arc<FeatureGroup>, ValidRecord)>;
+        let (record_partitions, validated): (Vec<String>, Vec<Valid>) = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| {
+                let valid = self
+                    .registry
+                    .get(&record.group)
+                    .and_then(|group| Ok((group.clone(), validate_put(&group, record.request)?)))
+                    .map_err(|e| e.at(format!("Records[{i}]")));
+                (record.partition, valid)
+            })
+            .unzip();
+        let _source = self.source_writes.lock();
         let db = self.online.db();
         let mut stored = Vec::with_capacity(targets.len());
         for (partition, _) in &targets {
@@ -427,18 +443,18 @@ impl FeatureStore {
                 .position(|(p, _)| p == partition)
                 .and_then(|k| stored[k].as_ref())
         };
-        let mut results = Vec::with_capacity(records.len());
+        let mut results = Vec::with_capacity(validated.len());
         let mut writes = Vec::new();
         let mut slots = Vec::new();
-        for (i, (record, position)) in records.into_iter().zip(record_positions).enumerate() {
-            if stored_of(&record.partition).is_some_and(|s| position <= *s) {
+        for ((partition, position), valid) in record_partitions
+            .iter()
+            .zip(record_positions)
+            .zip(validated)
+        {
+            if stored_of(partition).is_some_and(|s| position <= *s) {
                 results.push(SourceRecordResult::AlreadyApplied);
                 continue;
             }
-            let valid = self
-                .registry
-                .get(&record.group)
-                .and_then(|group| Ok((group.clone(), validate_put(&group, record.request)?)));
             match valid {
                 Ok(write) => {
                     slots.push(results.len());
@@ -446,7 +462,7 @@ impl FeatureStore {
                     // Replaced by the write's outcome below.
                     results.push(SourceRecordResult::AlreadyApplied);
                 }
-                Err(e) => results.push(SourceRecordResult::Refused(e.at(format!("Records[{i}]")))),
+                Err(e) => results.push(SourceRecordResult::Refused(e)),
             }
         }
         let mut updates = Vec::new();
