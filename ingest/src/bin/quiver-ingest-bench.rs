@@ -38,6 +38,9 @@ struct Args {
     partitions: Vec<i32>,
     #[arg(long, default_value_t = 2000)]
     batch_size: usize,
+    /// The worker's linger (the configuration's default is 50 ms).
+    #[arg(long, default_value_t = 50)]
+    linger_ms: u64,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -89,7 +92,7 @@ async fn main() -> Result<(), String> {
 name = "{source}"
 feature_group = "{group}"
 batch_size = {}
-linger_ms = 5
+linger_ms = {}
 dead_letter = {{ kind = "file", path = "{}" }}
 [source.kafka]
 brokers = "{brokers}"
@@ -97,6 +100,7 @@ topics = ["{topic}"]
 properties = {{ "fetch.max.bytes" = "52428800", "queued.max.messages.kbytes" = "262144" }}
 "#,
             args.batch_size,
+            args.linger_ms,
             dir.join(format!("{source}.dead.jsonl")).display()
         ))?;
         let source_config = config.sources[0].clone();
@@ -216,8 +220,8 @@ properties = {{ "fetch.max.bytes" = "52428800", "queued.max.messages.kbytes" = "
         println!("{}", serde_json::Value::Array(rows));
     } else {
         println!(
-            "kafka -> quiver (online + offline), {} records of {} features, batch {}",
-            args.records, args.features, args.batch_size
+            "kafka -> quiver (online + offline), {} records of {} features, batch {}, linger {} ms",
+            args.records, args.features, args.batch_size, args.linger_ms
         );
         println!(
             "{:>10} {:>10} {:>10} {:>12} {:>14}",
