@@ -97,7 +97,7 @@ dead_letter = {{ kind = "file", path = "{}" }}
 [source.kafka]
 brokers = "{brokers}"
 topics = ["{topic}"]
-properties = {{ "fetch.max.bytes" = "52428800", "queued.max.messages.kbytes" = "262144" }}
+properties = {{ "fetch.max.bytes" = "52428800", "queued.max.messages.kbytes" = "262144", "fetch.wait.max.ms" = "10" }}
 "#,
             args.batch_size,
             args.linger_ms,
