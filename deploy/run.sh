@@ -6,8 +6,10 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
 
+# clang / libclang-dev: RocksDB's bindings; libssl-dev / pkg-config: librdkafka's TLS (the
+# server runs the ingest workers its configuration lists).
 missing=()
-for pkg in clang libclang-dev; do
+for pkg in clang libclang-dev libssl-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
