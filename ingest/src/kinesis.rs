@@ -256,6 +256,13 @@ pub async fn run(
                     }
                 }
             }
+            Some(Err(e)) = readers.join_next() => {
+                // A reader that panicked would leave its shard unread: stop the source (the
+                // server restarts it; the standalone worker exits for its supervisor).
+                lanes.flush().await?;
+                lanes.finish().await?;
+                return Err(format!("source {source:?}: a shard reader failed: {e}"));
+            }
             _ = gauges.tick() => {
                 let now = (Instant::now(), pipeline.written());
                 let seconds = now.0.duration_since(last_written.0).as_secs_f64().max(1e-3);
