@@ -21,10 +21,9 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::config::{KafkaConfig, SourceConfig};
-use crate::worker::{Lanes, Pipeline};
+use crate::worker::{Lanes, Pipeline, lingered};
 
 /// Partitions' last applied offsets, by `topic/partition`, as last heard from the server.
 type Positions = Arc<Mutex<HashMap<String, i64>>>;
@@ -160,17 +159,10 @@ pub async fn run(
         .subscribe(&topics)
         .map_err(|e| format!("source {:?}: subscribing to {topics:?}: {e}", config.name))?;
 
-    let mut lanes = Lanes::new(pipeline.clone(), config.batch_size);
-    let mut deadline: Option<Instant> = None;
+    let mut lanes = Lanes::new(pipeline.clone(), config);
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
-    let mut last_written = (Instant::now(), pipeline.written());
     loop {
-        let linger = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let linger = lingered(lanes.deadline());
         tokio::select! {
             message = consumer.recv() => {
                 let message = match message {
@@ -187,23 +179,13 @@ pub async fn run(
                 drop(message);
                 let stored = lanes.add(&partition, &position, &payload).await?;
                 stored_positions(&consumer, &positions, stored);
-                if lanes.pending() == 0 {
-                    deadline = None;
-                } else {
-                    deadline.get_or_insert_with(|| Instant::now() + config.linger());
-                }
             }
             _ = gauges.tick() => {
-                let now = (Instant::now(), pipeline.written());
-                let seconds = now.0.duration_since(last_written.0).as_secs_f64().max(1e-3);
-                metrics::gauge!("quiver_ingest_records_per_second", "source" => config.name.clone())
-                    .set((now.1 - last_written.1) as f64 / seconds);
-                last_written = now;
+                pipeline.record_rate();
                 record_lag(&config.name, &consumer, &positions);
             }
             () = linger => {
                 stored_positions(&consumer, &positions, lanes.flush().await?);
-                deadline = None;
             }
             stored = lanes.next_written() => {
                 stored_positions(&consumer, &positions, stored?);

@@ -29,10 +29,9 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use quiver_proto::v1 as pb;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use crate::config::{KinesisConfig, SourceConfig, StartingPosition};
-use crate::worker::{Lanes, Pipeline};
+use crate::worker::{Lanes, Pipeline, lingered};
 
 /// A Kinesis client for `region` (else the environment's) and `endpoint` (else AWS's), with
 /// credentials from the usual AWS chain. The SDK's own retries are off: every caller retries
@@ -177,19 +176,12 @@ pub async fn run(
     };
     let (events, mut inbox) = mpsc::channel::<Event>(4);
     let mut readers = JoinSet::new();
-    let mut lanes = Lanes::new(pipeline.clone(), config.batch_size);
-    let mut deadline: Option<Instant> = None;
+    let mut lanes = Lanes::new(pipeline.clone(), config);
     let mut discovery = tokio::time::interval(kinesis.shard_discovery_interval());
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
-    let mut last_written = (Instant::now(), pipeline.written());
     let source = config.name.as_str();
     loop {
-        let linger = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let linger = lingered(lanes.deadline());
         tokio::select! {
             _ = discovery.tick() => {
                 let listing = match list_shards(&client, &kinesis.stream).await {
@@ -227,17 +219,11 @@ pub async fn run(
                         for (sequence, payload) in records {
                             note(&mut stored, lanes.add(&partition, &sequence, &payload).await?);
                         }
-                        if lanes.pending() == 0 {
-                            deadline = None;
-                        } else {
-                            deadline.get_or_insert_with(|| Instant::now() + config.linger());
-                        }
                     }
                     Event::Ended { shard } => {
                         // The shard's last records are stored before its children start.
                         note(&mut stored, lanes.flush().await?);
                         note(&mut stored, lanes.finish().await?);
-                        deadline = None;
                         tracing::info!(source, shard, "kinesis shard read to its end");
                         metrics::gauge!("quiver_ingest_lag_millis", "source" => source.to_string(), "partition" => shards.partition(&shard))
                             .set(0.0);
@@ -263,17 +249,8 @@ pub async fn run(
                 lanes.finish().await?;
                 return Err(format!("source {source:?}: a shard reader failed: {e}"));
             }
-            _ = gauges.tick() => {
-                let now = (Instant::now(), pipeline.written());
-                let seconds = now.0.duration_since(last_written.0).as_secs_f64().max(1e-3);
-                metrics::gauge!("quiver_ingest_records_per_second", "source" => source.to_string())
-                    .set((now.1 - last_written.1) as f64 / seconds);
-                last_written = now;
-            }
-            () = linger => {
-                note(&mut stored, lanes.flush().await?);
-                deadline = None;
-            }
+            _ = gauges.tick() => pipeline.record_rate(),
+            () = linger => note(&mut stored, lanes.flush().await?),
             written = lanes.next_written() => note(&mut stored, written?),
             _ = shutdown.changed() => {
                 note(&mut stored, lanes.flush().await?);

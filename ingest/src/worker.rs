@@ -4,9 +4,11 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use quiver_proto::v1 as pb;
 
@@ -59,6 +61,8 @@ pub struct Pipeline {
     dead_letter: DeadLetter,
     /// Records written so far (for the records-per-second gauge).
     written: std::sync::atomic::AtomicU64,
+    /// When the rate gauge was last set, and the records written then.
+    rate_mark: Mutex<(Instant, u64)>,
 }
 
 impl Pipeline {
@@ -116,6 +120,7 @@ impl Pipeline {
             server,
             dead_letter,
             written: Default::default(),
+            rate_mark: Mutex::new((Instant::now(), 0)),
         })
     }
 
@@ -126,6 +131,17 @@ impl Pipeline {
     /// Records written since the worker started.
     pub fn written(&self) -> u64 {
         self.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets `quiver_ingest_records_per_second`: records written since the last call, per
+    /// second.
+    pub fn record_rate(&self) {
+        let now = (Instant::now(), self.written());
+        let mut mark = self.rate_mark.lock().expect("rate lock");
+        let seconds = now.0.duration_since(mark.0).as_secs_f64().max(1e-3);
+        metrics::gauge!("quiver_ingest_records_per_second", "source" => self.source.clone())
+            .set((now.1 - mark.1) as f64 / seconds);
+        *mark = now;
     }
 
     /// The source's stored positions, by partition (one try).
@@ -272,24 +288,29 @@ struct Lane {
 pub struct Lanes {
     pipeline: Arc<Pipeline>,
     batch_size: usize,
+    linger: Duration,
     lanes: HashMap<String, Lane>,
     /// Messages in the lanes' batches.
     pending: usize,
+    /// When the oldest of them has waited `linger`.
+    deadline: Option<Instant>,
 }
 
 impl Lanes {
-    pub fn new(pipeline: Arc<Pipeline>, batch_size: usize) -> Self {
+    pub fn new(pipeline: Arc<Pipeline>, config: &SourceConfig) -> Self {
         Self {
             pipeline,
-            batch_size,
+            batch_size: config.batch_size,
+            linger: config.linger(),
             lanes: HashMap::new(),
             pending: 0,
+            deadline: None,
         }
     }
 
-    /// Messages read and not yet handed to a write.
-    pub fn pending(&self) -> usize {
-        self.pending
+    /// When the batches in hand are due ([`lingered`]); none while they are empty.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// Adds the message at `position` of `partition`; a full batch is handed to writing.
@@ -318,6 +339,12 @@ impl Lanes {
             self.pending -= lane.batch.len();
             stored.extend(submit(&self.pipeline, lane).await?);
         }
+        if self.pending == 0 {
+            self.deadline = None;
+        } else {
+            self.deadline
+                .get_or_insert_with(|| Instant::now() + self.linger);
+        }
         Ok(stored)
     }
 
@@ -330,6 +357,7 @@ impl Lanes {
             }
         }
         self.pending = 0;
+        self.deadline = None;
         Ok(stored)
     }
 
@@ -360,6 +388,14 @@ impl Lanes {
             stored.extend(finish(lane).await?);
         }
         Ok(stored)
+    }
+}
+
+/// Resolves at `deadline` ([`Lanes::deadline`]); never without one.
+pub async fn lingered(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
