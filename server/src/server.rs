@@ -224,7 +224,6 @@ pub async fn run(
     Ok(())
 }
 
-/// TTL purge, and with `wal_sync = periodic` the WAL sync; both stop when told.
 /// Starts the configuration's ingest sources (if any) against the server's own gRPC address.
 /// A source that fails is logged and started again (after 1 s, doubling to a minute); the
 /// server keeps serving.
@@ -257,6 +256,7 @@ fn start_ingest(
     })))
 }
 
+/// TTL purge, and with `wal_sync = periodic` the WAL sync; both stop when told.
 fn spawn_background_tasks(
     config: &Config,
     store: Arc<FeatureStore>,
