@@ -205,14 +205,12 @@ impl Pipeline {
                 })
                 .collect(),
         };
-        let response = with_retries("writing records", || self.server.put(request.clone()))
-            .await
-            .map_err(|s| {
-                format!(
-                    "source {source:?}: the server refused a batch: {}",
-                    s.message()
-                )
-            })?;
+        let response = self.put(&request).await.map_err(|s| {
+            format!(
+                "source {source:?}: the server refused a batch: {}",
+                s.message()
+            )
+        })?;
         let (mut written, mut skipped) = (0u64, 0u64);
         let mut refused = Vec::new();
         use pb::source_record_result::Result as R;
@@ -241,6 +239,58 @@ impl Pipeline {
         metrics::counter!("quiver_ingest_records_already_applied_total", &labels)
             .increment(skipped);
         Ok(response.positions)
+    }
+
+    /// Writes `request`, retrying while the server is away or behind. A request over the
+    /// server's size limit (`max_request_mb`) is written as two halves, in order.
+    fn put<'a>(
+        &'a self,
+        request: &'a pb::PutSourceRecordsRequest,
+    ) -> futures::future::BoxFuture<'a, Result<pb::PutSourceRecordsResponse, tonic::Status>> {
+        Box::pin(async move {
+            let status =
+                match with_retries("writing records", || self.server.put(request.clone())).await {
+                    Ok(response) => return Ok(response),
+                    Err(status) => status,
+                };
+            let too_large =
+                status.code() == tonic::Code::OutOfRange && status.message().contains("too large");
+            if !too_large || request.records.len() < 2 {
+                return Err(status);
+            }
+            let (head, tail) = request.records.split_at(request.records.len() / 2);
+            // The first half stores the positions of its own records; the second, the batch's.
+            let mut reached: HashMap<&str, &str> = HashMap::new();
+            for r in head {
+                reached.insert(&r.partition, &r.position);
+            }
+            let first = pb::PutSourceRecordsRequest {
+                source: request.source.clone(),
+                positions: reached
+                    .into_iter()
+                    .map(|(partition, position)| pb::SourcePosition {
+                        partition: partition.to_string(),
+                        position: position.to_string(),
+                    })
+                    .collect(),
+                records: head.to_vec(),
+            };
+            let second = pb::PutSourceRecordsRequest {
+                source: request.source.clone(),
+                positions: request.positions.clone(),
+                records: tail.to_vec(),
+            };
+            tracing::info!(
+                source = self.source,
+                records = first.records.len() + second.records.len(),
+                "a batch over the server's request size limit: writing it in halves"
+            );
+            let mut response = self.put(&first).await?;
+            let rest = self.put(&second).await?;
+            response.results.extend(rest.results);
+            response.positions = rest.positions;
+            Ok(response)
+        })
     }
 
     /// Sends `bad` to the dead-letter destination, retrying until it takes them: a bad message

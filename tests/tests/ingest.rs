@@ -963,3 +963,111 @@ async fn kafka_ingest_runs_inside_the_server() {
     s.verify().await;
     s.server.stop().await;
 }
+
+/// A batch over the server's request size limit (`--max-request-mb 1`: 150 messages of about
+/// 20 KB in one batch) is written in halves, in order, and every message is applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_batches_over_the_request_limit_are_written_in_halves() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("big", 1, 1).expect("topic created");
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(&dir.path().join("data"), &["--max-request-mb", "1"]).await;
+    let client = server.client().await;
+    client
+        .create_feature_group(pb::CreateFeatureGroupRequest {
+            feature_group_name: "big".into(),
+            record_identifier_feature_name: "id".into(),
+            event_time_feature_name: "ts".into(),
+            feature_definitions: vec![
+                fdef("id", pb::FeatureType::String),
+                fdef("ts", pb::FeatureType::Fractional),
+                fdef("blob", pb::FeatureType::String),
+            ],
+            online_store_config: Some(pb::OnlineStoreConfig {
+                enable_online_store: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    const N: usize = 150;
+    for i in 0..N {
+        let payload = json!({
+            "id": format!("k{i}"),
+            "ts": 1_700_000_000.0 + i as f64,
+            "blob": format!("{i}:{}", "x".repeat(20_000)),
+        })
+        .to_string();
+        producer
+            .send(
+                BaseRecord::<str, str>::to("big")
+                    .partition(0)
+                    .payload(&payload),
+            )
+            .unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let config = dir.path().join("ingest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[source]]
+name = "big-from-kafka"
+feature_group = "big"
+batch_size = {N}
+linger_ms = 2000
+dead_letter = {{ kind = "file", path = "{}" }}
+[source.kafka]
+brokers = "{brokers}"
+topics = ["big"]
+"#,
+            dir.path().join("dead.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("worker.log");
+    let worker = start_worker(&config, &server.endpoint(), Some(&log));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = positions(&client, "big-from-kafka").await;
+        if now.get("big/0") == Some(&(N as i64 - 1)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not consumed within 60 s: {now:?}; the worker's log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = worker.terminate();
+    assert!(status.success(), "worker exited with {status}");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("writing it in halves"),
+        "the batch was never split"
+    );
+    for i in 0..N {
+        let record = quiver_tests::read(&client, "big", &format!("k{i}")).await;
+        let blob = quiver_tests::feature(&record, "blob").unwrap();
+        assert!(
+            blob.as_str().unwrap().starts_with(&format!("{i}:")),
+            "record k{i}"
+        );
+    }
+    assert!(
+        !dir.path().join("dead.jsonl").exists(),
+        "nothing dead-lettered"
+    );
+    server.stop().await;
+}
