@@ -80,8 +80,6 @@ struct Shards {
     stream: String,
     /// Each listed shard's parents.
     parents: HashMap<String, Vec<String>>,
-    /// Shards listed as closed.
-    closed: HashSet<String>,
     reading: HashSet<String>,
     /// Read to their end in this run (or skipped by `latest` on a first start).
     done: HashSet<String>,
@@ -103,7 +101,7 @@ impl Shards {
         latest_first: bool,
     ) -> Vec<(String, Start)> {
         self.parents.clear();
-        self.closed.clear();
+        let mut closed = HashSet::new();
         for shard in &listing {
             let id = shard.shard_id().to_string();
             let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
@@ -117,12 +115,12 @@ impl Shards {
                 .and_then(|r| r.ending_sequence_number())
                 .is_some()
             {
-                self.closed.insert(id);
+                closed.insert(id);
             }
         }
         if latest_first {
             for id in self.parents.keys() {
-                if self.closed.contains(id) {
+                if closed.contains(id) {
                     self.done.insert(id.clone());
                 }
             }
@@ -170,7 +168,6 @@ pub async fn run(
     let mut shards = Shards {
         stream: kinesis.stream.clone(),
         parents: HashMap::new(),
-        closed: HashSet::new(),
         reading: HashSet::new(),
         done: HashSet::new(),
     };
@@ -539,7 +536,6 @@ mod tests {
         Shards {
             stream: "s".into(),
             parents: HashMap::new(),
-            closed: HashSet::new(),
             reading: HashSet::new(),
             done: HashSet::new(),
         }

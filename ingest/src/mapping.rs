@@ -87,6 +87,8 @@ struct Target {
     feature: String,
     kind: Kind,
     list: bool,
+    /// This field's number among the mapping's fields (set once they are all known).
+    index: usize,
 }
 
 /// The mapping of one source onto its feature group.
@@ -144,6 +146,7 @@ impl Mapping {
                     feature: feature.clone(),
                     kind,
                     list,
+                    index: 0,
                 },
             );
         }
@@ -164,6 +167,7 @@ impl Mapping {
                     feature: feature.clone(),
                     kind,
                     list,
+                    index: 0,
                 },
             );
         }
@@ -199,8 +203,12 @@ impl Mapping {
                     feature: feature.clone(),
                     kind,
                     list: false,
+                    index: 0,
                 },
             );
+        }
+        for (index, target) in fields.values_mut().enumerate() {
+            target.index = index;
         }
         let event_time_kind = fields[&event_time_field].kind;
         if event_time_kind == Kind::Integral {
@@ -235,8 +243,24 @@ impl Mapping {
                 });
             }
         };
-        // As in a JSON object read into a map, a field given twice counts with its last value.
-        let last = |name: &str| object.0.iter().rev().find(|(k, _)| k.0 == name);
+        // Each field's target, and where each mapped field last appears: as in a JSON object
+        // read into a map, a field given twice counts with its last value.
+        let targets: Vec<Option<&Target>> = object
+            .0
+            .iter()
+            .map(|(field, _)| self.fields.get(field.0.as_ref()))
+            .collect();
+        let mut last_at = vec![usize::MAX; self.fields.len()];
+        for (k, target) in targets.iter().enumerate() {
+            if let Some(target) = target {
+                last_at[target.index] = k;
+            }
+        }
+        let last = |field: &str| {
+            self.fields
+                .get(field)
+                .and_then(|t| object.0.get(last_at[t.index]))
+        };
         for required in [&self.identifier_field, &self.event_time_field] {
             if last(required).is_none_or(|(_, v)| v.is_null()) {
                 let what = if *required == self.identifier_field {
@@ -248,9 +272,9 @@ impl Mapping {
             }
         }
         let mut record: Vec<pb::FeatureValue> = Vec::with_capacity(object.0.len());
-        for (k, (field, value)) in object.0.iter().enumerate() {
+        for (k, ((field, value), target)) in object.0.iter().zip(&targets).enumerate() {
             let field = field.0.as_ref();
-            let Some(target) = self.fields.get(field) else {
+            let Some(target) = target else {
                 match self.unknown_fields {
                     UnknownFields::Reject => {
                         return reject(format!(
@@ -261,7 +285,7 @@ impl Mapping {
                     UnknownFields::Ignore => continue,
                 }
             };
-            if value.is_null() || object.0[k + 1..].iter().any(|(later, _)| later.0 == field) {
+            if value.is_null() || last_at[target.index] != k {
                 continue; // an absent feature, or one given again later
             }
             let converted =

@@ -22,21 +22,38 @@ const PARTITIONS: i32 = 4;
 /// `id` (String), `ts` (Fractional seconds), `v` (Integral), `seq` (Integral: the message's
 /// number, unique); online and offline stores.
 fn events_group() -> pb::CreateFeatureGroupRequest {
-    pb::CreateFeatureGroupRequest {
-        feature_group_name: "events".into(),
-        record_identifier_feature_name: "id".into(),
-        event_time_feature_name: "ts".into(),
-        feature_definitions: vec![
-            fdef("id", pb::FeatureType::String),
-            fdef("ts", pb::FeatureType::Fractional),
+    id_ts_group(
+        "events",
+        vec![
             fdef("v", pb::FeatureType::Integral),
             fdef("seq", pb::FeatureType::Integral),
         ],
+        true,
+    )
+}
+
+/// A group `name` of `id` (String), `ts` (Fractional seconds) and `features`, with an online
+/// store, and an offline one if `offline`.
+fn id_ts_group(
+    name: &str,
+    features: Vec<pb::FeatureDefinition>,
+    offline: bool,
+) -> pb::CreateFeatureGroupRequest {
+    let mut feature_definitions = vec![
+        fdef("id", pb::FeatureType::String),
+        fdef("ts", pb::FeatureType::Fractional),
+    ];
+    feature_definitions.extend(features);
+    pb::CreateFeatureGroupRequest {
+        feature_group_name: name.into(),
+        record_identifier_feature_name: "id".into(),
+        event_time_feature_name: "ts".into(),
+        feature_definitions,
         online_store_config: Some(pb::OnlineStoreConfig {
             enable_online_store: true,
             ..Default::default()
         }),
-        offline_store_config: Some(pb::OfflineStoreConfig::default()),
+        offline_store_config: offline.then(pb::OfflineStoreConfig::default),
         ..Default::default()
     }
 }
@@ -975,21 +992,11 @@ async fn kafka_batches_over_the_request_limit_are_written_in_halves() {
     let server = TestServer::start_in(&dir.path().join("data"), &["--max-request-mb", "1"]).await;
     let client = server.client().await;
     client
-        .create_feature_group(pb::CreateFeatureGroupRequest {
-            feature_group_name: "big".into(),
-            record_identifier_feature_name: "id".into(),
-            event_time_feature_name: "ts".into(),
-            feature_definitions: vec![
-                fdef("id", pb::FeatureType::String),
-                fdef("ts", pb::FeatureType::Fractional),
-                fdef("blob", pb::FeatureType::String),
-            ],
-            online_store_config: Some(pb::OnlineStoreConfig {
-                enable_online_store: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        .create_feature_group(id_ts_group(
+            "big",
+            vec![fdef("blob", pb::FeatureType::String)],
+            false,
+        ))
         .await
         .unwrap();
     let producer: BaseProducer = ClientConfig::new()
