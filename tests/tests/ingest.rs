@@ -2,7 +2,8 @@
 //! broker (librdkafka's mock cluster, hosted by this test) into the real server, killed with
 //! SIGKILL at random moments; afterwards the online store equals the reference (greatest event
 //! time per identifier), the offline store holds each good source record exactly once, and
-//! every bad message is in the dead-letter file with its reason.
+//! every bad message is in the dead-letter destination (a file, a Kafka topic or a Kinesis
+//! stream) with its reason.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -210,23 +211,117 @@ struct Scenario {
     offsets: Vec<i64>,
     per_partition: [i64; PARTITIONS as usize],
     config: std::path::PathBuf,
-    dead_letters: std::path::PathBuf,
+    dead_letters: DeadLetters,
     producing: Option<tokio::task::JoinHandle<()>>,
     seed: u64,
 }
 
 const SOURCE: &str = "events-from-kafka";
 
+/// Where a scenario's worker sends bad messages.
+enum DeadLetters {
+    File(std::path::PathBuf),
+    /// A topic of the scenario's own broker.
+    Topic {
+        brokers: String,
+        topic: String,
+    },
+}
+
+impl DeadLetters {
+    /// Every dead letter written so far.
+    async fn read(&self) -> Vec<Json> {
+        match self {
+            DeadLetters::File(path) => std::fs::read_to_string(path)
+                .expect("dead-letter file")
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect(),
+            DeadLetters::Topic { brokers, topic } => read_topic(brokers, topic).await,
+        }
+    }
+}
+
+/// Every message of `topic` (created with one partition) as JSON, each checked to be keyed `partition@position` as documented.
+async fn read_topic(brokers: &str, topic: &str) -> Vec<Json> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "dead-letter-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(&topic, 0, Duration::from_secs(10))
+            .expect("dead-letter topic watermarks");
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&topic, 0, rdkafka::Offset::Beginning)
+            .unwrap();
+        consumer.assign(&assignment).unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (out.len() as i64) < high {
+            assert!(
+                Instant::now() < deadline,
+                "read {} of {high} dead letters",
+                out.len()
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message.expect("dead-letter message");
+            let value: Json = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            let key = std::str::from_utf8(message.key().expect("a key")).unwrap();
+            assert_eq!(
+                key,
+                format!(
+                    "{}@{}",
+                    value["partition"].as_str().unwrap(),
+                    value["position"].as_str().unwrap()
+                ),
+                "dead-letter key"
+            );
+            out.push(value);
+        }
+        out
+    })
+    .await
+    .unwrap()
+}
+
 impl Scenario {
-    /// With `in_server`, the server runs the source's worker itself.
-    async fn start(n: usize, in_server: bool) -> Self {
+    /// With `in_server`, the server runs the source's worker itself. With `dead_letter_topic`,
+    /// bad messages go to that topic of the same broker, else to a file.
+    async fn start(n: usize, in_server: bool, dead_letter_topic: Option<&str>) -> Self {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster
             .create_topic(TOPIC, PARTITIONS, 1)
             .expect("topic created");
         let brokers = cluster.bootstrap_servers();
         let dir = tempfile::tempdir().unwrap();
-        let dead_letters = dir.path().join("dead.jsonl");
+        let (dead_letters, dead_letter_config) = match dead_letter_topic {
+            Some(topic) => {
+                cluster
+                    .create_topic(topic, 1, 1)
+                    .expect("dead-letter topic created");
+                (
+                    DeadLetters::Topic {
+                        brokers: brokers.clone(),
+                        topic: topic.to_string(),
+                    },
+                    format!(r#"{{ kind = "kafka", topic = "{topic}" }}"#),
+                )
+            }
+            None => {
+                let path = dir.path().join("dead.jsonl");
+                let config = format!(r#"{{ kind = "file", path = "{}" }}"#, path.display());
+                (DeadLetters::File(path), config)
+            }
+        };
         let source = format!(
             r#"
 [[source]]
@@ -234,14 +329,13 @@ name = "{SOURCE}"
 feature_group = "events"
 batch_size = 50
 linger_ms = 20
-dead_letter = {{ kind = "file", path = "{}" }}
+dead_letter = {dead_letter_config}
 [source.kafka]
 brokers = "{brokers}"
 topics = ["{TOPIC}"]
 # A killed member's partitions are reassigned after this (the broker's minimum).
 properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}}
-"#,
-            dead_letters.display()
+"#
         );
         let config = dir.path().join("ingest.toml");
         std::fs::write(&config, format!("metrics_addr = \"127.0.0.1:0\"\n{source}")).unwrap();
@@ -396,11 +490,7 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
             .filter(|(m, _)| m.good.is_none())
             .map(|(m, o)| (format!("{TOPIC}/{}", m.partition), o.to_string()))
             .collect();
-        let text = std::fs::read_to_string(&self.dead_letters).expect("dead-letter file");
-        let dead_letters = text
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
+        let dead_letters = self.dead_letters.read().await;
         verify(&self.client, &self.sent, &bad, dead_letters).await;
     }
 }
@@ -525,7 +615,7 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_is_exactly_once_through_kill_9() {
-    let mut s = Scenario::start(4000, false).await;
+    let mut s = Scenario::start(4000, false, None).await;
     // Killed with SIGKILL three times, each at a random moment after it has written something
     // (so inside the stream), then left to finish.
     let mut before = HashMap::new();
@@ -551,7 +641,7 @@ async fn kafka_ingest_is_exactly_once_through_kill_9() {
 /// and leaves again (they go back to the first): nothing applied twice, nothing skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_is_exactly_once_through_a_rebalance() {
-    let mut s = Scenario::start(4000, false).await;
+    let mut s = Scenario::start(4000, false, None).await;
     let (first, first_log) = s.worker("first");
     let progress = s.progress_from(&HashMap::new()).await;
     // The second member gets partitions, and writes.
@@ -964,10 +1054,10 @@ max_records = 100
 /// The same Kafka source, run by `quiver-server` itself (listed in its configuration file):
 /// it starts before the feature group exists (the worker fails, and is started again), reads
 /// the stream into both stores exactly once, reports in the server's `/metrics`, and stops
-/// cleanly with the server.
+/// cleanly with the server. Its bad messages go to a dead-letter topic of the same broker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_runs_inside_the_server() {
-    let mut s = Scenario::start(1500, true).await;
+    let mut s = Scenario::start(1500, true, Some("events-dlq")).await;
     s.wait_consumed().await;
     let (status, metrics) = s.server.http_get("/metrics").await;
     assert_eq!(status, 200);
