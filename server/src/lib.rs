@@ -6,6 +6,7 @@
 //! [`feature_store`]; the gRPC API in [`grpc`]; SQL over the offline store in [`query`];
 //! `/metrics` and `/healthz` in [`http`]; assembly and lifecycle in [`server`].
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -1,0 +1,14 @@
+//! Authorization: IAM JSON policies (`policy`), their `Condition` operators (`condition`), the
+//! patterns, variables and ARN matching they share (`pattern`), and a request's condition keys
+//! (`context`).
+
+pub mod condition;
+pub mod context;
+pub mod pattern;
+pub mod policy;
+
+#[cfg(test)]
+mod policy_table;
+
+pub use context::Context;
+pub use policy::{Decision, Effect, Outcome, Policy, Request, StatementRef, evaluate};
