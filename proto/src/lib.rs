@@ -1,4 +1,7 @@
-//! Quiver's gRPC API, generated from `quiver/featurestore/v1/*.proto`.
+//! Quiver's gRPC API, generated from `quiver/featurestore/v1/*.proto`, and how its requests
+//! are signed (`signing`).
+
+pub mod signing;
 
 /// `quiver.featurestore.v1`: the feature store service and its messages.
 pub mod v1 {
