@@ -74,7 +74,9 @@ pub fn parse_authorization(value: &str) -> Result<(&str, &str), String> {
     let rest = value
         .strip_prefix(ALGORITHM)
         .and_then(|r| r.strip_prefix(' '))
-        .ok_or_else(|| format!("authorization: expected \"{ALGORITHM} Credential=..., Signature=...\""))?;
+        .ok_or_else(|| {
+            format!("authorization: expected \"{ALGORITHM} Credential=..., Signature=...\"")
+        })?;
     let mut key_id = None;
     let mut signature = None;
     for part in rest.split(',') {
@@ -148,7 +150,9 @@ impl Credentials {
         let path = match env("QUIVER_SHARED_CREDENTIALS_FILE") {
             Some(p) => std::path::PathBuf::from(p),
             None => match env("HOME") {
-                Some(home) => std::path::Path::new(&home).join(".quiver").join("credentials"),
+                Some(home) => std::path::Path::new(&home)
+                    .join(".quiver")
+                    .join("credentials"),
                 None => return Ok(None),
             },
         };
@@ -265,8 +269,10 @@ impl<S> Signed<S> {
 
 impl<S> tower_service::Service<http::Request<tonic::body::Body>> for Signed<S>
 where
-    S: tower_service::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>
-        + Clone
+    S: tower_service::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
         + Send
         + 'static,
     S::Future: Send,
@@ -294,7 +300,9 @@ where
             let bytes = body.collect().await?.to_bytes();
             let digest = sha256_hex(&bytes);
             for (name, value) in credentials.sign(parts.uri.path(), &digest) {
-                parts.headers.insert(name, http::HeaderValue::try_from(value)?);
+                parts
+                    .headers
+                    .insert(name, http::HeaderValue::try_from(value)?);
             }
             let body = tonic::body::Body::new(http_body_util::Full::new(bytes));
             inner
@@ -311,11 +319,20 @@ mod tests {
 
     #[test]
     fn signatures_verify_and_tampering_does_not() {
-        let text = string_to_sign("1", "/quiver.featurestore.v1.FeatureStore/GetRecord", "n", "d");
+        let text = string_to_sign(
+            "1",
+            "/quiver.featurestore.v1.FeatureStore/GetRecord",
+            "n",
+            "d",
+        );
         let sig = signature("secret", &text);
         assert!(verify("secret", &text, &sig));
         assert!(!verify("other", &text, &sig));
-        assert!(!verify("secret", &text.replace("GetRecord", "PutRecord"), &sig));
+        assert!(!verify(
+            "secret",
+            &text.replace("GetRecord", "PutRecord"),
+            &sig
+        ));
         assert!(!verify("secret", &text, "zz"));
         let auth = authorization("AKQV1", &sig);
         assert_eq!(parse_authorization(&auth).unwrap(), ("AKQV1", sig.as_str()));
@@ -327,10 +344,15 @@ mod tests {
     fn profiles() {
         let text = "[default]\naws_access_key_id = A\naws_secret_access_key = S\n\n[ops]\n# c\naws_access_key_id=B\naws_secret_access_key=T\n";
         let c = Credentials::from_profile(text, "ops").unwrap().unwrap();
-        assert_eq!((c.access_key_id.as_str(), c.secret_access_key.as_str()), ("B", "T"));
+        assert_eq!(
+            (c.access_key_id.as_str(), c.secret_access_key.as_str()),
+            ("B", "T")
+        );
         assert!(Credentials::from_profile(text, "nope").unwrap().is_none());
         assert!(Credentials::from_profile("[x]\naws_access_key_id = A\n", "x").is_err());
-        let round = Credentials::from_profile(&c.to_profile("p"), "p").unwrap().unwrap();
+        let round = Credentials::from_profile(&c.to_profile("p"), "p")
+            .unwrap()
+            .unwrap();
         assert_eq!(round, c);
         assert!(!format!("{c:?}").contains('T'));
     }

@@ -19,6 +19,8 @@ pub const CF_RECORDS: &str = "records";
 pub const CF_OFFLINE_STAGING: &str = "offline_staging";
 /// The offline flusher's bookkeeping: flushed position and the flush in progress.
 pub const CF_OFFLINE_META: &str = "offline_meta";
+/// Principals, groups, policies and access keys (see `auth/store.rs`).
+pub const CF_AUTH: &str = "auth";
 /// Ingest sources' positions, written with the records they produced (see `sources.rs`).
 pub const CF_SOURCE_POSITIONS: &str = "source_positions";
 
@@ -51,6 +53,7 @@ pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
         ColumnFamilyDescriptor::new(CF_OFFLINE_STAGING, Options::default()),
         ColumnFamilyDescriptor::new(CF_OFFLINE_META, Options::default()),
         ColumnFamilyDescriptor::new(CF_SOURCE_POSITIONS, Options::default()),
+        ColumnFamilyDescriptor::new(CF_AUTH, Options::default()),
     ];
     let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(|e| {
         Error::internal(format!(

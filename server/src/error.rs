@@ -21,6 +21,12 @@ pub enum ErrorKind {
     Unavailable,
     /// A fault inside the server; logged with context (INTERNAL).
     Internal,
+    /// No valid signature: missing, unknown or revoked key, wrong signature, outside the replay
+    /// window, or replayed (UNAUTHENTICATED / HTTP 403).
+    Unauthenticated,
+    /// A valid caller whose policies do not allow the request (PERMISSION_DENIED /
+    /// AccessDeniedException).
+    AccessDenied,
 }
 
 /// A failure with a message written for the person who sent the request.
@@ -67,6 +73,14 @@ impl Error {
         Self::new(ErrorKind::Unavailable, message)
     }
 
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthenticated, message)
+    }
+
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::AccessDenied, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
@@ -100,6 +114,8 @@ impl Error {
             ErrorKind::Conflict => Code::FailedPrecondition,
             ErrorKind::LimitExceeded => Code::ResourceExhausted,
             ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
+            ErrorKind::AccessDenied => Code::PermissionDenied,
             ErrorKind::Internal => {
                 tracing::error!(error = %self.message, "internal error");
                 Code::Internal
@@ -123,6 +139,10 @@ impl Error {
     pub fn to_aws(&self, api: AwsApi) -> (u16, &'static str) {
         match (api, self.kind) {
             (_, ErrorKind::Unavailable) => (503, "ServiceUnavailable"),
+            // As AWS answers a bad or missing signature.
+            (_, ErrorKind::Unauthenticated) => (403, "UnrecognizedClientException"),
+            (AwsApi::ControlPlane, ErrorKind::AccessDenied) => (400, "AccessDeniedException"),
+            (AwsApi::Runtime, ErrorKind::AccessDenied) => (403, "AccessDeniedException"),
             (_, ErrorKind::Internal) => {
                 tracing::error!(error = %self.message, "internal error");
                 (500, "InternalFailure")

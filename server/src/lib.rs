@@ -14,6 +14,7 @@ pub mod feature_store;
 pub mod group_commit;
 pub mod grpc;
 pub mod http;
+pub mod kms;
 pub mod listing;
 pub mod metrics;
 pub mod model;

@@ -1,11 +1,13 @@
-//! Authorization: IAM JSON policies (`policy`), their `Condition` operators (`condition`), the
-//! patterns, variables and ARN matching they share (`pattern`), and a request's condition keys
+//! Authentication and authorization: principals, groups, policies and access keys (`store`);
+//! IAM JSON policies (`policy`), their `Condition` operators (`condition`), the patterns,
+//! variables and ARN matching they share (`pattern`), and a request's condition keys
 //! (`context`).
 
 pub mod condition;
 pub mod context;
 pub mod pattern;
 pub mod policy;
+pub mod store;
 
 #[cfg(test)]
 mod policy_table;

@@ -1,0 +1,818 @@
+//! Principals, groups, managed policies and access keys: stored in the `auth` column family,
+//! held in memory for the request path, and changed only through this type.
+//!
+//! Secret access keys are stored sealed ([`crate::kms::seal`], bound to the key id and its
+//! principal), never in plaintext. The root principal is made on the first start with
+//! authentication on, with the `AdministratorAccess` policy, and its key is written to a 0600
+//! credentials file in the data dir.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use rocksdb::{DB, WriteBatch, WriteOptions};
+use serde::{Deserialize, Serialize};
+
+use super::policy::Policy;
+use crate::db::{CF_AUTH, cf};
+use crate::error::{Error, Result};
+use crate::kms::{self, KeyProvider};
+use crate::time::Clock;
+
+/// The policy the root principal gets: everything.
+pub const ADMINISTRATOR_ACCESS: &str = "AdministratorAccess";
+pub const ROOT: &str = "root";
+/// The most access keys a principal may have (as IAM: two, so a key can be rotated).
+pub const MAX_KEYS_PER_PRINCIPAL: usize = 2;
+/// The file, in the data dir, that the root principal's first key is written to.
+pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Principal {
+    pub name: String,
+    /// A stable unique id (`aws:userid`).
+    pub id: String,
+    pub created_ms: i64,
+    /// Attached managed policies, by name.
+    pub policies: Vec<String>,
+    /// The groups it belongs to.
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub created_ms: i64,
+    pub policies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManagedPolicy {
+    pub name: String,
+    pub document: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    #[serde(skip)]
+    pub parsed: Option<Arc<Policy>>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessKey {
+    pub key_id: String,
+    pub principal: String,
+    pub status: KeyStatus,
+    pub created_ms: i64,
+    /// The secret, sealed; see [`secret_context`].
+    #[serde(with = "hex_bytes")]
+    pub sealed_secret: Vec<u8>,
+}
+
+/// What authentication needs of a key, held in memory.
+#[derive(Clone)]
+pub struct KeyEntry {
+    pub principal: String,
+    pub status: KeyStatus,
+    pub secret: Arc<str>,
+}
+
+/// What is attached where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    Principal(&'a str),
+    Group(&'a str),
+}
+
+#[derive(Default)]
+struct State {
+    principals: BTreeMap<String, Principal>,
+    groups: BTreeMap<String, Group>,
+    policies: BTreeMap<String, ManagedPolicy>,
+    keys: BTreeMap<String, AccessKey>,
+    secrets: HashMap<String, KeyEntry>,
+}
+
+pub struct AuthStore {
+    db: Arc<DB>,
+    keys: Arc<dyn KeyProvider>,
+    clock: Arc<dyn Clock>,
+    account_id: String,
+    state: RwLock<State>,
+}
+
+impl AuthStore {
+    /// Loads everything stored; a secret that cannot be unsealed (a missing or wrong master
+    /// key) is an error naming the key, not a silent skip.
+    pub fn open(
+        db: Arc<DB>,
+        keys: Arc<dyn KeyProvider>,
+        clock: Arc<dyn Clock>,
+        account_id: String,
+    ) -> Result<Self> {
+        let mut state = State::default();
+        for item in db.iterator_cf(cf(&db, CF_AUTH), rocksdb::IteratorMode::Start) {
+            let (key, value) = item.map_err(|e| Error::storage("reading principals", e))?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let bad = |e: serde_json::Error| Error::internal(format!("auth record {key}: {e}"));
+            match key.split_once('/') {
+                Some(("principal", name)) => {
+                    state.principals.insert(
+                        name.to_string(),
+                        serde_json::from_slice(&value).map_err(bad)?,
+                    );
+                }
+                Some(("group", name)) => {
+                    state.groups.insert(
+                        name.to_string(),
+                        serde_json::from_slice(&value).map_err(bad)?,
+                    );
+                }
+                Some(("policy", name)) => {
+                    let mut policy: ManagedPolicy = serde_json::from_slice(&value).map_err(bad)?;
+                    let parsed = Policy::parse(&policy.document)
+                        .map_err(|e| Error::internal(format!("stored policy {name}: {e}")))?;
+                    policy.parsed = Some(Arc::new(parsed));
+                    state.policies.insert(name.to_string(), policy);
+                }
+                Some(("key", id)) => {
+                    let key: AccessKey = serde_json::from_slice(&value).map_err(bad)?;
+                    let secret = kms::open(
+                        keys.as_ref(),
+                        &secret_context(&key.key_id, &key.principal),
+                        &key.sealed_secret,
+                    )
+                    .map_err(|e| Error::internal(format!("access key {id}: {}", e.message())))?;
+                    let secret = String::from_utf8(secret)
+                        .map_err(|_| Error::internal(format!("access key {id}: not text")))?;
+                    state.secrets.insert(
+                        id.to_string(),
+                        KeyEntry {
+                            principal: key.principal.clone(),
+                            status: key.status,
+                            secret: secret.into(),
+                        },
+                    );
+                    state.keys.insert(id.to_string(), key);
+                }
+                _ => return Err(Error::internal(format!("unknown auth record {key}"))),
+            }
+        }
+        Ok(Self {
+            db,
+            keys,
+            clock,
+            account_id,
+            state: RwLock::new(state),
+        })
+    }
+
+    /// On the first start with authentication on: the root principal, with
+    /// `AdministratorAccess` and one key written to `data_dir/root-credentials` (mode 0600).
+    /// Returns the file's path when it was written.
+    pub fn bootstrap(&self, data_dir: &Path) -> Result<Option<PathBuf>> {
+        if !self.state.read().principals.is_empty() {
+            return Ok(None);
+        }
+        let path = data_dir.join(ROOT_CREDENTIALS_FILE);
+        if path.exists() {
+            return Err(Error::internal(format!(
+                "{} exists but no principal is stored: remove it to make a new root principal",
+                path.display()
+            )));
+        }
+        self.put_policy(
+            ADMINISTRATOR_ACCESS,
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"Everything","Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        )?;
+        self.create_principal(ROOT)?;
+        self.attach_policy(Target::Principal(ROOT), ADMINISTRATOR_ACCESS)?;
+        let (key, secret) = self.create_access_key(ROOT)?;
+        let credentials = quiver_proto::signing::Credentials {
+            access_key_id: key.key_id,
+            secret_access_key: secret,
+        };
+        kms::write_private(&path, credentials.to_profile("default").as_bytes())?;
+        Ok(Some(path))
+    }
+
+    /// The principal and secret of an access key.
+    pub fn key(&self, key_id: &str) -> Option<KeyEntry> {
+        self.state.read().secrets.get(key_id).cloned()
+    }
+
+    pub fn principal(&self, name: &str) -> Option<Principal> {
+        self.state.read().principals.get(name).cloned()
+    }
+
+    /// Every policy that applies to `principal`: its own, then its groups', each named as
+    /// `policy` (attached to the principal) or `group/policy`.
+    pub fn policies_for(&self, principal: &str) -> Vec<(String, Arc<Policy>)> {
+        let state = self.state.read();
+        let Some(p) = state.principals.get(principal) else {
+            return Vec::new();
+        };
+        let parsed = |name: &str| state.policies.get(name).and_then(|m| m.parsed.clone());
+        let mut out: Vec<(String, Arc<Policy>)> = p
+            .policies
+            .iter()
+            .filter_map(|n| Some((n.clone(), parsed(n)?)))
+            .collect();
+        for g in &p.groups {
+            if let Some(group) = state.groups.get(g) {
+                out.extend(
+                    group
+                        .policies
+                        .iter()
+                        .filter_map(|n| Some((format!("{g}/{n}"), parsed(n)?))),
+                );
+            }
+        }
+        out
+    }
+
+    pub fn principal_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:user/{name}", self.account_id)
+    }
+
+    pub fn list_principals(&self) -> Vec<Principal> {
+        self.state.read().principals.values().cloned().collect()
+    }
+
+    pub fn list_groups(&self) -> Vec<(Group, Vec<String>)> {
+        let state = self.state.read();
+        state
+            .groups
+            .values()
+            .map(|g| {
+                let members = state
+                    .principals
+                    .values()
+                    .filter(|p| p.groups.contains(&g.name))
+                    .map(|p| p.name.clone())
+                    .collect();
+                (g.clone(), members)
+            })
+            .collect()
+    }
+
+    pub fn list_policies(&self) -> Vec<ManagedPolicy> {
+        self.state.read().policies.values().cloned().collect()
+    }
+
+    pub fn policy(&self, name: &str) -> Option<ManagedPolicy> {
+        self.state.read().policies.get(name).cloned()
+    }
+
+    /// A principal's keys (all when `principal` is `None`).
+    pub fn list_access_keys(&self, principal: Option<&str>) -> Vec<AccessKey> {
+        self.state
+            .read()
+            .keys
+            .values()
+            .filter(|k| principal.is_none_or(|p| k.principal == p))
+            .cloned()
+            .collect()
+    }
+
+    pub fn create_principal(&self, name: &str) -> Result<Principal> {
+        check_name("PrincipalName", name)?;
+        let mut state = self.state.write();
+        if state.principals.contains_key(name) {
+            return Err(Error::already_exists(format!(
+                "principal {name} already exists"
+            )));
+        }
+        let mut id = [0u8; 10];
+        kms::random(&mut id)?;
+        let principal = Principal {
+            name: name.to_string(),
+            id: format!("AIDQ{}", base32(&id)),
+            created_ms: self.clock.now_ms(),
+            policies: Vec::new(),
+            groups: Vec::new(),
+        };
+        let mut batch = WriteBatch::default();
+        self.stage(&mut batch, &principal_key(name), &principal)?;
+        self.commit(batch, "creating a principal")?;
+        state.principals.insert(name.to_string(), principal.clone());
+        Ok(principal)
+    }
+
+    /// Deletes a principal and its access keys.
+    pub fn delete_principal(&self, name: &str) -> Result<()> {
+        let mut state = self.state.write();
+        if !state.principals.contains_key(name) {
+            return Err(not_found("principal", name));
+        }
+        let keys: Vec<String> = state
+            .keys
+            .values()
+            .filter(|k| k.principal == name)
+            .map(|k| k.key_id.clone())
+            .collect();
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf(&self.db, CF_AUTH), principal_key(name));
+        for k in &keys {
+            batch.delete_cf(cf(&self.db, CF_AUTH), key_key(k));
+        }
+        self.commit(batch, "deleting a principal")?;
+        state.principals.remove(name);
+        for k in &keys {
+            state.keys.remove(k);
+            state.secrets.remove(k);
+        }
+        Ok(())
+    }
+
+    /// A new active key for `principal`, and its secret (shown this once).
+    pub fn create_access_key(&self, principal: &str) -> Result<(AccessKey, String)> {
+        let mut state = self.state.write();
+        if !state.principals.contains_key(principal) {
+            return Err(not_found("principal", principal));
+        }
+        let count = state
+            .keys
+            .values()
+            .filter(|k| k.principal == principal)
+            .count();
+        if count >= MAX_KEYS_PER_PRINCIPAL {
+            return Err(Error::limit(format!(
+                "principal {principal} already has {count} access keys (at most \
+                 {MAX_KEYS_PER_PRINCIPAL}): delete one first"
+            )));
+        }
+        let mut id = [0u8; 10];
+        kms::random(&mut id)?;
+        let key_id = format!("AKQV{}", base32(&id));
+        let mut secret = [0u8; 30];
+        kms::random(&mut secret)?;
+        let secret = base64(&secret);
+        let sealed_secret = kms::seal(
+            self.keys.as_ref(),
+            kms::DEFAULT_KEY_ID,
+            &secret_context(&key_id, principal),
+            secret.as_bytes(),
+        )?;
+        let key = AccessKey {
+            key_id: key_id.clone(),
+            principal: principal.to_string(),
+            status: KeyStatus::Active,
+            created_ms: self.clock.now_ms(),
+            sealed_secret,
+        };
+        let mut batch = WriteBatch::default();
+        self.stage(&mut batch, &key_key(&key_id), &key)?;
+        self.commit(batch, "creating an access key")?;
+        state.secrets.insert(
+            key_id.clone(),
+            KeyEntry {
+                principal: principal.to_string(),
+                status: KeyStatus::Active,
+                secret: secret.clone().into(),
+            },
+        );
+        state.keys.insert(key_id, key.clone());
+        Ok((key, secret))
+    }
+
+    /// Activates or deactivates (revokes) a key; a deactivated key authenticates nothing.
+    pub fn set_access_key_status(&self, key_id: &str, status: KeyStatus) -> Result<AccessKey> {
+        let mut state = self.state.write();
+        let mut key = state
+            .keys
+            .get(key_id)
+            .cloned()
+            .ok_or_else(|| not_found("access key", key_id))?;
+        key.status = status;
+        let mut batch = WriteBatch::default();
+        self.stage(&mut batch, &key_key(key_id), &key)?;
+        self.commit(batch, "changing an access key")?;
+        if let Some(entry) = state.secrets.get_mut(key_id) {
+            entry.status = status;
+        }
+        state.keys.insert(key_id.to_string(), key.clone());
+        Ok(key)
+    }
+
+    pub fn delete_access_key(&self, key_id: &str) -> Result<AccessKey> {
+        let mut state = self.state.write();
+        let key = state
+            .keys
+            .get(key_id)
+            .cloned()
+            .ok_or_else(|| not_found("access key", key_id))?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf(&self.db, CF_AUTH), key_key(key_id));
+        self.commit(batch, "deleting an access key")?;
+        state.keys.remove(key_id);
+        state.secrets.remove(key_id);
+        Ok(key)
+    }
+
+    /// Creates or replaces a managed policy; the document is validated first.
+    pub fn put_policy(&self, name: &str, document: &str) -> Result<ManagedPolicy> {
+        check_name("PolicyName", name)?;
+        let parsed = Policy::parse(document)
+            .map_err(|e| Error::validation(format!("PolicyDocument: {e}")))?;
+        let mut state = self.state.write();
+        let now = self.clock.now_ms();
+        let created_ms = state.policies.get(name).map_or(now, |p| p.created_ms);
+        let policy = ManagedPolicy {
+            name: name.to_string(),
+            document: document.to_string(),
+            created_ms,
+            updated_ms: now,
+            parsed: Some(Arc::new(parsed)),
+        };
+        let mut batch = WriteBatch::default();
+        self.stage(&mut batch, &policy_key(name), &policy)?;
+        self.commit(batch, "storing a policy")?;
+        state.policies.insert(name.to_string(), policy.clone());
+        Ok(policy)
+    }
+
+    /// Deletes a policy attached to nothing.
+    pub fn delete_policy(&self, name: &str) -> Result<()> {
+        let mut state = self.state.write();
+        if !state.policies.contains_key(name) {
+            return Err(not_found("policy", name));
+        }
+        let users: Vec<String> = state
+            .principals
+            .values()
+            .filter(|p| p.policies.iter().any(|n| n == name))
+            .map(|p| format!("principal {}", p.name))
+            .chain(
+                state
+                    .groups
+                    .values()
+                    .filter(|g| g.policies.iter().any(|n| n == name))
+                    .map(|g| format!("group {}", g.name)),
+            )
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::conflict(format!(
+                "policy {name} is attached to {}: detach it first",
+                users.join(", ")
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf(&self.db, CF_AUTH), policy_key(name));
+        self.commit(batch, "deleting a policy")?;
+        state.policies.remove(name);
+        Ok(())
+    }
+
+    pub fn attach_policy(&self, target: Target, policy: &str) -> Result<()> {
+        self.change_attachment(target, policy, true)
+    }
+
+    pub fn detach_policy(&self, target: Target, policy: &str) -> Result<()> {
+        self.change_attachment(target, policy, false)
+    }
+
+    fn change_attachment(&self, target: Target, policy: &str, attach: bool) -> Result<()> {
+        let mut state = self.state.write();
+        if !state.policies.contains_key(policy) {
+            return Err(not_found("policy", policy));
+        }
+        let change = |list: &mut Vec<String>, what: &str| -> Result<()> {
+            let at = list.iter().position(|n| n == policy);
+            match (attach, at) {
+                (true, None) => list.push(policy.to_string()),
+                (true, Some(_)) => {}
+                (false, Some(i)) => {
+                    list.remove(i);
+                }
+                (false, None) => {
+                    return Err(Error::not_found(format!(
+                        "policy {policy} is not attached to {what}"
+                    )));
+                }
+            }
+            Ok(())
+        };
+        let mut batch = WriteBatch::default();
+        match target {
+            Target::Principal(name) => {
+                let mut p = state
+                    .principals
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| not_found("principal", name))?;
+                change(&mut p.policies, &format!("principal {name}"))?;
+                self.stage(&mut batch, &principal_key(name), &p)?;
+                self.commit(batch, "attaching a policy")?;
+                state.principals.insert(name.to_string(), p);
+            }
+            Target::Group(name) => {
+                let mut g = state
+                    .groups
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| not_found("group", name))?;
+                change(&mut g.policies, &format!("group {name}"))?;
+                self.stage(&mut batch, &group_key(name), &g)?;
+                self.commit(batch, "attaching a policy")?;
+                state.groups.insert(name.to_string(), g);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn create_group(&self, name: &str) -> Result<Group> {
+        check_name("GroupName", name)?;
+        let mut state = self.state.write();
+        if state.groups.contains_key(name) {
+            return Err(Error::already_exists(format!(
+                "group {name} already exists"
+            )));
+        }
+        let group = Group {
+            name: name.to_string(),
+            created_ms: self.clock.now_ms(),
+            policies: Vec::new(),
+        };
+        let mut batch = WriteBatch::default();
+        self.stage(&mut batch, &group_key(name), &group)?;
+        self.commit(batch, "creating a group")?;
+        state.groups.insert(name.to_string(), group.clone());
+        Ok(group)
+    }
+
+    /// Deletes a group without members.
+    pub fn delete_group(&self, name: &str) -> Result<()> {
+        let mut state = self.state.write();
+        if !state.groups.contains_key(name) {
+            return Err(not_found("group", name));
+        }
+        if let Some(p) = state
+            .principals
+            .values()
+            .find(|p| p.groups.iter().any(|g| g == name))
+        {
+            return Err(Error::conflict(format!(
+                "group {name} still has members (principal {}): remove them first",
+                p.name
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf(&self.db, CF_AUTH), group_key(name));
+        self.commit(batch, "deleting a group")?;
+        state.groups.remove(name);
+        Ok(())
+    }
+
+    /// Adds `principal` to `group` (`member`), or removes it.
+    pub fn set_membership(&self, principal: &str, group: &str, member: bool) -> Result<()> {
+        let mut state = self.state.write();
+        if !state.groups.contains_key(group) {
+            return Err(not_found("group", group));
+        }
+        let mut p = state
+            .principals
+            .get(principal)
+            .cloned()
+            .ok_or_else(|| not_found("principal", principal))?;
+        let at = p.groups.iter().position(|g| g == group);
+        match (member, at) {
+            (true, None) => p.groups.push(group.to_string()),
+            (false, Some(i)) => {
+                p.groups.remove(i);
+            }
+            (false, None) => {
+                return Err(Error::not_found(format!(
+                    "principal {principal} is not in group {group}"
+                )));
+            }
+            (true, Some(_)) => return Ok(()),
+        }
+        let mut batch = WriteBatch::default();
+        self.stage(&mut batch, &principal_key(principal), &p)?;
+        self.commit(batch, "changing a group's members")?;
+        state.principals.insert(principal.to_string(), p);
+        Ok(())
+    }
+
+    fn stage(&self, batch: &mut WriteBatch, key: &str, value: &impl Serialize) -> Result<()> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Error::internal(format!("encoding {key}: {e}")))?;
+        batch.put_cf(cf(&self.db, CF_AUTH), key, bytes);
+        Ok(())
+    }
+
+    /// Writes durably (synced WAL): an administrative change is never lost once answered.
+    fn commit(&self, batch: WriteBatch, context: &str) -> Result<()> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .write_opt(batch, &options)
+            .map_err(|e| Error::storage(context, e))
+    }
+}
+
+/// The encryption context a secret is sealed with: it opens only as this key of this principal.
+fn secret_context(key_id: &str, principal: &str) -> Vec<u8> {
+    format!("quiver:access-key/{key_id}/principal/{principal}").into_bytes()
+}
+
+fn principal_key(name: &str) -> String {
+    format!("principal/{name}")
+}
+
+fn group_key(name: &str) -> String {
+    format!("group/{name}")
+}
+
+fn policy_key(name: &str) -> String {
+    format!("policy/{name}")
+}
+
+fn key_key(id: &str) -> String {
+    format!("key/{id}")
+}
+
+fn not_found(what: &str, name: &str) -> Error {
+    Error::not_found(format!("{what} {name} does not exist"))
+}
+
+/// IAM's rule for user, group and policy names: 1-64 of letters, digits and `+=,.@_-`.
+fn check_name(field: &str, name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    {
+        return Err(Error::validation(format!(
+            "{field}: {} must be 1-64 letters, digits or +=,.@_-",
+            crate::error::quote(name)
+        )));
+    }
+    Ok(())
+}
+
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    out
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    bytes
+        .chunks(3)
+        .flat_map(|c| {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            (0..4).map(move |i| ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char)
+        })
+        .collect()
+}
+
+mod hex_bytes {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        hex::decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{StorageOptions, open};
+    use crate::time::SystemClock;
+
+    fn store(dir: &Path) -> AuthStore {
+        let db = open(
+            &dir.join("db"),
+            &StorageOptions {
+                block_cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let keys = Arc::new(kms::LocalKeys::open(&dir.join("keys")).unwrap());
+        AuthStore::open(db, keys, Arc::new(SystemClock), "000000000000".into()).unwrap()
+    }
+
+    #[test]
+    fn root_bootstrap_keys_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root_key, secret) = {
+            let s = store(dir.path());
+            let path = s.bootstrap(dir.path()).unwrap().expect("root made");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let creds = quiver_proto::signing::Credentials::from_profile(&text, "default")
+                .unwrap()
+                .unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600);
+            }
+            assert!(s.bootstrap(dir.path()).unwrap().is_none(), "only once");
+            let entry = s.key(&creds.access_key_id).unwrap();
+            assert_eq!(&*entry.secret, creds.secret_access_key);
+            assert_eq!(entry.principal, ROOT);
+            assert_eq!(s.policies_for(ROOT)[0].0, ADMINISTRATOR_ACCESS);
+            (creds.access_key_id, creds.secret_access_key)
+        };
+        // Reopened: the secret is unsealed again; a second key, then the limit.
+        let s = store(dir.path());
+        assert_eq!(&*s.key(&root_key).unwrap().secret, secret);
+        s.create_access_key(ROOT).unwrap();
+        let err = s.create_access_key(ROOT).unwrap_err();
+        assert!(err.message().contains("at most 2"), "{err}");
+        s.set_access_key_status(&root_key, KeyStatus::Inactive)
+            .unwrap();
+        assert_eq!(s.key(&root_key).unwrap().status, KeyStatus::Inactive);
+        drop(s);
+        let s = store(dir.path());
+        assert_eq!(s.key(&root_key).unwrap().status, KeyStatus::Inactive);
+        // Without the master key the stored secrets cannot be read: a clear error.
+        drop(s);
+        std::fs::remove_file(dir.path().join("keys").join("local_default.key")).unwrap();
+        let db = open(
+            &dir.path().join("db"),
+            &StorageOptions {
+                block_cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let keys = Arc::new(kms::LocalKeys::open(&dir.path().join("keys")).unwrap());
+        let err = AuthStore::open(db, keys, Arc::new(SystemClock), "0".into())
+            .err()
+            .expect("refused");
+        assert!(err.message().contains("access key"), "{err}");
+    }
+
+    #[test]
+    fn groups_policies_and_their_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.create_principal("alice").unwrap();
+        assert!(s.create_principal("alice").is_err());
+        assert!(
+            s.create_principal("bad name")
+                .unwrap_err()
+                .message()
+                .contains("PrincipalName")
+        );
+        let err = s.put_policy("broken", r#"{"Statement":{}}"#).unwrap_err();
+        assert!(
+            err.message().starts_with("PolicyDocument: Statement[0]"),
+            "{err}"
+        );
+        s.put_policy(
+            "read",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sagemaker:Get*","Resource":"*"}}"#,
+        )
+        .unwrap();
+        s.create_group("analysts").unwrap();
+        s.attach_policy(Target::Group("analysts"), "read").unwrap();
+        assert!(s.policies_for("alice").is_empty());
+        s.set_membership("alice", "analysts", true).unwrap();
+        assert_eq!(s.policies_for("alice")[0].0, "analysts/read");
+        assert!(
+            s.delete_policy("read")
+                .unwrap_err()
+                .message()
+                .contains("group analysts")
+        );
+        assert!(
+            s.delete_group("analysts")
+                .unwrap_err()
+                .message()
+                .contains("alice")
+        );
+        s.set_membership("alice", "analysts", false).unwrap();
+        s.detach_policy(Target::Group("analysts"), "read").unwrap();
+        assert!(s.detach_policy(Target::Group("analysts"), "read").is_err());
+        s.delete_group("analysts").unwrap();
+        s.delete_policy("read").unwrap();
+        let (key, _) = s.create_access_key("alice").unwrap();
+        s.delete_principal("alice").unwrap();
+        assert!(s.key(&key.key_id).is_none());
+    }
+}
