@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "quiver/featurestore/v1/featurestore.proto",
         "quiver/featurestore/v1/query.proto",
+        "quiver/featurestore/v1/auth.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -28,10 +28,15 @@ use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
+use quiver_proto::signing::{Credentials, Signed};
 pub use quiver_proto::v1 as pb;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
 use quiver_proto::v1::query_client::QueryClient;
 use tonic::transport::{Channel, Endpoint};
+
+/// The transport every call goes through: a channel that signs requests when the client has
+/// credentials.
+pub type Transport = Signed<Channel>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -47,6 +52,8 @@ pub enum ClientError {
     },
     #[error("{}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
+    #[error("credentials: {0}")]
+    Credentials(String),
     #[error("the query result is not a valid Arrow IPC stream: {0}")]
     Result(#[from] arrow::error::ArrowError),
 }
@@ -85,14 +92,26 @@ impl Default for RetryPolicy {
 
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: FeatureStoreClient<Channel>,
-    queries: QueryClient<Channel>,
+    inner: FeatureStoreClient<Transport>,
+    queries: QueryClient<Transport>,
     retry: RetryPolicy,
 }
 
 impl Client {
-    /// Connects to `endpoint` (`http://host:port`; a bare `host:port` gets `http://`).
+    /// Connects to `endpoint` (`http://host:port`; a bare `host:port` gets `http://`), signing
+    /// requests with the credentials of the environment or profile file
+    /// ([`Credentials::load`]) when there are any.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, ClientError> {
+        let credentials = Credentials::load().map_err(ClientError::Credentials)?;
+        Self::connect_with(endpoint, credentials).await
+    }
+
+    /// Connects, signing every request with `credentials` (none: unsigned, for a server
+    /// without authentication).
+    pub async fn connect_with(
+        endpoint: impl Into<String>,
+        credentials: Option<Credentials>,
+    ) -> Result<Self, ClientError> {
         let mut endpoint = endpoint.into();
         if !endpoint.contains("://") {
             endpoint = format!("http://{endpoint}");
@@ -108,10 +127,11 @@ impl Client {
             .connect()
             .await
             .map_err(|source| ClientError::Connect { endpoint, source })?;
-        Ok(Self::from_channel(channel))
+        Ok(Self::from_channel(channel, credentials))
     }
 
-    pub fn from_channel(channel: Channel) -> Self {
+    pub fn from_channel(channel: Channel, credentials: Option<Credentials>) -> Self {
+        let channel = Signed::new(channel, credentials);
         Self {
             inner: FeatureStoreClient::new(channel.clone())
                 .max_decoding_message_size(64 * 1024 * 1024)
@@ -129,7 +149,7 @@ impl Client {
     async fn call<Req, Resp, F, Fut>(&self, request: Req, f: F) -> Result<Resp, ClientError>
     where
         Req: Clone,
-        F: Fn(FeatureStoreClient<Channel>, Req) -> Fut,
+        F: Fn(FeatureStoreClient<Transport>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let mut backoff = self.retry.initial_backoff;

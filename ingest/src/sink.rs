@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use quiver_proto::signing::{Credentials, Signed};
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
 use tonic::transport::{Channel, Endpoint};
@@ -13,20 +14,29 @@ use tonic::{Code, Status};
 /// The Quiver server, over gRPC.
 #[derive(Clone)]
 pub struct Server {
-    client: FeatureStoreClient<Channel>,
+    client: FeatureStoreClient<Signed<Channel>>,
 }
 
 impl Server {
-    /// A client for `endpoint` (`http://host:port`). It connects on first use, so a worker
-    /// started before its server waits for it rather than failing.
+    /// A client for `endpoint` (`http://host:port`) with the credentials of the environment or
+    /// the profile file, if any (`quiver_proto::signing::Credentials::load`). It connects on
+    /// first use, so a worker started before its server waits for it rather than failing.
     pub fn new(endpoint: &str) -> Result<Self, String> {
+        Self::with_credentials(endpoint, Credentials::load()?)
+    }
+
+    /// A client that signs its requests with `credentials` (none: unsigned).
+    pub fn with_credentials(
+        endpoint: &str,
+        credentials: Option<Credentials>,
+    ) -> Result<Self, String> {
         let channel = Endpoint::from_shared(endpoint.to_string())
             .map_err(|e| format!("server endpoint {endpoint:?}: {e}"))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();
         Ok(Self {
-            client: FeatureStoreClient::new(channel)
+            client: FeatureStoreClient::new(Signed::new(channel, credentials))
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20),
         })

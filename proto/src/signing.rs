@@ -252,7 +252,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A gRPC transport (a tonic `Channel`) that signs each request with `credentials`, or passes
 /// requests through unchanged without them.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Signed<S> {
     inner: S,
     credentials: Option<Arc<Credentials>>,

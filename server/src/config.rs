@@ -138,6 +138,16 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_QUERY_THREADS")]
     pub query_threads: Option<usize>,
 
+    /// Require signed requests and enforce IAM policies (docs/security.md). The first start
+    /// with it on creates the root principal and writes its key to <data_dir>/root-credentials.
+    /// Default false, allowed only when every listener is on a loopback address.
+    #[arg(long, env = "QUIVER_AUTH", num_args = 0..=1, default_missing_value = "true")]
+    pub auth: Option<bool>,
+
+    /// Listen on non-loopback addresses without TLS and authentication anyway.
+    #[arg(long, env = "QUIVER_ALLOW_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_insecure: Option<bool>,
+
     /// Stream sources (`[[source]]` tables of the file, as in docs/ingest.md) whose ingest
     /// workers run inside the server, writing through its own gRPC API.
     #[arg(skip)]
@@ -168,6 +178,37 @@ pub struct Config {
     pub query_threads: usize,
     /// Ingest sources run inside the server.
     pub sources: Vec<quiver_ingest::config::SourceConfig>,
+    /// Signed requests and policy enforcement.
+    pub auth: bool,
+    pub allow_insecure: bool,
+}
+
+impl Config {
+    /// Every address the server listens on.
+    pub fn listen_addrs(&self) -> [(&'static str, SocketAddr); 3] {
+        [
+            ("grpc_addr", self.grpc_addr),
+            ("http_addr", self.http_addr),
+            ("flight_sql_addr", self.flight_sql_addr),
+        ]
+    }
+
+    /// Refuses to expose the server beyond this machine without authentication (and TLS, once
+    /// configured) unless `allow_insecure` says so.
+    fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.auth || self.allow_insecure {
+            return Ok(());
+        }
+        for (name, addr) in self.listen_addrs() {
+            anyhow::ensure!(
+                addr.ip().is_loopback(),
+                "{name} = {addr} is reachable from other machines, and authentication is off: \
+                 start with --auth (see docs/security.md), listen on 127.0.0.1, or pass \
+                 --allow-insecure to accept the risk"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// How the offline store is written.
@@ -228,6 +269,8 @@ impl ServerArgs {
             flight_sql_addr: self.flight_sql_addr.or(file.flight_sql_addr),
             query_memory_mb: self.query_memory_mb.or(file.query_memory_mb),
             query_threads: self.query_threads.or(file.query_threads),
+            auth: self.auth.or(file.auth),
+            allow_insecure: self.allow_insecure.or(file.allow_insecure),
             // Sources are listed in the file only.
             sources: if self.sources.is_empty() {
                 file.sources
@@ -310,7 +353,10 @@ impl ServerArgs {
                 .query_threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             sources: merged.sources,
+            auth: merged.auth.unwrap_or(false),
+            allow_insecure: merged.allow_insecure.unwrap_or(false),
         };
+        config.check_exposure()?;
         quiver_ingest::config::validate_sources(&config.sources).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             (1..=1024).contains(&config.query_threads),

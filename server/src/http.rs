@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::Access;
 use crate::feature_store::FeatureStore;
 use crate::group_commit::GroupCommit;
 
@@ -19,7 +20,12 @@ struct HttpState {
     metrics: PrometheusHandle,
 }
 
-pub fn router(store: Arc<FeatureStore>, puts: GroupCommit, metrics: PrometheusHandle) -> Router {
+pub fn router(
+    store: Arc<FeatureStore>,
+    puts: GroupCommit,
+    metrics: PrometheusHandle,
+    access: Arc<Access>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
@@ -27,7 +33,7 @@ pub fn router(store: Arc<FeatureStore>, puts: GroupCommit, metrics: PrometheusHa
             store: store.clone(),
             metrics,
         })
-        .merge(crate::sagemaker::router(store, puts))
+        .merge(crate::sagemaker::router(store, puts, access))
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {

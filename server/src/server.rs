@@ -9,16 +9,22 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arrow_flight::flight_service_server::FlightServiceServer;
+use quiver_proto::v1::auth_server::AuthServer;
 use quiver_proto::v1::query_server::QueryServer;
 use quiver_proto::v1_server::feature_store_server::FeatureStoreServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::Access;
+use crate::auth::admin::AdminService;
+use crate::auth::grpc::AuthLayer;
+use crate::auth::store::AuthStore;
 use crate::config::{Config, WalSync};
 use crate::db::{self, StorageOptions};
 use crate::feature_store::FeatureStore;
 use crate::group_commit::GroupCommit;
 use crate::grpc::{GrpcService, threads};
+use crate::kms::LocalKeys;
 use crate::offline::OfflineStore;
 use crate::offline::flusher::Flusher;
 use crate::online::OnlineStore;
@@ -55,6 +61,48 @@ impl Listeners {
     }
 }
 
+/// Opens the principals and policies stored with `store`, the local master keys, and the audit
+/// log; with authentication on, makes the root principal on the first start.
+pub fn open_access(config: &Config, store: &FeatureStore) -> anyhow::Result<Arc<Access>> {
+    let keys = Arc::new(LocalKeys::open(&config.data_dir.join("keys"))?);
+    let auth = Arc::new(AuthStore::open(
+        store.online().db().clone(),
+        keys,
+        Arc::new(SystemClock),
+        config.account_id.clone(),
+    )?);
+    if config.auth {
+        if let Some(path) = auth.bootstrap(&config.data_dir)? {
+            tracing::warn!(
+                path = %path.display(),
+                "created the root principal; its access key is in this file (mode 0600): keep it safe"
+            );
+        }
+    } else {
+        let exposed: Vec<String> = config
+            .listen_addrs()
+            .iter()
+            .filter(|(_, a)| !a.ip().is_loopback())
+            .map(|(n, a)| format!("{n} = {a}"))
+            .collect();
+        tracing::warn!(
+            exposed = ?exposed,
+            "AUTHENTICATION IS OFF: every caller can read and write every feature group. \
+             For development only; start with --auth for anything else (docs/security.md)"
+        );
+    }
+    let arns = ArnContext {
+        region: config.region.clone(),
+        account_id: config.account_id.clone(),
+    };
+    Ok(Arc::new(Access::new(
+        config.auth,
+        auth,
+        &config.data_dir,
+        arns,
+    )?))
+}
+
 /// Opens the stores under `config.data_dir`.
 pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<FeatureStore>> {
     let db = db::open(
@@ -89,6 +137,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = crate::metrics::install();
     let store = open_store(&config, Arc::new(SystemClock))?;
+    let access = open_access(&config, &store)?;
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
     let flight_sql_addr = listeners.flight_sql.local_addr()?;
@@ -136,30 +185,39 @@ pub async fn run(
         .context("building the gRPC reflection service (v1alpha)")?;
     let max_request = config.max_request_mb * 1024 * 1024;
     let puts = GroupCommit::start(store.clone()).context("starting the group-commit writer")?;
-    let api = FeatureStoreServer::new(GrpcService::new(store.clone(), puts.clone()))
+    let api = FeatureStoreServer::new(GrpcService::new(
+        store.clone(),
+        puts.clone(),
+        access.clone(),
+    ))
+    .max_decoding_message_size(max_request)
+    .max_encoding_message_size(max_request);
+    let query_api = QueryServer::new(QueryService::new(queries.clone(), access.clone()))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
-    let query_api = QueryServer::new(QueryService::new(queries.clone()))
-        .max_decoding_message_size(max_request)
-        .max_encoding_message_size(max_request);
+    let admin_api = AuthServer::new(AdminService::new(access.clone()));
+    let authenticate = AuthLayer::new(access.clone(), false, max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
         tonic::transport::Server::builder()
             .http2_adaptive_window(Some(true))
+            .layer(authenticate.clone())
             .add_service(health_service.clone())
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())
             .add_service(api.clone())
             .add_service(query_api.clone())
+            .add_service(admin_api.clone())
     });
     let grpc = threads::serve(listeners.grpc, config.grpc_threads, routes, stop_rx.clone());
     let http = axum::serve(
         listeners.http,
-        crate::http::router(store.clone(), puts, metrics),
+        crate::http::router(store.clone(), puts, metrics, access.clone()),
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
     let flight_sql = tonic::transport::Server::builder()
+        .layer(AuthLayer::new(access.clone(), false, max_request))
         .add_service(FlightServiceServer::new(
-            FlightSql::new(queries.clone()).context("starting Flight SQL")?,
+            FlightSql::new(queries.clone(), access.clone()).context("starting Flight SQL")?,
         ))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listeners.flight_sql),
@@ -174,7 +232,7 @@ pub async fn run(
     // Ingest workers write through the server's own gRPC API, so they stop first: each
     // writes the batch in hand while the API still takes it.
     let (stop_ingest, ingest_stopped) = watch::channel(false);
-    let ingest = start_ingest(&config, grpc_addr, ingest_stopped)?;
+    let ingest = start_ingest(&config, &access, grpc_addr, ingest_stopped)?;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let signal = tokio::spawn(async move {
         shutdown.await;
@@ -224,11 +282,16 @@ pub async fn run(
     Ok(())
 }
 
+const INGEST_PRINCIPAL: &str = "quiver-ingest";
+const INGEST_POLICY: &str = "QuiverIngestAccess";
+const INGEST_POLICY_DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"IngestWrites","Effect":"Allow","Action":["sagemaker:PutRecord","sagemaker:DescribeFeatureGroup","quiver:PutSourceRecords","quiver:GetSourcePositions"],"Resource":"*"}]}"#;
+
 /// Starts the configuration's ingest sources (if any) against the server's own gRPC address.
 /// A source that fails is logged and started again (after 1 s, doubling to a minute); the
 /// server keeps serving.
 fn start_ingest(
     config: &Config,
+    access: &Access,
     grpc_addr: SocketAddr,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -242,7 +305,19 @@ fn start_ingest(
         ip => ip,
     };
     let endpoint = format!("http://{}", SocketAddr::new(ip, grpc_addr.port()));
-    let server = quiver_ingest::sink::Server::new(&endpoint).map_err(anyhow::Error::msg)?;
+    // With authentication on, the workers sign as the `quiver-ingest` principal, which may
+    // write feature groups and source positions and nothing else.
+    let credentials = if access.enabled() {
+        Some(access.store().service_credentials(
+            INGEST_PRINCIPAL,
+            INGEST_POLICY,
+            INGEST_POLICY_DOCUMENT,
+        )?)
+    } else {
+        None
+    };
+    let server = quiver_ingest::sink::Server::with_credentials(&endpoint, credentials)
+        .map_err(anyhow::Error::msg)?;
     let sources = config.sources.clone();
     tracing::info!(
         sources = ?sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),

@@ -201,6 +201,50 @@ impl AuthStore {
         Ok(Some(path))
     }
 
+    /// The credentials of a principal the server itself acts as (the in-server ingest workers):
+    /// made on first use with `policy` (`document`) attached and one key, which later starts
+    /// reuse.
+    pub fn service_credentials(
+        &self,
+        principal: &str,
+        policy: &str,
+        document: &str,
+    ) -> Result<quiver_proto::signing::Credentials> {
+        if self.policy(policy).is_none_or(|p| p.document != document) {
+            self.put_policy(policy, document)?;
+        }
+        if self.principal(principal).is_none() {
+            self.create_principal(principal)?;
+        }
+        if !self
+            .principal(principal)
+            .is_some_and(|p| p.policies.iter().any(|n| n == policy))
+        {
+            self.attach_policy(Target::Principal(principal), policy)?;
+        }
+        let active = self
+            .list_access_keys(Some(principal))
+            .into_iter()
+            .find(|k| k.status == KeyStatus::Active);
+        let (access_key_id, secret_access_key) = match active {
+            Some(k) => {
+                let secret = self
+                    .key(&k.key_id)
+                    .map(|e| e.secret.to_string())
+                    .ok_or_else(|| Error::internal(format!("access key {} vanished", k.key_id)))?;
+                (k.key_id, secret)
+            }
+            None => {
+                let (k, secret) = self.create_access_key(principal)?;
+                (k.key_id, secret)
+            }
+        };
+        Ok(quiver_proto::signing::Credentials {
+            access_key_id,
+            secret_access_key,
+        })
+    }
+
     /// The principal and secret of an access key.
     pub fn key(&self, key_id: &str) -> Option<KeyEntry> {
         self.state.read().secrets.get(key_id).cloned()
@@ -238,6 +282,14 @@ impl AuthStore {
 
     pub fn principal_arn(&self, name: &str) -> String {
         format!("arn:aws:iam::{}:user/{name}", self.account_id)
+    }
+
+    pub fn group_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:group/{name}", self.account_id)
+    }
+
+    pub fn policy_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:policy/{name}", self.account_id)
     }
 
     pub fn list_principals(&self) -> Vec<Principal> {
@@ -379,6 +431,21 @@ impl AuthStore {
         );
         state.keys.insert(key_id, key.clone());
         Ok((key, secret))
+    }
+
+    /// Rotation: a new key for the old key's principal, and the old key made inactive. The
+    /// principal must have room for the new key (delete its other key first).
+    pub fn rotate_access_key(&self, old: &str) -> Result<(AccessKey, String)> {
+        let principal = self
+            .state
+            .read()
+            .keys
+            .get(old)
+            .map(|k| k.principal.clone())
+            .ok_or_else(|| not_found("access key", old))?;
+        let created = self.create_access_key(&principal)?;
+        self.set_access_key_status(old, KeyStatus::Inactive)?;
+        Ok(created)
     }
 
     /// Activates or deactivates (revokes) a key; a deactivated key authenticates nothing.

@@ -12,7 +12,8 @@ use quiver_proto::v1_server::feature_store_server::FeatureStore as FeatureStoreA
 use tonic::{Request, Response, Status};
 
 use super::{convert, encode};
-use crate::error::Result;
+use crate::auth::{Access, Caller, Features};
+use crate::error::{Error, Result};
 use crate::feature_store::{BatchGetEntry, FeatureStore, blocking};
 use crate::group_commit::GroupCommit;
 use crate::metrics::{self, MethodMetrics};
@@ -23,12 +24,77 @@ pub struct GrpcService {
     store: Arc<FeatureStore>,
     /// PutRecord goes through group commit; other writes run on the blocking pool.
     puts: GroupCommit,
+    access: Arc<Access>,
 }
 
 impl GrpcService {
-    pub fn new(store: Arc<FeatureStore>, puts: GroupCommit) -> Self {
-        Self { store, puts }
+    pub fn new(store: Arc<FeatureStore>, puts: GroupCommit, access: Arc<Access>) -> Self {
+        Self {
+            store,
+            puts,
+            access,
+        }
     }
+
+    /// Authorizes `action` on `group` (or on no group) for the request's caller; every handler
+    /// calls this (or [`GrpcService::authorize_writes`]) before it does anything.
+    fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        action: &str,
+        group: Option<&str>,
+        features: Features,
+    ) -> Result<()> {
+        let caller = caller(request)?;
+        self.access
+            .authorize_group(caller, action, &self.store, group, features)
+    }
+
+    /// PutRecord on each group the records write, with the features written to it.
+    fn authorize_writes<'a, T>(
+        &self,
+        request: &Request<T>,
+        records: impl Iterator<Item = &'a pb::PutRecordRequest>,
+    ) -> Result<()> {
+        let mut by_group: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for r in records {
+            let names = by_group.entry(r.feature_group_name.as_str()).or_default();
+            for v in &r.record {
+                if !names.contains(&v.feature_name) {
+                    names.push(v.feature_name.clone());
+                }
+            }
+        }
+        if by_group.is_empty() {
+            // Nothing to write still needs the right to write.
+            return self.authorize(request, "sagemaker:PutRecord", None, Features::Unnamed);
+        }
+        for (group, names) in &by_group {
+            self.authorize(
+                request,
+                "sagemaker:PutRecord",
+                Some(group),
+                Features::Named(names),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// An ingest source, as a resource: `arn:aws:sagemaker:<region>:<account>:ingest-source/<name>`.
+    fn source_arn(&self, source: &str) -> String {
+        let arns = self.access.arns();
+        format!(
+            "arn:aws:sagemaker:{}:{}:ingest-source/{source}",
+            arns.region, arns.account_id
+        )
+    }
+}
+
+/// The caller the authentication layer attached to the request.
+pub fn caller<T>(request: &Request<T>) -> Result<&Caller> {
+    request.extensions().get::<Caller>().ok_or_else(|| {
+        Error::internal("the request has no caller: the authentication layer is missing")
+    })
 }
 
 /// The named method's [`MethodMetrics`], registered on first use.
@@ -62,6 +128,13 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::CreateFeatureGroupRequest>,
     ) -> Result<Response<pb::CreateFeatureGroupResponse>, Status> {
         observe(method!("CreateFeatureGroup"), async {
+            let group = request.get_ref().feature_group_name.as_str();
+            self.authorize(
+                &request,
+                "sagemaker:CreateFeatureGroup",
+                Some(group),
+                Features::Unnamed,
+            )?;
             let spec = convert::group_spec(request.into_inner())?;
             let group = blocking(&self.store, move |s| s.create_feature_group(spec)).await?;
             Ok(pb::CreateFeatureGroupResponse {
@@ -76,6 +149,13 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::DescribeFeatureGroupRequest>,
     ) -> Result<Response<pb::DescribeFeatureGroupResponse>, Status> {
         observe(method!("DescribeFeatureGroup"), async {
+            let group = request.get_ref().feature_group_name.as_str();
+            self.authorize(
+                &request,
+                "sagemaker:DescribeFeatureGroup",
+                Some(group),
+                Features::Unnamed,
+            )?;
             let group = self
                 .store
                 .describe_feature_group(&request.get_ref().feature_group_name)?;
@@ -89,6 +169,12 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::ListFeatureGroupsRequest>,
     ) -> Result<Response<pb::ListFeatureGroupsResponse>, Status> {
         observe(method!("ListFeatureGroups"), async {
+            self.authorize(
+                &request,
+                "sagemaker:ListFeatureGroups",
+                None,
+                Features::Unnamed,
+            )?;
             let query = convert::list_query(request.into_inner())?;
             let page = self.store.list_feature_groups(&query)?;
             Ok(pb::ListFeatureGroupsResponse {
@@ -108,6 +194,13 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::UpdateFeatureGroupRequest>,
     ) -> Result<Response<pb::UpdateFeatureGroupResponse>, Status> {
         observe(method!("UpdateFeatureGroup"), async {
+            let group = request.get_ref().feature_group_name.as_str();
+            self.authorize(
+                &request,
+                "sagemaker:UpdateFeatureGroup",
+                Some(group),
+                Features::Unnamed,
+            )?;
             let req = request.into_inner();
             let additions = convert::feature_specs("FeatureAdditions", req.feature_additions)?;
             let ttl = match req.online_store_config {
@@ -135,6 +228,13 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::DeleteFeatureGroupRequest>,
     ) -> Result<Response<pb::DeleteFeatureGroupResponse>, Status> {
         observe(method!("DeleteFeatureGroup"), async {
+            let group = request.get_ref().feature_group_name.as_str();
+            self.authorize(
+                &request,
+                "sagemaker:DeleteFeatureGroup",
+                Some(group),
+                Features::Unnamed,
+            )?;
             let name = request.into_inner().feature_group_name;
             blocking(&self.store, move |s| s.delete_feature_group(&name)).await?;
             Ok(pb::DeleteFeatureGroupResponse {})
@@ -147,6 +247,14 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::UpdateFeatureMetadataRequest>,
     ) -> Result<Response<pb::UpdateFeatureMetadataResponse>, Status> {
         observe(method!("UpdateFeatureMetadata"), async {
+            let r = request.get_ref();
+            let feature = [r.feature_name.clone()];
+            self.authorize(
+                &request,
+                "sagemaker:UpdateFeatureMetadata",
+                Some(&r.feature_group_name),
+                Features::Named(&feature),
+            )?;
             let req = request.into_inner();
             let additions = req
                 .parameter_additions
@@ -173,6 +281,13 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::GetOfflineStoreCatalogRequest>,
     ) -> Result<Response<pb::GetOfflineStoreCatalogResponse>, Status> {
         observe(method!("GetOfflineStoreCatalog"), async {
+            let group = request.get_ref().feature_group_name.as_str();
+            self.authorize(
+                &request,
+                "quiver:GetOfflineStoreCatalog",
+                Some(group),
+                Features::Unnamed,
+            )?;
             let req = request.get_ref();
             let format = convert::enum_value::<pb::CatalogFormat>("Format", req.format)?;
             let table = self.store.offline_catalog(&req.feature_group_name)?;
@@ -199,6 +314,14 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::DescribeFeatureMetadataRequest>,
     ) -> Result<Response<pb::DescribeFeatureMetadataResponse>, Status> {
         observe(method!("DescribeFeatureMetadata"), async {
+            let r = request.get_ref();
+            let feature = [r.feature_name.clone()];
+            self.authorize(
+                &request,
+                "sagemaker:DescribeFeatureMetadata",
+                Some(&r.feature_group_name),
+                Features::Named(&feature),
+            )?;
             let req = request.get_ref();
             let (group, ordinal) = self
                 .store
@@ -231,6 +354,7 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::PutRecordRequest>,
     ) -> Result<Response<pb::PutRecordResponse>, Status> {
         observe(method!("PutRecord"), async {
+            self.authorize_writes(&request, std::iter::once(request.get_ref()))?;
             let (group_name, put) = convert::put_request(request.into_inner())?;
             let outcome = self.puts.put_record(group_name, put).await?;
             metrics::record_writes(1);
@@ -246,6 +370,7 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::PutRecordsRequest>,
     ) -> Result<Response<pb::PutRecordsResponse>, Status> {
         observe(method!("PutRecords"), async {
+            self.authorize_writes(&request, request.get_ref().records.iter())?;
             let puts = request
                 .into_inner()
                 .records
@@ -271,6 +396,11 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::PutSourceRecordsRequest>,
     ) -> Result<Response<pb::PutSourceRecordsResponse>, Status> {
         observe(method!("PutSourceRecords"), async {
+            let r = request.get_ref();
+            let source = self.source_arn(&r.source);
+            self.access
+                .authorize(caller(&request)?, "quiver:PutSourceRecords", &source, None)?;
+            self.authorize_writes(&request, r.records.iter().filter_map(|s| s.record.as_ref()))?;
             let req = request.into_inner();
             let records = req
                 .records
@@ -304,6 +434,13 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::GetSourcePositionsRequest>,
     ) -> Result<Response<pb::GetSourcePositionsResponse>, Status> {
         observe(method!("GetSourcePositions"), async {
+            let source = self.source_arn(&request.get_ref().source);
+            self.access.authorize(
+                caller(&request)?,
+                "quiver:GetSourcePositions",
+                &source,
+                None,
+            )?;
             let positions = self.store.source_positions(&request.get_ref().source)?;
             Ok(pb::GetSourcePositionsResponse {
                 positions: positions
@@ -320,6 +457,13 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::GetRecordRequest>,
     ) -> Result<Response<Encoded>, Status> {
         observe(method!("GetRecord"), async {
+            let r = request.get_ref();
+            self.authorize(
+                &request,
+                "sagemaker:GetRecord",
+                Some(&r.feature_group_name),
+                Features::Named(&r.feature_names),
+            )?;
             let req = request.get_ref();
             let view = self.store.get_record(
                 &req.feature_group_name,
@@ -336,6 +480,22 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::BatchGetRecordRequest>,
     ) -> Result<Response<Encoded>, Status> {
         observe(method!("BatchGetRecord"), async {
+            for entry in &request.get_ref().identifiers {
+                self.authorize(
+                    &request,
+                    "sagemaker:BatchGetRecord",
+                    Some(&entry.feature_group_name),
+                    Features::Named(&entry.feature_names),
+                )?;
+            }
+            if request.get_ref().identifiers.is_empty() {
+                self.authorize(
+                    &request,
+                    "sagemaker:BatchGetRecord",
+                    None,
+                    Features::Unnamed,
+                )?;
+            }
             let req = request.into_inner();
             let entries: Vec<BatchGetEntry> = req
                 .identifiers
@@ -357,6 +517,13 @@ impl FeatureStoreApi for GrpcService {
         request: Request<pb::DeleteRecordRequest>,
     ) -> Result<Response<pb::DeleteRecordResponse>, Status> {
         observe(method!("DeleteRecord"), async {
+            let group = request.get_ref().feature_group_name.as_str();
+            self.authorize(
+                &request,
+                "sagemaker:DeleteRecord",
+                Some(group),
+                Features::Unnamed,
+            )?;
             let req = request.into_inner();
             let mode = convert::deletion_mode(req.deletion_mode)?;
             let targets = convert::target_stores(&req.target_stores)?;

@@ -27,8 +27,11 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::server::Router;
 
+/// The gRPC routes behind the authentication layer.
+pub type Routes = Router<tower_layer::Stack<crate::auth::grpc::AuthLayer, tower_layer::Identity>>;
+
 /// Builds the gRPC routes; called once per serving thread.
-pub type RoutesFactory = Arc<dyn Fn() -> Router + Send + Sync>;
+pub type RoutesFactory = Arc<dyn Fn() -> Routes + Send + Sync>;
 
 /// Accepts connections on `listener` and serves them on `threads` threads until `stop` says so;
 /// then each thread finishes its in-flight requests (tonic's graceful shutdown) and ends.

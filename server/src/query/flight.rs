@@ -27,7 +27,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::QueryEngine;
+use super::service::authorize_sql;
 use super::tables::{CATALOG, SCHEMAS};
+use crate::auth::{Access, Caller, Features};
 use crate::error::Error;
 
 type FlightStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
@@ -36,10 +38,11 @@ type FlightStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send
 pub struct FlightSql {
     engine: Arc<QueryEngine>,
     info: Arc<SqlInfoData>,
+    access: Arc<Access>,
 }
 
 impl FlightSql {
-    pub fn new(engine: Arc<QueryEngine>) -> anyhow::Result<Self> {
+    pub fn new(engine: Arc<QueryEngine>, access: Arc<Access>) -> anyhow::Result<Self> {
         let mut info = SqlInfoDataBuilder::new();
         info.append(SqlInfo::FlightSqlServerName, "Quiver");
         info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -54,7 +57,28 @@ impl FlightSql {
         Ok(Self {
             engine,
             info: Arc::new(info.build()?),
+            access,
         })
+    }
+
+    /// `sql` may run for the request's caller.
+    fn authorize_sql<T>(&self, request: &Request<T>, sql: &str) -> Result<(), Status> {
+        let caller = caller(request)?;
+        authorize_sql(&self.access, &self.engine, caller, sql).map_err(status)
+    }
+
+    /// Browsing the catalog lists the groups: `sagemaker:ListFeatureGroups`.
+    fn authorize_browse<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let caller = caller(request)?;
+        self.access
+            .authorize_group(
+                caller,
+                "sagemaker:ListFeatureGroups",
+                self.engine.store(),
+                None,
+                Features::Unnamed,
+            )
+            .map_err(status)
     }
 
     /// A FlightInfo whose one endpoint's ticket is `command`, which DoGet dispatches on.
@@ -117,6 +141,10 @@ fn status(e: Error) -> Status {
     Status::from(e)
 }
 
+fn caller<T>(request: &Request<T>) -> Result<&Caller, Status> {
+    crate::grpc::service::caller(request).map_err(status)
+}
+
 #[tonic::async_trait]
 impl FlightSqlService for FlightSql {
     type FlightService = FlightSql;
@@ -126,6 +154,7 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize_sql(&request, &query.query)?;
         let schema = self
             .engine
             .plan_schema(&query.query)
@@ -140,10 +169,11 @@ impl FlightSqlService for FlightSql {
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let sql = std::str::from_utf8(&ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("the statement ticket is not UTF-8 text"))?;
+        self.authorize_sql(&request, sql)?;
         let (schema, batches) = self.engine.execute(sql, Ok).await.map_err(status)?;
         let batches = ReceiverStream::new(batches)
             .map(|b| b.map_err(|e| FlightError::Tonic(Box::new(status(e)))));
@@ -159,6 +189,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize_browse(&request)?;
         let schema = query.clone().into_builder(&self.info).schema();
         Self::info(&schema, &query, request.into_inner())
     }
@@ -166,8 +197,9 @@ impl FlightSqlService for FlightSql {
     async fn do_get_sql_info(
         &self,
         query: CommandGetSqlInfo,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize_browse(&request)?;
         let builder = query.into_builder(&self.info);
         Ok(Self::one_batch(builder.schema(), builder.build()))
     }
@@ -177,6 +209,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize_browse(&request)?;
         let schema = query.into_builder().schema();
         Self::info(&schema, &query, request.into_inner())
     }
@@ -184,8 +217,9 @@ impl FlightSqlService for FlightSql {
     async fn do_get_catalogs(
         &self,
         query: CommandGetCatalogs,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize_browse(&request)?;
         let mut builder = query.into_builder();
         builder.append(CATALOG);
         Ok(Self::one_batch(builder.schema(), builder.build()))
@@ -196,6 +230,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize_browse(&request)?;
         let schema = query.clone().into_builder().schema();
         Self::info(&schema, &query, request.into_inner())
     }
@@ -203,8 +238,9 @@ impl FlightSqlService for FlightSql {
     async fn do_get_schemas(
         &self,
         query: CommandGetDbSchemas,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize_browse(&request)?;
         let mut builder = query.into_builder();
         for schema in SCHEMAS {
             builder.append(CATALOG, schema);
@@ -217,6 +253,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize_browse(&request)?;
         let schema = query.clone().into_builder().schema();
         Self::info(&schema, &query, request.into_inner())
     }
@@ -224,8 +261,9 @@ impl FlightSqlService for FlightSql {
     async fn do_get_tables(
         &self,
         query: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize_browse(&request)?;
         let tables = self.tables(query.db_schema_filter_pattern.as_deref());
         let include_schema = query.include_schema;
         let mut builder = query.into_builder();

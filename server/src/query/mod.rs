@@ -144,8 +144,32 @@ impl QueryEngine {
         })
     }
 
+    pub fn store(&self) -> &FeatureStore {
+        &self.store
+    }
+
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The feature groups `sql` reads (its table references that name a group, in either
+    /// schema), for authorization before it is planned or run.
+    pub fn referenced_groups(&self, sql: &str) -> Result<Vec<String>> {
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state.sql_to_statement(sql, &dialect).map_err(query_error)?;
+        let references = state
+            .resolve_table_references(&statement)
+            .map_err(query_error)?;
+        let mut groups: Vec<String> = references
+            .iter()
+            .filter(|r| r.catalog().is_none_or(|c| c == CATALOG))
+            .map(|r| r.table().to_string())
+            .filter(|name| self.store.registry().get(name).is_ok())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        Ok(groups)
     }
 
     /// The schema `sql`'s result would have, planned on the query threads without running it.

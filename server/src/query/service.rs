@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use super::QueryEngine;
 use super::dataset::{BaseSource, DatasetOptions, DatasetRequest, JoinedGroup};
+use crate::auth::{Access, Caller, Features};
 use crate::error::{Error, Result, quote};
 use crate::metrics::MethodMetrics;
 use crate::time;
@@ -24,12 +25,41 @@ use crate::time;
 #[derive(Clone)]
 pub struct QueryService {
     engine: Arc<QueryEngine>,
+    access: Arc<Access>,
 }
 
 impl QueryService {
-    pub fn new(engine: Arc<QueryEngine>) -> Self {
-        Self { engine }
+    pub fn new(engine: Arc<QueryEngine>, access: Arc<Access>) -> Self {
+        Self { engine, access }
     }
+
+    fn authorize_sql(&self, caller: &Caller, sql: &str) -> Result<()> {
+        authorize_sql(&self.access, &self.engine, caller, sql)
+    }
+}
+
+/// `quiver:Query` on every group `sql` reads, as a read of all its features (SQL is checked
+/// per group, not per column); on `*` when it reads none. Used by `Query`, `CreateDataset`
+/// and Flight SQL.
+pub fn authorize_sql(
+    access: &Access,
+    engine: &QueryEngine,
+    caller: &Caller,
+    sql: &str,
+) -> Result<()> {
+    let groups = engine.referenced_groups(sql)?;
+    let store = engine.store();
+    if groups.is_empty() {
+        return access.authorize_group(caller, "quiver:Query", store, None, Features::Unnamed);
+    }
+    for group in &groups {
+        access.authorize_group(caller, "quiver:Query", store, Some(group), Features::All)?;
+    }
+    Ok(())
+}
+
+fn caller<T>(request: &Request<T>) -> Result<Caller> {
+    crate::grpc::service::caller(request).cloned()
 }
 
 static QUERY_METRICS: LazyLock<MethodMetrics> = LazyLock::new(|| MethodMetrics::new("Query"));
@@ -47,7 +77,11 @@ impl QueryApi for QueryService {
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
         let started = Instant::now();
-        let result = self.start(request.into_inner()).await;
+        let result =
+            match caller(&request).and_then(|c| self.authorize_sql(&c, &request.get_ref().sql)) {
+                Ok(()) => self.start(request.into_inner()).await,
+                Err(e) => Err(e),
+            };
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
             Err(e) => e.to_status().code(),
@@ -63,7 +97,30 @@ impl QueryApi for QueryService {
     ) -> Result<Response<pb::CreateDatasetResponse>, Status> {
         let started = Instant::now();
         let result: Result<pb::CreateDatasetResponse> = async {
+            let caller = caller(&request)?;
             let request = dataset_request(request.into_inner())?;
+            let store = self.engine.store();
+            for group in &request.groups {
+                self.access.authorize_group(
+                    &caller,
+                    "quiver:CreateDataset",
+                    store,
+                    Some(&group.name),
+                    Features::Named(&group.features),
+                )?;
+            }
+            if request.groups.is_empty() {
+                self.access.authorize_group(
+                    &caller,
+                    "quiver:CreateDataset",
+                    store,
+                    None,
+                    Features::Unnamed,
+                )?;
+            }
+            if let BaseSource::Sql(sql) = &request.base {
+                self.authorize_sql(&caller, sql)?;
+            }
             let manifest = self.engine.create_dataset(request).await?;
             let manifest_json = serde_json::to_string_pretty(&manifest)
                 .map_err(|e| Error::internal(format!("encoding the manifest: {e}")))?;
