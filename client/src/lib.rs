@@ -30,6 +30,7 @@ use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use quiver_proto::signing::{Credentials, Signed};
 pub use quiver_proto::v1 as pb;
+use quiver_proto::v1::auth_client::AuthClient;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
 use quiver_proto::v1::query_client::QueryClient;
 use tonic::transport::{Channel, Endpoint};
@@ -94,6 +95,7 @@ impl Default for RetryPolicy {
 pub struct Client {
     inner: FeatureStoreClient<Transport>,
     queries: QueryClient<Transport>,
+    admin: AuthClient<Transport>,
     retry: RetryPolicy,
 }
 
@@ -136,9 +138,16 @@ impl Client {
             inner: FeatureStoreClient::new(channel.clone())
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(64 * 1024 * 1024),
-            queries: QueryClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
+            queries: QueryClient::new(channel.clone()).max_decoding_message_size(256 * 1024 * 1024),
+            admin: AuthClient::new(channel),
             retry: RetryPolicy::default(),
         }
+    }
+
+    /// The `Auth` administration service (principals, keys, groups, policies, simulator),
+    /// as generated: each call takes and returns the protobuf messages.
+    pub fn admin(&self) -> AuthClient<Transport> {
+        self.admin.clone()
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {

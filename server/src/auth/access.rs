@@ -118,17 +118,18 @@ impl Access {
                 .ok()
                 .map(|(k, _)| k.to_string())
         });
-        self.verify_grpc(path, &header, body_sha256).inspect_err(|e| {
-            self.audit_denial(
-                offered.as_deref(),
-                path,
-                "-",
-                "unauthenticated",
-                None,
-                source_ip,
-                e.message(),
-            );
-        })
+        self.verify_grpc(path, &header, body_sha256)
+            .inspect_err(|e| {
+                self.audit_denial(
+                    offered.as_deref(),
+                    path,
+                    "-",
+                    "unauthenticated",
+                    None,
+                    source_ip,
+                    e.message(),
+                );
+            })
     }
 
     fn verify_grpc(

@@ -64,6 +64,15 @@ impl AdminService {
         }
     }
 
+    /// The ARN of the principal owning `key_id`, or `*` when there is no such key (so the
+    /// caller learns whether it exists only if it may manage every principal's keys).
+    fn key_owner_arn(&self, key_id: &str) -> String {
+        match self.store().key(key_id) {
+            Some(k) => self.store().principal_arn(&k.principal),
+            None => "*".to_string(),
+        }
+    }
+
     /// The principal or group an attachment names, and its ARN.
     fn target<'a>(&self, r: &'a pb::AttachPolicyRequest) -> Result<(Target<'a>, String)> {
         match (r.principal.is_empty(), r.group.is_empty()) {
@@ -178,14 +187,7 @@ impl AuthApi for AdminService {
     ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
         answer((|| {
             let old = &request.get_ref().access_key_id;
-            let principal = self
-                .store()
-                .list_access_keys(None)
-                .into_iter()
-                .find(|k| &k.key_id == old)
-                .map(|k| k.principal)
-                .ok_or_else(|| Error::not_found(format!("access key {old} does not exist")))?;
-            let arn = self.store().principal_arn(&principal);
+            let arn = self.key_owner_arn(old);
             let caller = self.authorize(&request, "RotateAccessKey", &arn)?;
             let (key, secret) = self.store().rotate_access_key(old)?;
             let detail = format!("{} replaces {old}, now inactive", key.key_id);
@@ -203,16 +205,9 @@ impl AuthApi for AdminService {
     ) -> Result<Response<pb::AccessKey>, Status> {
         answer((|| {
             let r = request.get_ref();
-            let new_status = status(&r.status)?;
-            let principal = self
-                .store()
-                .key(&r.access_key_id)
-                .map(|k| k.principal)
-                .ok_or_else(|| {
-                    Error::not_found(format!("access key {} does not exist", r.access_key_id))
-                })?;
-            let arn = self.store().principal_arn(&principal);
+            let arn = self.key_owner_arn(&r.access_key_id);
             let caller = self.authorize(&request, "UpdateAccessKey", &arn)?;
+            let new_status = status(&r.status)?;
             let key = self
                 .store()
                 .set_access_key_status(&r.access_key_id, new_status)?;
@@ -228,12 +223,7 @@ impl AuthApi for AdminService {
     ) -> Result<Response<pb::DeleteAccessKeyResponse>, Status> {
         answer((|| {
             let id = &request.get_ref().access_key_id;
-            let principal = self
-                .store()
-                .key(id)
-                .map(|k| k.principal)
-                .ok_or_else(|| Error::not_found(format!("access key {id} does not exist")))?;
-            let arn = self.store().principal_arn(&principal);
+            let arn = self.key_owner_arn(id);
             let caller = self.authorize(&request, "DeleteAccessKey", &arn)?;
             self.store().delete_access_key(id)?;
             self.changed(&caller, "DeleteAccessKey", &arn, id)?;
@@ -331,7 +321,13 @@ impl AuthApi for AdminService {
     ) -> Result<Response<pb::AttachPolicyResponse>, Status> {
         answer((|| {
             let r = request.get_ref();
-            let (target, arn) = self.target(r)?;
+            let (target, arn) = match self.target(r) {
+                Ok(found) => found,
+                Err(e) => {
+                    self.authorize(&request, "AttachPolicy", "*")?;
+                    return Err(e);
+                }
+            };
             let caller = self.authorize(&request, "AttachPolicy", &arn)?;
             self.store().attach_policy(target, &r.policy)?;
             self.changed(&caller, "AttachPolicy", &arn, &r.policy)?;
@@ -345,7 +341,13 @@ impl AuthApi for AdminService {
     ) -> Result<Response<pb::AttachPolicyResponse>, Status> {
         answer((|| {
             let r = request.get_ref();
-            let (target, arn) = self.target(r)?;
+            let (target, arn) = match self.target(r) {
+                Ok(found) => found,
+                Err(e) => {
+                    self.authorize(&request, "DetachPolicy", "*")?;
+                    return Err(e);
+                }
+            };
             let caller = self.authorize(&request, "DetachPolicy", &arn)?;
             self.store().detach_policy(target, &r.policy)?;
             self.changed(&caller, "DetachPolicy", &arn, &r.policy)?;

@@ -47,8 +47,15 @@ pub fn authorize_sql(
     caller: &Caller,
     sql: &str,
 ) -> Result<()> {
-    let groups = engine.referenced_groups(sql)?;
     let store = engine.store();
+    let groups = match engine.referenced_groups(sql) {
+        Ok(groups) => groups,
+        // Unparsable SQL reads nothing, but its error is only for those who may query.
+        Err(e) => {
+            access.authorize_group(caller, "quiver:Query", store, None, Features::Unnamed)?;
+            return Err(e);
+        }
+    };
     if groups.is_empty() {
         return access.authorize_group(caller, "quiver:Query", store, None, Features::Unnamed);
     }
@@ -97,19 +104,21 @@ impl QueryApi for QueryService {
     ) -> Result<Response<pb::CreateDatasetResponse>, Status> {
         let started = Instant::now();
         let result: Result<pb::CreateDatasetResponse> = async {
+            // Authorized before the request is validated: an unauthorized caller learns
+            // nothing from the answer.
             let caller = caller(&request)?;
-            let request = dataset_request(request.into_inner())?;
             let store = self.engine.store();
-            for group in &request.groups {
+            let groups = &request.get_ref().feature_groups;
+            for group in groups {
                 self.access.authorize_group(
                     &caller,
                     "quiver:CreateDataset",
                     store,
-                    Some(&group.name),
-                    Features::Named(&group.features),
+                    Some(&group.feature_group_name),
+                    Features::Named(&group.feature_names),
                 )?;
             }
-            if request.groups.is_empty() {
+            if groups.is_empty() {
                 self.access.authorize_group(
                     &caller,
                     "quiver:CreateDataset",
@@ -118,6 +127,7 @@ impl QueryApi for QueryService {
                     Features::Unnamed,
                 )?;
             }
+            let request = dataset_request(request.into_inner())?;
             if let BaseSource::Sql(sql) = &request.base {
                 self.authorize_sql(&caller, sql)?;
             }
