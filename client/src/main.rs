@@ -83,6 +83,9 @@ enum Command {
     /// Build training datasets from the offline store.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Principals, access keys, groups and IAM policies; `simulate` explains a decision.
+    #[command(subcommand)]
+    Auth(cli::auth::AuthCommand),
     /// Write every row of a CSV or Parquet file, in parallel batches (`quiver ingest GROUP
     /// FILE`); or, `quiver ingest status`, show a stream source's progress.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -238,6 +241,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     let out = args.output;
     match args.command {
         Command::FeatureGroup(command) => group_command(&client, out, command).await?,
+        Command::Auth(command) => cli::auth::run(&client, out, command).await?,
         Command::Put { group, record } => {
             let definitions = describe(&client, &group).await?.feature_definitions;
             let object: serde_json::Value =

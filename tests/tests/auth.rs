@@ -667,3 +667,101 @@ async fn http_post(server: &TestServer, path: &str, target: Option<&str>) -> u16
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
 }
+
+/// The CLI administers with the root profile file, and `quiver auth simulate` explains a
+/// decision; without credentials it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_administers_and_simulates_with_a_profile() {
+    let (_dir, server, _root) = start_with_auth().await;
+    let credentials = server.data_dir().join("root-credentials");
+    let quiver = |args: &[&str], with_credentials: bool| {
+        let mut command = std::process::Command::new(quiver_tests::binary("quiver"));
+        command
+            .arg("--endpoint")
+            .arg(server.endpoint())
+            .args(args)
+            .env_remove("QUIVER_ACCESS_KEY_ID")
+            .env_remove("QUIVER_SECRET_ACCESS_KEY")
+            .env("HOME", server.data_dir());
+        if with_credentials {
+            command.env("QUIVER_SHARED_CREDENTIALS_FILE", &credentials);
+        }
+        let output = command.output().expect("quiver runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let run = |args: &[&str]| {
+        let (ok, stdout, stderr) = quiver(args, true);
+        assert!(ok, "quiver {args:?} failed: {stderr}\n{stdout}");
+        stdout
+    };
+    run(&["auth", "principal", "create", "bob"]);
+    run(&[
+        "auth",
+        "policy",
+        "put",
+        "BobReads",
+        r#"{"Version":"2012-10-17","Statement":{"Sid":"BobGets","Effect":"Allow","Action":"sagemaker:Get*","Resource":"*"}}"#,
+    ]);
+    run(&["auth", "policy", "attach", "BobReads", "--principal", "bob"]);
+    let key: serde_json::Value =
+        serde_json::from_str(&run(&["--output", "json", "auth", "key", "create", "bob"])).unwrap();
+    assert!(
+        key["SecretAccessKey"].as_str().unwrap().len() >= 40,
+        "{key}"
+    );
+    let listed = run(&["auth", "key", "list", "--principal", "bob"]);
+    assert!(
+        listed.contains(key["AccessKeyId"].as_str().unwrap()),
+        "{listed}"
+    );
+
+    let simulate = |action: &str| -> serde_json::Value {
+        serde_json::from_str(&run(&[
+            "--output",
+            "json",
+            "auth",
+            "simulate",
+            "--principal",
+            "bob",
+            "--action",
+            action,
+            "--resource",
+            "arn:aws:sagemaker:us-east-1:000000000000:feature-group/customers",
+            "--context",
+            "quiver:FeatureNames=age,score",
+        ]))
+        .unwrap()
+    };
+    let allowed = simulate("sagemaker:GetRecord");
+    assert_eq!(allowed["Decision"], "allowed");
+    assert!(
+        allowed["DecidingStatement"]
+            .as_str()
+            .unwrap()
+            .contains("BobGets"),
+        "{allowed}"
+    );
+    let denied = simulate("sagemaker:PutRecord");
+    assert_eq!(denied["Decision"], "implicitDeny");
+    let table = run(&[
+        "auth",
+        "simulate",
+        "--principal",
+        "bob",
+        "--action",
+        "sagemaker:GetRecord",
+        "--resource",
+        "*",
+    ]);
+    assert!(table.contains("decision:  allowed"), "{table}");
+
+    // No credentials: refused, and told how to sign.
+    let (ok, _, stderr) = quiver(&["feature-group", "list"], false);
+    assert!(!ok);
+    assert!(stderr.contains("not signed"), "{stderr}");
+    server.stop().await;
+}
