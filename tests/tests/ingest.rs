@@ -348,11 +348,24 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
             "--wal-sync",
             "periodic",
         ];
+        // Inside the server, with authentication on: the workers sign as the server's own
+        // ingest principal, and this test as root.
         if in_server {
-            args.extend(["--config", server_config.to_str().unwrap()]);
+            args.extend(["--config", server_config.to_str().unwrap(), "--auth"]);
         }
         let server = TestServer::start_in(&dir.path().join("data"), &args).await;
-        let client = server.client().await;
+        let client = if in_server {
+            let text = std::fs::read_to_string(server.data_dir().join("root-credentials"))
+                .expect("root credentials");
+            let root = quiver_proto::signing::Credentials::from_profile(&text, "default")
+                .unwrap()
+                .expect("a default profile");
+            Client::connect_with(server.endpoint(), Some(root))
+                .await
+                .unwrap()
+        } else {
+            server.client().await
+        };
         client.create_feature_group(events_group()).await.unwrap();
 
         let seed = std::time::SystemTime::now()
@@ -1055,6 +1068,7 @@ max_records = 100
 /// it starts before the feature group exists (the worker fails, and is started again), reads
 /// the stream into both stores exactly once, reports in the server's `/metrics`, and stops
 /// cleanly with the server. Its bad messages go to a dead-letter topic of the same broker.
+/// The server runs with --auth: the workers sign as its `quiver-ingest` principal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_runs_inside_the_server() {
     let mut s = Scenario::start(1500, true, Some("events-dlq")).await;
