@@ -25,6 +25,7 @@ pub fn router(
     puts: GroupCommit,
     metrics: PrometheusHandle,
     access: Arc<Access>,
+    max_body: usize,
 ) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
@@ -33,7 +34,7 @@ pub fn router(
             store: store.clone(),
             metrics,
         })
-        .merge(crate::sagemaker::router(store, puts, access))
+        .merge(crate::sagemaker::router(store, puts, access, max_body))
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {

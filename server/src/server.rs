@@ -211,7 +211,8 @@ pub async fn run(
     let grpc = threads::serve(listeners.grpc, config.grpc_threads, routes, stop_rx.clone());
     let http = axum::serve(
         listeners.http,
-        crate::http::router(store.clone(), puts, metrics, access.clone()),
+        crate::http::router(store.clone(), puts, metrics, access.clone(), max_request)
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
     let flight_sql = tonic::transport::Server::builder()

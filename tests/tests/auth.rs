@@ -1,7 +1,8 @@
 //! Authentication and authorization end to end, against a real `quiver-server --auth`:
 //! unsigned, wrongly signed, replayed, expired and revoked requests are UNAUTHENTICATED;
 //! requests a principal's policies do not allow are PERMISSION_DENIED and audited; every gRPC
-//! method of every service checks authorization; keys rotate; the simulator explains decisions.
+//! method of every service and every HTTP operation checks authorization; keys rotate; the
+//! simulator explains decisions; boto3 signs with Quiver keys.
 
 use std::time::Duration;
 
@@ -512,7 +513,9 @@ fn record_of(id: &str) -> Vec<pb::FeatureValue> {
 /// by reflection, so a new method is covered the day it is added) and of Flight SQL, called
 /// with an empty request by a signed principal without any policy: each must be refused with
 /// PERMISSION_DENIED (Flight SQL's: refused somehow, none answered). Then the SageMaker HTTP
-/// routes, refused under --auth; /healthz and /metrics stay public.
+/// routes refuse unsigned requests with 403 (every operation signed by an unprivileged
+/// principal is in `boto3_signs_with_quiver_keys_and_policies_apply`); /healthz and /metrics
+/// stay public.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_grpc_method_and_http_route_checks_authorization() {
     let (_dir, server, root_key) = start_with_auth().await;
@@ -605,7 +608,7 @@ async fn every_grpc_method_and_http_route_checks_authorization() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
 
-    // HTTP: the SageMaker API is refused under --auth (until it verifies Signature V4).
+    // HTTP: unsigned requests to the SageMaker API are refused.
     for (path, target) in [
         ("/", Some("SageMaker.ListFeatureGroups")),
         ("/", Some("SageMaker.DescribeFeatureGroup")),
@@ -763,5 +766,88 @@ async fn cli_administers_and_simulates_with_a_profile() {
     let (ok, _, stderr) = quiver(&["feature-group", "list"], false);
     assert!(!ok);
     assert!(stderr.contains("not signed"), "{stderr}");
+    server.stop().await;
+}
+
+/// boto3 itself signs with AWS Signature V4 using Quiver access keys
+/// (`tests/python/sagemaker_auth.py`): root may do everything; a wrong secret, an unknown key
+/// and an unsigned request get HTTP 403; a reader's policy decides per feature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_signs_with_quiver_keys_and_policies_apply() {
+    let (_dir, server, root_key) = start_with_auth().await;
+    let root = client(&server, Some(root_key.clone())).await;
+    let reader = principal(
+        &root,
+        "reader",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Sid":"Read","Effect":"Allow","Action":["sagemaker:GetRecord","sagemaker:BatchGetRecord"],"Resource":"arn:aws:sagemaker:*:*:feature-group/authz"},
+            {"Sid":"NoSsn","Effect":"Deny","Action":"*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"quiver:FeatureNames":"ssn"}}}]}"#,
+    )
+    .await;
+    let nobody = principal(&root, "nobody", "").await;
+    let endpoint = format!("http://{}", server.http);
+    let root_key_id = root_key.access_key_id.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        quiver_tests::aws::python(
+            "sagemaker_auth.py",
+            &[
+                &endpoint,
+                &root_key.access_key_id,
+                &root_key.secret_access_key,
+                &reader.access_key_id,
+                &reader.secret_access_key,
+                &nobody.access_key_id,
+                &nobody.secret_access_key,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let results = &report["results"];
+    let expect = [
+        ("root_create", "ok"),
+        ("root_put", "ok"),
+        ("root_get", "ok"),
+        ("root_batch_get", "ok"),
+        ("root_list", "ok"),
+        ("wrong_secret_list", "UnrecognizedClientException 403"),
+        ("wrong_secret_get", "UnrecognizedClientException 403"),
+        ("unknown_key_list", "UnrecognizedClientException 403"),
+        ("unsigned_list", "UnrecognizedClientException 403"),
+        ("unsigned_get", "UnrecognizedClientException 403"),
+        ("reader_get_age", "ok"),
+        ("reader_get_ssn", "AccessDeniedException 403"),
+        ("reader_get_all", "AccessDeniedException 403"),
+        ("reader_put", "AccessDeniedException 403"),
+        ("reader_describe", "AccessDeniedException 400"),
+        ("reader_batch_get_ssn", "AccessDeniedException 403"),
+    ];
+    // Every operation the HTTP API serves refuses a principal without policies.
+    let every = results.as_object().unwrap();
+    let nobody_results: Vec<_> = every
+        .iter()
+        .filter(|(k, _)| k.starts_with("nobody_"))
+        .collect();
+    assert_eq!(nobody_results.len(), 14, "{report}");
+    for (name, got) in nobody_results {
+        assert!(
+            got.as_str().unwrap().starts_with("AccessDeniedException"),
+            "{name} answered {got} to a principal without policies"
+        );
+    }
+    let wrong: Vec<String> = expect
+        .iter()
+        .filter(|(name, want)| results[*name] != *want)
+        .map(|(name, want)| format!("{name}: got {}, want {want}", results[*name]))
+        .collect();
+    assert!(wrong.is_empty(), "{}\n{report}", wrong.join("\n"));
+    // The refusals are audited, the signature ones with the key that was offered.
+    let entries = audit(&server);
+    assert!(entries.iter().any(|e| e["decision"] == "unauthenticated"
+        && e["principal"] == root_key_id.as_str()
+        && e["detail"].as_str().unwrap_or("").contains("signature")));
+    assert!(entries.iter().any(|e| e["decision"] == "explicitDeny"
+        && e["principal"] == "reader"
+        && e["statement"].as_str().unwrap_or("").contains("NoSsn")));
     server.stop().await;
 }

@@ -11,6 +11,7 @@ pub mod context;
 pub mod grpc;
 pub mod pattern;
 pub mod policy;
+pub mod sigv4;
 pub mod store;
 
 #[cfg(test)]

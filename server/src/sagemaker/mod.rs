@@ -4,11 +4,13 @@
 //! - [`control`]: the `sagemaker` JSON 1.1 control plane (`POST /`, `X-Amz-Target`);
 //! - [`runtime`]: the `sagemaker-featurestore-runtime` REST-JSON operations;
 //! - [`search`]: `Search` over feature groups and feature metadata;
-//! - [`wire`]: errors, bodies and enums both share.
+//! - [`wire`]: errors, bodies and enums both share;
+//! - [`auth`]: AWS Signature V4 and authorization of every operation, with `--auth`.
 //!
 //! This layer only translates: every rule lives in the domain ([`crate::feature_store`]), which
 //! the gRPC API calls too.
 
+pub mod auth;
 pub mod control;
 pub mod runtime;
 pub mod search;
@@ -20,31 +22,32 @@ use axum::Router;
 use axum::routing::post;
 
 use crate::auth::Access;
-use crate::error::Error;
 use crate::feature_store::FeatureStore;
 use crate::group_commit::GroupCommit;
 
-/// Both APIs' routes; merged into the HTTP listener's router.
-pub fn router(store: Arc<FeatureStore>, puts: GroupCommit, access: Arc<Access>) -> Router {
+/// Both APIs' routes; merged into the HTTP listener's router. With authentication on, every
+/// request passes [`auth::authenticate`] first.
+pub fn router(
+    store: Arc<FeatureStore>,
+    puts: GroupCommit,
+    access: Arc<Access>,
+    max_body: usize,
+) -> Router {
     let routes = Router::new()
         .route("/", post(control::handle))
         .with_state(store.clone())
-        .merge(runtime::router(store, puts));
+        .merge(runtime::router(store.clone(), puts));
     if access.enabled() {
-        // Until these routes verify AWS Signature V4, an authenticated server does not serve
-        // them at all: closed, not open.
-        routes.layer(axum::middleware::from_fn(refuse_unsigned))
+        let state = auth::AuthState {
+            access,
+            store,
+            max_body,
+        };
+        routes.layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::authenticate,
+        ))
     } else {
         routes
     }
-}
-
-async fn refuse_unsigned(
-    _request: axum::extract::Request,
-    _next: axum::middleware::Next,
-) -> axum::response::Response {
-    axum::response::IntoResponse::into_response(wire::AwsError::control(Error::unauthenticated(
-        "the SageMaker-compatible HTTP API does not verify AWS Signature V4 yet, so a server \
-         with --auth refuses it; use the gRPC API (docs/security.md)",
-    )))
 }
