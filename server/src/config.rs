@@ -448,6 +448,25 @@ mod tests {
     fn deploy_example_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/quiver.toml");
         let args = ServerArgs::from_toml_file(&path).unwrap();
-        args.resolve().unwrap();
+        let config = args.resolve().unwrap();
+        assert!(config.auth, "the deployment example authenticates");
+    }
+
+    #[test]
+    fn exposure_without_authentication_is_refused() {
+        let exposed = |extra: &str| {
+            ServerArgs::from_toml(&format!("grpc_addr = \"0.0.0.0:7940\"\n{extra}"))
+                .unwrap()
+                .resolve()
+        };
+        let err = exposed("").unwrap_err().to_string();
+        assert!(
+            err.contains("grpc_addr = 0.0.0.0:7940") && err.contains("--auth"),
+            "{err}"
+        );
+        assert!(exposed("auth = true").unwrap().auth);
+        assert!(exposed("allow_insecure = true").unwrap().allow_insecure);
+        // Loopback only: development without authentication is allowed.
+        assert!(!ServerArgs::from_toml("").unwrap().resolve().unwrap().auth);
     }
 }
