@@ -138,10 +138,13 @@ async fn run(args: Args) -> Result<()> {
     if !(0.0..=1.0).contains(&args.read_ratio) {
         bail!("--read-ratio must be between 0 and 1");
     }
-    let client = Client::connect(args.endpoint.clone()).await?;
+    // With a server under --auth, every request is signed (QUIVER_SHARED_CREDENTIALS_FILE or
+    // QUIVER_ACCESS_KEY_ID / QUIVER_SECRET_ACCESS_KEY), as clients sign them.
+    let credentials = quiver_proto::signing::Credentials::load().map_err(anyhow::Error::msg)?;
+    let client = Client::connect_with(args.endpoint.clone(), credentials.clone()).await?;
     let mut connections = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        connections.push(wire::Connection::connect(&args.endpoint).await?);
+        connections.push(wire::Connection::connect(&args.endpoint, credentials.clone()).await?);
     }
     let args = Arc::new(args);
     let shape = Arc::new(RecordShape::new(&args));

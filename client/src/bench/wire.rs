@@ -18,10 +18,15 @@ use tokio::net::TcpStream;
 pub struct Connection {
     sender: h2::client::SendRequest<Bytes>,
     authority: http::uri::Authority,
+    /// Requests are signed with these, as `quiver_client` signs them (a server with --auth).
+    credentials: Option<std::sync::Arc<quiver_proto::signing::Credentials>>,
 }
 
 impl Connection {
-    pub async fn connect(endpoint: &str) -> Result<Self> {
+    pub async fn connect(
+        endpoint: &str,
+        credentials: Option<quiver_proto::signing::Credentials>,
+    ) -> Result<Self> {
         let uri: Uri = endpoint
             .parse()
             .with_context(|| format!("--endpoint {endpoint:?} is not a URI"))?;
@@ -46,7 +51,11 @@ impl Connection {
             // Ends when the server closes the connection or the benchmark exits.
             let _ = connection.await;
         });
-        Ok(Self { sender, authority })
+        Ok(Self {
+            sender,
+            authority,
+            credentials: credentials.map(std::sync::Arc::new),
+        })
     }
 
     /// Calls `path` (`/package.Service/Method`) with `message`; returns the response message's
@@ -67,6 +76,14 @@ impl Connection {
         body.put_u8(0); // not compressed
         body.put_u32(length as u32);
         message.encode(&mut body)?;
+        if let Some(credentials) = &self.credentials {
+            let digest = quiver_proto::signing::sha256_hex(&body);
+            for (name, value) in credentials.sign(path, &digest) {
+                request
+                    .headers_mut()
+                    .insert(name, HeaderValue::try_from(value)?);
+            }
+        }
 
         let mut sender = self.sender.clone().ready().await?;
         let (response, mut stream) = sender.send_request(request, false)?;

@@ -18,7 +18,7 @@ use quiver_proto::signing;
 use super::audit::{AuditLog, Entry, now_rfc3339};
 use super::context::Context;
 use super::policy::{Decision, Outcome, Request, evaluate};
-use super::store::AuthStore;
+use super::store::{AuthStore, PolicySet};
 use crate::error::{Error, Result};
 use crate::feature_store::FeatureStore;
 use crate::registry::{ArnContext, resolve_name};
@@ -284,18 +284,47 @@ impl Access {
         resource: &str,
         features: Option<&[String]>,
     ) -> Result<()> {
+        let set = caller
+            .principal
+            .as_ref()
+            .filter(|_| self.enabled)
+            .map(|p| self.store.policy_set(p));
+        self.authorize_with(caller, set, action, resource, features)
+    }
+
+    /// [`Access::authorize`] with the principal's policy set already in hand.
+    fn authorize_with(
+        &self,
+        caller: &Caller,
+        set: Option<Arc<PolicySet>>,
+        action: &str,
+        resource: &str,
+        features: Option<&[String]>,
+    ) -> Result<()> {
         caller.checked.store(true, Ordering::SeqCst);
         if !self.enabled {
             return Ok(());
         }
-        let Some(principal) = &caller.principal else {
+        let (Some(principal), Some(set)) = (&caller.principal, set) else {
             return Err(Error::unauthenticated("the request is not authenticated"));
         };
-        let mut context = self.context(caller);
-        if let Some(features) = features {
+        // Condition keys are made only when some policy reads them.
+        let mut context = if set.needs_context {
+            self.context(caller)
+        } else {
+            Context::default()
+        };
+        if let Some(features) = features.filter(|_| set.tests_features) {
             context.set_all("quiver:FeatureNames", features.iter().cloned());
         }
-        let decision = self.decide(principal, action, resource, &context);
+        let decision = evaluate(
+            set.policies.iter().map(|(n, p)| (n.as_str(), p.as_ref())),
+            &Request {
+                action,
+                resource,
+                context: &context,
+            },
+        );
         if decision.outcome.allowed() {
             return Ok(());
         }
@@ -333,8 +362,14 @@ impl Access {
             return self.authorize(caller, action, "*", None);
         };
         let resource = self.arns.feature_group_arn(resolve_name(group));
-        if !self.enabled {
-            return self.authorize(caller, action, &resource, None);
+        let set = caller
+            .principal
+            .as_ref()
+            .filter(|_| self.enabled)
+            .map(|p| self.store.policy_set(p));
+        // The features are listed only when a policy tests them.
+        if !set.as_ref().is_some_and(|s| s.tests_features) {
+            return self.authorize_with(caller, set, action, &resource, None);
         }
         let all = || {
             store.describe_feature_group(group).ok().map(|g| {
@@ -349,7 +384,7 @@ impl Access {
             Features::Named(names) if !names.is_empty() => Some(names.to_vec()),
             Features::Named(_) | Features::All => all(),
         };
-        self.authorize(caller, action, &resource, names.as_deref())
+        self.authorize_with(caller, set, action, &resource, names.as_deref())
     }
 
     /// Marks a request as needing no authorization (health checks, reflection).
@@ -428,11 +463,13 @@ impl Access {
     }
 }
 
-/// Signatures seen within the replay window, as 64-bit fingerprints in 10-second buckets
-/// (about 16 bytes per request of the last two windows).
+/// Signatures seen within the replay window, as 64-bit fingerprints: one set for lookups, and
+/// the same fingerprints in 10-second buckets to expire them (about 24 bytes per request of the
+/// last two windows).
 #[derive(Default)]
 struct ReplayCache {
-    buckets: VecDeque<(i64, HashSet<u64>)>,
+    seen: HashSet<u64>,
+    buckets: VecDeque<(i64, Vec<u64>)>,
 }
 
 const BUCKET_MS: i64 = 10_000;
@@ -443,7 +480,11 @@ impl ReplayCache {
         // A request signed up to a window ago or ahead stays valid for two windows.
         let oldest = (now_ms - 2 * window_ms) / BUCKET_MS;
         while self.buckets.front().is_some_and(|(b, _)| *b < oldest) {
-            self.buckets.pop_front();
+            if let Some((_, expired)) = self.buckets.pop_front() {
+                for f in expired {
+                    self.seen.remove(&f);
+                }
+            }
         }
         let fingerprint = {
             use std::hash::{BuildHasher, Hasher};
@@ -451,21 +492,13 @@ impl ReplayCache {
             h.write(signature.as_bytes());
             h.finish()
         };
-        if self
-            .buckets
-            .iter()
-            .any(|(_, set)| set.contains(&fingerprint))
-        {
+        if !self.seen.insert(fingerprint) {
             return false;
         }
         let bucket = now_ms / BUCKET_MS;
         match self.buckets.back_mut() {
-            Some((b, set)) if *b == bucket => {
-                set.insert(fingerprint);
-            }
-            _ => self
-                .buckets
-                .push_back((bucket, HashSet::from([fingerprint]))),
+            Some((b, list)) if *b == bucket => list.push(fingerprint),
+            _ => self.buckets.push_back((bucket, vec![fingerprint])),
         }
         true
     }

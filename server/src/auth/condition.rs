@@ -252,6 +252,11 @@ impl Condition {
         })
     }
 
+    /// The condition key, in lower case.
+    pub fn key_lower(&self) -> String {
+        self.key.to_ascii_lowercase()
+    }
+
     /// Whether the condition holds for the request.
     pub fn holds(&self, context: &Context) -> bool {
         let values = context.get(&self.key);

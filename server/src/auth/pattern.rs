@@ -99,6 +99,11 @@ impl Pattern {
         Ok(Self { parts })
     }
 
+    /// Whether the pattern has policy variables (it needs the request's condition keys).
+    pub fn has_variables(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Var { .. }))
+    }
+
     /// Whether the pattern is exactly `*`.
     pub fn is_star(&self) -> bool {
         self.parts == [Part::Star]

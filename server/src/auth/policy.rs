@@ -99,6 +99,21 @@ impl std::fmt::Display for StatementRef {
 }
 
 impl Policy {
+    /// Whether evaluating this policy reads the request's condition keys (it has conditions, or
+    /// variables in its resources).
+    pub fn needs_context(&self) -> bool {
+        self.statements.iter().any(|s| {
+            !s.conditions.is_empty() || s.resource.patterns.iter().any(Pattern::has_variables)
+        })
+    }
+
+    /// Whether a condition of this policy tests `key` (lower case).
+    pub fn tests_key(&self, key: &str) -> bool {
+        self.statements
+            .iter()
+            .any(|s| s.conditions.iter().any(|c| c.key_lower() == key))
+    }
+
     /// Parses and validates a policy document; the error names the field and the problem.
     pub fn parse(text: &str) -> Result<Self, String> {
         let doc: Json =

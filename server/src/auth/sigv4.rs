@@ -125,7 +125,7 @@ pub fn verify(
         );
     }
     let expected = hmac::Key::new(hmac::HMAC_SHA256, key.as_ref());
-    let Some(given) = unhex(auth.signature) else {
+    let Ok(given) = hex::decode(auth.signature) else {
         return Err("Signature is not hex".into());
     };
     hmac::verify(&expected, string_to_sign.as_bytes(), &given).map_err(|_| {
@@ -202,16 +202,6 @@ fn uri_encode(text: &str, path: bool) -> String {
         }
     }
     out
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -89,6 +89,15 @@ pub enum Target<'a> {
     Group(&'a str),
 }
 
+/// A principal's policies, with what their evaluation needs of a request.
+pub struct PolicySet {
+    pub policies: Vec<(String, Arc<Policy>)>,
+    /// Some policy has conditions or variables: the request's condition keys are needed.
+    pub needs_context: bool,
+    /// Some condition tests `quiver:FeatureNames`: the features requested are needed.
+    pub tests_features: bool,
+}
+
 #[derive(Default)]
 struct State {
     principals: BTreeMap<String, Principal>,
@@ -104,6 +113,9 @@ pub struct AuthStore {
     clock: Arc<dyn Clock>,
     account_id: String,
     state: RwLock<State>,
+    /// Policy sets by principal, emptied on every change.
+    sets: RwLock<HashMap<String, Arc<PolicySet>>>,
+    sets_generation: std::sync::atomic::AtomicU64,
 }
 
 impl AuthStore {
@@ -169,6 +181,8 @@ impl AuthStore {
             clock,
             account_id,
             state: RwLock::new(state),
+            sets: RwLock::new(HashMap::new()),
+            sets_generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -252,6 +266,37 @@ impl AuthStore {
 
     pub fn principal(&self, name: &str) -> Option<Principal> {
         self.state.read().principals.get(name).cloned()
+    }
+
+    /// The policies that apply to `principal`, and what evaluating them needs; computed once per
+    /// principal and kept until the next change (the request path's lookup).
+    pub fn policy_set(&self, principal: &str) -> Arc<PolicySet> {
+        if let Some(set) = self.sets.read().get(principal) {
+            return set.clone();
+        }
+        let generation = self
+            .sets_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let policies = self.policies_for(principal);
+        let set = Arc::new(PolicySet {
+            needs_context: policies.iter().any(|(_, p)| p.needs_context()),
+            tests_features: policies
+                .iter()
+                .any(|(_, p)| p.tests_key("quiver:featurenames")),
+            policies,
+        });
+        // After a change since `generation` was read this set may be stale: it is used, not
+        // kept. (A change takes the state's write lock, bumps the generation and clears the
+        // cache before it lets go; `policies_for` reads under the state's read lock.)
+        let mut sets = self.sets.write();
+        if self
+            .sets_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == generation
+        {
+            sets.insert(principal.to_string(), set.clone());
+        }
+        set
     }
 
     /// Every policy that applies to `principal`: its own, then its groups', each named as
@@ -675,12 +720,19 @@ impl AuthStore {
     }
 
     /// Writes durably (synced WAL): an administrative change is never lost once answered.
+    /// Every change passes here (its caller holds the state's write lock), so the cached policy
+    /// sets are dropped here too.
     fn commit(&self, batch: WriteBatch, context: &str) -> Result<()> {
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db
+        let written = self
+            .db
             .write_opt(batch, &options)
-            .map_err(|e| Error::storage(context, e))
+            .map_err(|e| Error::storage(context, e));
+        self.sets_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.sets.write().clear();
+        written
     }
 }
 
