@@ -57,6 +57,13 @@ impl Caller {
         }
     }
 
+    /// The caller of a request to a server without authentication (no principal).
+    pub fn anonymous() -> &'static Caller {
+        static ANONYMOUS: std::sync::LazyLock<Caller> =
+            std::sync::LazyLock::new(|| Caller::new(None, None, false));
+        &ANONYMOUS
+    }
+
     /// Whether a handler has run an authorization check for this request.
     pub fn was_checked(&self) -> bool {
         self.checked.load(Ordering::SeqCst)

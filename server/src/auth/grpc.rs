@@ -88,6 +88,11 @@ where
             .map(|a| a.ip());
         let path = request.uri().path().to_string();
         let layer = self.layer.clone();
+        // Without authentication nothing is attached: handlers then act for the anonymous
+        // caller (`Caller::anonymous`), and the request path pays for no extensions.
+        if !layer.access.enabled() {
+            return Box::pin(self.inner.call(request));
+        }
         if is_public(&path) {
             let caller = Caller::new(None, source_ip, layer.secure);
             layer.access.public(&caller);
@@ -97,7 +102,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let caller = if layer.access.enabled() {
+            let caller = {
                 let (parts, body) = request.into_parts();
                 // The digest needs the whole body; the request size limit bounds it.
                 let limit = layer.max_body + 5;
@@ -136,8 +141,6 @@ where
                     }
                     Err(e) => return Ok(e.to_status().into_http()),
                 }
-            } else {
-                Caller::new(None, source_ip, layer.secure)
             };
             request.extensions_mut().insert(caller.clone());
             let response = inner.call(request).await?;

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::{convert, encode};
 use crate::auth::{Access, Caller, Features};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::feature_store::{BatchGetEntry, FeatureStore, blocking};
 use crate::group_commit::GroupCommit;
 use crate::metrics::{self, MethodMetrics};
@@ -90,11 +90,14 @@ impl GrpcService {
     }
 }
 
-/// The caller the authentication layer attached to the request.
+/// The caller the authentication layer attached to the request; without authentication it
+/// attaches none, and the request is the anonymous caller's (whom `Access::authorize` lets
+/// through only when authentication is off).
 pub fn caller<T>(request: &Request<T>) -> Result<&Caller> {
-    request.extensions().get::<Caller>().ok_or_else(|| {
-        Error::internal("the request has no caller: the authentication layer is missing")
-    })
+    Ok(request
+        .extensions()
+        .get::<Caller>()
+        .unwrap_or_else(|| Caller::anonymous()))
 }
 
 /// The named method's [`MethodMetrics`], registered on first use.
