@@ -18,13 +18,16 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
 cargo build --release --workspace --bins -q
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d /tmp/quiver-security-bench.XXXXXX)"
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The servers start inside command substitutions, so they are not this shell's jobs: their
+# pids are kept in files.
+trap 'kill $(cat "$WORK"/*.pid 2>/dev/null) 2>/dev/null || true; sleep 1; rm -rf "$WORK"' EXIT
 
 start() { # name, extra args...
   local name=$1; shift
   RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/$name" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
     --flight-sql-addr 127.0.0.1:0 --addr-file "$WORK/$name.json" --wal-sync periodic "$@" \
     >"$WORK/$name.log" 2>&1 &
+  echo $! >"$WORK/$name.pid"
   for _ in $(seq 600); do [ -s "$WORK/$name.json" ] && break; sleep 0.1; done
   echo "http://$(python3 -c "import json;print(json.load(open('$WORK/$name.json'))['grpc'])")"
 }
