@@ -851,3 +851,47 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         && e["statement"].as_str().unwrap_or("").contains("NoSsn")));
     server.stop().await;
 }
+
+/// Secret access keys are stored sealed: after keys are made and the server stopped, no file
+/// under the data dir but the root credentials file (written for the operator, 0600) holds a
+/// secret in plaintext, and the server started again still authenticates them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_keys_are_not_stored_in_plaintext() {
+    let (dir, server, root_key) = start_with_auth().await;
+    let root = client(&server, Some(root_key.clone())).await;
+    let alice = principal(&root, "alice", "").await;
+    let data = server.data_dir().to_path_buf();
+    server.stop().await;
+
+    let mut files = vec![data.clone()];
+    let mut scanned = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "root-credentials") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        scanned += 1;
+        for secret in [&root_key.secret_access_key, &alice.secret_access_key] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds a secret access key in plaintext",
+                path.display()
+            );
+        }
+    }
+    assert!(scanned > 5, "scanned {scanned} files");
+
+    let server = TestServer::start_in(&data, &["--auth"]).await;
+    let as_alice = client(&server, Some(alice)).await;
+    // Authenticated (no policy: denied, not unauthenticated).
+    assert_eq!(
+        code(as_alice.get_record(get("customers", "c1")).await),
+        Code::PermissionDenied
+    );
+    server.stop().await;
+    drop(dir);
+}
