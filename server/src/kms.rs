@@ -145,11 +145,6 @@ pub fn open(provider: &dyn KeyProvider, context: &[u8], sealed: &[u8]) -> Result
     })
 }
 
-/// The key id a sealed value's data key is wrapped by.
-pub fn sealed_key_id(sealed: &[u8]) -> Option<&str> {
-    parse(sealed).map(|p| p.key_id)
-}
-
 struct Parsed<'a> {
     key_id: &'a str,
     wrapped: &'a [u8],
@@ -257,7 +252,6 @@ mod tests {
         let keys = LocalKeys::open(dir.path()).unwrap();
         let sealed = seal(&keys, DEFAULT_KEY_ID, b"principal/alice", b"s3cr3t-value").unwrap();
         assert!(!sealed.windows(12).any(|w| w == b"s3cr3t-value"));
-        assert_eq!(sealed_key_id(&sealed), Some(DEFAULT_KEY_ID));
         assert_eq!(
             open(&keys, b"principal/alice", &sealed).unwrap(),
             b"s3cr3t-value"

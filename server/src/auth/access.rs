@@ -365,7 +365,8 @@ impl Access {
         group: Option<&str>,
         features: Features,
     ) -> Result<()> {
-        let Some(group) = group else {
+        // Off: nothing to decide, and nothing built on the request path.
+        let Some(group) = group.filter(|_| self.enabled) else {
             return self.authorize(caller, action, "*", None);
         };
         let resource = self.arns.feature_group_arn(resolve_name(group));
@@ -394,6 +395,16 @@ impl Access {
         self.authorize_with(caller, set, action, &resource, names.as_deref())
     }
 
+    /// Whether some policy of `caller`'s tests `quiver:FeatureNames` (so the features a request
+    /// touches must be listed).
+    pub fn tests_features(&self, caller: &Caller) -> bool {
+        self.enabled
+            && caller
+                .principal
+                .as_ref()
+                .is_some_and(|p| self.store.policy_set(p).tests_features)
+    }
+
     /// Marks a request as needing no authorization (health checks, reflection).
     pub fn public(&self, caller: &Caller) {
         caller.checked.store(true, Ordering::SeqCst);
@@ -407,9 +418,9 @@ impl Access {
         resource: &str,
         context: &Context,
     ) -> Decision {
-        let policies = self.store.policies_for(principal);
+        let set = self.store.policy_set(principal);
         evaluate(
-            policies.iter().map(|(n, p)| (n.as_str(), p.as_ref())),
+            set.policies.iter().map(|(n, p)| (n.as_str(), p.as_ref())),
             &Request {
                 action,
                 resource,

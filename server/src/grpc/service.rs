@@ -45,24 +45,31 @@ impl GrpcService {
         group: Option<&str>,
         features: Features,
     ) -> Result<()> {
-        let caller = caller(request)?;
+        let caller = caller(request);
         self.access
             .authorize_group(caller, action, &self.store, group, features)
     }
 
-    /// PutRecord on each group the records write, with the features written to it.
+    /// PutRecord on each group the records write, with the features written to it (listed
+    /// only when a policy tests them: this runs on every write).
     fn authorize_writes<'a, T>(
         &self,
         request: &Request<T>,
         records: impl Iterator<Item = &'a pb::PutRecordRequest>,
     ) -> Result<()> {
-        let mut by_group: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        let caller = caller(request);
+        if !self.access.enabled() {
+            return self
+                .access
+                .authorize(caller, "sagemaker:PutRecord", "*", None);
+        }
+        let with_features = self.access.tests_features(caller);
+        let mut by_group: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+            Default::default();
         for r in records {
             let names = by_group.entry(r.feature_group_name.as_str()).or_default();
-            for v in &r.record {
-                if !names.contains(&v.feature_name) {
-                    names.push(v.feature_name.clone());
-                }
+            if with_features {
+                names.extend(r.record.iter().map(|v| v.feature_name.as_str()));
             }
         }
         if by_group.is_empty() {
@@ -70,12 +77,13 @@ impl GrpcService {
             return self.authorize(request, "sagemaker:PutRecord", None, Features::Unnamed);
         }
         for (group, names) in &by_group {
-            self.authorize(
-                request,
-                "sagemaker:PutRecord",
-                Some(group),
-                Features::Named(names),
-            )?;
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let features = if with_features {
+                Features::Named(&names)
+            } else {
+                Features::Unnamed
+            };
+            self.authorize(request, "sagemaker:PutRecord", Some(group), features)?;
         }
         Ok(())
     }
@@ -93,11 +101,11 @@ impl GrpcService {
 /// The caller the authentication layer attached to the request; without authentication it
 /// attaches none, and the request is the anonymous caller's (whom `Access::authorize` lets
 /// through only when authentication is off).
-pub fn caller<T>(request: &Request<T>) -> Result<&Caller> {
-    Ok(request
+pub fn caller<T>(request: &Request<T>) -> &Caller {
+    request
         .extensions()
         .get::<Caller>()
-        .unwrap_or_else(|| Caller::anonymous()))
+        .unwrap_or_else(|| Caller::anonymous())
 }
 
 /// The named method's [`MethodMetrics`], registered on first use.
@@ -402,7 +410,7 @@ impl FeatureStoreApi for GrpcService {
             let r = request.get_ref();
             let source = self.source_arn(&r.source);
             self.access
-                .authorize(caller(&request)?, "quiver:PutSourceRecords", &source, None)?;
+                .authorize(caller(&request), "quiver:PutSourceRecords", &source, None)?;
             self.authorize_writes(&request, r.records.iter().filter_map(|s| s.record.as_ref()))?;
             let req = request.into_inner();
             let records = req
@@ -438,12 +446,8 @@ impl FeatureStoreApi for GrpcService {
     ) -> Result<Response<pb::GetSourcePositionsResponse>, Status> {
         observe(method!("GetSourcePositions"), async {
             let source = self.source_arn(&request.get_ref().source);
-            self.access.authorize(
-                caller(&request)?,
-                "quiver:GetSourcePositions",
-                &source,
-                None,
-            )?;
+            self.access
+                .authorize(caller(&request), "quiver:GetSourcePositions", &source, None)?;
             let positions = self.store.source_positions(&request.get_ref().source)?;
             Ok(pb::GetSourcePositionsResponse {
                 positions: positions
