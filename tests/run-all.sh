@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-# librocksdb-sys runs bindgen, which needs libclang.
+# librocksdb-sys runs bindgen, which needs libclang; the TLS tests make certificates with openssl.
 missing=()
-for pkg in clang libclang-dev libssl-dev pkg-config; do
+for pkg in clang libclang-dev libssl-dev pkg-config openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

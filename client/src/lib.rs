@@ -55,6 +55,8 @@ pub enum ClientError {
     Status(#[from] tonic::Status),
     #[error("credentials: {0}")]
     Credentials(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("the query result is not a valid Arrow IPC stream: {0}")]
     Result(#[from] arrow::error::ArrowError),
 }
@@ -102,7 +104,9 @@ pub struct Client {
 impl Client {
     /// Connects to `endpoint` (`http://host:port`; a bare `host:port` gets `http://`), signing
     /// requests with the credentials of the environment or profile file
-    /// ([`Credentials::load`]) when there are any.
+    /// ([`Credentials::load`]) when there are any. An `https://` endpoint is reached over TLS
+    /// with the settings of the environment (`quiver_proto::tls`: `QUIVER_CA_CERT`, and
+    /// `QUIVER_CLIENT_CERT` / `QUIVER_CLIENT_KEY` for mutual TLS).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, ClientError> {
         let credentials = Credentials::load().map_err(ClientError::Credentials)?;
         Self::connect_with(endpoint, credentials).await
@@ -118,17 +122,20 @@ impl Client {
         if !endpoint.contains("://") {
             endpoint = format!("http://{endpoint}");
         }
-        let channel = Endpoint::from_shared(endpoint.clone())
+        let tls = quiver_proto::tls::for_endpoint(&endpoint).map_err(ClientError::Tls)?;
+        let target = Endpoint::from_shared(endpoint.clone())
             .map_err(|source| ClientError::InvalidEndpoint {
                 endpoint: endpoint.clone(),
                 source,
             })?
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5))
-            .http2_adaptive_window(true)
-            .connect()
-            .await
-            .map_err(|source| ClientError::Connect { endpoint, source })?;
+            .http2_adaptive_window(true);
+        let channel = match tls {
+            Some(tls) => tls.connect(&target).await,
+            None => target.connect().await,
+        }
+        .map_err(|source| ClientError::Connect { endpoint, source })?;
         Ok(Self::from_channel(channel, credentials))
     }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use quiver_proto::signing::{Credentials, Signed};
+use quiver_proto::tls::{self, ClientTls};
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
 use tonic::transport::{Channel, Endpoint};
@@ -21,20 +22,31 @@ impl Server {
     /// A client for `endpoint` (`http://host:port`) with the credentials of the environment or
     /// the profile file, if any (`quiver_proto::signing::Credentials::load`). It connects on
     /// first use, so a worker started before its server waits for it rather than failing.
+    /// An `https://` endpoint is reached over TLS as `quiver_proto::tls` describes.
     pub fn new(endpoint: &str) -> Result<Self, String> {
-        Self::with_credentials(endpoint, Credentials::load()?)
+        Self::with_credentials(endpoint, Credentials::load()?, tls::for_endpoint(endpoint)?)
     }
 
-    /// A client that signs its requests with `credentials` (none: unsigned).
+    /// A client that signs its requests with `credentials` (none: unsigned), over TLS with
+    /// `tls` (which an `https://` endpoint needs).
     pub fn with_credentials(
         endpoint: &str,
         credentials: Option<Credentials>,
+        tls: Option<ClientTls>,
     ) -> Result<Self, String> {
-        let channel = Endpoint::from_shared(endpoint.to_string())
+        let target = Endpoint::from_shared(endpoint.to_string())
             .map_err(|e| format!("server endpoint {endpoint:?}: {e}"))?
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let channel = match tls {
+            Some(tls) => tls.connect_lazy(&target),
+            None if endpoint.starts_with("https://") => {
+                return Err(format!(
+                    "server endpoint {endpoint:?}: https needs TLS settings"
+                ));
+            }
+            None => target.connect_lazy(),
+        };
         Ok(Self {
             client: FeatureStoreClient::new(Signed::new(channel, credentials))
                 .max_decoding_message_size(64 << 20)

@@ -1,7 +1,8 @@
-//! Quiver's gRPC API, generated from `quiver/featurestore/v1/*.proto`, and how its requests
-//! are signed (`signing`).
+//! Quiver's gRPC API, generated from `quiver/featurestore/v1/*.proto`, how its requests are
+//! signed (`signing`), and how clients reach it over TLS (`tls`).
 
 pub mod signing;
+pub mod tls;
 
 /// `quiver.featurestore.v1`: the feature store service and its messages.
 pub mod v1 {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
+use crate::tls::TlsFiles;
+
 /// When a write's WAL entry reaches disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -148,6 +150,20 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_ALLOW_INSECURE", num_args = 0..=1, default_missing_value = "true")]
     pub allow_insecure: Option<bool>,
 
+    /// PEM certificate chain (leaf first) served on every listener; with tls_key, turns TLS on.
+    #[arg(long, env = "QUIVER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of tls_cert.
+    #[arg(long, env = "QUIVER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM certificate authority of client certificates (mutual TLS): a client may present a
+    /// certificate it issued, whose subject common name is then the principal of the
+    /// connection's unsigned requests. Requires tls_cert.
+    #[arg(long, env = "QUIVER_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Stream sources (`[[source]]` tables of the file, as in docs/ingest.md) whose ingest
     /// workers run inside the server, writing through its own gRPC API.
     #[arg(skip)]
@@ -181,6 +197,8 @@ pub struct Config {
     /// Signed requests and policy enforcement.
     pub auth: bool,
     pub allow_insecure: bool,
+    /// TLS on every listener.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -193,18 +211,23 @@ impl Config {
         ]
     }
 
-    /// Refuses to expose the server beyond this machine without authentication (and TLS, once
-    /// configured) unless `allow_insecure` says so.
+    /// Refuses to expose the server beyond this machine without both authentication and TLS
+    /// unless `allow_insecure` says so.
     fn check_exposure(&self) -> anyhow::Result<()> {
-        if self.auth || self.allow_insecure {
-            return Ok(());
-        }
+        let missing = match (self.auth, self.tls.is_some()) {
+            (true, true) => return Ok(()),
+            _ if self.allow_insecure => return Ok(()),
+            (false, false) => {
+                "authentication and TLS are off: start with --auth and --tls-cert/--tls-key"
+            }
+            (false, true) => "authentication is off: start with --auth",
+            (true, false) => "TLS is off: start with --tls-cert and --tls-key",
+        };
         for (name, addr) in self.listen_addrs() {
             anyhow::ensure!(
                 addr.ip().is_loopback(),
-                "{name} = {addr} is reachable from other machines, and authentication is off: \
-                 start with --auth (see docs/security.md), listen on 127.0.0.1, or pass \
-                 --allow-insecure to accept the risk"
+                "{name} = {addr} is reachable from other machines, and {missing} (see \
+                 docs/security.md), listen on 127.0.0.1, or pass --allow-insecure to accept the risk"
             );
         }
         Ok(())
@@ -271,6 +294,9 @@ impl ServerArgs {
             query_threads: self.query_threads.or(file.query_threads),
             auth: self.auth.or(file.auth),
             allow_insecure: self.allow_insecure.or(file.allow_insecure),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            tls_client_ca: self.tls_client_ca.or(file.tls_client_ca),
             // Sources are listed in the file only.
             sources: if self.sources.is_empty() {
                 file.sources
@@ -355,6 +381,18 @@ impl ServerArgs {
             sources: merged.sources,
             auth: merged.auth.unwrap_or(false),
             allow_insecure: merged.allow_insecure.unwrap_or(false),
+            tls: match (merged.tls_cert, merged.tls_key, merged.tls_client_ca) {
+                (Some(cert), Some(key), client_ca) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                (None, None, None) => None,
+                (None, None, Some(_)) => {
+                    anyhow::bail!("tls_client_ca needs tls_cert and tls_key: mutual TLS is TLS")
+                }
+                _ => anyhow::bail!("tls_cert and tls_key must be given together"),
+            },
         };
         config.check_exposure()?;
         quiver_ingest::config::validate_sources(&config.sources).map_err(anyhow::Error::msg)?;
@@ -464,8 +502,20 @@ mod tests {
             err.contains("grpc_addr = 0.0.0.0:7940") && err.contains("--auth"),
             "{err}"
         );
-        assert!(exposed("auth = true").unwrap().auth);
+        // Authentication without TLS would send signed requests, and data, in the clear.
+        let err = exposed("auth = true").unwrap_err().to_string();
+        assert!(err.contains("TLS is off"), "{err}");
+        let tls = "tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"";
+        let err = exposed(tls).unwrap_err().to_string();
+        assert!(err.contains("authentication is off"), "{err}");
+        let config = exposed(&format!("auth = true\n{tls}")).unwrap();
+        assert!(config.auth && config.tls.is_some());
         assert!(exposed("allow_insecure = true").unwrap().allow_insecure);
+        let err = exposed("tls_cert = \"/c.pem\"").unwrap_err().to_string();
+        assert!(
+            err.contains("tls_cert and tls_key must be given together"),
+            "{err}"
+        );
         // Loopback only: development without authentication is allowed.
         assert!(!ServerArgs::from_toml("").unwrap().resolve().unwrap().auth);
     }

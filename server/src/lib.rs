@@ -26,3 +26,4 @@ pub mod sagemaker;
 pub mod server;
 pub mod sources;
 pub mod time;
+pub mod tls;

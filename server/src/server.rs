@@ -33,6 +33,7 @@ use crate::query::service::QueryService;
 use crate::query::{QueryEngine, QueryOptions};
 use crate::registry::{ArnContext, Registry};
 use crate::time::{Clock, SystemClock};
+use crate::tls::{Peer, ServerTls};
 
 pub struct Listeners {
     pub grpc: TcpListener,
@@ -138,6 +139,7 @@ pub async fn run(
     let metrics = crate::metrics::install();
     let store = open_store(&config, Arc::new(SystemClock))?;
     let access = open_access(&config, &store)?;
+    let tls = config.tls.as_ref().map(ServerTls::load).transpose()?;
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
     let flight_sql_addr = listeners.flight_sql.local_addr()?;
@@ -196,7 +198,7 @@ pub async fn run(
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
     let admin_api = AuthServer::new(AdminService::new(access.clone()));
-    let authenticate = AuthLayer::new(access.clone(), false, max_request);
+    let authenticate = AuthLayer::new(access.clone(), max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
         tonic::transport::Server::builder()
             .http2_adaptive_window(Some(true))
@@ -208,20 +210,30 @@ pub async fn run(
             .add_service(query_api.clone())
             .add_service(admin_api.clone())
     });
-    let grpc = threads::serve(listeners.grpc, config.grpc_threads, routes, stop_rx.clone());
+    let h2_tls = tls.as_ref().map(|t| t.h2.clone());
+    let grpc = threads::serve(
+        listeners.grpc,
+        config.grpc_threads,
+        routes,
+        stop_rx.clone(),
+        h2_tls.clone(),
+    );
     let http = axum::serve(
-        listeners.http,
+        crate::tls::Listener::new(listeners.http, tls.as_ref().map(|t| t.http1.clone()))?,
         crate::http::router(store.clone(), puts, metrics, access.clone(), max_request)
-            .into_make_service_with_connect_info::<SocketAddr>(),
+            .into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
     let flight_sql = tonic::transport::Server::builder()
-        .layer(AuthLayer::new(access.clone(), false, max_request))
+        .layer(AuthLayer::new(access.clone(), max_request))
         .add_service(FlightServiceServer::new(
             FlightSql::new(queries.clone(), access.clone()).context("starting Flight SQL")?,
         ))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listeners.flight_sql),
+            crate::tls::incoming(crate::tls::accept(
+                crate::tls::tcp_connections(listeners.flight_sql),
+                h2_tls,
+            )),
             stopped(stop_rx.clone()),
         );
 
@@ -233,7 +245,7 @@ pub async fn run(
     // Ingest workers write through the server's own gRPC API, so they stop first: each
     // writes the batch in hand while the API still takes it.
     let (stop_ingest, ingest_stopped) = watch::channel(false);
-    let ingest = start_ingest(&config, &access, grpc_addr, ingest_stopped)?;
+    let ingest = start_ingest(&config, &access, tls.as_ref(), grpc_addr, ingest_stopped)?;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let signal = tokio::spawn(async move {
         shutdown.await;
@@ -293,6 +305,7 @@ const INGEST_POLICY_DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"S
 fn start_ingest(
     config: &Config,
     access: &Access,
+    tls: Option<&ServerTls>,
     grpc_addr: SocketAddr,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -305,7 +318,13 @@ fn start_ingest(
         std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    let endpoint = format!("http://{}", SocketAddr::new(ip, grpc_addr.port()));
+    // Over TLS, the workers trust exactly the server's own certificate, by whatever name.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{}", SocketAddr::new(ip, grpc_addr.port()));
+    let tls = tls
+        .map(|t| quiver_proto::tls::ClientTls::pinned(t.certificate.clone()))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     // With authentication on, the workers sign as the `quiver-ingest` principal, which may
     // write feature groups and source positions and nothing else.
     let credentials = if access.enabled() {
@@ -317,7 +336,7 @@ fn start_ingest(
     } else {
         None
     };
-    let server = quiver_ingest::sink::Server::with_credentials(&endpoint, credentials)
+    let server = quiver_ingest::sink::Server::with_credentials(&endpoint, credentials, tls)
         .map_err(anyhow::Error::msg)?;
     let sources = config.sources.clone();
     tracing::info!(

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use quiver_client::{Client, pb};
 
 pub mod aws;
+pub mod flight;
+pub mod pki;
 
 /// Path of a workspace binary next to the running test executable.
 pub fn binary(name: &str) -> PathBuf {
@@ -36,6 +38,8 @@ pub struct TestServer {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     pub flight_sql: SocketAddr,
+    /// With TLS on: the authority of the server's certificate, which this side trusts.
+    ca: Option<PathBuf>,
 }
 
 impl TestServer {
@@ -71,6 +75,7 @@ impl TestServer {
             grpc: ([0, 0, 0, 0], 0).into(),
             http: ([0, 0, 0, 0], 0).into(),
             flight_sql: ([0, 0, 0, 0], 0).into(),
+            ca: None,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -106,18 +111,51 @@ impl TestServer {
         }
     }
 
+    /// Reach the server over TLS from now on, trusting the authority `ca` (a PEM file).
+    pub fn trust(&mut self, ca: &Path) {
+        self.ca = Some(ca.to_path_buf());
+    }
+
+    /// The gRPC endpoint: `https://localhost:PORT` once [`TestServer::trust`] was called.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.grpc)
+        match &self.ca {
+            Some(_) => format!("https://localhost:{}", self.grpc.port()),
+            None => format!("http://{}", self.grpc),
+        }
+    }
+
+    /// The TLS settings that trust the server's certificate (none without TLS).
+    pub fn client_tls(&self) -> Option<quiver_proto::tls::ClientTls> {
+        self.ca
+            .as_ref()
+            .map(|ca| quiver_proto::tls::ClientTls::new(Some(ca), None).expect("the test CA loads"))
+    }
+
+    /// A client signing with `credentials`, over TLS when the server has it.
+    pub async fn client_with(
+        &self,
+        credentials: Option<quiver_proto::signing::Credentials>,
+    ) -> Client {
+        match self.client_tls() {
+            Some(tls) => {
+                let endpoint = tonic::transport::Endpoint::from_shared(self.endpoint()).unwrap();
+                let channel = tls.connect(&endpoint).await.expect("TLS client connects");
+                Client::from_channel(channel, credentials)
+            }
+            None => Client::connect_with(self.endpoint(), credentials)
+                .await
+                .expect("client connects"),
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
+    /// A client with the credentials of the environment, if any.
     pub async fn client(&self) -> Client {
-        Client::connect(self.endpoint())
-            .await
-            .expect("client connects")
+        let credentials = quiver_proto::signing::Credentials::load().expect("credentials load");
+        self.client_with(credentials).await
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -156,12 +194,19 @@ impl TestServer {
         }
     }
 
-    /// GET a path on the HTTP listener; returns (status code, body).
+    /// GET a path on the HTTP listener (over TLS once [`TestServer::trust`] was called);
+    /// returns (status code, body).
     pub async fn http_get(&self, path: &str) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.http)
+        use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(self.http)
             .await
             .expect("http connects");
+        let mut stream: Box<dyn AsyncReadWrite> = match &self.ca {
+            Some(ca) => Box::new(pki::https(tcp, ca).await),
+            None => Box::new(tcp),
+        };
+        trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
+        impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncReadWrite for T {}
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             self.http
@@ -171,10 +216,8 @@ impl TestServer {
             .await
             .expect("request sent");
         let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .await
-            .expect("response read");
+        // A TLS server may close without close_notify after the response; what came counts.
+        let _ = stream.read_to_string(&mut response).await;
         let status = response
             .split_whitespace()
             .nth(1)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use prost::Message;
 use quiver_client::{Client, pb};
 use quiver_proto::signing::{self, Credentials, Signed};
-use quiver_tests::{TestServer, customers_group, get, put, record};
+use quiver_tests::{TestServer, customers_group, flight, get, put, record};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -593,19 +593,13 @@ async fn every_grpc_method_and_http_route_checks_authorization() {
         );
     }
     // A Flight SQL statement naming a group is denied as such.
-    let statement = arrow_flight_statement("SELECT * FROM customers");
-    let mut grpc = tonic::client::Grpc::new(Signed::new(flight.clone(), Some(nobody.clone())));
-    grpc.ready().await.unwrap();
-    let denied = grpc
-        .unary::<_, (), _>(
-            tonic::Request::new(statement),
-            "/arrow.flight.protocol.FlightService/GetFlightInfo"
-                .parse()
-                .unwrap(),
-            tonic_prost::ProstCodec::default(),
-        )
-        .await
-        .unwrap_err();
+    let denied = flight::statement_info(
+        flight.clone(),
+        Some(nobody.clone()),
+        "SELECT * FROM customers",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
 
     // HTTP: unsigned requests to the SageMaker API are refused.
@@ -624,32 +618,6 @@ async fn every_grpc_method_and_http_route_checks_authorization() {
     assert_eq!(server.http_get("/healthz").await.0, 200);
     assert_eq!(server.http_get("/metrics").await.0, 200);
     server.stop().await;
-}
-
-/// Flight's `FlightDescriptor` (the tests do not link arrow-flight).
-#[derive(Clone, PartialEq, Message)]
-struct FlightDescriptor {
-    #[prost(int32, tag = "1")]
-    r#type: i32,
-    #[prost(bytes = "vec", tag = "2")]
-    cmd: Vec<u8>,
-}
-
-/// A Flight SQL `CommandStatementQuery` in a CMD (2) descriptor.
-fn arrow_flight_statement(sql: &str) -> FlightDescriptor {
-    #[derive(Clone, PartialEq, Message)]
-    struct CommandStatementQuery {
-        #[prost(string, tag = "1")]
-        query: String,
-    }
-    let command = prost_types::Any {
-        type_url: "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery".into(),
-        value: CommandStatementQuery { query: sql.into() }.encode_to_vec(),
-    };
-    FlightDescriptor {
-        r#type: 2,
-        cmd: command.encode_to_vec(),
-    }
 }
 
 async fn http_post(server: &TestServer, path: &str, target: Option<&str>) -> u16 {

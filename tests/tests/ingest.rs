@@ -342,27 +342,29 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
         // Inside the server: the source is listed in the server's own configuration file.
         let server_config = dir.path().join("server.toml");
         std::fs::write(&server_config, &source).unwrap();
+        let pki = quiver_tests::pki::Pki::new(dir.path(), "ingest-test-ca");
+        let tls_args = pki.server_args(false);
         let mut args = vec![
             "--offline-flush-interval-ms",
             "200",
             "--wal-sync",
             "periodic",
         ];
-        // Inside the server, with authentication on: the workers sign as the server's own
-        // ingest principal, and this test as root.
+        // Inside the server, with authentication and TLS on: the workers sign as the server's
+        // own ingest principal and reach its listener over TLS, and this test as root.
         if in_server {
             args.extend(["--config", server_config.to_str().unwrap(), "--auth"]);
+            args.extend(tls_args.iter().map(String::as_str));
         }
-        let server = TestServer::start_in(&dir.path().join("data"), &args).await;
+        let mut server = TestServer::start_in(&dir.path().join("data"), &args).await;
         let client = if in_server {
             let text = std::fs::read_to_string(server.data_dir().join("root-credentials"))
                 .expect("root credentials");
             let root = quiver_proto::signing::Credentials::from_profile(&text, "default")
                 .unwrap()
                 .expect("a default profile");
-            Client::connect_with(server.endpoint(), Some(root))
-                .await
-                .unwrap()
+            server.trust(&pki.ca);
+            server.client_with(Some(root)).await
         } else {
             server.client().await
         };
@@ -1068,7 +1070,8 @@ max_records = 100
 /// it starts before the feature group exists (the worker fails, and is started again), reads
 /// the stream into both stores exactly once, reports in the server's `/metrics`, and stops
 /// cleanly with the server. Its bad messages go to a dead-letter topic of the same broker.
-/// The server runs with --auth: the workers sign as its `quiver-ingest` principal.
+/// The server runs with --auth and TLS: the workers sign as its `quiver-ingest` principal and
+/// connect over TLS, trusting the server's own certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_runs_inside_the_server() {
     let mut s = Scenario::start(1500, true, Some("events-dlq")).await;

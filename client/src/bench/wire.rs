@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 #[derive(Clone)]
 pub struct Connection {
     sender: h2::client::SendRequest<Bytes>,
+    scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     /// Requests are signed with these, as `quiver_client` signs them (a server with --auth).
     credentials: Option<std::sync::Arc<quiver_proto::signing::Credentials>>,
@@ -30,29 +31,48 @@ impl Connection {
         let uri: Uri = endpoint
             .parse()
             .with_context(|| format!("--endpoint {endpoint:?} is not a URI"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!("--endpoint {endpoint:?}: the benchmark speaks plain-text HTTP/2 (http://)");
-        }
         let authority = uri
             .authority()
             .cloned()
             .ok_or_else(|| anyhow!("--endpoint {endpoint:?} names no host:port"))?;
-        let tcp = TcpStream::connect(authority.as_str())
-            .await
-            .with_context(|| format!("connecting to {authority}"))?;
-        tcp.set_nodelay(true)?;
-        let (sender, connection) = h2::client::Builder::new()
-            .initial_window_size(4 << 20)
-            .initial_connection_window_size(16 << 20)
-            .handshake(tcp)
-            .await
-            .context("HTTP/2 handshake")?;
-        tokio::spawn(async move {
-            // Ends when the server closes the connection or the benchmark exits.
-            let _ = connection.await;
-        });
+        let builder = || {
+            let mut builder = h2::client::Builder::new();
+            builder
+                .initial_window_size(4 << 20)
+                .initial_connection_window_size(16 << 20);
+            builder
+        };
+        // Each connection task ends when the server closes the connection or the benchmark exits.
+        let sender = match uri.scheme_str() {
+            Some("http") => {
+                let tcp = TcpStream::connect(authority.as_str())
+                    .await
+                    .with_context(|| format!("connecting to {authority}"))?;
+                tcp.set_nodelay(true)?;
+                let (sender, connection) =
+                    builder().handshake(tcp).await.context("HTTP/2 handshake")?;
+                tokio::spawn(connection);
+                sender
+            }
+            Some("https") => {
+                let tls = quiver_proto::tls::ClientTls::from_env().map_err(|e| anyhow!(e))?;
+                let stream = tls
+                    .connect_stream(&uri)
+                    .await
+                    .with_context(|| format!("TLS connection to {authority}"))?;
+                let (sender, connection) = builder()
+                    .handshake(stream)
+                    .await
+                    .context("HTTP/2 handshake")?;
+                tokio::spawn(connection);
+                sender
+            }
+            _ => bail!("--endpoint {endpoint:?}: must be http:// or https://"),
+        };
+        let scheme = uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP);
         Ok(Self {
             sender,
+            scheme,
             authority,
             credentials: credentials.map(std::sync::Arc::new),
         })
@@ -62,7 +82,7 @@ impl Connection {
     /// length in bytes.
     pub async fn unary(&self, path: &str, message: &impl Message) -> Result<usize> {
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(path)
             .build()?;

@@ -22,6 +22,7 @@ use super::store::{AuthStore, PolicySet};
 use crate::error::{Error, Result};
 use crate::feature_store::FeatureStore;
 use crate::registry::{ArnContext, resolve_name};
+use crate::tls::Peer;
 
 /// The features a request reads or writes: the `quiver:FeatureNames` condition key.
 #[derive(Debug, Clone, Copy)]
@@ -202,6 +203,47 @@ impl Access {
             ));
         }
         Ok(key.principal.clone())
+    }
+
+    /// Authenticates by the connection's verified client certificate (mutual TLS): a request
+    /// without a signature (`signed_by` none) acts for the principal the certificate's common
+    /// name names; a signed one must be signed by that same principal. Failures are audited.
+    pub fn authenticate_certificate(
+        &self,
+        peer: &Peer,
+        signed_by: Option<String>,
+        path: &str,
+    ) -> Result<String> {
+        let source_ip = peer.addr.map(|a| a.ip());
+        let checked = match (peer.certificate_name.as_deref(), signed_by) {
+            (None, Some(principal)) => return Ok(principal),
+            (None, None) => Err(Error::unauthenticated(
+                "the request is not signed and the connection presented no client certificate",
+            )),
+            (Some(name), Some(principal)) if *name != *principal => {
+                Err(Error::unauthenticated(format!(
+                    "the request is signed by {principal:?} but the client certificate names \
+                     {name:?}"
+                )))
+            }
+            (Some(name), _) => match self.store.principal(name) {
+                Some(_) => return Ok(name.to_string()),
+                None => Err(Error::unauthenticated(format!(
+                    "the client certificate names {name:?}, which is not a principal"
+                ))),
+            },
+        };
+        checked.inspect_err(|e| {
+            self.audit_denial(
+                peer.certificate_name.as_deref(),
+                path,
+                "-",
+                "unauthenticated",
+                None,
+                source_ip,
+                e.message(),
+            );
+        })
     }
 
     /// Checks an HTTP request's AWS Signature V4 (see `sigv4`): a known active key and a

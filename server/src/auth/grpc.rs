@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 
 use http_body_util::BodyExt;
 use tonic::body::Body;
-use tonic::transport::server::TcpConnectInfo;
 
 use super::access::{Access, Caller};
+use crate::tls::Peer;
 
 /// Services any client may call without signing: they expose no data.
 pub const PUBLIC_SERVICES: &[&str] = &[
@@ -28,19 +28,13 @@ pub fn is_public(path: &str) -> bool {
 #[derive(Clone)]
 pub struct AuthLayer {
     access: Arc<Access>,
-    /// Whether the listener is TLS (`aws:SecureTransport`).
-    secure: bool,
     /// The largest request body read for its digest (the server's request size limit).
     max_body: usize,
 }
 
 impl AuthLayer {
-    pub fn new(access: Arc<Access>, secure: bool, max_body: usize) -> Self {
-        Self {
-            access,
-            secure,
-            max_body,
-        }
+    pub fn new(access: Arc<Access>, max_body: usize) -> Self {
+        Self { access, max_body }
     }
 }
 
@@ -81,26 +75,42 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        let source_ip = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(|info| info.remote_addr())
-            .map(|a| a.ip());
-        let path = request.uri().path().to_string();
         let layer = self.layer.clone();
         // Without authentication nothing is attached: handlers then act for the anonymous
         // caller (`Caller::anonymous`), and the request path pays for no extensions.
         if !layer.access.enabled() {
             return Box::pin(self.inner.call(request));
         }
+        let peer = request
+            .extensions()
+            .get::<Peer>()
+            .cloned()
+            .unwrap_or_default();
+        let source_ip = peer.addr.map(|a| a.ip());
+        let path = request.uri().path().to_string();
         if is_public(&path) {
-            let caller = Caller::new(None, source_ip, layer.secure);
+            let caller = Caller::new(None, source_ip, peer.secure);
             layer.access.public(&caller);
             request.extensions_mut().insert(caller);
             return Box::pin(self.inner.call(request));
         }
+        // An unsigned request on a connection with a verified client certificate is
+        // authenticated by the certificate: the body need not be read for a digest.
+        let signed = request
+            .headers()
+            .contains_key(quiver_proto::signing::AUTHORIZATION);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        if !signed && peer.certificate_name.is_some() {
+            return Box::pin(async move {
+                let caller = match layer.access.authenticate_certificate(&peer, None, &path) {
+                    Ok(principal) => Caller::new(Some(principal), source_ip, peer.secure),
+                    Err(e) => return Ok(e.to_status().into_http()),
+                };
+                request.extensions_mut().insert(caller.clone());
+                checked_answer(inner.call(request).await?, &caller, &path)
+            });
+        }
         Box::pin(async move {
             let caller = {
                 let (parts, body) = request.into_parts();
@@ -128,35 +138,44 @@ where
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string)
                 };
-                match layer
+                let principal = layer
                     .access
                     .authenticate_grpc(&path, header, &digest, source_ip)
-                {
+                    .and_then(|p| layer.access.authenticate_certificate(&peer, Some(p), &path));
+                match principal {
                     Ok(principal) => {
                         request = http::Request::from_parts(
                             parts,
                             Body::new(http_body_util::Full::new(bytes)),
                         );
-                        Caller::new(Some(principal), source_ip, layer.secure)
+                        Caller::new(Some(principal), source_ip, peer.secure)
                     }
                     Err(e) => return Ok(e.to_status().into_http()),
                 }
             };
             request.extensions_mut().insert(caller.clone());
-            let response = inner.call(request).await?;
-            // An error answer carries grpc-status in its headers; a success does not.
-            let failed = response.headers().contains_key("grpc-status");
-            if !failed && !caller.was_checked() {
-                tracing::error!(
-                    path,
-                    "a gRPC method answered without an authorization check"
-                );
-                return Ok(tonic::Status::internal(format!(
-                    "{path} ran no authorization check; refusing to answer"
-                ))
-                .into_http());
-            }
-            Ok(response)
+            checked_answer(inner.call(request).await?, &caller, &path)
         })
     }
+}
+
+/// `response`, unless it is a success from a handler that ran no authorization check.
+fn checked_answer<E>(
+    response: http::Response<Body>,
+    caller: &Caller,
+    path: &str,
+) -> Result<http::Response<Body>, E> {
+    // An error answer carries grpc-status in its headers; a success does not.
+    let failed = response.headers().contains_key("grpc-status");
+    if !failed && !caller.was_checked() {
+        tracing::error!(
+            path,
+            "a gRPC method answered without an authorization check"
+        );
+        return Ok(tonic::Status::internal(format!(
+            "{path} ran no authorization check; refusing to answer"
+        ))
+        .into_http());
+    }
+    Ok(response)
 }

@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::server::Router;
@@ -40,6 +41,7 @@ pub async fn serve(
     threads: usize,
     routes: RoutesFactory,
     stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) -> anyhow::Result<()> {
     let threads = threads.max(1);
     let mut senders = Vec::with_capacity(threads);
@@ -49,10 +51,11 @@ pub async fn serve(
         let (done_tx, done_rx) = oneshot::channel::<anyhow::Result<()>>();
         let routes = routes.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         std::thread::Builder::new()
             .name(format!("quiver-grpc-{index}"))
             .spawn(move || {
-                let result = serve_thread(rx, routes, stop);
+                let result = serve_thread(rx, routes, stop, tls);
                 let _ = done_tx.send(result);
             })
             .context("starting a gRPC serving thread")?;
@@ -102,16 +105,28 @@ fn serve_thread(
     connections: mpsc::UnboundedReceiver<std::net::TcpStream>,
     routes: RoutesFactory,
     stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting a gRPC serving runtime")?;
     runtime.block_on(async move {
-        let incoming = UnboundedReceiverStream::new(connections).map(|stream| {
-            stream.set_nonblocking(true)?;
-            tokio::net::TcpStream::from_std(stream).map(Coalescing::new)
+        // TLS handshakes (if any) run as tasks of this thread, so the connection stays on it.
+        let connections = UnboundedReceiverStream::new(connections).filter_map(|stream| {
+            let addr = stream.peer_addr().ok();
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(stream));
+            match stream {
+                Ok(stream) => Some((Coalescing::new(stream), addr)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking over a gRPC connection failed");
+                    None
+                }
+            }
         });
+        let incoming = crate::tls::incoming(crate::tls::accept(connections, tls));
         routes()
             .serve_with_incoming_shutdown(incoming, stopped(stop))
             .await
@@ -159,14 +174,6 @@ impl Coalescing {
             self.pending.drain(..n);
         }
         Poll::Ready(Ok(()))
-    }
-}
-
-impl tonic::transport::server::Connected for Coalescing {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
     }
 }
 

@@ -17,6 +17,7 @@ use crate::auth::sigv4::SignedRequest;
 use crate::auth::{Access, Caller, Features};
 use crate::error::{Error, Result};
 use crate::feature_store::FeatureStore;
+use crate::tls::Peer;
 
 #[derive(Clone)]
 pub struct AuthState {
@@ -39,10 +40,12 @@ pub async fn authenticate(
             AwsError::runtime(e).into_response()
         }
     };
-    let source_ip = request
+    let peer = request
         .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
+    let source_ip = peer.addr.map(|a| a.ip());
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, state.max_body).await {
         Ok(b) => b,
@@ -70,10 +73,24 @@ pub async fn authenticate(
             header: &header,
             body: &body,
         };
-        state
-            .access
-            .authenticate_sigv4(&signed, source_ip)
-            .map(|principal| Caller::new(Some(principal), source_ip, false))
+        // Unsigned on a connection with a verified client certificate: the certificate
+        // authenticates (mutual TLS); signed: the signature, by the certificate's principal.
+        let principal =
+            if parts.headers.contains_key("authorization") || peer.certificate_name.is_none() {
+                state
+                    .access
+                    .authenticate_sigv4(&signed, source_ip)
+                    .map(Some)
+            } else {
+                Ok(None)
+            };
+        principal
+            .and_then(|p| {
+                state
+                    .access
+                    .authenticate_certificate(&peer, p, parts.uri.path())
+            })
+            .map(|principal| Caller::new(Some(principal), source_ip, peer.secure))
             .and_then(|caller| authorize(&state, &caller, &parts, &body).map(|()| caller))
     };
     let caller = match checked {
