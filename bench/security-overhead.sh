@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# GetRecord and PutRecord with security on against all off, in one run on this machine.
+# GetRecord and PutRecord with TLS + authentication + encryption at rest on, against all off,
+# in one run on this machine.
 #
 #   bash bench/security-overhead.sh [RECORDS] [SECONDS]      (defaults 200,000 and 15)
 #
 # Starts two release servers on fresh data dirs (WAL periodic, as bench/online-vs-redis.sh):
-# one plain, one with --auth (every request signed by quiver-bench with the root key and its
-# signature, digest, replay window and policy checked by the server). Loads RECORDS records of
-# 50 features into each, runs quiver-bench get and put at 50 concurrent requests for SECONDS
-# each, alternating servers, and prints throughput, p99 and the slowdown against the 15%
-# target. TLS and encryption at rest are not built yet, so "on" is authentication and
-# authorization only: the target is for all three.
+# "off" (no TLS, no authentication, no encryption) and "on" (--auth, TLS with client
+# certificates from a CA made here with openssl, --encrypt-at-rest under a local key). Loads
+# RECORDS records of 50 features into each, then runs quiver-bench get and put at 50 concurrent
+# requests for SECONDS each against: off; on with every request signed with the root key over
+# TLS ("signed"); on with the root principal's client certificate over mutual TLS, unsigned
+# ("mtls"). Runs alternate, two rounds. Prints throughput, p99 and the slowdown of each "on"
+# against off, and the verdict against the 15% target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-200000}"
@@ -22,6 +24,21 @@ WORK="$(mktemp -d /tmp/quiver-security-bench.XXXXXX)"
 # pids are kept in files.
 trap 'kill $(cat "$WORK"/*.pid 2>/dev/null) 2>/dev/null || true; sleep 1; rm -rf "$WORK"' EXIT
 
+# A CA, a server certificate for localhost, and a client certificate for the root principal.
+PKI="$WORK/pki"
+mkdir -p "$PKI"
+(
+  cd "$PKI"
+  ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -noenc"
+  openssl req -x509 $ec -keyout ca.key -out ca.pem -days 1 -subj /CN=bench-ca 2>/dev/null
+  for who in server root; do
+    openssl req $ec -keyout $who.key -out $who.csr -subj "/CN=$( [ $who = server ] && echo localhost || echo root )" 2>/dev/null
+    if [ $who = server ]; then ext="subjectAltName=DNS:localhost,IP:127.0.0.1"; else ext="extendedKeyUsage=clientAuth"; fi
+    printf '%s\n' "$ext" >$who.ext
+    openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $who.pem -days 1 -extfile $who.ext 2>/dev/null
+  done
+)
+
 start() { # name, extra args...
   local name=$1; shift
   RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/$name" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
@@ -29,47 +46,61 @@ start() { # name, extra args...
     >"$WORK/$name.log" 2>&1 &
   echo $! >"$WORK/$name.pid"
   for _ in $(seq 600); do [ -s "$WORK/$name.json" ] && break; sleep 0.1; done
-  echo "http://$(python3 -c "import json;print(json.load(open('$WORK/$name.json'))['grpc'])")"
+  python3 -c "import json;print(json.load(open('$WORK/$name.json'))['grpc'].rsplit(':',1)[1])"
 }
-OFF=$(start off)
-ON=$(start on --auth)
+OFF="http://127.0.0.1:$(start off)"
+ON="https://localhost:$(start on --auth --encrypt-at-rest --tls-cert "$PKI/server.pem" \
+  --tls-key "$PKI/server.key" --tls-client-ca "$PKI/ca.pem")"
 CREDS="$WORK/on/root-credentials"
 
-qb() { # endpoint, credentials file or "", args...
-  local endpoint=$1 creds=$2; shift 2
-  QUIVER_SHARED_CREDENTIALS_FILE="$creds" HOME="$WORK" "$BIN/quiver-bench" --endpoint "$endpoint" \
-    --records "$RECORDS" --features 50 --concurrency 50 --json "$@"
+qb() { # mode (off, signed, mtls), args...
+  local mode=$1; shift
+  case $mode in
+    off) QUIVER_SHARED_CREDENTIALS_FILE=/dev/null HOME="$WORK" "$BIN/quiver-bench" --endpoint "$OFF" \
+           --records "$RECORDS" --features 50 --concurrency 50 --json "$@" ;;
+    signed) QUIVER_SHARED_CREDENTIALS_FILE="$CREDS" QUIVER_CA_CERT="$PKI/ca.pem" HOME="$WORK" \
+           "$BIN/quiver-bench" --endpoint "$ON" --records "$RECORDS" --features 50 --concurrency 50 --json "$@" ;;
+    mtls) QUIVER_SHARED_CREDENTIALS_FILE=/dev/null QUIVER_CA_CERT="$PKI/ca.pem" \
+           QUIVER_CLIENT_CERT="$PKI/root.pem" QUIVER_CLIENT_KEY="$PKI/root.key" HOME="$WORK" \
+           "$BIN/quiver-bench" --endpoint "$ON" --records "$RECORDS" --features 50 --concurrency 50 --json "$@" ;;
+  esac
 }
 echo "loading $RECORDS records into each server"
-qb "$OFF" "" get --requests 1 >/dev/null
-qb "$ON" "$CREDS" get --requests 1 >/dev/null
+qb off get --requests 1 >/dev/null
+qb signed get --requests 1 >/dev/null
 declare -A R
 for round in 1 2; do
   for op in get put; do
-    echo "round $round: $op, off then on, ${SECONDS_RUN}s each"
-    R[off-$op-$round]=$(qb "$OFF" "" "$op" --skip-load --duration "$SECONDS_RUN")
-    R[on-$op-$round]=$(qb "$ON" "$CREDS" "$op" --skip-load --duration "$SECONDS_RUN")
+    echo "round $round: $op: off, signed, mtls, ${SECONDS_RUN}s each"
+    for mode in off signed mtls; do
+      R[$mode-$op-$round]=$(qb $mode "$op" --skip-load --duration "$SECONDS_RUN")
+    done
   done
 done
 
-python3 - "${R[off-get-1]}" "${R[on-get-1]}" "${R[off-put-1]}" "${R[on-put-1]}" \
-  "${R[off-get-2]}" "${R[on-get-2]}" "${R[off-put-2]}" "${R[on-put-2]}" <<'PY'
+args=()
+for round in 1 2; do for op in get put; do for mode in off signed mtls; do
+  args+=("$op" "$round" "$mode" "${R[$mode-$op-$round]}")
+done; done; done
+python3 - "${args[@]}" <<'PY'
 import json, sys
-runs = [json.loads(a) for a in sys.argv[1:]]
-for r in runs:
-    if r["errors"]:
-        sys.exit("errors in a run: %s" % r["first_error"])
-print("%-5s %5s %14s %14s %10s %10s %10s" % ("op", "round", "off req/s", "on req/s", "slowdown", "off p99", "on p99"))
-for i, (op, rnd) in enumerate([("get", 1), ("put", 1), ("get", 2), ("put", 2)]):
-    off, on = runs[2 * i], runs[2 * i + 1]
-    slow = 1 - on["requests_per_second"] / off["requests_per_second"]
-    print("%-5s %5d %14.0f %14.0f %9.1f%% %8.3fms %8.3fms" % (
-        op, rnd, off["requests_per_second"], on["requests_per_second"], 100 * slow,
-        off["latency_ms"]["p99"], on["latency_ms"]["p99"]))
-for op, idx in (("get", (0, 2)), ("put", (1, 3))):
-    off = sum(runs[2 * i]["requests_per_second"] for i in idx)
-    on = sum(runs[2 * i + 1]["requests_per_second"] for i in idx)
-    slow = 1 - on / off
-    print("%s: authentication + authorization cost %.1f%% of throughput (target for TLS + auth + encryption: at most 15%%): %s"
-          % (op, 100 * slow, "within" if slow <= 0.15 else "OVER"))
+a = sys.argv[1:]
+runs = {}
+for i in range(0, len(a), 4):
+    op, rnd, mode, result = a[i], int(a[i + 1]), a[i + 2], json.loads(a[i + 3])
+    if result["errors"]:
+        sys.exit("errors in %s %s: %s" % (mode, op, result["first_error"]))
+    runs[(op, rnd, mode)] = result
+print("%-4s %5s %-7s %11s %9s %9s" % ("op", "round", "mode", "req/s", "slowdown", "p99"))
+for (op, rnd, mode), r in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2] != "off", kv[0][2])):
+    off = runs[(op, rnd, "off")]["requests_per_second"]
+    slow = "" if mode == "off" else "%8.1f%%" % (100 * (1 - r["requests_per_second"] / off))
+    print("%-4s %5d %-7s %11.0f %9s %7.3fms" % (op, rnd, mode, r["requests_per_second"], slow, r["latency_ms"]["p99"]))
+for op in ("get", "put"):
+    off = sum(runs[(op, rnd, "off")]["requests_per_second"] for rnd in (1, 2))
+    for mode in ("signed", "mtls"):
+        on = sum(runs[(op, rnd, mode)]["requests_per_second"] for rnd in (1, 2))
+        slow = 1 - on / off
+        print("%s, %s: TLS + authentication + encryption at rest cost %.1f%% of throughput (target: at most 15%%): %s"
+              % (op, mode, 100 * slow, "within" if slow <= 0.15 else "OVER"))
 PY

@@ -118,6 +118,11 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
 
+    /// On S3 offline stores, also have S3 encrypt each object with SSE-KMS under the group's
+    /// S3StorageConfig.KmsKeyId when it names an AWS KMS key, as SageMaker does. Default false.
+    #[arg(long, env = "QUIVER_S3_SSE_KMS", num_args = 0..=1, default_missing_value = "true")]
+    pub s3_sse_kms: Option<bool>,
+
     /// Register each group's offline table in the AWS Glue Data Catalog. Default false.
     #[arg(long, env = "QUIVER_GLUE_CATALOG")]
     pub glue_catalog: Option<bool>,
@@ -149,6 +154,34 @@ pub struct ServerArgs {
     /// Listen on non-loopback addresses without TLS and authentication anyway.
     #[arg(long, env = "QUIVER_ALLOW_INSECURE", num_args = 0..=1, default_missing_value = "true")]
     pub allow_insecure: Option<bool>,
+
+    /// Encrypt every feature group's data at rest (online records, offline staging and files)
+    /// under kms_key_id, not only groups that name a KmsKeyId. Default false.
+    #[arg(long, env = "QUIVER_ENCRYPT_AT_REST", num_args = 0..=1, default_missing_value = "true")]
+    pub encrypt_at_rest: Option<bool>,
+
+    /// The key that wraps data keys of groups naming no KmsKeyId: local/<name> (a master key
+    /// file under <data_dir>/keys) or an AWS KMS key id, ARN or alias. Default local/default.
+    #[arg(long, env = "QUIVER_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+
+    /// AWS KMS endpoint (e.g. http://127.0.0.1:5000 for a KMS-compatible server); enables
+    /// AWS KMS key ids. Credentials come from the usual AWS_* environment.
+    #[arg(long, env = "QUIVER_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+
+    /// Enable AWS KMS key ids with AWS's own endpoint. Default false.
+    #[arg(long, env = "QUIVER_KMS", num_args = 0..=1, default_missing_value = "true")]
+    pub kms: Option<bool>,
+
+    /// A data key encrypts for at most this long, and an unwrapped one is cached this long
+    /// (so a disabled KMS key stops decryption within it). Default 300.
+    #[arg(long, env = "QUIVER_DATA_KEY_MAX_AGE_SECS")]
+    pub data_key_max_age_secs: Option<u64>,
+
+    /// A data key encrypts at most this many values before a new one is made. Default 16777216.
+    #[arg(long, env = "QUIVER_DATA_KEY_MAX_USES")]
+    pub data_key_max_uses: Option<u64>,
 
     /// PEM certificate chain (leaf first) served on every listener; with tls_key, turns TLS on.
     #[arg(long, env = "QUIVER_TLS_CERT")]
@@ -199,6 +232,19 @@ pub struct Config {
     pub allow_insecure: bool,
     /// TLS on every listener.
     pub tls: Option<TlsFiles>,
+    pub encryption: EncryptionConfig,
+}
+
+/// Encryption at rest.
+#[derive(Debug, Clone)]
+pub struct EncryptionConfig {
+    /// Every group, not only those naming a KmsKeyId.
+    pub all_groups: bool,
+    pub default_key_id: String,
+    /// AWS KMS: `Some(None)` uses AWS's endpoint.
+    pub aws: Option<Option<String>>,
+    pub data_key_max_age_secs: u64,
+    pub data_key_max_uses: u64,
 }
 
 impl Config {
@@ -242,6 +288,8 @@ pub struct OfflineConfig {
     pub max_file_bytes: u64,
     pub staging_limit_bytes: u64,
     pub s3_endpoint: Option<String>,
+    /// SSE-KMS on S3 objects of groups naming an AWS KMS key.
+    pub s3_sse_kms: bool,
     /// Register tables with Glue; `Some(None)` uses AWS's endpoint.
     pub glue: Option<Option<String>>,
 }
@@ -287,6 +335,7 @@ impl ServerArgs {
                 .offline_staging_limit_mb
                 .or(file.offline_staging_limit_mb),
             s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
+            s3_sse_kms: self.s3_sse_kms.or(file.s3_sse_kms),
             glue_catalog: self.glue_catalog.or(file.glue_catalog),
             glue_endpoint: self.glue_endpoint.or(file.glue_endpoint),
             flight_sql_addr: self.flight_sql_addr.or(file.flight_sql_addr),
@@ -294,6 +343,12 @@ impl ServerArgs {
             query_threads: self.query_threads.or(file.query_threads),
             auth: self.auth.or(file.auth),
             allow_insecure: self.allow_insecure.or(file.allow_insecure),
+            encrypt_at_rest: self.encrypt_at_rest.or(file.encrypt_at_rest),
+            kms_key_id: self.kms_key_id.or(file.kms_key_id),
+            kms_endpoint: self.kms_endpoint.or(file.kms_endpoint),
+            kms: self.kms.or(file.kms),
+            data_key_max_age_secs: self.data_key_max_age_secs.or(file.data_key_max_age_secs),
+            data_key_max_uses: self.data_key_max_uses.or(file.data_key_max_uses),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             tls_client_ca: self.tls_client_ca.or(file.tls_client_ca),
@@ -327,6 +382,7 @@ impl ServerArgs {
             max_file_bytes: merged.offline_max_file_mb.unwrap_or(128) * mb,
             staging_limit_bytes: merged.offline_staging_limit_mb.unwrap_or(4096) * mb,
             s3_endpoint: merged.s3_endpoint,
+            s3_sse_kms: merged.s3_sse_kms.unwrap_or(false),
             glue: match (merged.glue_catalog, merged.glue_endpoint) {
                 (Some(false), _) => None,
                 (_, Some(endpoint)) => Some(Some(endpoint)),
@@ -393,8 +449,40 @@ impl ServerArgs {
                 }
                 _ => anyhow::bail!("tls_cert and tls_key must be given together"),
             },
+            encryption: EncryptionConfig {
+                all_groups: merged.encrypt_at_rest.unwrap_or(false),
+                default_key_id: merged
+                    .kms_key_id
+                    .unwrap_or_else(|| crate::kms::DEFAULT_KEY_ID.to_string()),
+                aws: match (merged.kms, merged.kms_endpoint) {
+                    (Some(false), _) => None,
+                    (_, Some(endpoint)) => Some(Some(endpoint)),
+                    (Some(true), None) => Some(None),
+                    (None, None) => None,
+                },
+                data_key_max_age_secs: merged.data_key_max_age_secs.unwrap_or(300),
+                data_key_max_uses: merged.data_key_max_uses.unwrap_or(1 << 24),
+            },
         };
         config.check_exposure()?;
+        anyhow::ensure!(
+            config.encryption.data_key_max_age_secs >= 1,
+            "data_key_max_age_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=1u64 << 32).contains(&config.encryption.data_key_max_uses),
+            "data_key_max_uses must be between 1 and 4294967296 (AES-GCM's limit per key)"
+        );
+        if config.encryption.default_key_id.starts_with("local/") {
+            crate::kms::LocalKeys::check_key_id(&config.encryption.default_key_id)
+                .map_err(|e| anyhow::anyhow!("kms_key_id: {}", e.message()))?;
+        } else {
+            anyhow::ensure!(
+                config.encryption.aws.is_some(),
+                "kms_key_id = {:?} names an AWS KMS key: set kms_endpoint (or kms = true)",
+                config.encryption.default_key_id
+            );
+        }
         quiver_ingest::config::validate_sources(&config.sources).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             (1..=1024).contains(&config.query_threads),

@@ -23,6 +23,8 @@ pub const CF_OFFLINE_META: &str = "offline_meta";
 pub const CF_AUTH: &str = "auth";
 /// Ingest sources' positions, written with the records they produced (see `sources.rs`).
 pub const CF_SOURCE_POSITIONS: &str = "source_positions";
+/// Feature groups' wrapped data keys (see `kms/data_keys.rs`).
+pub const CF_DATA_KEYS: &str = "data_keys";
 
 /// The storage settings that come from configuration.
 #[derive(Debug, Clone)]
@@ -54,6 +56,7 @@ pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
         ColumnFamilyDescriptor::new(CF_OFFLINE_META, Options::default()),
         ColumnFamilyDescriptor::new(CF_SOURCE_POSITIONS, Options::default()),
         ColumnFamilyDescriptor::new(CF_AUTH, Options::default()),
+        ColumnFamilyDescriptor::new(CF_DATA_KEYS, Options::default()),
     ];
     let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(|e| {
         Error::internal(format!(

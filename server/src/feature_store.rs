@@ -173,6 +173,14 @@ impl FeatureStore {
     // --- feature groups -----------------------------------------------------------------------
 
     pub fn create_feature_group(&self, spec: FeatureGroupSpec) -> Result<Arc<FeatureGroup>> {
+        // A key the server cannot use would make every write to the group fail: refuse it now.
+        let provider = self.online.data_keys().provider();
+        if let Some(key_id) = spec.online.as_ref().and_then(|o| o.kms_key_id.as_deref()) {
+            provider.check_key_id("OnlineStoreConfig.SecurityConfig.KmsKeyId", key_id)?;
+        }
+        if let Some(key_id) = spec.offline.as_ref().and_then(|o| o.kms_key_id.as_deref()) {
+            provider.check_key_id("OfflineStoreConfig.S3StorageConfig.KmsKeyId", key_id)?;
+        }
         self.registry.create(spec)
     }
 
@@ -712,7 +720,8 @@ pub(crate) mod tests {
             ..ServerArgs::default()
         };
         let config = args.resolve().unwrap();
-        let store = crate::server::open_store(&config, clock).unwrap();
+        let keys = crate::server::local_keys(&config).unwrap();
+        let store = crate::server::open_store(&config, clock, keys).unwrap();
         Arc::try_unwrap(store)
             .ok()
             .expect("a fresh store has one owner")
@@ -1026,7 +1035,7 @@ pub(crate) mod tests {
             rejected.unwrap_err().kind(),
             crate::error::ErrorKind::Conflict
         );
-        let rows = staging::read_all(store.online().db()).unwrap();
+        let rows = staging::read_all(store.online().db(), store.online().data_keys()).unwrap();
         let summary: Vec<(bool, i64)> = rows
             .iter()
             .map(|(_, r)| (r.is_deleted, r.event_time_ms))
@@ -1063,11 +1072,12 @@ pub(crate) mod tests {
         }
         let store = open(dir.path(), ManualClock::new(START_MS));
         store.put_records(vec![put(2, START_MS)]).unwrap();
-        let sequences: Vec<u64> = staging::read_all(store.online().db())
-            .unwrap()
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
+        let sequences: Vec<u64> =
+            staging::read_all(store.online().db(), store.online().data_keys())
+                .unwrap()
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect();
         assert_eq!(sequences, vec![0, 1]);
         assert_eq!(store.describe_feature_group("g").unwrap().id, 1);
     }
@@ -1090,9 +1100,13 @@ pub(crate) mod tests {
             ..ServerArgs::default()
         };
         let config = args.resolve().unwrap();
-        let err = crate::server::open_store(&config, ManualClock::new(0))
-            .err()
-            .unwrap();
+        let err = crate::server::open_store(
+            &config,
+            ManualClock::new(0),
+            crate::server::local_keys(&config).unwrap(),
+        )
+        .err()
+        .unwrap();
         assert!(
             err.to_string().contains("newer than this server's"),
             "{err}"

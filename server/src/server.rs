@@ -24,7 +24,7 @@ use crate::db::{self, StorageOptions};
 use crate::feature_store::FeatureStore;
 use crate::group_commit::GroupCommit;
 use crate::grpc::{GrpcService, threads};
-use crate::kms::LocalKeys;
+use crate::kms::{AwsKms, DataKeyPolicy, DataKeys, Keys, LocalKeys};
 use crate::offline::OfflineStore;
 use crate::offline::flusher::Flusher;
 use crate::online::OnlineStore;
@@ -65,10 +65,9 @@ impl Listeners {
 /// Opens the principals and policies stored with `store`, the local master keys, and the audit
 /// log; with authentication on, makes the root principal on the first start.
 pub fn open_access(config: &Config, store: &FeatureStore) -> anyhow::Result<Arc<Access>> {
-    let keys = Arc::new(LocalKeys::open(&config.data_dir.join("keys"))?);
     let auth = Arc::new(AuthStore::open(
         store.online().db().clone(),
-        keys,
+        store.online().data_keys().provider().clone(),
         Arc::new(SystemClock),
         config.account_id.clone(),
     )?);
@@ -104,8 +103,28 @@ pub fn open_access(config: &Config, store: &FeatureStore) -> anyhow::Result<Arc<
     )?))
 }
 
-/// Opens the stores under `config.data_dir`.
-pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<FeatureStore>> {
+/// The key providers: local master keys under `<data_dir>/keys`, and AWS KMS when configured.
+pub async fn open_keys(config: &Config) -> anyhow::Result<Arc<Keys>> {
+    let local = LocalKeys::open(&config.data_dir.join("keys"))?;
+    let aws = match &config.encryption.aws {
+        Some(endpoint) => Some(AwsKms::connect(endpoint.as_deref(), &config.region).await?),
+        None => None,
+    };
+    Ok(Arc::new(Keys::new(local, aws)))
+}
+
+/// The local master keys alone (no AWS KMS), for tools and tests that open a data dir.
+pub fn local_keys(config: &Config) -> anyhow::Result<Arc<Keys>> {
+    let local = LocalKeys::open(&config.data_dir.join("keys"))?;
+    Ok(Arc::new(Keys::new(local, None)))
+}
+
+/// Opens the stores under `config.data_dir`, encrypting with `keys`.
+pub fn open_store(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    keys: Arc<Keys>,
+) -> anyhow::Result<Arc<FeatureStore>> {
     let db = db::open(
         &config.data_dir,
         &StorageOptions {
@@ -117,11 +136,24 @@ pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<
         account_id: config.account_id.clone(),
     };
     let registry = Registry::open(db.clone(), arns, clock.clone())?;
+    let encryption = &config.encryption;
+    let data_keys = Arc::new(DataKeys::new(
+        db.clone(),
+        keys,
+        DataKeyPolicy {
+            max_age: Duration::from_secs(encryption.data_key_max_age_secs),
+            max_uses: encryption.data_key_max_uses,
+        },
+        encryption
+            .all_groups
+            .then(|| encryption.default_key_id.clone()),
+    ));
     let online = OnlineStore::open(
         db,
         clock,
         config.wal_sync == WalSync::Always,
         config.offline.staging_limit_bytes,
+        data_keys,
     )?;
     let offline = OfflineStore::new(
         config.offline.clone(),
@@ -137,7 +169,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = crate::metrics::install();
-    let store = open_store(&config, Arc::new(SystemClock))?;
+    let keys = open_keys(&config).await?;
+    let store = open_store(&config, Arc::new(SystemClock), keys)?;
     let access = open_access(&config, &store)?;
     let tls = config.tls.as_ref().map(ServerTls::load).transpose()?;
     let grpc_addr = listeners.grpc.local_addr()?;
@@ -197,7 +230,10 @@ pub async fn run(
     let query_api = QueryServer::new(QueryService::new(queries.clone(), access.clone()))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
-    let admin_api = AuthServer::new(AdminService::new(access.clone()));
+    let admin_api = AuthServer::new(AdminService::new(
+        access.clone(),
+        store.online().data_keys().clone(),
+    ));
     let authenticate = AuthLayer::new(access.clone(), max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
         tonic::transport::Server::builder()

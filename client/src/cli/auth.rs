@@ -1,6 +1,7 @@
 //! `quiver auth ...`: principals, access keys, groups and policies on the server's `Auth`
 //! service, and `quiver auth simulate`, which prints the decision the principal's policies give
-//! and the statement that decided it, as IAM's policy simulator.
+//! and the statement that decided it, as IAM's policy simulator; `quiver auth rotate-key`
+//! rotates a key-management key of encryption at rest.
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -36,6 +37,13 @@ pub enum AuthCommand {
         /// A condition key's values: KEY=V1,V2 (repeatable), e.g. quiver:FeatureNames=age,ssn.
         #[arg(long = "context")]
         context: Vec<String>,
+    },
+    /// Rotate a key-management key: local keys get a new version; every data key and stored
+    /// secret it wraps is re-wrapped (the data itself is not re-encrypted).
+    RotateKey {
+        /// local/<name>, or an AWS KMS key id, ARN or alias.
+        #[arg(long)]
+        kms_key_id: String,
     },
 }
 
@@ -364,6 +372,23 @@ pub async fn run(client: &Client, out: Output, command: AuthCommand) -> Result<(
                     println!("policies:  {}", r.policies.join(", "));
                 }
             }
+        }
+        AuthCommand::RotateKey { kms_key_id } => {
+            let r = admin
+                .rotate_key(pb::RotateKeyRequest {
+                    kms_key_id: kms_key_id.clone(),
+                })
+                .await?
+                .into_inner();
+            show(
+                out,
+                json!({
+                    "KmsKeyId": kms_key_id,
+                    "Version": r.version,
+                    "DataKeysRewrapped": r.data_keys,
+                    "SecretsRewrapped": r.secrets,
+                }),
+            );
         }
     }
     Ok(())

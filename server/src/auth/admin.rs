@@ -18,11 +18,12 @@ use crate::grpc::service::caller;
 #[derive(Clone)]
 pub struct AdminService {
     access: Arc<Access>,
+    data_keys: Arc<crate::kms::DataKeys>,
 }
 
 impl AdminService {
-    pub fn new(access: Arc<Access>) -> Self {
-        Self { access }
+    pub fn new(access: Arc<Access>, data_keys: Arc<crate::kms::DataKeys>) -> Self {
+        Self { access, data_keys }
     }
 
     fn store(&self) -> &store::AuthStore {
@@ -477,5 +478,53 @@ impl AuthApi for AdminService {
                     .collect(),
             })
         })())
+    }
+
+    async fn rotate_key(
+        &self,
+        request: Request<pb::RotateKeyRequest>,
+    ) -> Result<Response<pb::RotateKeyResponse>, Status> {
+        let key_id = request.get_ref().kms_key_id.clone();
+        let caller = match self.authorize(&request, "RotateKey", &format!("kms-key/{key_id}")) {
+            Ok(caller) => caller,
+            Err(e) => return Err(e.to_status()),
+        };
+        let data_keys = self.data_keys.clone();
+        let access = self.access.clone();
+        // Re-wrapping calls the key provider once per data key: off the serving thread.
+        let rotated = tokio::task::spawn_blocking(move || -> Result<pb::RotateKeyResponse> {
+            if key_id.is_empty() {
+                return Err(Error::validation("kms_key_id is required"));
+            }
+            let provider = data_keys.provider();
+            provider.check_key_id("kms_key_id", &key_id)?;
+            let version = provider.rotate(&key_id)?;
+            let rewrapped = data_keys.rewrap(&key_id)?;
+            // Secrets are sealed under the default local key.
+            let secrets = if key_id == crate::kms::DEFAULT_KEY_ID {
+                access.store().rewrap_secrets()?
+            } else {
+                0
+            };
+            Ok(pb::RotateKeyResponse {
+                version: version.unwrap_or(0),
+                data_keys: rewrapped,
+                secrets,
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("key rotation failed: {e}")))?;
+        let response = rotated.map_err(|e| e.to_status())?;
+        self.changed(
+            &caller,
+            "RotateKey",
+            &format!("kms-key/{}", request.get_ref().kms_key_id),
+            &format!(
+                "version {}; {} data keys and {} secrets re-wrapped",
+                response.version, response.data_keys, response.secrets
+            ),
+        )
+        .map_err(|e| e.to_status())?;
+        Ok(Response::new(response))
     }
 }

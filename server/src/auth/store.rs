@@ -156,7 +156,7 @@ impl AuthStore {
                     let key: AccessKey = serde_json::from_slice(&value).map_err(bad)?;
                     let secret = kms::open(
                         keys.as_ref(),
-                        &secret_context(&key.key_id, &key.principal),
+                        secret_context(&key.key_id, &key.principal).context(),
                         &key.sealed_secret,
                     )
                     .map_err(|e| Error::internal(format!("access key {id}: {}", e.message())))?;
@@ -453,7 +453,7 @@ impl AuthStore {
         let sealed_secret = kms::seal(
             self.keys.as_ref(),
             kms::DEFAULT_KEY_ID,
-            &secret_context(&key_id, principal),
+            secret_context(&key_id, principal).context(),
             secret.as_bytes(),
         )?;
         let key = AccessKey {
@@ -510,6 +510,31 @@ impl AuthStore {
         }
         state.keys.insert(key_id.to_string(), key.clone());
         Ok(key)
+    }
+
+    /// Re-wraps every access key's sealed secret under the newest version of its key (after a
+    /// key rotation); the secrets themselves are not re-encrypted. Returns how many changed.
+    pub fn rewrap_secrets(&self) -> Result<u64> {
+        let mut state = self.state.write();
+        let mut batch = WriteBatch::default();
+        let mut changed = Vec::new();
+        for key in state.keys.values() {
+            let context = secret_context(&key.key_id, &key.principal);
+            if let Some(sealed) =
+                kms::rewrap(self.keys.as_ref(), context.context(), &key.sealed_secret)?
+            {
+                let mut key = key.clone();
+                key.sealed_secret = sealed;
+                self.stage(&mut batch, &key_key(&key.key_id), &key)?;
+                changed.push(key);
+            }
+        }
+        self.commit(batch, "re-wrapping access keys' secrets")?;
+        let count = changed.len() as u64;
+        for key in changed {
+            state.keys.insert(key.key_id.clone(), key);
+        }
+        Ok(count)
     }
 
     pub fn delete_access_key(&self, key_id: &str) -> Result<AccessKey> {
@@ -737,8 +762,17 @@ impl AuthStore {
 }
 
 /// The encryption context a secret is sealed with: it opens only as this key of this principal.
-fn secret_context(key_id: &str, principal: &str) -> Vec<u8> {
-    format!("quiver:access-key/{key_id}/principal/{principal}").into_bytes()
+/// The encryption context of an access key's secret: its key id and principal.
+struct SecretContext(String);
+
+impl SecretContext {
+    fn context(&self) -> kms::Context<'_> {
+        kms::Context::new("quiver:access-key", &self.0)
+    }
+}
+
+fn secret_context(key_id: &str, principal: &str) -> SecretContext {
+    SecretContext(format!("{key_id}/principal/{principal}"))
 }
 
 fn principal_key(name: &str) -> String {
@@ -793,19 +827,12 @@ fn base32(bytes: &[u8]) -> String {
 }
 
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    bytes
-        .chunks(3)
-        .flat_map(|c| {
-            let n = (u32::from(c[0]) << 16)
-                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*c.get(2).unwrap_or(&0));
-            (0..4).map(move |i| ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char)
-        })
-        .collect()
+    use ::base64::Engine as _;
+    ::base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-mod hex_bytes {
+/// Bytes as hex text in JSON.
+pub(crate) mod hex_bytes {
     pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(bytes))
     }

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::feature_store::FeatureStore;
 use crate::model::FeatureGroup;
+use crate::offline::encryption;
 use crate::offline::glue::GlueCatalog;
 use crate::offline::layout;
 use crate::offline::parquet;
@@ -432,8 +433,14 @@ fn encode_files(
         let base_uri = offline.base_uri(&group).to_string();
         let mut chunk: Vec<&StagedRow> = Vec::new();
         let mut chunk_bytes = 0u64;
+        let data_keys = store.online().data_keys();
+        let scope = data_keys.offline_scope(&group);
         let mut emit = |chunk: &mut Vec<&StagedRow>, index: &mut usize| -> Result<()> {
-            let body = parquet::encode_file(&group, chunk, intent.write_time_ms)?;
+            // Each file has a key of its own, wrapped by the group's key.
+            let encryption = scope
+                .map(|scope| encryption::file_encryption(data_keys.provider().as_ref(), &scope))
+                .transpose()?;
+            let body = parquet::encode_file(&group, chunk, intent.write_time_ms, encryption)?;
             files.push(PendingFile {
                 destination: destination.clone(),
                 base_uri: base_uri.clone(),

@@ -8,6 +8,7 @@
 //! live state the API reports.
 
 pub mod catalog;
+pub mod encryption;
 pub mod flusher;
 pub mod glue;
 pub mod layout;
@@ -90,7 +91,13 @@ impl OfflineStore {
 
     /// The object store and prefix of the group's directory.
     pub fn destination(&self, group: &FeatureGroup) -> Result<(Destination, String)> {
-        let destination = self.stores.resolve(self.base_uri(group))?;
+        // SSE-KMS, when asked for, under the group's AWS KMS key (S3 stores only).
+        let sse_kms = group
+            .offline
+            .as_ref()
+            .and_then(|o| o.kms_key_id.as_deref())
+            .filter(|key| self.config.s3_sse_kms && !key.starts_with("local/"));
+        let destination = self.stores.resolve_with(self.base_uri(group), sse_kms)?;
         Ok((
             destination,
             layout::group_dir(&self.account_id, &self.region, group),

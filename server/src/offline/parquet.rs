@@ -15,6 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
+use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
@@ -191,18 +192,23 @@ pub fn record_batch(
         .map_err(|e| Error::internal(format!("building offline rows for '{}': {e}", group.name)))
 }
 
-/// Encodes the rows as one Parquet file (Snappy, row groups of up to 128Ki rows).
+/// Encodes the rows as one Parquet file (Snappy, row groups of up to 128Ki rows), encrypted
+/// with `encryption` when given (see `offline/encryption.rs`).
 pub fn encode_file(
     group: &FeatureGroup,
     rows: &[&StagedRow],
     write_time_ms: EpochMillis,
+    encryption: Option<Arc<FileEncryptionProperties>>,
 ) -> Result<Vec<u8>> {
     let batch = record_batch(group, rows, write_time_ms)?;
-    let properties = WriterProperties::builder()
+    let mut properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by(format!("quiver-server {}", env!("CARGO_PKG_VERSION")))
-        .build();
+        .set_created_by(format!("quiver-server {}", env!("CARGO_PKG_VERSION")));
+    if let Some(encryption) = encryption {
+        properties = properties.with_file_encryption_properties(encryption);
+    }
+    let properties = properties.build();
     let fail = |e: parquet::errors::ParquetError| {
         Error::internal(format!("encoding a Parquet file for '{}': {e}", group.name))
     };

@@ -7,6 +7,8 @@
 //! Column family `offline_staging`, key `[sequence u64 BE]`. Value (format 1):
 //! `[format u8 = 1][group id u64 LE][api_invocation_time_ms i64 LE]` followed by the row in the
 //! online record encoding (`online/codec.rs`), whose deleted flag is the row's `is_deleted`.
+//! Format 2 is the same with format = 2 and the row encoding sealed with the group's data key
+//! ([`crate::kms::DataKeys`]), bound to the sequence key and the 17 bytes before it.
 //!
 //! Column family `offline_meta` holds the flusher's bookkeeping: `flushed_upto` (u64 LE, every
 //! sequence below it has been written to the offline store, so numbering never goes back and a
@@ -27,11 +29,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{CF_OFFLINE_META, CF_OFFLINE_STAGING, cf};
 use crate::error::{Error, Result};
+use crate::kms::{DataKeys, Scope};
 use crate::model::Value;
 use crate::online::codec::{self, RecordHeader, StoredRecord};
 use crate::time::EpochMillis;
 
 const FORMAT_V1: u8 = 1;
+const FORMAT_SEALED: u8 = 2;
+const PREFIX_LEN: usize = 17;
 const KEY_FLUSHED_UPTO: &[u8] = b"flushed_upto";
 const KEY_FLUSH_INTENT: &[u8] = b"flush_intent";
 
@@ -82,11 +87,12 @@ pub struct OfflineStaging {
     /// column family's first key: below it lie only the range tombstones of earlier flushes,
     /// which a seek from the start would wade through each time.
     flushed_upto: AtomicU64,
+    keys: std::sync::Arc<DataKeys>,
 }
 
 impl OfflineStaging {
     /// Continues numbering after the last staged or flushed row, and counts the backlog.
-    pub fn open(db: &DB, limit_bytes: u64) -> Result<Self> {
+    pub fn open(db: &DB, limit_bytes: u64, keys: std::sync::Arc<DataKeys>) -> Result<Self> {
         let staging_cf = cf(db, CF_OFFLINE_STAGING);
         let (mut rows, mut bytes, mut last) = (0u64, 0u64, None);
         for item in db.iterator_cf(staging_cf, IteratorMode::Start) {
@@ -106,6 +112,7 @@ impl OfflineStaging {
             pending_bytes: AtomicU64::new(bytes),
             limit_bytes,
             flushed_upto: AtomicU64::new(flushed_upto),
+            keys,
         })
     }
 
@@ -183,7 +190,7 @@ impl OfflineStaging {
             .transpose()
             .map_err(|e| Error::storage("reading the oldest staged row", e))?;
         first
-            .map(|(key, value)| Ok((decode_key(&key)?, decode(&value)?.api_invocation_time_ms)))
+            .map(|(key, value)| Ok((decode_key(&key)?, api_invocation_time(&value)?)))
             .transpose()
     }
 
@@ -215,7 +222,7 @@ impl OfflineStaging {
             total += value.len() as u64;
             rows.push(Staged {
                 bytes: value.len() as u64,
-                row: decode(&value)?,
+                row: decode(&value, &key, &self.keys)?,
             });
         }
         Ok((rows, end))
@@ -272,13 +279,25 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// Adds `row` to `batch`; it is staged when (and only when) the batch commits.
-    pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch, row: &StagedRow) {
+    /// Adds `row` to `batch`, encrypted for `scope` when given; it is staged when (and only
+    /// when) the batch commits.
+    pub fn stage(
+        &mut self,
+        db: &DB,
+        batch: &mut WriteBatch,
+        row: &StagedRow,
+        scope: Option<Scope<'_>>,
+    ) -> Result<()> {
         assert!(self.next < self.end, "more rows staged than reserved");
-        let value = encode(row);
+        let key = self.next.to_be_bytes();
+        let value = match scope {
+            Some(scope) => seal(row, &key, &self.staging.keys, &scope)?,
+            None => encode(row),
+        };
         self.bytes += value.len() as u64;
-        batch.put_cf(cf(db, CF_OFFLINE_STAGING), self.next.to_be_bytes(), value);
+        batch.put_cf(cf(db, CF_OFFLINE_STAGING), key, value);
         self.next += 1;
+        Ok(())
     }
 
     /// The batch committed: its rows count towards the backlog.
@@ -337,15 +356,43 @@ pub fn encode(row: &StagedRow) -> Vec<u8> {
     out
 }
 
-pub fn decode(bytes: &[u8]) -> Result<StagedRow> {
+/// `row` encoded and encrypted for `scope` (format 2), bound to its sequence `key`.
+fn seal(row: &StagedRow, key: &[u8], keys: &DataKeys, scope: &Scope<'_>) -> Result<Vec<u8>> {
+    let plain = encode(row);
+    let mut out = Vec::with_capacity(plain.len() + crate::kms::data_keys::OVERHEAD);
+    out.extend_from_slice(&plain[..PREFIX_LEN]);
+    out[0] = FORMAT_SEALED;
+    let aad = [key, &out[..PREFIX_LEN]].concat();
+    keys.seal(scope, &aad, &plain[PREFIX_LEN..], &mut out)?;
+    Ok(out)
+}
+
+/// When the row staged as `bytes` was accepted (no decryption needed).
+fn api_invocation_time(bytes: &[u8]) -> Result<EpochMillis> {
+    bytes
+        .get(9..PREFIX_LEN)
+        .and_then(|b| b.try_into().ok())
+        .map(i64::from_le_bytes)
+        .ok_or_else(|| Error::internal("corrupt staged offline row"))
+}
+
+/// Decodes a staged row stored under `key`, decrypting it when it is encrypted.
+pub fn decode(bytes: &[u8], key: &[u8], keys: &DataKeys) -> Result<StagedRow> {
     let corrupt = || Error::internal("corrupt staged offline row");
-    if bytes.len() < 17 || bytes[0] != FORMAT_V1 {
+    if bytes.len() < PREFIX_LEN || !matches!(bytes[0], FORMAT_V1 | FORMAT_SEALED) {
         return Err(corrupt());
     }
     let group_id = u64::from_le_bytes(bytes[1..9].try_into().map_err(|_| corrupt())?);
-    let api_invocation_time_ms =
-        i64::from_le_bytes(bytes[9..17].try_into().map_err(|_| corrupt())?);
-    let StoredRecord { header, values } = codec::decode(&bytes[17..])?;
+    let api_invocation_time_ms = api_invocation_time(bytes)?;
+    let opened;
+    let body = if bytes[0] == FORMAT_SEALED {
+        let aad = [key, &bytes[..PREFIX_LEN]].concat();
+        opened = keys.open(group_id, &aad, &bytes[PREFIX_LEN..])?;
+        &opened[..]
+    } else {
+        &bytes[PREFIX_LEN..]
+    };
+    let StoredRecord { header, values } = codec::decode(body)?;
     Ok(StagedRow {
         group_id,
         api_invocation_time_ms,
@@ -362,12 +409,12 @@ fn decode_key(key: &[u8]) -> Result<u64> {
 }
 
 /// Every staged row in sequence order (for tests).
-pub fn read_all(db: &DB) -> Result<Vec<(u64, StagedRow)>> {
+pub fn read_all(db: &DB, keys: &DataKeys) -> Result<Vec<(u64, StagedRow)>> {
     db.iterator_cf(cf(db, CF_OFFLINE_STAGING), IteratorMode::Start)
         .map(|item| {
             let (key, value) =
                 item.map_err(|e| Error::storage("reading staged offline rows", e))?;
-            Ok((decode_key(&key)?, decode(&value)?))
+            Ok((decode_key(&key)?, decode(&value, &key, keys)?))
         })
         .collect()
 }
@@ -386,7 +433,8 @@ mod tests {
             },
         )
         .unwrap();
-        let staging = OfflineStaging::open(&db, u64::MAX).unwrap();
+        let keys = crate::kms::data_keys::local_for_tests(db.clone(), &dir.path().join("k"), false);
+        let staging = OfflineStaging::open(&db, u64::MAX, keys).unwrap();
         let first = staging.reserve(2);
         let second = staging.reserve(3);
         assert_eq!(staging.watermark(), 0);
@@ -403,7 +451,17 @@ mod tests {
             block_cache_bytes: 1 << 20,
         };
         let db = crate::db::open(dir.path(), &options).unwrap();
-        let staging = OfflineStaging::open(&db, u64::MAX).unwrap();
+        // Encrypted rows: they read back through their data keys.
+        let keys = crate::kms::data_keys::local_for_tests(db.clone(), &dir.path().join("k"), true);
+        let staging = OfflineStaging::open(&db, u64::MAX, keys.clone()).unwrap();
+        let arn = "arn:aws:sagemaker:us-east-1:000000000000:feature-group/g";
+        let scope = || {
+            Some(Scope {
+                group_id: 1,
+                key_id: crate::kms::DEFAULT_KEY_ID,
+                arn,
+            })
+        };
         let row = StagedRow {
             group_id: 1,
             api_invocation_time_ms: 5,
@@ -413,13 +471,17 @@ mod tests {
         };
         let mut batch = WriteBatch::default();
         let mut reservation = staging.reserve(2);
-        reservation.stage(&db, &mut batch, &row);
-        reservation.stage(&db, &mut batch, &row);
+        reservation.stage(&db, &mut batch, &row, scope()).unwrap();
+        reservation.stage(&db, &mut batch, &row, None).unwrap();
         db.write(batch).unwrap();
         reservation.committed();
         assert_eq!(staging.pending_rows(), 2);
         let (rows, end) = staging.read(&db, 0, staging.watermark(), u64::MAX).unwrap();
         assert_eq!((rows.len(), end), (2, 2));
+        assert!(
+            rows.iter().all(|r| r.row == row),
+            "sealed and plain rows read back alike"
+        );
         let intent = FlushIntent {
             start: 0,
             end,
@@ -432,9 +494,11 @@ mod tests {
         assert_eq!((staging.pending_rows(), staging.pending_bytes()), (0, 0));
         assert_eq!(staging.intent(&db).unwrap(), None);
         drop(staging);
+        drop(keys);
         drop(db);
         let db = crate::db::open(dir.path(), &options).unwrap();
-        let staging = OfflineStaging::open(&db, u64::MAX).unwrap();
+        let keys = crate::kms::data_keys::local_for_tests(db.clone(), &dir.path().join("k"), true);
+        let staging = OfflineStaging::open(&db, u64::MAX, keys).unwrap();
         assert_eq!(staging.watermark(), 2, "sequence numbers are never reused");
     }
 }

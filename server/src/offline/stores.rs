@@ -49,6 +49,12 @@ impl ObjectStores {
     }
 
     pub fn resolve(&self, base_uri: &str) -> Result<Destination> {
+        self.resolve_with(base_uri, None)
+    }
+
+    /// As [`ObjectStores::resolve`]; on S3, objects are written with SSE-KMS under `sse_kms`
+    /// when given.
+    pub fn resolve_with(&self, base_uri: &str, sse_kms: Option<&str>) -> Result<Destination> {
         let base_uri = base_uri.trim_end_matches('/');
         if let Some(dir) = base_uri.strip_prefix("file://") {
             let store = self.client(&format!("file://{dir}"), || {
@@ -74,7 +80,11 @@ impl ObjectStores {
                 ))
             })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let store = self.client(&format!("s3://{bucket}"), || self.s3_client(bucket))?;
+        let key = match sse_kms {
+            Some(kms_key) => format!("s3://{bucket}#sse-kms={kms_key}"),
+            None => format!("s3://{bucket}"),
+        };
+        let store = self.client(&key, || self.s3_client(bucket, sse_kms))?;
         Ok(Destination {
             store,
             prefix: prefix.trim_matches('/').to_string(),
@@ -97,7 +107,7 @@ impl ObjectStores {
 
     /// Credentials and region from the usual AWS_* environment; the endpoint from configuration.
     /// Retries are few and short: the flusher has its own backoff and must notice an outage.
-    fn s3_client(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+    fn s3_client(&self, bucket: &str, sse_kms: Option<&str>) -> Result<Arc<dyn ObjectStore>> {
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_retry(RetryConfig {
@@ -114,6 +124,9 @@ impl ObjectStores {
             && std::env::var_os("AWS_DEFAULT_REGION").is_none()
         {
             builder = builder.with_region(&self.region);
+        }
+        if let Some(kms_key) = sse_kms {
+            builder = builder.with_sse_kms_encryption(kms_key);
         }
         if let Some(endpoint) = &self.s3_endpoint {
             builder = builder

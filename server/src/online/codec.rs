@@ -5,12 +5,21 @@
 //! values, each `[ordinal u16][tag u8][payload]`. Flags: bit 0 soft-deleted, bit 1 has expiry.
 //! Values refer to features by ordinal, which never changes, so records written before a feature
 //! was added simply lack it. Decoding never panics: a malformed value is an internal error.
+//!
+//! Format 2 is format 1 encrypted at rest ([`seal`]): the first 18 bytes (format = 2, flags,
+//! event time, expiry) stay in clear so the write path and TTL purge can compare and expire
+//! records without their keys, and the rest (count and values) is sealed with the group's data
+//! key ([`crate::kms::DataKeys`]), bound to the record's key and those 18 bytes.
 
 use crate::error::{Error, Result};
+use crate::kms::{DataKeys, Scope};
 use crate::model::Value;
 use crate::time::EpochMillis;
 
 const FORMAT_V1: u8 = 1;
+const FORMAT_SEALED: u8 = 2;
+/// The bytes of a record's header kept in clear by format 2.
+const CLEAR_LEN: usize = 18;
 const FLAG_DELETED: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
 const HEADER_LEN: usize = 22;
@@ -106,10 +115,49 @@ fn encode_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+/// `plain` (format 1) encrypted for `scope` as format 2; `record_key` is bound to it.
+pub fn seal(
+    plain: &[u8],
+    record_key: &[u8],
+    keys: &DataKeys,
+    scope: &Scope<'_>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(plain.len() + crate::kms::data_keys::OVERHEAD);
+    out.extend_from_slice(
+        plain
+            .get(..CLEAR_LEN)
+            .ok_or_else(|| corrupt("short record"))?,
+    );
+    out[0] = FORMAT_SEALED;
+    let aad = [record_key, &out[..CLEAR_LEN]].concat();
+    keys.seal(scope, &aad, &plain[CLEAR_LEN..], &mut out)?;
+    Ok(out)
+}
+
+/// Whether `stored` is encrypted (format 2).
+pub fn is_sealed(stored: &[u8]) -> bool {
+    stored.first() == Some(&FORMAT_SEALED)
+}
+
+/// The format-1 form of a format-2 record of group `group_id` stored under `record_key`.
+pub fn unseal(stored: &[u8], record_key: &[u8], keys: &DataKeys, group_id: u64) -> Result<Vec<u8>> {
+    let clear = stored
+        .get(..CLEAR_LEN)
+        .ok_or_else(|| corrupt("short record"))?;
+    let aad = [record_key, clear].concat();
+    let rest = keys.open(group_id, &aad, &stored[CLEAR_LEN..])?;
+    let mut plain = Vec::with_capacity(CLEAR_LEN + rest.len());
+    plain.extend_from_slice(clear);
+    plain[0] = FORMAT_V1;
+    plain.extend_from_slice(&rest);
+    Ok(plain)
+}
+
+/// The header of a stored record, either format.
 pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader> {
     let mut r = Reader::new(bytes);
     let format = r.u8()?;
-    if format != FORMAT_V1 {
+    if format != FORMAT_V1 && format != FORMAT_SEALED {
         return Err(corrupt(&format!("unknown record format {format}")));
     }
     let flags = r.u8()?;
@@ -136,6 +184,11 @@ pub fn decode(bytes: &[u8]) -> Result<StoredRecord> {
 /// read path encodes responses from these without building owned values first. The whole
 /// record is checked before `f` sees anything, so a corrupt record yields an error and no values.
 pub fn visit<'a>(bytes: &'a [u8], mut f: impl FnMut(u16, ValueRef<'a>)) -> Result<()> {
+    if is_sealed(bytes) {
+        return Err(Error::internal(
+            "an encrypted record was read without decrypting it",
+        ));
+    }
     decode_header(bytes)?;
     let values = || -> Result<Vec<(u16, ValueRef<'a>)>> {
         let mut r = Reader::new(&bytes[HEADER_LEN - 4..]);

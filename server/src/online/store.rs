@@ -12,6 +12,7 @@ use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use crate::db::{CF_RECORDS, CF_SOURCE_POSITIONS, cf};
 use crate::error::{Error, Result};
+use crate::kms::DataKeys;
 use crate::model::{FeatureGroup, FeatureType, ValidRecord, Value};
 use crate::offline::staging::{OfflineStaging, StagedRow};
 use crate::online::codec::{self, RecordHeader};
@@ -60,6 +61,8 @@ pub struct OnlineStore {
     clock: Arc<dyn Clock>,
     /// fsync the WAL before acknowledging (`wal_sync = "always"`).
     sync_writes: bool,
+    /// Encrypt records of groups with a KMS key (and every group with encryption at rest on).
+    keys: Arc<DataKeys>,
 }
 
 pub fn record_key(group_id: u64, identifier: &str) -> Vec<u8> {
@@ -75,15 +78,36 @@ impl OnlineStore {
         clock: Arc<dyn Clock>,
         sync_writes: bool,
         staging_limit_bytes: u64,
+        keys: Arc<DataKeys>,
     ) -> Result<Self> {
-        let staging = OfflineStaging::open(&db, staging_limit_bytes)?;
+        let staging = OfflineStaging::open(&db, staging_limit_bytes, keys.clone())?;
         Ok(Self {
             db,
             locks: KeyLocks::default(),
             staging,
             clock,
             sync_writes,
+            keys,
         })
+    }
+
+    pub fn data_keys(&self) -> &Arc<DataKeys> {
+        &self.keys
+    }
+
+    /// A record's stored form: encrypted when the group's records are.
+    fn encode(
+        &self,
+        group: &FeatureGroup,
+        key: &[u8],
+        header: &RecordHeader,
+        values: &[(u16, Value)],
+    ) -> Result<Vec<u8>> {
+        let plain = codec::encode(header, values);
+        match self.keys.online_scope(group) {
+            Some(scope) => codec::seal(&plain, key, &self.keys, &scope),
+            None => Ok(plain),
+        }
     }
 
     fn commit(&self, batch: WriteBatch, context: &str) -> Result<()> {
@@ -167,7 +191,11 @@ impl OnlineStore {
                         expires_at_ms: record.expires_at_ms,
                         deleted: false,
                     };
-                    batch.put_cf(records_cf, key, codec::encode(&header, &record.values));
+                    batch.put_cf(
+                        records_cf,
+                        key,
+                        self.encode(&group, key, &header, &record.values)?,
+                    );
                     batch_headers.insert(key.as_slice(), Some(header));
                     WriteOutcome::Applied
                 } else {
@@ -185,7 +213,7 @@ impl OnlineStore {
                     is_deleted: false,
                     values: record.values,
                 };
-                reservation.stage(&self.db, &mut batch, &row);
+                reservation.stage(&self.db, &mut batch, &row, self.keys.offline_scope(&group))?;
             }
             outcomes.push(outcome);
         }
@@ -204,23 +232,27 @@ impl OnlineStore {
         let key = record_key(group.id, identifier);
         let stored = self
             .db
-            .get_pinned_cf(cf(&self.db, CF_RECORDS), key)
+            .get_pinned_cf(cf(&self.db, CF_RECORDS), &key)
             .map_err(|e| Error::storage("reading a record", e))?;
         match stored {
             None => Ok(None),
-            Some(bytes) => self.live(&bytes),
+            Some(bytes) => self.live(group.id, &key, &bytes),
         }
     }
 
-    fn live(&self, bytes: &[u8]) -> Result<Option<LiveRecord>> {
+    /// The record stored under `key` as readers see it: `None` when hidden, decrypted when
+    /// encrypted.
+    fn live(&self, group_id: u64, key: &[u8], bytes: &[u8]) -> Result<Option<LiveRecord>> {
         let header = codec::decode_header(bytes)?;
         if header.is_hidden_at(self.clock.now_ms()) {
             return Ok(None);
         }
-        Ok(Some(LiveRecord {
-            header,
-            stored: bytes.to_vec(),
-        }))
+        let stored = if codec::is_sealed(bytes) {
+            codec::unseal(bytes, key, &self.keys, group_id)?
+        } else {
+            bytes.to_vec()
+        };
+        Ok(Some(LiveRecord { header, stored }))
     }
 
     /// Looks up many (group id, identifier) keys with one RocksDB multi-get; results are in the
@@ -230,10 +262,11 @@ impl OnlineStore {
         self.db
             .batched_multi_get_cf(cf(&self.db, CF_RECORDS), &encoded, false)
             .into_iter()
-            .map(|result| match result {
+            .zip(keys.iter().zip(&encoded))
+            .map(|(result, ((group_id, _), key))| match result {
                 Err(e) => Err(Error::storage("reading records", e)),
                 Ok(None) => Ok(None),
-                Ok(Some(bytes)) => self.live(&bytes),
+                Ok(Some(bytes)) => self.live(*group_id, key, &bytes),
             })
             .collect()
     }
@@ -318,7 +351,7 @@ impl OnlineStore {
                         expires_at_ms: current.and_then(|h| h.expires_at_ms),
                         deleted: true,
                     };
-                    batch.put_cf(records_cf, &key, codec::encode(&header, &[]));
+                    batch.put_cf(records_cf, &key, self.encode(group, &key, &header, &[])?);
                 }
                 DeletionMode::Soft => {}
             }
@@ -331,7 +364,7 @@ impl OnlineStore {
                 is_deleted: true,
                 values: delete_marker_values(group, &request.identifier, request.event_time_ms),
             };
-            reservation.stage(&self.db, &mut batch, &row);
+            reservation.stage(&self.db, &mut batch, &row, self.keys.offline_scope(group))?;
         }
         self.commit(batch, "deleting a record")?;
         reservation.committed();

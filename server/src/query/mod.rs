@@ -94,6 +94,14 @@ impl QueryEngine {
                     .with_max_spill_merge_fan_in(merge_fan_in.clamp(2, 64)),
             )
             .build_arc()?;
+        let data_keys = store.online().data_keys();
+        env.register_parquet_encryption_factory(
+            crate::offline::encryption::FACTORY_ID,
+            Arc::new(crate::offline::encryption::OfflineDecryption::new(
+                data_keys.provider().clone(),
+                data_keys.policy().max_age,
+            )),
+        );
         // Each sort reserves memory to merge its spill files with; scaled to the budget so that
         // several sorts fit in a small one.
         let spill_reservation = (options.memory_bytes / 32).clamp(256 << 10, 10 << 20);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::config::TableParquetOptions;
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -30,6 +31,7 @@ use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
 
 use crate::feature_store::FeatureStore;
 use crate::model::{FeatureGroup, FeatureType};
+use crate::offline::encryption;
 use crate::offline::parquet::{
     self as offline_parquet, API_INVOCATION_TIME, IS_DELETED, WRITE_TIME,
 };
@@ -141,7 +143,12 @@ impl HistoryTable {
             .iter()
             .map(|c| (c.to_string(), DataType::Int32))
             .collect();
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        // Encrypted files are decrypted through the key providers (`offline/encryption.rs`);
+        // plain ones are read as they are.
+        let mut parquet_options = TableParquetOptions::default();
+        parquet_options.crypto.factory_id = Some(encryption::FACTORY_ID.to_string());
+        let format = ParquetFormat::default().with_options(parquet_options);
+        let options = ListingOptions::new(Arc::new(format))
             .with_file_extension(".parquet")
             .with_table_partition_cols(partition_cols);
         let config = ListingTableConfig::new(url)
