@@ -33,6 +33,9 @@ use crate::error::{Error, Result};
 use crate::model::FeatureGroup;
 
 const TAG_LEN: usize = 16;
+/// Unwrapped data keys cached before expired ones are dropped.
+const OPENED_ENTRIES: usize = 4096;
+
 /// Bytes a sealed value adds to its plaintext.
 pub const OVERHEAD: usize = 4 + NONCE_LEN + TAG_LEN;
 
@@ -95,6 +98,8 @@ pub struct DataKeys {
     default_key_id: Option<String>,
     /// By group: the current data key of each key id the group uses (one or two).
     current: Mutex<HashMap<u64, Vec<Arc<Current>>>>,
+    /// Held while a new data key is made.
+    generating: Mutex<()>,
     opened: RwLock<HashMap<(u64, u32), Arc<Opened>>>,
     generated: AtomicU64,
     unwrapped: AtomicU64,
@@ -129,6 +134,7 @@ impl DataKeys {
             policy,
             default_key_id,
             current: Mutex::default(),
+            generating: Mutex::default(),
             opened: RwLock::default(),
             generated: AtomicU64::new(0),
             unwrapped: AtomicU64::new(0),
@@ -223,18 +229,31 @@ impl DataKeys {
         Ok(buf)
     }
 
+    /// The fresh data key `scope` seals with, if there is one.
+    fn fresh(&self, scope: &Scope<'_>) -> Option<Arc<Current>> {
+        let current = self.current.lock();
+        current
+            .get(&scope.group_id)?
+            .iter()
+            .find(|k| k.key_id == scope.key_id)
+            .filter(|k| {
+                k.created.elapsed() < self.policy.max_age
+                    && k.uses.load(Ordering::Relaxed) < self.policy.max_uses
+            })
+            .cloned()
+    }
+
     fn current(&self, scope: &Scope<'_>) -> Result<Arc<Current>> {
-        let mut current = self.current.lock();
-        let keys = current.entry(scope.group_id).or_default();
-        let slot = keys.iter().position(|k| k.key_id == scope.key_id);
-        if let Some(key) = slot.map(|i| &keys[i])
-            && key.created.elapsed() < self.policy.max_age
-            && key.uses.load(Ordering::Relaxed) < self.policy.max_uses
-        {
-            return Ok(key.clone());
+        if let Some(key) = self.fresh(scope) {
+            return Ok(key);
         }
-        // A new data key, stored (synced) before it seals anything. Writers of this group
-        // wait for it: this happens once per max_age or max_uses.
+        // One new data key at a time (numbering is per group, in order); sealing with other
+        // fresh keys goes on meanwhile. A writer that waited here may find one made already.
+        let _generating = self.generating.lock();
+        if let Some(key) = self.fresh(scope) {
+            return Ok(key);
+        }
+        // Stored (synced) before it seals anything: one provider call per max_age or max_uses.
         let (plain, wrapped) = self
             .provider
             .generate(scope.key_id, Context::group(scope.arn))?;
@@ -254,18 +273,27 @@ impl DataKeys {
             created: Instant::now(),
             uses: AtomicU64::new(0),
         });
-        self.opened.write().insert(
-            (scope.group_id, index),
-            Arc::new(Opened {
-                key: aead_key(&plain),
-                loaded: Instant::now(),
-            }),
-        );
-        match slot {
-            Some(i) => keys[i] = key.clone(),
-            None => keys.push(key.clone()),
-        }
+        self.remember(scope.group_id, index, aead_key(&plain));
+        let mut current = self.current.lock();
+        let keys = current.entry(scope.group_id).or_default();
+        keys.retain(|k| k.key_id != scope.key_id);
+        keys.push(key.clone());
         Ok(key)
+    }
+
+    /// Caches an unwrapped data key; past [`OPENED_ENTRIES`], expired ones are dropped.
+    fn remember(&self, group_id: u64, index: u32, key: LessSafeKey) -> Arc<Opened> {
+        let opened = Arc::new(Opened {
+            key,
+            loaded: Instant::now(),
+        });
+        let mut cache = self.opened.write();
+        if cache.len() >= OPENED_ENTRIES {
+            let max_age = self.policy.max_age;
+            cache.retain(|_, k| k.loaded.elapsed() < max_age);
+        }
+        cache.insert((group_id, index), opened.clone());
+        opened
     }
 
     fn opened(&self, group_id: u64, index: u32) -> Result<Arc<Opened>> {
