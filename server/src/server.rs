@@ -65,12 +65,15 @@ impl Listeners {
 /// Opens the principals and policies stored with `store`, the local master keys, and the audit
 /// log; with authentication on, makes the root principal on the first start.
 pub fn open_access(config: &Config, store: &FeatureStore) -> anyhow::Result<Arc<Access>> {
-    let auth = Arc::new(AuthStore::open(
-        store.online().db().clone(),
-        store.online().data_keys().provider().clone(),
-        Arc::new(SystemClock),
-        config.account_id.clone(),
-    )?);
+    let auth = Arc::new(
+        AuthStore::open(
+            store.online().db().clone(),
+            store.online().data_keys().provider().clone(),
+            Arc::new(SystemClock),
+            config.account_id.clone(),
+        )?
+        .with_secret_key(config.encryption.default_key_id.clone()),
+    );
     if config.auth {
         if let Some(path) = auth.bootstrap(&config.data_dir)? {
             tracing::warn!(
@@ -173,6 +176,13 @@ pub async fn run(
     let store = open_store(&config, Arc::new(SystemClock), keys)?;
     let access = open_access(&config, &store)?;
     let tls = config.tls.as_ref().map(ServerTls::load).transpose()?;
+    if tls.is_none() {
+        tracing::warn!(
+            "TLS IS OFF: requests, responses and (without --auth) everything else travel in \
+             plaintext. For development only; start with --tls-cert and --tls-key otherwise \
+             (docs/security.md)"
+        );
+    }
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
     let flight_sql_addr = listeners.flight_sql.local_addr()?;

@@ -500,12 +500,7 @@ impl AuthApi for AdminService {
             provider.check_key_id("kms_key_id", &key_id)?;
             let version = provider.rotate(&key_id)?;
             let rewrapped = data_keys.rewrap(&key_id)?;
-            // Secrets are sealed under the default local key.
-            let secrets = if key_id == crate::kms::DEFAULT_KEY_ID {
-                access.store().rewrap_secrets()?
-            } else {
-                0
-            };
+            let secrets = access.store().rewrap_secrets(&key_id)?;
             Ok(pb::RotateKeyResponse {
                 version: version.unwrap_or(0),
                 data_keys: rewrapped,

@@ -116,6 +116,8 @@ pub struct AuthStore {
     /// Policy sets by principal, emptied on every change.
     sets: RwLock<HashMap<String, Arc<PolicySet>>>,
     sets_generation: std::sync::atomic::AtomicU64,
+    /// The key new secrets are sealed under.
+    secret_key_id: String,
 }
 
 impl AuthStore {
@@ -183,6 +185,7 @@ impl AuthStore {
             state: RwLock::new(state),
             sets: RwLock::new(HashMap::new()),
             sets_generation: std::sync::atomic::AtomicU64::new(0),
+            secret_key_id: kms::DEFAULT_KEY_ID.to_string(),
         })
     }
 
@@ -452,7 +455,7 @@ impl AuthStore {
         let secret = base64(&secret);
         let sealed_secret = kms::seal(
             self.keys.as_ref(),
-            kms::DEFAULT_KEY_ID,
+            &self.secret_key_id,
             secret_context(&key_id, principal).context(),
             secret.as_bytes(),
         )?;
@@ -512,17 +515,26 @@ impl AuthStore {
         Ok(key)
     }
 
-    /// Re-wraps every access key's sealed secret under the newest version of its key (after a
-    /// key rotation); the secrets themselves are not re-encrypted. Returns how many changed.
-    pub fn rewrap_secrets(&self) -> Result<u64> {
+    /// Seals new secrets under `key_id` (the server's `kms_key_id`) rather than `local/default`.
+    pub fn with_secret_key(mut self, key_id: String) -> Self {
+        self.secret_key_id = key_id;
+        self
+    }
+
+    /// Re-wraps every access key secret sealed under `key_id` with the newest version of that key
+    /// (after a rotation); the secrets themselves are not re-encrypted. Returns how many changed.
+    pub fn rewrap_secrets(&self, key_id: &str) -> Result<u64> {
         let mut state = self.state.write();
         let mut batch = WriteBatch::default();
         let mut changed = Vec::new();
         for key in state.keys.values() {
             let context = secret_context(&key.key_id, &key.principal);
-            if let Some(sealed) =
-                kms::rewrap(self.keys.as_ref(), context.context(), &key.sealed_secret)?
-            {
+            if let Some(sealed) = kms::rewrap(
+                self.keys.as_ref(),
+                key_id,
+                context.context(),
+                &key.sealed_secret,
+            )? {
                 let mut key = key.clone();
                 key.sealed_secret = sealed;
                 self.stage(&mut batch, &key_key(&key.key_id), &key)?;

@@ -187,17 +187,18 @@ pub fn open(provider: &dyn KeyProvider, context: Context<'_>, sealed: &[u8]) -> 
     })
 }
 
-/// `sealed` with its data key re-wrapped under the newest version of its key (the value itself
-/// is not re-encrypted); `None` when it already is.
+/// `sealed` with its data key re-wrapped under the newest version of `key_id` (the value itself
+/// is not re-encrypted); `None` when it is sealed under another key, or already current.
 pub fn rewrap(
     provider: &dyn KeyProvider,
+    key_id: &str,
     context: Context<'_>,
     sealed: &[u8],
 ) -> Result<Option<Vec<u8>>> {
     let parsed = parse(sealed).ok_or_else(|| {
         Error::internal("encrypted value is malformed (not written by this server, or damaged)")
     })?;
-    if provider.is_current(parsed.key_id, parsed.wrapped)? {
+    if parsed.key_id != key_id || provider.is_current(parsed.key_id, parsed.wrapped)? {
         return Ok(None);
     }
     let data_key = provider.unwrap(parsed.key_id, parsed.wrapped, context)?;
@@ -340,8 +341,19 @@ mod tests {
         }
         // After a rotation the value is re-wrapped, not re-encrypted, and still opens.
         again.rotate_version(DEFAULT_KEY_ID).unwrap();
-        let rewrapped = rewrap(&again, alice, &sealed).unwrap().expect("re-wrapped");
-        assert!(rewrap(&again, alice, &rewrapped).unwrap().is_none());
+        assert!(
+            rewrap(&again, "local/other", alice, &sealed)
+                .unwrap()
+                .is_none()
+        );
+        let rewrapped = rewrap(&again, DEFAULT_KEY_ID, alice, &sealed)
+            .unwrap()
+            .expect("re-wrapped");
+        assert!(
+            rewrap(&again, DEFAULT_KEY_ID, alice, &rewrapped)
+                .unwrap()
+                .is_none()
+        );
         assert!(
             rewrapped.ends_with(&sealed[sealed.len() - 40..]),
             "same ciphertext"
