@@ -79,21 +79,18 @@ async fn diagnosis(client: &Client, id: &str) -> Result<String, quiver_client::C
         .unwrap_or_default())
 }
 
-/// Every file under `root` that holds `needle`.
-fn files_holding(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
+/// Every file under `root` (none if it does not exist).
+fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
+        for path in entries.flatten().map(|e| e.path()) {
             if path.is_dir() {
                 dirs.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-            {
+            } else {
                 found.push(path);
             }
         }
@@ -101,23 +98,21 @@ fn files_holding(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
     found
 }
 
+/// Every file under `root` that holds `needle`.
+fn files_holding(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    files_under(root)
+        .into_iter()
+        .filter(|path| {
+            std::fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
+
 fn parquet_files(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                found.push(path);
-            }
-        }
-    }
-    found
+    files_under(root)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .collect()
 }
 
 /// Waits until the offline store holds a file.

@@ -226,12 +226,10 @@ impl Access {
                      {name:?}"
                 )))
             }
-            (Some(name), _) => match self.store.principal(name) {
-                Some(_) => return Ok(name.to_string()),
-                None => Err(Error::unauthenticated(format!(
-                    "the client certificate names {name:?}, which is not a principal"
-                ))),
-            },
+            (Some(name), _) if self.store.has_principal(name) => return Ok(name.to_string()),
+            (Some(name), _) => Err(Error::unauthenticated(format!(
+                "the client certificate names {name:?}, which is not a principal"
+            ))),
         };
         checked.inspect_err(|e| {
             self.audit_denial(

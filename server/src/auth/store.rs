@@ -271,6 +271,11 @@ impl AuthStore {
         self.state.read().principals.get(name).cloned()
     }
 
+    /// Whether `name` is a principal (no copy: the mutual-TLS request path asks this).
+    pub fn has_principal(&self, name: &str) -> bool {
+        self.state.read().principals.contains_key(name)
+    }
+
     /// The policies that apply to `principal`, and what evaluating them needs; computed once per
     /// principal and kept until the next change (the request path's lookup).
     pub fn policy_set(&self, principal: &str) -> Arc<PolicySet> {
