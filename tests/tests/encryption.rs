@@ -79,6 +79,16 @@ async fn diagnosis(client: &Client, id: &str) -> Result<String, quiver_client::C
         .unwrap_or_default())
 }
 
+async fn group_arn(client: &Client) -> String {
+    client
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: GROUP.into(),
+        })
+        .await
+        .unwrap()
+        .feature_group_arn
+}
+
 /// Every file under `root` (none if it does not exist).
 fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -181,13 +191,7 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
         expected,
         "SQL decrypts the files"
     );
-    let arn = client
-        .describe_feature_group(pb::DescribeFeatureGroupRequest {
-            feature_group_name: GROUP.into(),
-        })
-        .await
-        .unwrap()
-        .feature_group_arn;
+    let arn = group_arn(&client).await;
     server.stop().await;
     let leaked = files_holding(&data, secret.as_bytes());
     assert!(leaked.is_empty(), "plaintext sentinel in {leaked:?}");
@@ -295,13 +299,7 @@ async fn aws_kms_provider_round_trips_against_moto() {
     );
     let files = wait_for_files(&data.join("offline-store")).await;
     assert_eq!(sql_diagnoses(&client).await.unwrap().len(), 5);
-    let arn = client
-        .describe_feature_group(pb::DescribeFeatureGroupRequest {
-            feature_group_name: GROUP.into(),
-        })
-        .await
-        .unwrap()
-        .feature_group_arn;
+    let arn = group_arn(&client).await;
 
     // A key id KMS does not know fails the write with a message naming KMS and the key.
     let mut unknown = group(Some("arn:aws:kms:us-east-1:000000000000:key/no-such-key"));

@@ -127,17 +127,26 @@ impl Access {
                 .map(|(k, _)| k.to_string())
         });
         self.verify_grpc(path, &header, body_sha256)
-            .inspect_err(|e| {
-                self.audit_denial(
-                    offered.as_deref(),
-                    path,
-                    "-",
-                    "unauthenticated",
-                    None,
-                    source_ip,
-                    e.message(),
-                );
-            })
+            .inspect_err(|e| self.audit_unauthenticated(offered.as_deref(), path, source_ip, e))
+    }
+
+    /// Audits a request that failed authentication; `offered` is who it claimed to be.
+    fn audit_unauthenticated(
+        &self,
+        offered: Option<&str>,
+        path: &str,
+        source_ip: Option<IpAddr>,
+        error: &Error,
+    ) {
+        self.audit_denial(
+            offered,
+            path,
+            "-",
+            "unauthenticated",
+            None,
+            source_ip,
+            error.message(),
+        );
     }
 
     fn verify_grpc(
@@ -232,15 +241,7 @@ impl Access {
             ))),
         };
         checked.inspect_err(|e| {
-            self.audit_denial(
-                peer.certificate_name.as_deref(),
-                path,
-                "-",
-                "unauthenticated",
-                None,
-                source_ip,
-                e.message(),
-            );
+            self.audit_unauthenticated(peer.certificate_name.as_deref(), path, source_ip, e)
         })
     }
 
@@ -284,15 +285,7 @@ impl Access {
                 .first()
                 .and_then(|a| super::sigv4::parse_authorization(a).ok())
                 .map(|a| a.access_key_id.to_string());
-            self.audit_denial(
-                offered.as_deref(),
-                request.path,
-                "-",
-                "unauthenticated",
-                None,
-                source_ip,
-                e.message(),
-            );
+            self.audit_unauthenticated(offered.as_deref(), request.path, source_ip, e);
         })
     }
 
