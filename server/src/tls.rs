@@ -124,12 +124,6 @@ enum Io<IO> {
     Tls(Box<tokio_rustls::server::TlsStream<IO>>),
 }
 
-impl<IO> Conn<IO> {
-    pub fn peer(&self) -> &Peer {
-        &self.peer
-    }
-}
-
 /// The connections of `connections` (each with its peer's address), after their TLS handshake
 /// when `tls` is given; failed handshakes are logged and dropped. Runs on the calling runtime.
 pub fn accept<IO, S>(connections: S, tls: Option<TlsAcceptor>) -> mpsc::Receiver<Conn<IO>>

@@ -104,10 +104,6 @@ impl Keys {
         Self { local, aws }
     }
 
-    pub fn local(&self) -> &LocalKeys {
-        &self.local
-    }
-
     fn provider(&self, key_id: &str) -> Result<&dyn KeyProvider> {
         if key_id.starts_with("local/") {
             return Ok(&self.local);
