@@ -2,7 +2,7 @@
 # GetRecord and PutRecord with TLS + authentication + encryption at rest on, against all off,
 # in one run on this machine.
 #
-#   bash bench/security-overhead.sh [RECORDS] [SECONDS]      (defaults 200,000 and 15)
+#   bash bench/security-overhead.sh [RECORDS] [SECONDS] [ROUNDS]   (defaults 200,000, 15 and 3)
 #
 # Starts two release servers on fresh data dirs (WAL periodic, as bench/online-vs-redis.sh):
 # "off" (no TLS, no authentication, no encryption) and "on" (--auth, TLS with client
@@ -10,12 +10,14 @@
 # RECORDS records of 50 features into each, then runs quiver-bench get and put at 50 concurrent
 # requests for SECONDS each against: off; on with every request signed with the root key over
 # TLS ("signed"); on with the root principal's client certificate over mutual TLS, unsigned
-# ("mtls"). Runs alternate, two rounds. Prints throughput, p99 and the slowdown of each "on"
-# against off, and the verdict against the 15% target.
+# ("mtls"). Runs alternate, ROUNDS rounds. Prints throughput, p99, the CPU time client and
+# server used per request, the slowdown of each "on" against off, and the verdict against the
+# 15% target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-200000}"
 SECONDS_RUN="${2:-15}"
+ROUNDS="${3:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
 cargo build --release --workspace --bins -q
 BIN="$CARGO_TARGET_DIR/release"
@@ -55,6 +57,8 @@ CREDS="$WORK/on/root-credentials"
 
 qb() { # mode (off, signed, mtls), args...
   local mode=$1; shift
+  local server=off; [ "$mode" = off ] || server=on
+  set -- --server-pid "$(cat "$WORK/$server.pid")" "$@"
   case $mode in
     off) QUIVER_SHARED_CREDENTIALS_FILE=/dev/null HOME="$WORK" "$BIN/quiver-bench" --endpoint "$OFF" \
            --records "$RECORDS" --features 50 --concurrency 50 --json "$@" ;;
@@ -65,21 +69,34 @@ qb() { # mode (off, signed, mtls), args...
            "$BIN/quiver-bench" --endpoint "$ON" --records "$RECORDS" --features 50 --concurrency 50 --json "$@" ;;
   esac
 }
+# Waits (up to a minute) until both servers are idle: a run must not share the cores with the
+# other server's flushes and compactions, left over from loading or an earlier put run.
+ticks() { cat "$WORK"/off.pid "$WORK"/on.pid | while read -r pid; do sed 's/.*) //' "/proc/$pid/stat"; done |
+  awk '{ t += $12 + $13 } END { print t }'; }
+settle() {
+  local before after
+  for _ in $(seq 60); do
+    before=$(ticks); sleep 1; after=$(ticks)
+    [ $((after - before)) -le 3 ] && return
+  done
+  echo "warning: the servers did not go idle within 60 s" >&2
+}
 echo "loading $RECORDS records into each server"
 qb off get --requests 1 >/dev/null
 qb signed get --requests 1 >/dev/null
 declare -A R
-for round in 1 2; do
+for round in $(seq "$ROUNDS"); do
   for op in get put; do
     echo "round $round: $op: off, signed, mtls, ${SECONDS_RUN}s each"
     for mode in off signed mtls; do
+      settle
       R[$mode-$op-$round]=$(qb $mode "$op" --skip-load --duration "$SECONDS_RUN")
     done
   done
 done
 
 args=()
-for round in 1 2; do for op in get put; do for mode in off signed mtls; do
+for round in $(seq "$ROUNDS"); do for op in get put; do for mode in off signed mtls; do
   args+=("$op" "$round" "$mode" "${R[$mode-$op-$round]}")
 done; done; done
 python3 - "${args[@]}" <<'PY'
@@ -91,16 +108,28 @@ for i in range(0, len(a), 4):
     if result["errors"]:
         sys.exit("errors in %s %s: %s" % (mode, op, result["first_error"]))
     runs[(op, rnd, mode)] = result
-print("%-4s %5s %-7s %11s %9s %9s" % ("op", "round", "mode", "req/s", "slowdown", "p99"))
+rounds = sorted({rnd for (_, rnd, _) in runs})
+cpu = lambda r, side: r["cpu_us_per_request"][side]
+print("%-4s %5s %-7s %9s %9s %9s %12s %12s" % ("op", "round", "mode", "req/s", "slowdown", "p99",
+                                              "client CPU", "server CPU"))
 for (op, rnd, mode), r in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2] != "off", kv[0][2])):
     off = runs[(op, rnd, "off")]["requests_per_second"]
     slow = "" if mode == "off" else "%8.1f%%" % (100 * (1 - r["requests_per_second"] / off))
-    print("%-4s %5d %-7s %11.0f %9s %7.3fms" % (op, rnd, mode, r["requests_per_second"], slow, r["latency_ms"]["p99"]))
+    print("%-4s %5d %-7s %9.0f %9s %7.3fms %9.1f us %9.1f us" % (
+        op, rnd, mode, r["requests_per_second"], slow, r["latency_ms"]["p99"],
+        cpu(r, "client"), cpu(r, "server")))
+print()
+print("over %d rounds (throughput summed; CPU per request averaged):" % len(rounds))
 for op in ("get", "put"):
-    off = sum(runs[(op, rnd, "off")]["requests_per_second"] for rnd in (1, 2))
+    total = lambda mode: sum(runs[(op, rnd, mode)]["requests_per_second"] for rnd in rounds)
+    mean_cpu = lambda mode, side: sum(cpu(runs[(op, rnd, mode)], side) for rnd in rounds) / len(rounds)
+    print("%s, off: %.0f req/s; CPU per request: client %.1f us, server %.1f us"
+          % (op, total("off") / len(rounds), mean_cpu("off", "client"), mean_cpu("off", "server")))
     for mode in ("signed", "mtls"):
-        on = sum(runs[(op, rnd, mode)]["requests_per_second"] for rnd in (1, 2))
-        slow = 1 - on / off
-        print("%s, %s: TLS + authentication + encryption at rest cost %.1f%% of throughput (target: at most 15%%): %s"
-              % (op, mode, 100 * slow, "within" if slow <= 0.15 else "OVER"))
+        slow = 1 - total(mode) / total("off")
+        print("%s, %s: TLS + authentication + encryption at rest cost %.1f%% of throughput (target: at most 15%%): %s;"
+              " CPU per request: client %+.1f us, server %+.1f us against off"
+              % (op, mode, 100 * slow, "within" if slow <= 0.15 else "OVER",
+                 mean_cpu(mode, "client") - mean_cpu("off", "client"),
+                 mean_cpu(mode, "server") - mean_cpu("off", "server")))
 PY

@@ -1,20 +1,22 @@
 //! Request signing for the gRPC API: how a client proves which access key it holds on every
 //! request without the secret ever travelling.
 //!
-//! Each request carries, as metadata:
+//! Each request carries one metadata entry:
 //!
-//! - `x-quiver-date`: the signing time in Unix milliseconds;
-//! - `x-quiver-nonce`: 32 random hex digits, new for every request;
-//! - `x-quiver-content-sha256`: the SHA-256 (hex) of the HTTP/2 request body (the gRPC frames
-//!   as sent);
-//! - `authorization`: `QUIVER-HMAC-SHA256 Credential=<access key id>, Signature=<hex>`, where the
-//!   signature is HMAC-SHA256, keyed with the secret access key, over
-//!   `QUIVER-HMAC-SHA256\n<date>\n<method path>\n<nonce>\n<content sha256>`.
+//! `authorization: QUIVER-HMAC-SHA256 Credential=<access key id>, Date=<unix ms>, Nonce=<hex>,
+//! Signature=<hex>`
 //!
-//! The server recomputes the body's digest and the signature, refuses a date outside
-//! [`REPLAY_WINDOW`] of its clock, and refuses a signature it has already seen within the window
-//! (a replay). The scheme is AWS Signature V4's idea (a keyed hash over the method, the time
-//! and the payload digest) in a form that suits gRPC metadata.
+//! where the nonce is 32 hex digits, new for every request, and the signature is HMAC-SHA256,
+//! keyed with the secret access key, over
+//! `QUIVER-HMAC-SHA256\n<date>\n<method path>\n<nonce>\n<content sha256>`, the last being the
+//! SHA-256 (hex) of the HTTP/2 request body (the gRPC frames as sent). The digest is not sent:
+//! the server computes it from the body it received, so a changed body fails the signature.
+//!
+//! The server recomputes the signature, refuses a date outside [`REPLAY_WINDOW`] of its clock,
+//! and refuses a signature it has already seen within the window (a replay). The scheme is AWS
+//! Signature V4's idea (a keyed hash over the method, the time and the payload digest) in one
+//! header, which suits gRPC metadata: HTTP/2 compresses each request's headers against the ones
+//! before, and a value that is new every time costs per header field.
 //!
 //! [`Signed`] is the client side: a tower service around a channel that signs each request.
 //! [`Credentials::load`] finds a client's key: `QUIVER_ACCESS_KEY_ID` and
@@ -25,6 +27,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,9 +35,6 @@ use http_body_util::BodyExt;
 use ring::rand::SecureRandom;
 
 pub const AUTHORIZATION: &str = "authorization";
-pub const DATE: &str = "x-quiver-date";
-pub const NONCE: &str = "x-quiver-nonce";
-pub const CONTENT_SHA256: &str = "x-quiver-content-sha256";
 pub const ALGORITHM: &str = "QUIVER-HMAC-SHA256";
 
 /// How far a request's date may be from the server's clock, either way.
@@ -42,7 +42,19 @@ pub const REPLAY_WINDOW: Duration = Duration::from_secs(300);
 
 /// The text a signature covers.
 pub fn string_to_sign(date: &str, path: &str, nonce: &str, content_sha256: &str) -> String {
-    format!("{ALGORITHM}\n{date}\n{path}\n{nonce}\n{content_sha256}")
+    let mut text = String::with_capacity(
+        ALGORITHM.len() + date.len() + path.len() + nonce.len() + content_sha256.len() + 4,
+    );
+    for (i, part) in [ALGORITHM, date, path, nonce, content_sha256]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(part);
+    }
+    text
 }
 
 /// HMAC-SHA256 of `text` keyed with `secret`, in hex.
@@ -53,9 +65,10 @@ pub fn signature(secret: &str, text: &str) -> String {
 
 /// Whether `signature_hex` is `text`'s signature under `secret`, compared in constant time.
 pub fn verify(secret: &str, text: &str, signature_hex: &str) -> bool {
-    let Some(tag) = unhex(signature_hex) else {
+    let mut tag = [0u8; 32];
+    if !unhex(signature_hex, &mut tag) {
         return false;
-    };
+    }
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     ring::hmac::verify(&key, text.as_bytes(), &tag).is_ok()
 }
@@ -64,51 +77,123 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
-/// The `authorization` value for `key_id` and `signature`.
-pub fn authorization(key_id: &str, signature: &str) -> String {
-    format!("{ALGORITHM} Credential={key_id}, Signature={signature}")
+/// What an `authorization` value says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authorization<'a> {
+    pub key_id: &'a str,
+    /// Unix milliseconds, as signed (parsed by the verifier, which reports a bad one).
+    pub date: &'a str,
+    pub nonce: &'a str,
+    pub signature: &'a str,
 }
 
-/// `(access key id, signature)` from an `authorization` value.
-pub fn parse_authorization(value: &str) -> Result<(&str, &str), String> {
-    let rest = value
-        .strip_prefix(ALGORITHM)
-        .and_then(|r| r.strip_prefix(' '))
-        .ok_or_else(|| {
-            format!("authorization: expected \"{ALGORITHM} Credential=..., Signature=...\"")
-        })?;
-    let mut key_id = None;
-    let mut signature = None;
-    for part in rest.split(',') {
-        match part.trim().split_once('=') {
-            Some(("Credential", v)) => key_id = Some(v),
-            Some(("Signature", v)) => signature = Some(v),
-            _ => return Err(format!("authorization: unexpected {:?}", part.trim())),
+impl<'a> Authorization<'a> {
+    /// Parses `QUIVER-HMAC-SHA256 Credential=..., Date=..., Nonce=..., Signature=...`; the
+    /// error names what is missing or unexpected.
+    pub fn parse(value: &'a str) -> Result<Self, String> {
+        let rest = value
+            .strip_prefix(ALGORITHM)
+            .and_then(|r| r.strip_prefix(' '))
+            .ok_or_else(|| {
+                format!(
+                    "authorization: expected \"{ALGORITHM} Credential=..., Date=..., Nonce=..., \
+                     Signature=...\""
+                )
+            })?;
+        let (mut key_id, mut date, mut nonce, mut signature) = ("", "", "", "");
+        for part in rest.split(',') {
+            let slot = match part.trim().split_once('=') {
+                Some(("Credential", v)) => (&mut key_id, v),
+                Some(("Date", v)) => (&mut date, v),
+                Some(("Nonce", v)) => (&mut nonce, v),
+                Some(("Signature", v)) => (&mut signature, v),
+                _ => return Err(format!("authorization: unexpected {:?}", part.trim())),
+            };
+            *slot.0 = slot.1;
         }
+        for (name, v) in [
+            ("Credential", key_id),
+            ("Date", date),
+            ("Nonce", nonce),
+            ("Signature", signature),
+        ] {
+            if v.is_empty() {
+                return Err(format!("authorization: {name} is missing"));
+            }
+        }
+        Ok(Self {
+            key_id,
+            date,
+            nonce,
+            signature,
+        })
     }
-    match (key_id, signature) {
-        (Some(k), Some(s)) if !k.is_empty() && !s.is_empty() => Ok((k, s)),
-        _ => Err("authorization: Credential and Signature are both required".into()),
+
+    /// The `authorization` value.
+    pub fn to_header(&self) -> String {
+        format!(
+            "{ALGORITHM} Credential={}, Date={}, Nonce={}, Signature={}",
+            self.key_id, self.date, self.nonce, self.signature
+        )
+    }
+
+    /// The text the signature covers, for a request to `path` whose body has `content_sha256`.
+    pub fn string_to_sign(&self, path: &str, content_sha256: &str) -> String {
+        string_to_sign(self.date, path, self.nonce, content_sha256)
     }
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(out, "{b:02x}");
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
     }
     out
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
+/// Decodes `text` into `out`, which it must fill exactly; false if it does not or is not hex.
+fn unhex(text: &str, out: &mut [u8]) -> bool {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    if text.len() != out.len() * 2 {
+        return false;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    for (o, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        match (digit(pair[0]), digit(pair[1])) {
+            (Some(h), Some(l)) => *o = h << 4 | l,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// A per-process random prefix and a counter: 32 hex digits, never the same twice in this
+/// process (nor, but by a 2^-64 chance, in another), without asking the system for randomness
+/// per request. Uniqueness is all a nonce must give here: it keeps two identical requests signed
+/// in the same millisecond from looking like a replay; the signature covers it.
+fn nonce() -> String {
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut seed = [0u8; 8];
+        // The system's random source; failing it is not something a client can go on from.
+        ring::rand::SystemRandom::new()
+            .fill(&mut seed)
+            .expect("the system random number generator failed");
+        u64::from_le_bytes(seed)
+    });
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&prefix.to_be_bytes());
+    bytes[8..].copy_from_slice(&count.to_be_bytes());
+    hex(&bytes)
 }
 
 /// An access key: its id and secret.
@@ -221,30 +306,23 @@ impl Credentials {
         )
     }
 
-    /// The metadata a request to `path` with body digest `content_sha256` carries.
-    pub fn sign(&self, path: &str, content_sha256: &str) -> [(&'static str, String); 4] {
+    /// The `authorization` value for a request to `path` (`/package.Service/Method`) whose
+    /// HTTP/2 body is `body`.
+    pub fn sign(&self, path: &str, body: &[u8]) -> String {
         let date = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis()
             .to_string();
-        let mut nonce = [0u8; 16];
-        // The system's random source; failing it is not something a client can go on from.
-        ring::rand::SystemRandom::new()
-            .fill(&mut nonce)
-            .expect("the system random number generator failed");
-        let nonce = hex(&nonce);
-        let text = string_to_sign(&date, path, &nonce, content_sha256);
-        let signature = signature(&self.secret_access_key, &text);
-        [
-            (DATE, date),
-            (NONCE, nonce),
-            (CONTENT_SHA256, content_sha256.to_string()),
-            (
-                AUTHORIZATION,
-                authorization(&self.access_key_id, &signature),
-            ),
-        ]
+        let nonce = nonce();
+        let text = string_to_sign(&date, path, &nonce, &sha256_hex(body));
+        Authorization {
+            key_id: &self.access_key_id,
+            date: &date,
+            nonce: &nonce,
+            signature: &signature(&self.secret_access_key, &text),
+        }
+        .to_header()
     }
 }
 
@@ -298,12 +376,10 @@ where
             let (mut parts, body) = request.into_parts();
             // Request bodies are one message (every method is unary or server-streaming).
             let bytes = body.collect().await?.to_bytes();
-            let digest = sha256_hex(&bytes);
-            for (name, value) in credentials.sign(parts.uri.path(), &digest) {
-                parts
-                    .headers
-                    .insert(name, http::HeaderValue::try_from(value)?);
-            }
+            let authorization = credentials.sign(parts.uri.path(), &bytes);
+            parts
+                .headers
+                .insert(AUTHORIZATION, http::HeaderValue::try_from(authorization)?);
             let body = tonic::body::Body::new(http_body_util::Full::new(bytes));
             inner
                 .call(http::Request::from_parts(parts, body))
@@ -325,8 +401,14 @@ mod tests {
             "n",
             "d",
         );
+        assert_eq!(
+            text,
+            "QUIVER-HMAC-SHA256\n1\n/quiver.featurestore.v1.FeatureStore/GetRecord\nn\nd"
+        );
         let sig = signature("secret", &text);
+        assert_eq!(sig.len(), 64);
         assert!(verify("secret", &text, &sig));
+        assert!(verify("secret", &text, &sig.to_uppercase()));
         assert!(!verify("other", &text, &sig));
         assert!(!verify(
             "secret",
@@ -334,10 +416,48 @@ mod tests {
             &sig
         ));
         assert!(!verify("secret", &text, "zz"));
-        let auth = authorization("AKQV1", &sig);
-        assert_eq!(parse_authorization(&auth).unwrap(), ("AKQV1", sig.as_str()));
-        assert!(parse_authorization("Bearer x").is_err());
-        assert!(parse_authorization("QUIVER-HMAC-SHA256 Credential=, Signature=x").is_err());
+        assert!(!verify("secret", &text, &sig[..62]));
+        assert!(!verify("secret", &text, &format!("{}zz", &sig[..62])));
+    }
+
+    #[test]
+    fn authorization_values_round_trip_and_name_what_is_wrong() {
+        let credentials = Credentials {
+            access_key_id: "AKQV1".into(),
+            secret_access_key: "secret".into(),
+        };
+        let path = "/quiver.featurestore.v1.FeatureStore/GetRecord";
+        let header = credentials.sign(path, b"body");
+        let auth = Authorization::parse(&header).unwrap();
+        assert_eq!(auth.key_id, "AKQV1");
+        assert_eq!(auth.nonce.len(), 32);
+        assert!(auth.date.parse::<u64>().is_ok(), "{header}");
+        assert!(verify(
+            "secret",
+            &auth.string_to_sign(path, &sha256_hex(b"body")),
+            auth.signature
+        ));
+        assert!(!verify(
+            "secret",
+            &auth.string_to_sign(path, &sha256_hex(b"other body")),
+            auth.signature
+        ));
+        assert_eq!(Authorization::parse(&auth.to_header()).unwrap(), auth);
+        // Every request gets a new nonce.
+        let again = credentials.sign(path, b"body");
+        assert_ne!(Authorization::parse(&again).unwrap().nonce, auth.nonce);
+
+        assert!(Authorization::parse("Bearer x").is_err());
+        let missing = Authorization::parse("QUIVER-HMAC-SHA256 Credential=A, Date=1, Signature=x");
+        assert_eq!(missing, Err("authorization: Nonce is missing".into()));
+        let empty =
+            Authorization::parse("QUIVER-HMAC-SHA256 Credential=, Date=1, Nonce=n, Signature=x");
+        assert_eq!(empty, Err("authorization: Credential is missing".into()));
+        assert!(
+            Authorization::parse("QUIVER-HMAC-SHA256 Credential=A, Colour=red")
+                .unwrap_err()
+                .contains("Colour")
+        );
     }
 
     #[test]

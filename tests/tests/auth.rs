@@ -112,13 +112,13 @@ async fn get_record_with(
     }
 }
 
-/// The digest of the HTTP/2 body tonic sends for `message`: one uncompressed gRPC frame.
-fn frame_digest(message: &impl Message) -> String {
+/// The HTTP/2 body tonic sends for `message`: one uncompressed gRPC frame.
+fn frame(message: &impl Message) -> Vec<u8> {
     let body = message.encode_to_vec();
     let mut frame = vec![0u8];
     frame.extend((body.len() as u32).to_be_bytes());
     frame.extend(&body);
-    signing::sha256_hex(&frame)
+    frame
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,16 +176,22 @@ async fn requests_must_be_signed_fresh_and_not_replayed() {
     // A replay of a valid signed request: the first is answered, the copy is not.
     let ch = channel(&server).await;
     let message = get("customers", "c1");
-    let headers = root_key.sign(GET_RECORD, &frame_digest(&message));
+    let headers = [(
+        signing::AUTHORIZATION,
+        root_key.sign(GET_RECORD, &frame(&message)),
+    )];
     assert_eq!(get_record_with(&ch, &message, &headers).await, Code::Ok);
     assert_eq!(
         get_record_with(&ch, &message, &headers).await,
         Code::Unauthenticated
     );
 
-    // The signature covers the body: the same headers on another request are refused.
+    // The signature covers the body: the same header on another request is refused.
     let other = get("customers", "c2");
-    let headers = root_key.sign(GET_RECORD, &frame_digest(&message));
+    let headers = [(
+        signing::AUTHORIZATION,
+        root_key.sign(GET_RECORD, &frame(&message)),
+    )];
     assert_eq!(
         get_record_with(&ch, &other, &headers).await,
         Code::Unauthenticated
@@ -195,23 +201,29 @@ async fn requests_must_be_signed_fresh_and_not_replayed() {
     let date = (chrono::Utc::now() - chrono::Duration::minutes(10))
         .timestamp_millis()
         .to_string();
-    let digest = frame_digest(&message);
-    let nonce = "0123456789abcdef0123456789abcdef".to_string();
+    let nonce = "0123456789abcdef0123456789abcdef";
     let signature = signing::signature(
         &root_key.secret_access_key,
-        &signing::string_to_sign(&date, GET_RECORD, &nonce, &digest),
-    );
-    let expired = [
-        (signing::DATE, date),
-        (signing::NONCE, nonce),
-        (signing::CONTENT_SHA256, digest),
-        (
-            signing::AUTHORIZATION,
-            signing::authorization(&root_key.access_key_id, &signature),
+        &signing::string_to_sign(
+            &date,
+            GET_RECORD,
+            nonce,
+            &signing::sha256_hex(&frame(&message)),
         ),
-    ];
+    );
+    let expired = signing::Authorization {
+        key_id: &root_key.access_key_id,
+        date: &date,
+        nonce,
+        signature: &signature,
+    };
     assert_eq!(
-        get_record_with(&ch, &message, &expired).await,
+        get_record_with(
+            &ch,
+            &message,
+            &[(signing::AUTHORIZATION, expired.to_header())]
+        )
+        .await,
         Code::Unauthenticated
     );
 
@@ -292,7 +304,6 @@ async fn requests_must_be_signed_fresh_and_not_replayed() {
         "already received",
         "from the server's",
         "inactive",
-        "does not match the request body",
     ] {
         assert!(
             unauthenticated

@@ -19,6 +19,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
+mod cpu;
 mod wire;
 
 /// The load generator shares the machine with the server: keep its own allocation cheap.
@@ -106,6 +107,10 @@ struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also report the CPU time this process (the server under test, on this machine) used per
+    /// request during the measured phase.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 /// What one worker saw.
@@ -160,6 +165,7 @@ async fn run(args: Args) -> Result<()> {
         (Some(_), _) => None,
         (None, seconds) => Some(Duration::from_secs_f64(seconds.unwrap_or(10.0))),
     };
+    let cpu_before = CpuSeconds::now(args.server_pid)?;
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|worker| {
@@ -188,7 +194,19 @@ async fn run(args: Args) -> Result<()> {
         first_error = first_error.or(tally.first_error);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    report(&args, &shape, load, &latency, errors, first_error, elapsed);
+    let cpu = CpuSeconds::now(args.server_pid)?.since(&cpu_before);
+    report(
+        &args,
+        &shape,
+        load,
+        &latency,
+        Outcome {
+            errors,
+            first_error,
+            elapsed,
+            cpu,
+        },
+    );
     Ok(())
 }
 
@@ -436,16 +454,58 @@ async fn run_worker(
     tally
 }
 
+/// CPU seconds used so far by this process and, when given, the server's.
+#[derive(Clone, Copy)]
+struct CpuSeconds {
+    client: f64,
+    server: Option<f64>,
+}
+
+impl CpuSeconds {
+    fn now(server_pid: Option<u32>) -> Result<Self> {
+        Ok(Self {
+            client: cpu::seconds("self")?,
+            server: server_pid
+                .map(|pid| cpu::seconds(&pid.to_string()))
+                .transpose()
+                .context("--server-pid")?,
+        })
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            client: self.client - before.client,
+            server: self.server.zip(before.server).map(|(a, b)| a - b),
+        }
+    }
+}
+
+/// How the measured phase went, besides its latencies.
+struct Outcome {
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: f64,
+    cpu: CpuSeconds,
+}
+
 fn report(
     args: &Args,
     shape: &RecordShape,
     load: Option<LoadReport>,
     latency: &Histogram<u64>,
-    errors: u64,
-    first_error: Option<String>,
-    elapsed: f64,
+    outcome: Outcome,
 ) {
+    let Outcome {
+        errors,
+        first_error,
+        elapsed,
+        cpu,
+    } = outcome;
     let requests = latency.len();
+    // Microseconds of CPU per request, all threads of the process together.
+    let cpu_us = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
+    let client_cpu_us = cpu_us(cpu.client);
+    let server_cpu_us = cpu.server.map(cpu_us);
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let per_request = match args.operation {
         Operation::BatchGet | Operation::PutBatch => args.batch_size as u64,
@@ -479,6 +539,7 @@ fn report(
                 "p50": ms(0.5), "p95": ms(0.95), "p99": ms(0.99), "p999": ms(0.999),
                 "max": latency.max() as f64 / 1000.0, "mean": latency.mean() / 1000.0,
             },
+            "cpu_us_per_request": { "client": client_cpu_us, "server": server_cpu_us },
         });
         println!("{json}");
         return;
@@ -507,6 +568,12 @@ fn report(
         ms(0.999),
         latency.max() as f64 / 1000.0
     );
+    match server_cpu_us {
+        Some(server) => {
+            println!("CPU per request: client {client_cpu_us:.1} us, server {server:.1} us")
+        }
+        None => println!("CPU per request: client {client_cpu_us:.1} us"),
+    }
     println!("errors: {errors}");
     if let Some(e) = first_error {
         println!("first error: {e}");

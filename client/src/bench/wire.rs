@@ -97,12 +97,10 @@ impl Connection {
         body.put_u32(length as u32);
         message.encode(&mut body)?;
         if let Some(credentials) = &self.credentials {
-            let digest = quiver_proto::signing::sha256_hex(&body);
-            for (name, value) in credentials.sign(path, &digest) {
-                request
-                    .headers_mut()
-                    .insert(name, HeaderValue::try_from(value)?);
-            }
+            request.headers_mut().insert(
+                quiver_proto::signing::AUTHORIZATION,
+                HeaderValue::try_from(credentials.sign(path, &body))?,
+            );
         }
 
         let mut sender = self.sender.clone().ready().await?;

@@ -111,23 +111,22 @@ impl Access {
         &self.audit
     }
 
-    /// Checks a gRPC request's signature (see `quiver_proto::signing`): a known active key,
-    /// a date within the replay window, the body's digest, the signature itself, and a
-    /// signature not seen before. Returns the principal; failures are audited.
+    /// Checks a gRPC request's signature (see `quiver_proto::signing`): `authorization` is its
+    /// header, `body_sha256` the digest of the body received. A known active key, a date within
+    /// the replay window, the signature itself, and a signature not seen before. Returns the
+    /// principal; failures are audited.
     pub fn authenticate_grpc(
         &self,
         path: &str,
-        header: impl Fn(&str) -> Option<String>,
+        authorization: Option<&str>,
         body_sha256: &str,
         source_ip: Option<IpAddr>,
     ) -> Result<String> {
-        let offered = header(signing::AUTHORIZATION).and_then(|a| {
-            signing::parse_authorization(&a)
-                .ok()
-                .map(|(k, _)| k.to_string())
-        });
-        self.verify_grpc(path, &header, body_sha256)
-            .inspect_err(|e| self.audit_unauthenticated(offered.as_deref(), path, source_ip, e))
+        self.verify_grpc(path, authorization, body_sha256)
+            .inspect_err(|e| {
+                let offered = authorization.and_then(|a| signing::Authorization::parse(a).ok());
+                self.audit_unauthenticated(offered.map(|a| a.key_id), path, source_ip, e)
+            })
     }
 
     /// Audits a request that failed authentication; `offered` is who it claimed to be.
@@ -152,38 +151,21 @@ impl Access {
     fn verify_grpc(
         &self,
         path: &str,
-        header: &impl Fn(&str) -> Option<String>,
+        authorization: Option<&str>,
         body_sha256: &str,
     ) -> Result<String> {
-        let authorization = header(signing::AUTHORIZATION).ok_or_else(|| {
+        let authorization = authorization.ok_or_else(|| {
             Error::unauthenticated(
                 "the request is not signed: set QUIVER_ACCESS_KEY_ID and QUIVER_SECRET_ACCESS_KEY \
                  or a credentials profile (docs/security.md)",
             )
         })?;
-        let (key_id, signature) =
-            signing::parse_authorization(&authorization).map_err(Error::unauthenticated)?;
-        let required = |name: &str| {
-            header(name).ok_or_else(|| Error::unauthenticated(format!("{name}: missing")))
-        };
-        let (date, nonce, digest) = (
-            required(signing::DATE)?,
-            required(signing::NONCE)?,
-            required(signing::CONTENT_SHA256)?,
-        );
-        let key = self
-            .store
-            .key(key_id)
-            .ok_or_else(|| Error::unauthenticated(format!("access key {key_id} does not exist")))?;
-        if key.status != super::store::KeyStatus::Active {
-            return Err(Error::unauthenticated(format!(
-                "access key {key_id} is inactive"
-            )));
-        }
-        let signed_ms: i64 = date.parse().map_err(|_| {
+        let auth = signing::Authorization::parse(authorization).map_err(Error::unauthenticated)?;
+        let key_id = auth.key_id;
+        let signed_ms: i64 = auth.date.parse().map_err(|_| {
             Error::unauthenticated(format!(
-                "{}: {date:?} is not Unix milliseconds",
-                signing::DATE
+                "authorization: Date {:?} is not Unix milliseconds",
+                auth.date
             ))
         })?;
         let now_ms = chrono::Utc::now().timestamp_millis();
@@ -195,23 +177,34 @@ impl Access {
                 window_ms / 1000
             )));
         }
-        if digest != body_sha256 {
-            return Err(Error::unauthenticated(
-                "x-quiver-content-sha256 does not match the request body",
-            ));
-        }
-        let text = signing::string_to_sign(&date, path, &nonce, &digest);
-        if !signing::verify(&key.secret, &text, signature) {
-            return Err(Error::unauthenticated(format!(
-                "the signature does not match (access key {key_id}): check the secret key"
-            )));
-        }
-        if !self.replay.lock().first_use(signature, now_ms, window_ms) {
+        let text = auth.string_to_sign(path, body_sha256);
+        let principal = self.store.with_key(key_id, |key| {
+            let key = key.ok_or_else(|| {
+                Error::unauthenticated(format!("access key {key_id} does not exist"))
+            })?;
+            if key.status != super::store::KeyStatus::Active {
+                return Err(Error::unauthenticated(format!(
+                    "access key {key_id} is inactive"
+                )));
+            }
+            if !signing::verify(&key.secret, &text, auth.signature) {
+                return Err(Error::unauthenticated(format!(
+                    "the signature does not match the request (access key {key_id}): a wrong \
+                     secret key, or the method or body changed after signing"
+                )));
+            }
+            Ok(key.principal.clone())
+        })?;
+        if !self
+            .replay
+            .lock()
+            .first_use(auth.signature, now_ms, window_ms)
+        {
             return Err(Error::unauthenticated(
                 "this signed request was already received (a replay)",
             ));
         }
-        Ok(key.principal.clone())
+        Ok(principal)
     }
 
     /// Authenticates by the connection's verified client certificate (mutual TLS): a request

@@ -131,16 +131,13 @@ where
                     }
                 };
                 let digest = quiver_proto::signing::sha256_hex(&bytes);
-                let header = |name: &str| {
-                    parts
-                        .headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
+                let authorization = parts
+                    .headers
+                    .get(quiver_proto::signing::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
                 let principal = layer
                     .access
-                    .authenticate_grpc(&path, header, &digest, source_ip)
+                    .authenticate_grpc(&path, authorization, &digest, source_ip)
                     .and_then(|p| layer.access.authenticate_certificate(&peer, Some(p), &path));
                 match principal {
                     Ok(principal) => {

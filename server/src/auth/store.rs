@@ -267,6 +267,11 @@ impl AuthStore {
         self.state.read().secrets.get(key_id).cloned()
     }
 
+    /// `f` of access key `key_id`, without a copy (the signed request path asks this).
+    pub fn with_key<T>(&self, key_id: &str, f: impl FnOnce(Option<&KeyEntry>) -> T) -> T {
+        f(self.state.read().secrets.get(key_id))
+    }
+
     pub fn principal(&self, name: &str) -> Option<Principal> {
         self.state.read().principals.get(name).cloned()
     }
