@@ -42,19 +42,7 @@ pub const REPLAY_WINDOW: Duration = Duration::from_secs(300);
 
 /// The text a signature covers.
 pub fn string_to_sign(date: &str, path: &str, nonce: &str, content_sha256: &str) -> String {
-    let mut text = String::with_capacity(
-        ALGORITHM.len() + date.len() + path.len() + nonce.len() + content_sha256.len() + 4,
-    );
-    for (i, part) in [ALGORITHM, date, path, nonce, content_sha256]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            text.push('\n');
-        }
-        text.push_str(part);
-    }
-    text
+    [ALGORITHM, date, path, nonce, content_sha256].join("\n")
 }
 
 /// HMAC-SHA256 of `text` keyed with `secret`, in hex.
