@@ -51,14 +51,56 @@ pub fn signature(secret: &str, text: &str) -> String {
     hex(ring::hmac::sign(&key, text.as_bytes()).as_ref())
 }
 
-/// Whether `signature_hex` is `text`'s signature under `secret`, compared in constant time.
-pub fn verify(secret: &str, text: &str, signature_hex: &str) -> bool {
-    let mut tag = [0u8; 32];
-    if !unhex(signature_hex, &mut tag) {
-        return false;
+/// A secret access key made ready to sign and verify: the HMAC key state is computed once, not
+/// per request.
+#[derive(Clone)]
+pub struct SigningKey(ring::hmac::Key);
+
+impl SigningKey {
+    pub fn new(secret: &str) -> Self {
+        Self(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            secret.as_bytes(),
+        ))
     }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    ring::hmac::verify(&key, text.as_bytes(), &tag).is_ok()
+
+    /// The HMAC of [`string_to_sign`]'s text, fed in its parts (the text is never built).
+    fn tag(&self, date: &str, path: &str, nonce: &str, content_sha256: &str) -> ring::hmac::Tag {
+        let mut context = ring::hmac::Context::with_key(&self.0);
+        context.update(ALGORITHM.as_bytes());
+        for part in [date, path, nonce, content_sha256] {
+            context.update(b"\n");
+            context.update(part.as_bytes());
+        }
+        context.sign()
+    }
+
+    /// The signature, in hex, of a request to `path` whose body has `content_sha256`.
+    pub fn signature(&self, date: &str, path: &str, nonce: &str, content_sha256: &str) -> String {
+        hex(self.tag(date, path, nonce, content_sha256).as_ref())
+    }
+
+    /// Whether `auth`'s signature is this key's for a request to `path` whose body has
+    /// `content_sha256`, compared in constant time.
+    pub fn verify(&self, auth: &Authorization<'_>, path: &str, content_sha256: &str) -> bool {
+        let mut offered = [0u8; 32];
+        if !unhex(auth.signature, &mut offered) {
+            return false;
+        }
+        let tag = self.tag(auth.date, path, auth.nonce, content_sha256);
+        let difference = tag
+            .as_ref()
+            .iter()
+            .zip(offered)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(difference) == 0
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -295,7 +337,29 @@ impl Credentials {
     }
 
     /// The `authorization` value for a request to `path` (`/package.Service/Method`) whose
-    /// HTTP/2 body is `body`.
+    /// HTTP/2 body is `body`. A caller that signs many requests keeps a [`Signer`].
+    pub fn sign(&self, path: &str, body: &[u8]) -> String {
+        self.signer().sign(path, body)
+    }
+
+    /// What signs requests with this key.
+    pub fn signer(&self) -> Signer {
+        Signer {
+            key_id: self.access_key_id.clone(),
+            key: SigningKey::new(&self.secret_access_key),
+        }
+    }
+}
+
+/// Signs requests with one access key.
+#[derive(Clone, Debug)]
+pub struct Signer {
+    key_id: String,
+    key: SigningKey,
+}
+
+impl Signer {
+    /// The `authorization` value for a request to `path` whose HTTP/2 body is `body`.
     pub fn sign(&self, path: &str, body: &[u8]) -> String {
         let date = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -303,12 +367,12 @@ impl Credentials {
             .as_millis()
             .to_string();
         let nonce = nonce();
-        let text = string_to_sign(&date, path, &nonce, &sha256_hex(body));
+        let signature = self.key.signature(&date, path, &nonce, &sha256_hex(body));
         Authorization {
-            key_id: &self.access_key_id,
+            key_id: &self.key_id,
             date: &date,
             nonce: &nonce,
-            signature: &signature(&self.secret_access_key, &text),
+            signature: &signature,
         }
         .to_header()
     }
@@ -321,14 +385,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Clone, Debug)]
 pub struct Signed<S> {
     inner: S,
-    credentials: Option<Arc<Credentials>>,
+    signer: Option<Arc<Signer>>,
 }
 
 impl<S> Signed<S> {
     pub fn new(inner: S, credentials: Option<Credentials>) -> Self {
         Self {
             inner,
-            credentials: credentials.map(Arc::new),
+            signer: credentials.map(|c| Arc::new(c.signer())),
         }
     }
 }
@@ -353,7 +417,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let Some(credentials) = self.credentials.clone() else {
+        let Some(signer) = self.signer.clone() else {
             let call = self.inner.call(request);
             return Box::pin(async move { call.await.map_err(Into::into) });
         };
@@ -364,7 +428,7 @@ where
             let (mut parts, body) = request.into_parts();
             // Request bodies are one message (every method is unary or server-streaming).
             let bytes = body.collect().await?.to_bytes();
-            let authorization = credentials.sign(parts.uri.path(), &bytes);
+            let authorization = signer.sign(parts.uri.path(), &bytes);
             parts
                 .headers
                 .insert(AUTHORIZATION, http::HeaderValue::try_from(authorization)?);
@@ -395,17 +459,29 @@ mod tests {
         );
         let sig = signature("secret", &text);
         assert_eq!(sig.len(), 64);
-        assert!(verify("secret", &text, &sig));
-        assert!(verify("secret", &text, &sig.to_uppercase()));
-        assert!(!verify("other", &text, &sig));
-        assert!(!verify(
-            "secret",
-            &text.replace("GetRecord", "PutRecord"),
-            &sig
-        ));
-        assert!(!verify("secret", &text, "zz"));
-        assert!(!verify("secret", &text, &sig[..62]));
-        assert!(!verify("secret", &text, &format!("{}zz", &sig[..62])));
+        let key = SigningKey::new("secret");
+        let path = "/quiver.featurestore.v1.FeatureStore/GetRecord";
+        // The key signs the same text as `string_to_sign` spells out.
+        assert_eq!(key.signature("1", path, "n", "d"), sig);
+        fn auth(signature: &str) -> Authorization<'_> {
+            Authorization {
+                key_id: "AKQV1",
+                date: "1",
+                nonce: "n",
+                signature,
+            }
+        }
+        assert!(key.verify(&auth(&sig), path, "d"));
+        assert!(key.verify(&auth(&sig.to_uppercase()), path, "d"));
+        assert!(!SigningKey::new("other").verify(&auth(&sig), path, "d"));
+        let put = "/quiver.featurestore.v1.FeatureStore/PutRecord";
+        assert!(!key.verify(&auth(&sig), put, "d"));
+        assert!(!key.verify(&auth(&sig), path, "e"));
+        assert!(!key.verify(&Authorization { nonce: "m", ..auth(&sig) }, path, "d"));
+        assert!(!key.verify(&Authorization { date: "2", ..auth(&sig) }, path, "d"));
+        assert!(!key.verify(&auth("zz"), path, "d"));
+        assert!(!key.verify(&auth(&sig[..62]), path, "d"));
+        assert!(!key.verify(&auth(&format!("{}zz", &sig[..62])), path, "d"));
     }
 
     #[test]
@@ -420,16 +496,13 @@ mod tests {
         assert_eq!(auth.key_id, "AKQV1");
         assert_eq!(auth.nonce.len(), 32);
         assert!(auth.date.parse::<u64>().is_ok(), "{header}");
-        assert!(verify(
-            "secret",
-            &auth.string_to_sign(path, &sha256_hex(b"body")),
-            auth.signature
-        ));
-        assert!(!verify(
-            "secret",
-            &auth.string_to_sign(path, &sha256_hex(b"other body")),
-            auth.signature
-        ));
+        assert_eq!(
+            auth.signature,
+            signature("secret", &auth.string_to_sign(path, &sha256_hex(b"body")))
+        );
+        let key = SigningKey::new("secret");
+        assert!(key.verify(&auth, path, &sha256_hex(b"body")));
+        assert!(!key.verify(&auth, path, &sha256_hex(b"other body")));
         assert_eq!(Authorization::parse(&auth.to_header()).unwrap(), auth);
         // Every request gets a new nonce.
         let again = credentials.sign(path, b"body");

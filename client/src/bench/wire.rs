@@ -19,8 +19,8 @@ pub struct Connection {
     sender: h2::client::SendRequest<Bytes>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
-    /// Requests are signed with these, as `quiver_client` signs them (a server with --auth).
-    credentials: Option<std::sync::Arc<quiver_proto::signing::Credentials>>,
+    /// Signs each request, as `quiver_client` does (a server with --auth).
+    signer: Option<std::sync::Arc<quiver_proto::signing::Signer>>,
 }
 
 impl Connection {
@@ -74,7 +74,7 @@ impl Connection {
             sender,
             scheme,
             authority,
-            credentials: credentials.map(std::sync::Arc::new),
+            signer: credentials.map(|c| std::sync::Arc::new(c.signer())),
         })
     }
 
@@ -96,10 +96,10 @@ impl Connection {
         body.put_u8(0); // not compressed
         body.put_u32(length as u32);
         message.encode(&mut body)?;
-        if let Some(credentials) = &self.credentials {
+        if let Some(signer) = &self.signer {
             request.headers_mut().insert(
                 quiver_proto::signing::AUTHORIZATION,
-                HeaderValue::try_from(credentials.sign(path, &body))?,
+                HeaderValue::try_from(signer.sign(path, &body))?,
             );
         }
 

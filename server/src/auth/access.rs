@@ -168,7 +168,9 @@ impl Access {
                 auth.date
             ))
         })?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let window_ms = signing::REPLAY_WINDOW.as_millis() as i64;
         if (now_ms - signed_ms).abs() > window_ms {
             return Err(Error::unauthenticated(format!(
@@ -177,7 +179,6 @@ impl Access {
                 window_ms / 1000
             )));
         }
-        let text = auth.string_to_sign(path, body_sha256);
         let principal = self.store.with_key(key_id, |key| {
             let key = key.ok_or_else(|| {
                 Error::unauthenticated(format!("access key {key_id} does not exist"))
@@ -187,7 +188,7 @@ impl Access {
                     "access key {key_id} is inactive"
                 )));
             }
-            if !signing::verify(&key.secret, &text, auth.signature) {
+            if !key.signing_key.verify(&auth, path, body_sha256) {
                 return Err(Error::unauthenticated(format!(
                     "the signature does not match the request (access key {key_id}): a wrong \
                      secret key, or the method or body changed after signing"

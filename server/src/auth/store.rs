@@ -80,6 +80,19 @@ pub struct KeyEntry {
     pub principal: String,
     pub status: KeyStatus,
     pub secret: Arc<str>,
+    /// The secret made ready to verify gRPC signatures (computed once, not per request).
+    pub signing_key: quiver_proto::signing::SigningKey,
+}
+
+impl KeyEntry {
+    fn new(principal: String, status: KeyStatus, secret: &str) -> Self {
+        Self {
+            principal,
+            status,
+            secret: secret.into(),
+            signing_key: quiver_proto::signing::SigningKey::new(secret),
+        }
+    }
 }
 
 /// What is attached where.
@@ -166,11 +179,7 @@ impl AuthStore {
                         .map_err(|_| Error::internal(format!("access key {id}: not text")))?;
                     state.secrets.insert(
                         id.to_string(),
-                        KeyEntry {
-                            principal: key.principal.clone(),
-                            status: key.status,
-                            secret: secret.into(),
-                        },
+                        KeyEntry::new(key.principal.clone(), key.status, &secret),
                     );
                     state.keys.insert(id.to_string(), key);
                 }
@@ -481,11 +490,7 @@ impl AuthStore {
         self.commit(batch, "creating an access key")?;
         state.secrets.insert(
             key_id.clone(),
-            KeyEntry {
-                principal: principal.to_string(),
-                status: KeyStatus::Active,
-                secret: secret.clone().into(),
-            },
+            KeyEntry::new(principal.to_string(), KeyStatus::Active, &secret),
         );
         state.keys.insert(key_id, key.clone());
         Ok((key, secret))
