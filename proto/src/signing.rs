@@ -477,8 +477,22 @@ mod tests {
         let put = "/quiver.featurestore.v1.FeatureStore/PutRecord";
         assert!(!key.verify(&auth(&sig), put, "d"));
         assert!(!key.verify(&auth(&sig), path, "e"));
-        assert!(!key.verify(&Authorization { nonce: "m", ..auth(&sig) }, path, "d"));
-        assert!(!key.verify(&Authorization { date: "2", ..auth(&sig) }, path, "d"));
+        assert!(!key.verify(
+            &Authorization {
+                nonce: "m",
+                ..auth(&sig)
+            },
+            path,
+            "d"
+        ));
+        assert!(!key.verify(
+            &Authorization {
+                date: "2",
+                ..auth(&sig)
+            },
+            path,
+            "d"
+        ));
         assert!(!key.verify(&auth("zz"), path, "d"));
         assert!(!key.verify(&auth(&sig[..62]), path, "d"));
         assert!(!key.verify(&auth(&format!("{}zz", &sig[..62])), path, "d"));

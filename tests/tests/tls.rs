@@ -54,6 +54,35 @@ async fn every_listener_speaks_tls_and_client_certificates_map_to_principals() {
         .unwrap();
     let read = admin.get_record(get("secure", "c1")).await.unwrap();
     assert_eq!(feature(&read.record, "age"), Some(serde_json::json!(41)));
+    // Many requests in flight on the one connection, answers small and large (BatchGetRecord
+    // answers together far larger than a TLS record and h2's write buffer): every answer arrives
+    // whole and in its place, however the server groups them into TLS records.
+    let ids: Vec<String> = (0..400).map(|i| format!("m{i}")).collect();
+    futures::future::try_join_all(ids.iter().enumerate().map(|(i, id)| {
+        admin.put_record(put("secure", record(id, "2026-01-01T00:00:00Z", i as i64)))
+    }))
+    .await
+    .unwrap();
+    let batches = futures::future::try_join_all(ids.chunks(100).map(|chunk| {
+        admin.batch_get_record(pb::BatchGetRecordRequest {
+            identifiers: vec![pb::BatchGetRecordIdentifier {
+                feature_group_name: "secure".into(),
+                record_identifiers_value_as_string: chunk.to_vec(),
+                feature_names: vec![],
+            }],
+            expiration_time_response: false,
+        })
+    }));
+    let singles =
+        futures::future::try_join_all(ids.iter().map(|id| admin.get_record(get("secure", id))));
+    let (batches, singles) = futures::future::try_join(batches, singles).await.unwrap();
+    let batched: Vec<_> = batches.iter().flat_map(|b| &b.records).collect();
+    assert_eq!((batched.len(), singles.len()), (ids.len(), ids.len()));
+    for (i, (single, batched)) in singles.iter().zip(batched).enumerate() {
+        assert_eq!(feature(&single.record, "age"), Some(serde_json::json!(i)));
+        assert_eq!(batched.record_identifier_value_as_string, ids[i]);
+        assert_eq!(feature(&batched.record, "age"), Some(serde_json::json!(i)));
+    }
     // By IP address too: the certificate lists 127.0.0.1.
     let by_ip = format!("https://127.0.0.1:{}", server.grpc.port());
     tls_channel(&by_ip, &trusting)
