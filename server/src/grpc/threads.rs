@@ -9,7 +9,7 @@
 //! served by the thread it was handed to (round robin); the acceptor runs on the main runtime.
 //!
 //! Connections are wrapped in [`Coalescing`], so that the responses that are ready together
-//! also leave in one write.
+//! also leave in one write, including those that become ready together on other threads.
 //!
 //! A single connection is thus served by one core at a time, as in Redis; clients that want
 //! more open more connections (most gRPC client libraries pool several per channel on demand).
@@ -151,6 +151,10 @@ struct Coalescing {
     stream: tokio::net::TcpStream,
     /// Written, in order, before anything else.
     pending: Vec<u8>,
+    /// The yield a flush is waiting on (see `poll_flush`).
+    yielding: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    /// The current flush has yielded once and is now writing.
+    yielded: bool,
 }
 
 impl Coalescing {
@@ -161,6 +165,8 @@ impl Coalescing {
         Self {
             stream,
             pending: Vec::new(),
+            yielding: None,
+            yielded: false,
         }
     }
 
@@ -215,8 +221,22 @@ impl AsyncWrite for Coalescing {
         }
     }
 
+    /// Before writing, a flush lets this thread's other ready tasks run once (a yield): answers
+    /// that became ready together then leave in one write. This matters for PutRecord, whose
+    /// handlers are woken one by one from the group-commit writer's thread; without the yield
+    /// each woke the connection, which flushed its one answer (1.0 sends per put; 0.55 with it;
+    /// docs/benchmarks.md).
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.pending.is_empty() && !self.yielded {
+            let yielding = self
+                .yielding
+                .get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
+            ready!(yielding.as_mut().poll(cx));
+            self.yielded = true;
+        }
+        self.yielding = None;
         ready!(self.poll_drain(cx))?;
+        self.yielded = false;
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
