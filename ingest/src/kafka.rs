@@ -1,6 +1,6 @@
 //! The Kafka worker: a consumer-group member that reads its assigned partitions, maps each
 //! message to a record, and writes batches with their positions through
-//! [`Server::put`](crate::sink::Server::put).
+//! [`Sink::put`](crate::sink::Sink::put).
 //!
 //! Exactly once: a partition's position (the last offset applied) is stored by the server in
 //! the same write as the records. On assignment (start, rebalance) each partition is read from

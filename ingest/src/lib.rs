@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::SourceConfig;
-use crate::sink::Server;
+use crate::sink::SharedSink;
 use crate::worker::Pipeline;
 
 /// What to do when a source's worker fails (a missing feature group, a stream that is not
@@ -36,24 +36,24 @@ pub enum OnFailure {
     Restart(Duration),
 }
 
-/// Runs one worker per source against `server` until `shutdown` turns true (each writes the
+/// Runs one worker per source against `sink` until `shutdown` turns true (each writes the
 /// batch in hand first).
 pub async fn run(
     sources: Vec<SourceConfig>,
-    server: Server,
+    sink: SharedSink,
     shutdown: watch::Receiver<bool>,
     on_failure: OnFailure,
 ) -> Result<(), String> {
     let mut workers = tokio::task::JoinSet::new();
     for source in sources {
-        let (server, mut shutdown) = (server.clone(), shutdown.clone());
+        let (sink, mut shutdown) = (sink.clone(), shutdown.clone());
         workers.spawn(async move {
             let mut wait = match on_failure {
                 OnFailure::Restart(first) => first,
                 OnFailure::Stop => Duration::ZERO,
             };
             loop {
-                let result = run_source(&source, server.clone(), shutdown.clone()).await;
+                let result = run_source(&source, sink.clone(), shutdown.clone()).await;
                 match (result, on_failure) {
                     (Ok(()), _) => return Ok(()),
                     (Err(e), OnFailure::Stop) => return Err(e),
@@ -87,12 +87,12 @@ pub async fn run(
 
 async fn run_source(
     source: &SourceConfig,
-    server: Server,
+    sink: SharedSink,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     // Waiting for the server (or the group) must not hold a shutdown up.
     let pipeline = tokio::select! {
-        pipeline = Pipeline::new(source, server) => Arc::new(pipeline?),
+        pipeline = Pipeline::new(source, sink) => Arc::new(pipeline?),
         _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
     };
     match (&source.kafka, &source.kinesis) {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quiver_ingest::config::IngestConfig;
-use quiver_ingest::sink::Server;
+use quiver_ingest::sink::{Server, SharedSink};
 use tokio::sync::watch;
 
 /// mimalloc: every message allocates its record's small values and strings.
@@ -56,6 +56,7 @@ async fn run(args: Args) -> Result<(), String> {
         return Err(format!("{} lists no [[source]]", args.config.display()));
     }
     let server = Server::new(args.server.as_deref().unwrap_or(&config.server))?;
+    let server: SharedSink = std::sync::Arc::new(server);
     if let Some(addr) = config.metrics_addr {
         serve_metrics(addr).await?;
     }

@@ -1,9 +1,14 @@
 //! Where a worker's records go: the server's `PutSourceRecords`, which stores each batch with
 //! the source positions it advances in one atomic write, and skips what an earlier write
-//! already applied.
+//! already applied. A [`Sink`] is that API: [`Server`] reaches it over gRPC (the standalone
+//! `quiver-ingest`); inside `quiver-server` the workers call the server's handlers in process,
+//! with no encoding or transport between them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use quiver_proto::signing::{Credentials, Signed};
 use quiver_proto::tls::{self, ClientTls};
@@ -11,6 +16,30 @@ use quiver_proto::v1 as pb;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+
+/// What a worker needs of the server: the target group's description, a source's stored
+/// positions, and the write of records with the positions they advance. Errors are gRPC
+/// statuses, in process too, so [`retryable`] means the same for every sink.
+pub trait Sink: Send + Sync + 'static {
+    fn describe<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<pb::DescribeFeatureGroupResponse, Status>>;
+
+    /// The stored positions of `source`, by partition.
+    fn positions<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<HashMap<String, String>, Status>>;
+
+    fn put(
+        &self,
+        request: pb::PutSourceRecordsRequest,
+    ) -> BoxFuture<'_, Result<pb::PutSourceRecordsResponse, Status>>;
+}
+
+/// A sink shared by the workers of every source.
+pub type SharedSink = Arc<dyn Sink>;
 
 /// The Quiver server, over gRPC.
 #[derive(Clone)]
@@ -53,48 +82,52 @@ impl Server {
                 .max_encoding_message_size(64 << 20),
         })
     }
+}
 
-    pub async fn describe(&self, group: &str) -> Result<pb::DescribeFeatureGroupResponse, Status> {
+impl Sink for Server {
+    fn describe<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<pb::DescribeFeatureGroupResponse, Status>> {
         let request = pb::DescribeFeatureGroupRequest {
             feature_group_name: group.to_string(),
         };
-        Ok(self
-            .client
-            .clone()
-            .describe_feature_group(request)
-            .await?
-            .into_inner())
+        let mut client = self.client.clone();
+        Box::pin(async move { Ok(client.describe_feature_group(request).await?.into_inner()) })
     }
 
-    /// The stored positions of `source`, by partition.
-    pub async fn positions(&self, source: &str) -> Result<HashMap<String, String>, Status> {
+    fn positions<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<HashMap<String, String>, Status>> {
         let request = pb::GetSourcePositionsRequest {
             source: source.to_string(),
         };
-        let positions = self
-            .client
-            .clone()
-            .get_source_positions(request)
-            .await?
-            .into_inner();
-        Ok(positions
-            .positions
-            .into_iter()
-            .map(|p| (p.partition, p.position))
-            .collect())
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let positions = client.get_source_positions(request).await?.into_inner();
+            Ok(positions_by_partition(positions))
+        })
     }
 
-    pub async fn put(
+    fn put(
         &self,
         request: pb::PutSourceRecordsRequest,
-    ) -> Result<pb::PutSourceRecordsResponse, Status> {
-        Ok(self
-            .client
-            .clone()
-            .put_source_records(request)
-            .await?
-            .into_inner())
+    ) -> BoxFuture<'_, Result<pb::PutSourceRecordsResponse, Status>> {
+        let mut client = self.client.clone();
+        Box::pin(async move { Ok(client.put_source_records(request).await?.into_inner()) })
     }
+}
+
+/// A `GetSourcePositions` answer as a map from partition to position.
+pub fn positions_by_partition(
+    response: pb::GetSourcePositionsResponse,
+) -> HashMap<String, String> {
+    response
+        .positions
+        .into_iter()
+        .map(|p| (p.partition, p.position))
+        .collect()
 }
 
 /// Whether a failed call may succeed when tried again: the server unreachable, shutting down,

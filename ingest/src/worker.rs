@@ -15,7 +15,7 @@ use quiver_proto::v1 as pb;
 use crate::config::{DeadLetterConfig, SourceConfig};
 use crate::dead_letter::{BadMessage, DeadLetter};
 use crate::mapping::Mapping;
-use crate::sink::{Server, with_retries};
+use crate::sink::{SharedSink, with_retries};
 
 /// Messages read since the last write, in source order per partition.
 #[derive(Default)]
@@ -57,7 +57,7 @@ pub fn compare_positions(a: &str, b: &str) -> Ordering {
 pub struct Pipeline {
     source: String,
     mapping: Mapping,
-    server: Server,
+    sink: SharedSink,
     dead_letter: DeadLetter,
     /// Records written so far (for the records-per-second gauge).
     written: std::sync::atomic::AtomicU64,
@@ -68,9 +68,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// Looks the target group up (waiting for the server if it is not up yet) and prepares the
     /// mapping and the dead-letter destination.
-    pub async fn new(config: &SourceConfig, server: Server) -> Result<Self, String> {
+    pub async fn new(config: &SourceConfig, sink: SharedSink) -> Result<Self, String> {
         let described = with_retries("describing the feature group", || {
-            server.describe(&config.feature_group)
+            sink.describe(&config.feature_group)
         })
         .await
         .map_err(|s| {
@@ -117,7 +117,7 @@ impl Pipeline {
         Ok(Self {
             source: config.name.clone(),
             mapping,
-            server,
+            sink,
             dead_letter,
             written: Default::default(),
             rate_mark: Mutex::new((Instant::now(), 0)),
@@ -146,7 +146,7 @@ impl Pipeline {
 
     /// The source's stored positions, by partition (one try).
     pub async fn stored_positions(&self) -> Result<HashMap<String, String>, String> {
-        self.server
+        self.sink
             .positions(&self.source)
             .await
             .map_err(|s| s.message().to_string())
@@ -155,7 +155,7 @@ impl Pipeline {
     /// The source's stored positions, waiting for the server if need be.
     pub async fn stored_positions_retrying(&self) -> Result<HashMap<String, String>, String> {
         with_retries("reading stored positions", || {
-            self.server.positions(&self.source)
+            self.sink.positions(&self.source)
         })
         .await
         .map_err(|s| format!("source {:?}: {}", self.source, s.message()))
@@ -249,7 +249,7 @@ impl Pipeline {
     ) -> futures::future::BoxFuture<'a, Result<pb::PutSourceRecordsResponse, tonic::Status>> {
         Box::pin(async move {
             let status =
-                match with_retries("writing records", || self.server.put(request.clone())).await {
+                match with_retries("writing records", || self.sink.put(request.clone())).await {
                     Ok(response) => return Ok(response),
                     Err(status) => status,
                 };

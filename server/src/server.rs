@@ -23,6 +23,7 @@ use crate::config::{Config, WalSync};
 use crate::db::{self, StorageOptions};
 use crate::feature_store::FeatureStore;
 use crate::group_commit::GroupCommit;
+use crate::grpc::in_process::InProcess;
 use crate::grpc::{GrpcService, threads};
 use crate::kms::{AwsKms, DataKeyPolicy, DataKeys, Keys, LocalKeys};
 use crate::offline::OfflineStore;
@@ -230,11 +231,8 @@ pub async fn run(
         .context("building the gRPC reflection service (v1alpha)")?;
     let max_request = config.max_request_mb * 1024 * 1024;
     let puts = GroupCommit::start(store.clone()).context("starting the group-commit writer")?;
-    let api = FeatureStoreServer::new(GrpcService::new(
-        store.clone(),
-        puts.clone(),
-        access.clone(),
-    ))
+    let service = GrpcService::new(store.clone(), puts.clone(), access.clone());
+    let api = FeatureStoreServer::new(service.clone())
     .max_decoding_message_size(max_request)
     .max_encoding_message_size(max_request);
     let query_api = QueryServer::new(QueryService::new(queries.clone(), access.clone()))
@@ -288,10 +286,10 @@ pub async fn run(
     }
     tracing::info!(%grpc_addr, %http_addr, %flight_sql_addr, data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "quiver-server ready");
 
-    // Ingest workers write through the server's own gRPC API, so they stop first: each
-    // writes the batch in hand while the API still takes it.
+    // Ingest workers write through the server's own handlers, so they stop first: each
+    // writes the batch in hand while the store still takes it.
     let (stop_ingest, ingest_stopped) = watch::channel(false);
-    let ingest = start_ingest(&config, &access, tls.as_ref(), grpc_addr, ingest_stopped)?;
+    let ingest = start_ingest(&config, &access, service, ingest_stopped)?;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let signal = tokio::spawn(async move {
         shutdown.await;
@@ -345,45 +343,29 @@ const INGEST_PRINCIPAL: &str = "quiver-ingest";
 const INGEST_POLICY: &str = "QuiverIngestAccess";
 const INGEST_POLICY_DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"IngestWrites","Effect":"Allow","Action":["sagemaker:PutRecord","sagemaker:DescribeFeatureGroup","quiver:PutSourceRecords","quiver:GetSourcePositions"],"Resource":"*"}]}"#;
 
-/// Starts the configuration's ingest sources (if any) against the server's own gRPC address.
-/// A source that fails is logged and started again (after 1 s, doubling to a minute); the
-/// server keeps serving.
+/// Starts the configuration's ingest sources (if any), calling the server's gRPC handlers in
+/// process ([`InProcess`]). A source that fails is logged and started again (after 1 s,
+/// doubling to a minute); the server keeps serving.
 fn start_ingest(
     config: &Config,
     access: &Access,
-    tls: Option<&ServerTls>,
-    grpc_addr: SocketAddr,
+    service: GrpcService,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     if config.sources.is_empty() {
         return Ok(None);
     }
-    // A wildcard listen address is reached on loopback.
-    let ip = match grpc_addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-        ip => ip,
-    };
-    // Over TLS, the workers trust exactly the server's own certificate, by whatever name.
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let endpoint = format!("{scheme}://{}", SocketAddr::new(ip, grpc_addr.port()));
-    let tls = tls
-        .map(|t| quiver_proto::tls::ClientTls::pinned(t.certificate.clone()))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    // With authentication on, the workers sign as the `quiver-ingest` principal, which may
+    // With authentication on, the workers act as the `quiver-ingest` principal, which may
     // write feature groups and source positions and nothing else.
-    let credentials = if access.enabled() {
-        Some(access.store().service_credentials(
-            INGEST_PRINCIPAL,
-            INGEST_POLICY,
-            INGEST_POLICY_DOCUMENT,
-        )?)
+    let principal = if access.enabled() {
+        access
+            .store()
+            .service_principal(INGEST_PRINCIPAL, INGEST_POLICY, INGEST_POLICY_DOCUMENT)?;
+        Some(INGEST_PRINCIPAL.to_string())
     } else {
         None
     };
-    let server = quiver_ingest::sink::Server::with_credentials(&endpoint, credentials, tls)
-        .map_err(anyhow::Error::msg)?;
+    let sink: quiver_ingest::sink::SharedSink = Arc::new(InProcess::new(service, principal));
     let sources = config.sources.clone();
     tracing::info!(
         sources = ?sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
@@ -391,7 +373,7 @@ fn start_ingest(
     );
     Ok(Some(tokio::spawn(async move {
         let restart = quiver_ingest::OnFailure::Restart(Duration::from_secs(1));
-        if let Err(e) = quiver_ingest::run(sources, server, stop, restart).await {
+        if let Err(e) = quiver_ingest::run(sources, sink, stop, restart).await {
             tracing::error!("ingest: {e}");
         }
     })))

@@ -24,7 +24,6 @@ use futures::{Stream, StreamExt};
 use quiver_proto::tls::{provider, read_certs, read_key};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -50,8 +49,6 @@ pub struct ServerTls {
     pub h2: TlsAcceptor,
     /// For the HTTP listener: HTTP/1.1.
     pub http1: TlsAcceptor,
-    /// The server's own certificate, which its in-process clients pin.
-    pub certificate: CertificateDer<'static>,
 }
 
 impl ServerTls {
@@ -82,7 +79,6 @@ impl ServerTls {
             }
             None => builder.with_no_client_auth(),
         };
-        let certificate = chain[0].clone();
         let config = builder.with_single_cert(chain, key).with_context(|| {
             format!(
                 "tls_cert {} and tls_key {}: not a matching certificate and key",
@@ -98,7 +94,6 @@ impl ServerTls {
         Ok(Self {
             h2: with_alpn(b"h2"),
             http1: with_alpn(b"http/1.1"),
-            certificate,
         })
     }
 }

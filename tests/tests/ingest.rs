@@ -1070,8 +1070,8 @@ max_records = 100
 /// it starts before the feature group exists (the worker fails, and is started again), reads
 /// the stream into both stores exactly once, reports in the server's `/metrics`, and stops
 /// cleanly with the server. Its bad messages go to a dead-letter topic of the same broker.
-/// The server runs with --auth and TLS: the workers sign as its `quiver-ingest` principal and
-/// connect over TLS, trusting the server's own certificate.
+/// The server runs with --auth and TLS: the workers call its handlers in process as its
+/// `quiver-ingest` principal, whose policy allows the writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_ingest_runs_inside_the_server() {
     let mut s = Scenario::start(1500, true, Some("events-dlq")).await;

@@ -227,15 +227,10 @@ impl AuthStore {
         Ok(Some(path))
     }
 
-    /// The credentials of a principal the server itself acts as (the in-server ingest workers):
-    /// made on first use with `policy` (`document`) attached and one key, which later starts
-    /// reuse.
-    pub fn service_credentials(
-        &self,
-        principal: &str,
-        policy: &str,
-        document: &str,
-    ) -> Result<quiver_proto::signing::Credentials> {
+    /// Makes sure the principal the server itself acts as (the in-server ingest workers)
+    /// exists with `policy` (`document`) attached. It has no access key: it never signs, its
+    /// calls do not leave the process.
+    pub fn service_principal(&self, principal: &str, policy: &str, document: &str) -> Result<()> {
         if self.policy(policy).is_none_or(|p| p.document != document) {
             self.put_policy(policy, document)?;
         }
@@ -248,27 +243,7 @@ impl AuthStore {
         {
             self.attach_policy(Target::Principal(principal), policy)?;
         }
-        let active = self
-            .list_access_keys(Some(principal))
-            .into_iter()
-            .find(|k| k.status == KeyStatus::Active);
-        let (access_key_id, secret_access_key) = match active {
-            Some(k) => {
-                let secret = self
-                    .key(&k.key_id)
-                    .map(|e| e.secret.to_string())
-                    .ok_or_else(|| Error::internal(format!("access key {} vanished", k.key_id)))?;
-                (k.key_id, secret)
-            }
-            None => {
-                let (k, secret) = self.create_access_key(principal)?;
-                (k.key_id, secret)
-            }
-        };
-        Ok(quiver_proto::signing::Credentials {
-            access_key_id,
-            secret_access_key,
-        })
+        Ok(())
     }
 
     /// The principal and secret of an access key.
