@@ -97,9 +97,12 @@ pub struct Mapping {
     group: String,
     /// Payload field -> feature.
     fields: HashMap<String, Target>,
+    /// Each field's feature, by the field's `index`.
+    features: Vec<String>,
     identifier_field: String,
+    identifier_index: usize,
     event_time_field: String,
-    event_time_feature: String,
+    event_time_index: usize,
     /// The event-time feature's type: Fractional (seconds) or String (ISO-8601).
     event_time_kind: Kind,
     event_time_format: EventTimeFormat,
@@ -207,8 +210,10 @@ impl Mapping {
                 },
             );
         }
+        let mut features = Vec::with_capacity(fields.len());
         for (index, target) in fields.values_mut().enumerate() {
             target.index = index;
+            features.push(target.feature.clone());
         }
         let event_time_kind = fields[&event_time_field].kind;
         if event_time_kind == Kind::Integral {
@@ -216,10 +221,12 @@ impl Mapping {
         }
         Ok(Self {
             group: described.feature_group_name.clone(),
+            identifier_index: fields[&identifier_field].index,
+            event_time_index: fields[&event_time_field].index,
             fields,
+            features,
             identifier_field,
             event_time_field,
-            event_time_feature: described.event_time_feature_name.clone(),
             event_time_kind,
             event_time_format: config.event_time_format,
             unknown_fields: config.unknown_fields,
@@ -230,8 +237,36 @@ impl Mapping {
         &self.group
     }
 
+    /// The features [`Mapping::values`] gives values of, in that order: what a write names
+    /// once for all its records.
+    pub fn features(&self) -> &[String] {
+        &self.features
+    }
+
     /// The record `payload` holds, or why it holds none.
     pub fn record(&self, payload: &[u8]) -> Result<pb::PutRecordRequest, Rejected> {
+        let record = self
+            .values(payload)?
+            .into_iter()
+            .zip(&self.features)
+            .filter_map(|(value, feature)| {
+                value.map(|v| pb::FeatureValue {
+                    feature_name: feature.clone(),
+                    value: Some(v),
+                })
+            })
+            .collect();
+        Ok(pb::PutRecordRequest {
+            feature_group_name: self.group.clone(),
+            record,
+            target_stores: vec![],
+            ttl_duration: None,
+        })
+    }
+
+    /// The record `payload` holds as the values of [`Mapping::features`], in their order
+    /// (`None`: the record has no value for that feature), or why it holds no record.
+    pub fn values(&self, payload: &[u8]) -> Result<Vec<Option<Value>>, Rejected> {
         let reject = |reason: String| Err(Rejected(reason));
         // The fields in payload order, keys borrowed from the payload: no map is built.
         let object: Fields = match serde_json::from_slice(payload) {
@@ -250,19 +285,21 @@ impl Mapping {
             .iter()
             .map(|(field, _)| self.fields.get(field.0.as_ref()))
             .collect();
-        let mut last_at = vec![usize::MAX; self.fields.len()];
+        let mut last_at = vec![usize::MAX; self.features.len()];
         for (k, target) in targets.iter().enumerate() {
             if let Some(target) = target {
                 last_at[target.index] = k;
             }
         }
-        let last = |field: &str| {
-            self.fields
-                .get(field)
-                .and_then(|t| object.0.get(last_at[t.index]))
-        };
-        for required in [&self.identifier_field, &self.event_time_field] {
-            if last(required).is_none_or(|(_, v)| v.is_null()) {
+        for (required, index) in [
+            (&self.identifier_field, self.identifier_index),
+            (&self.event_time_field, self.event_time_index),
+        ] {
+            if object
+                .0
+                .get(last_at[index])
+                .is_none_or(|(_, v)| v.is_null())
+            {
                 let what = if *required == self.identifier_field {
                     "record identifier"
                 } else {
@@ -271,7 +308,7 @@ impl Mapping {
                 return reject(format!("the {what} field {required:?} is missing"));
             }
         }
-        let mut record: Vec<pb::FeatureValue> = Vec::with_capacity(object.0.len());
+        let mut values = vec![None; self.features.len()];
         for (k, ((field, value), target)) in object.0.iter().zip(&targets).enumerate() {
             let field = field.0.as_ref();
             let Some(target) = target else {
@@ -288,26 +325,17 @@ impl Mapping {
             if value.is_null() || last_at[target.index] != k {
                 continue; // an absent feature, or one given again later
             }
-            let converted =
-                if target.feature == self.event_time_feature && field == self.event_time_field {
-                    self.event_time(value)
-                } else {
-                    convert(value, target)
-                };
+            let converted = if target.index == self.event_time_index {
+                self.event_time(value)
+            } else {
+                convert(value, target)
+            };
             match converted {
-                Ok(v) => record.push(pb::FeatureValue {
-                    feature_name: target.feature.clone(),
-                    value: Some(v),
-                }),
+                Ok(v) => values[target.index] = Some(v),
                 Err(problem) => return reject(format!("field {field:?}: {problem}")),
             }
         }
-        Ok(pb::PutRecordRequest {
-            feature_group_name: self.group.clone(),
-            record,
-            target_stores: vec![],
-            ttl_duration: None,
-        })
+        Ok(values)
     }
 
     /// The event time as the group's event-time feature holds it.

@@ -120,9 +120,7 @@ impl Sink for Server {
 }
 
 /// A `GetSourcePositions` answer as a map from partition to position.
-pub fn positions_by_partition(
-    response: pb::GetSourcePositionsResponse,
-) -> HashMap<String, String> {
+pub fn positions_by_partition(response: pb::GetSourcePositionsResponse) -> HashMap<String, String> {
     response
         .positions
         .into_iter()

@@ -164,12 +164,21 @@ impl Pipeline {
     /// Maps the message at `position` of `partition` into `batch`: a record, or a bad message
     /// with its reason.
     pub fn add(&self, batch: &mut Batch, partition: &str, position: &str, payload: &[u8]) {
-        match self.mapping.record(payload) {
-            Ok(record) => {
+        match self.mapping.values(payload) {
+            Ok(values) => {
+                // Values of the mapping's features, named once per write (`Pipeline::write`).
+                let values = values
+                    .into_iter()
+                    .map(|value| pb::FeatureValue {
+                        feature_name: String::new(),
+                        value,
+                    })
+                    .collect();
                 batch.records.push(pb::SourceRecord {
                     partition: partition.to_string(),
                     position: position.to_string(),
-                    record: Some(record),
+                    record: None,
+                    values,
                 });
                 batch.payloads.push(payload.to_vec());
             }
@@ -195,6 +204,8 @@ impl Pipeline {
         self.dead_letters(&batch.bad).await;
         let request = pb::PutSourceRecordsRequest {
             source: source.to_string(),
+            feature_group_name: self.mapping.group().to_string(),
+            feature_names: self.mapping.features().to_vec(),
             records: batch.records,
             positions: batch
                 .positions
@@ -266,6 +277,8 @@ impl Pipeline {
             }
             let first = pb::PutSourceRecordsRequest {
                 source: request.source.clone(),
+                feature_group_name: request.feature_group_name.clone(),
+                feature_names: request.feature_names.clone(),
                 positions: reached
                     .into_iter()
                     .map(|(partition, position)| pb::SourcePosition {
@@ -277,6 +290,8 @@ impl Pipeline {
             };
             let second = pb::PutSourceRecordsRequest {
                 source: request.source.clone(),
+                feature_group_name: request.feature_group_name.clone(),
+                feature_names: request.feature_names.clone(),
                 positions: request.positions.clone(),
                 records: tail.to_vec(),
             };

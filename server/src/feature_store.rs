@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result, quote};
 use crate::listing::{self, ListQuery, Page};
-use crate::model::record::{ValidRecord, canonical_identifier, resolve_targets, validate_put};
+use crate::model::record::{
+    ValidRecord, canonical_identifier, resolve_targets, validate_put, validate_values,
+};
 use crate::model::{FeatureGroup, FeatureGroupSpec, FeatureSpec, PutRequest, TargetStore, Value};
 use crate::offline::OfflineStore;
 use crate::offline::catalog::CatalogTable;
@@ -118,8 +120,23 @@ pub enum BatchGetItem {
 pub struct SourceRecord {
     pub partition: String,
     pub position: String,
+    pub values: SourceValues,
+}
+
+/// A source record's group and values, in one of two forms.
+#[derive(Debug, Clone)]
+pub enum SourceValues {
+    /// A PutRecord of its own, naming its group and each feature.
+    Record { group: String, request: PutRequest },
+    /// The values of the call's [`SharedFeatures`], in their order; `None`: absent.
+    Shared(Vec<Option<Value>>),
+}
+
+/// The group and features named once for a call's [`SourceValues::Shared`] records.
+#[derive(Debug, Clone)]
+pub struct SharedFeatures {
     pub group: String,
-    pub request: PutRequest,
+    pub features: Vec<String>,
 }
 
 /// What became of one [`SourceRecord`].
@@ -377,6 +394,7 @@ impl FeatureStore {
         source: &str,
         records: Vec<SourceRecord>,
         positions: Vec<(String, String)>,
+        shared: Option<SharedFeatures>,
     ) -> Result<SourceWrite> {
         sources::validate_name("Source", source)?;
         if records.len() > MAX_PUT_BATCH_RECORDS {
@@ -426,17 +444,37 @@ impl FeatureStore {
         // only for each other's storage writes. (A record found already applied below was
         // validated for nothing; that is rare, after a crash or a rebalance.)
         let _gate = self.registry.write_gate();
+        // The shared features are looked up once for all the records that use them.
+        let shared = shared.map(|s| {
+            let group = self.registry.get(&s.group)?;
+            let ordinals: Vec<Option<u16>> = s.features.iter().map(|f| group.ordinal(f)).collect();
+            Ok((group, s.features, ordinals))
+        });
         type Valid = Result<(Arc<FeatureGroup>, ValidRecord)>;
         let (record_partitions, validated): (Vec<String>, Vec<Valid>) = records
             .into_iter()
             .enumerate()
             .map(|(i, record)| {
-                let valid = self
-                    .registry
-                    .get(&record.group)
-                    .and_then(|group| Ok((group.clone(), validate_put(&group, record.request)?)))
-                    .map_err(|e| e.at(format!("Records[{i}]")));
-                (record.partition, valid)
+                let valid = match record.values {
+                    SourceValues::Record { group, request } => self
+                        .registry
+                        .get(&group)
+                        .and_then(|group| Ok((group.clone(), validate_put(&group, request)?))),
+                    SourceValues::Shared(values) => match &shared {
+                        Some(Ok((group, names, ordinals))) => {
+                            validate_values(group, names, ordinals, values)
+                                .map(|valid| (group.clone(), valid))
+                        }
+                        Some(Err(e)) => Err(Error::clone(e)),
+                        None => Err(Error::validation(
+                            "Values needs the request's FeatureGroupName and FeatureNames",
+                        )),
+                    },
+                };
+                (
+                    record.partition,
+                    valid.map_err(|e| e.at(format!("Records[{i}]"))),
+                )
             })
             .unzip();
         let _source = self.source_writes.lock();
@@ -827,8 +865,7 @@ pub(crate) mod tests {
         SourceRecord {
             partition: partition.into(),
             position: position.to_string(),
-            group,
-            request,
+            values: SourceValues::Record { group, request },
         }
     }
 
@@ -848,7 +885,12 @@ pub(crate) mod tests {
                 source_record("t/1", 5, 1, START_MS + 1000),
             ];
             let written = store
-                .put_source_records("orders", first.clone(), vec![("t/2".into(), "7".into())])
+                .put_source_records(
+                    "orders",
+                    first.clone(),
+                    vec![("t/2".into(), "7".into())],
+                    None,
+                )
                 .unwrap();
             assert!(
                 written
@@ -875,7 +917,9 @@ pub(crate) mod tests {
             assert_eq!(positions(&written), want);
 
             // The same batch again (a retry after a lost answer): nothing is written twice.
-            let again = store.put_source_records("orders", first, vec![]).unwrap();
+            let again = store
+                .put_source_records("orders", first, vec![], None)
+                .unwrap();
             assert!(
                 again
                     .results
@@ -887,7 +931,9 @@ pub(crate) mod tests {
             // Overlapping: 11 was applied, 12 is new; an invalid record is refused alone; a
             // lower explicit position does not move the stored one back.
             let mut bad = source_record("t/0", 13, 3, START_MS);
-            bad.request.record[2].1 = Value::Integral(5);
+            if let SourceValues::Record { request, .. } = &mut bad.values {
+                request.record[2].1 = Value::Integral(5);
+            }
             let next = store
                 .put_source_records(
                     "orders",
@@ -897,6 +943,7 @@ pub(crate) mod tests {
                         bad,
                     ],
                     vec![("t/2".into(), "3".into())],
+                    None,
                 )
                 .unwrap();
             assert!(matches!(
@@ -943,6 +990,107 @@ pub(crate) mod tests {
         )));
     }
 
+    /// Records in the shared form (group and features named once per call) are written as
+    /// the named form writes them, each checked alone: a value for an unknown feature, a value
+    /// of the wrong type or a missing identifier refuses that record only, naming it.
+    #[test]
+    fn shared_form_source_records_are_checked_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), ManualClock::new(START_MS));
+        store.create_feature_group(spec(None, true)).unwrap();
+        let shared = |features: &[&str]| SharedFeatures {
+            group: "g".into(),
+            features: features.iter().map(|f| f.to_string()).collect(),
+        };
+        let record = |position: u64, values: Vec<Option<Value>>| SourceRecord {
+            partition: "t/0".into(),
+            position: position.to_string(),
+            values: SourceValues::Shared(values),
+        };
+        let ts = |ms: i64| Some(Value::Fractional(ms as f64 / 1000.0));
+        let written = store
+            .put_source_records(
+                "s",
+                vec![
+                    record(1, vec![Some(Value::Integral(1)), ts(START_MS), None, None]),
+                    record(
+                        2,
+                        vec![
+                            Some(Value::Integral(2)),
+                            ts(START_MS),
+                            Some(Value::String("b".into())),
+                            None,
+                        ],
+                    ),
+                    record(3, vec![Some(Value::Integral(3)), ts(START_MS), None, ts(1)]),
+                    record(
+                        4,
+                        vec![
+                            Some(Value::Integral(4)),
+                            ts(START_MS),
+                            Some(Value::Integral(7)),
+                            None,
+                        ],
+                    ),
+                    record(5, vec![None, ts(START_MS), None, None]),
+                    record(6, vec![Some(Value::Integral(6)), ts(START_MS)]),
+                ],
+                vec![],
+                Some(shared(&["id", "ts", "v", "nope"])),
+            )
+            .unwrap();
+        let refused = |k: usize| match &written.results[k] {
+            SourceRecordResult::Refused(e) => e.message().to_string(),
+            other => panic!("record {k}: {other:?}"),
+        };
+        assert!(matches!(
+            written.results[0],
+            SourceRecordResult::Written(WriteOutcome::Applied)
+        ));
+        assert!(matches!(
+            written.results[1],
+            SourceRecordResult::Written(WriteOutcome::Applied)
+        ));
+        let e = refused(2);
+        assert!(e.contains("Records[2]") && e.contains("'nope'"), "{e}");
+        let e = refused(3);
+        assert!(e.contains("Records[3]") && e.contains("'v'"), "{e}");
+        let e = refused(4);
+        assert!(e.contains("record identifier"), "{e}");
+        let e = refused(5);
+        assert!(e.contains("2 values for 4 FeatureNames"), "{e}");
+        let two = store.get_record("g", "2", &[]).unwrap().unwrap();
+        assert!(
+            two.values()
+                .unwrap()
+                .contains(&("v".into(), Value::String("b".into())))
+        );
+        assert!(store.get_record("g", "1", &[]).unwrap().is_some());
+        assert!(store.get_record("g", "3", &[]).unwrap().is_none());
+        assert_eq!(store.online().staging().pending_rows(), 2);
+
+        // Shared records need the shared features; a missing group refuses each record.
+        let written = store
+            .put_source_records("s", vec![record(7, vec![None])], vec![], None)
+            .unwrap();
+        let e = refused_message(&written.results[0]);
+        assert!(e.contains("FeatureGroupName and FeatureNames"), "{e}");
+        let mut missing = shared(&["id"]);
+        missing.group = "absent".into();
+        let written = store
+            .put_source_records("s", vec![record(8, vec![None])], vec![], Some(missing))
+            .unwrap();
+        let e = refused_message(&written.results[0]);
+        assert!(e.contains("Records[0]") && e.contains("absent"), "{e}");
+    }
+
+    fn refused_message(result: &SourceRecordResult) -> String {
+        match result {
+            SourceRecordResult::Refused(e) => e.message().to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Malformed source writes are refused whole, naming the field.
     #[test]
     fn malformed_source_writes_name_the_field() {
@@ -951,7 +1099,7 @@ pub(crate) mod tests {
         store.create_feature_group(spec(None, false)).unwrap();
         let err = |source: &str, records: Vec<SourceRecord>, positions: Vec<(String, String)>| {
             store
-                .put_source_records(source, records, positions)
+                .put_source_records(source, records, positions, None)
                 .unwrap_err()
                 .message()
                 .to_string()

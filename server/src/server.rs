@@ -233,8 +233,8 @@ pub async fn run(
     let puts = GroupCommit::start(store.clone()).context("starting the group-commit writer")?;
     let service = GrpcService::new(store.clone(), puts.clone(), access.clone());
     let api = FeatureStoreServer::new(service.clone())
-    .max_decoding_message_size(max_request)
-    .max_encoding_message_size(max_request);
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(max_request);
     let query_api = QueryServer::new(QueryService::new(queries.clone(), access.clone()))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
@@ -358,9 +358,11 @@ fn start_ingest(
     // With authentication on, the workers act as the `quiver-ingest` principal, which may
     // write feature groups and source positions and nothing else.
     let principal = if access.enabled() {
-        access
-            .store()
-            .service_principal(INGEST_PRINCIPAL, INGEST_POLICY, INGEST_POLICY_DOCUMENT)?;
+        access.store().service_principal(
+            INGEST_PRINCIPAL,
+            INGEST_POLICY,
+            INGEST_POLICY_DOCUMENT,
+        )?;
         Some(INGEST_PRINCIPAL.to_string())
     } else {
         None

@@ -9,7 +9,7 @@ use std::time::Duration;
 use prost::Message;
 use quiver_client::{Client, pb};
 use quiver_proto::signing::{self, Credentials, Signed};
-use quiver_tests::{TestServer, customers_group, flight, get, put, record};
+use quiver_tests::{TestServer, customers_group, flight, get, put, read, record};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -514,6 +514,80 @@ async fn policies_decide_feature_level_access_and_denials_are_audited() {
         && e["action"] == "quiver:AttachPolicy"
         && e["detail"] == "WriteCustomers"));
     server.stop().await;
+}
+
+/// PutSourceRecords in the shared form (group and feature names once per request, as
+/// quiver-ingest sends it) is authorized as PutRecord on that group, with the features the
+/// records give values for: a name listed but never given does not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_form_source_writes_are_authorized_per_group_and_feature() {
+    let (_dir, server, root_key) = start_with_auth().await;
+    let root = client(&server, Some(root_key)).await;
+    for name in ["customers", "orders"] {
+        root.create_feature_group(customers_group(name, None))
+            .await
+            .unwrap();
+    }
+    let ingester = principal(
+        &root,
+        "ingester",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Sid":"Sources","Effect":"Allow","Action":"quiver:PutSourceRecords","Resource":"*"},
+            {"Sid":"WriteCustomers","Effect":"Allow","Action":"sagemaker:PutRecord",
+             "Resource":"arn:aws:sagemaker:*:*:feature-group/customers"},
+            {"Sid":"NoScore","Effect":"Deny","Action":"sagemaker:PutRecord","Resource":"*",
+             "Condition":{"ForAnyValue:StringEquals":{"quiver:FeatureNames":["score"]}}}]}"#,
+    )
+    .await;
+    let as_ingester = client(&server, Some(ingester)).await;
+    use pb::feature_value::Value as V;
+    let value = |v: Option<V>| pb::FeatureValue {
+        feature_name: String::new(),
+        value: v,
+    };
+    let write = |group: &str, offset: u64, score: Option<f64>| pb::PutSourceRecordsRequest {
+        source: "events".into(),
+        feature_group_name: group.into(),
+        feature_names: ["id", "ts", "age", "score"].map(String::from).to_vec(),
+        records: vec![pb::SourceRecord {
+            partition: "t/0".into(),
+            position: offset.to_string(),
+            record: None,
+            values: vec![
+                value(Some(V::StringValue(format!("c{offset}")))),
+                value(Some(V::StringValue("2024-01-01T00:00:00Z".into()))),
+                value(Some(V::Integral(30))),
+                value(score.map(V::Fractional)),
+            ],
+        }],
+        positions: vec![],
+    };
+    let written = as_ingester
+        .put_source_records(write("customers", 1, None))
+        .await
+        .expect("id, ts and age of customers may be written");
+    assert!(matches!(
+        written.results[0].result,
+        Some(pb::source_record_result::Result::Outcome(_))
+    ));
+    assert_eq!(read(&root, "customers", "c1").await.len(), 3);
+    assert_eq!(
+        code(
+            as_ingester
+                .put_source_records(write("customers", 2, Some(0.5)))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(
+            as_ingester
+                .put_source_records(write("orders", 3, None))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    assert!(read(&root, "customers", "c2").await.is_empty());
 }
 
 fn record_of(id: &str) -> Vec<pb::FeatureValue> {

@@ -215,10 +215,7 @@ properties = {{ "fetch.max.bytes" = "52428800", "queued.max.messages.kbytes" = "
     // steady throughput is timed from there, the total from the worker's start.
     let mut first: Option<(Instant, u64)> = None;
     loop {
-        let now = client
-            .positions(&source)
-            .await
-            .map_err(|s| s.to_string())?;
+        let now = client.positions(&source).await.map_err(|s| s.to_string())?;
         if first.is_none() && !now.is_empty() {
             let applied = now
                 .values()
@@ -243,8 +240,8 @@ properties = {{ "fetch.max.bytes" = "52428800", "queued.max.messages.kbytes" = "
         cpu_seconds(&server.pid().to_string()) - cpu_before.1,
     );
     let (first_at, first_applied) = first.unwrap_or((started, 0));
-    let steady = (args.records as u64 - first_applied) as f64
-        / first_at.elapsed().as_secs_f64().max(1e-3);
+    let steady =
+        (args.records as u64 - first_applied) as f64 / first_at.elapsed().as_secs_f64().max(1e-3);
     producing.await.map_err(|e| e.to_string())??;
     // Every record written once: none dropped by the broker before it was read.
     let written = match worker {
@@ -416,8 +413,12 @@ impl Spawned {
     /// The server's Prometheus metrics.
     fn metrics(&self) -> Result<String, String> {
         let mut stream = std::net::TcpStream::connect(&self.http).map_err(|e| e.to_string())?;
-        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.http)
-            .map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.http
+        )
+        .map_err(|e| e.to_string())?;
         let mut response = String::new();
         stream
             .read_to_string(&mut response)
@@ -443,7 +444,12 @@ fn cpu_seconds(pid: &str) -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |k: usize| fields.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |k: usize| {
+        fields
+            .get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }

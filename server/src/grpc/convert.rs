@@ -5,7 +5,7 @@
 use quiver_proto::v1 as pb;
 
 use crate::error::{Error, Result};
-use crate::feature_store::{SourceRecord, SourceRecordResult, SourceWrite};
+use crate::feature_store::{SourceRecord, SourceRecordResult, SourceValues, SourceWrite};
 use crate::listing::{ListQuery, SortBy, SortOrder};
 use crate::model::{
     Collection, DataCatalogConfig, Feature, FeatureGroup, FeatureGroupSpec, FeatureSpec,
@@ -297,22 +297,25 @@ pub fn list_query(req: pb::ListFeatureGroupsRequest) -> Result<ListQuery> {
 
 /// `index` is the value's position in the request's `Record`, for the error message.
 pub fn value_from_pb(index: usize, v: pb::FeatureValue) -> Result<(String, Value)> {
+    match v.value {
+        Some(value) => Ok((v.feature_name, value_of_pb(value))),
+        None => Err(Error::validation(format!(
+            "Record[{index}]: feature '{}' has no value; omit a feature to leave it null",
+            v.feature_name
+        ))),
+    }
+}
+
+fn value_of_pb(value: pb::feature_value::Value) -> Value {
     use pb::feature_value::Value as V;
-    let value = match v.value {
-        Some(V::Integral(n)) => Value::Integral(n),
-        Some(V::Fractional(f)) => Value::Fractional(f),
-        Some(V::StringValue(s)) => Value::String(s),
-        Some(V::IntegralList(l)) => Value::IntegralList(l.values),
-        Some(V::FractionalList(l)) => Value::FractionalList(l.values),
-        Some(V::StringList(l)) => Value::StringList(l.values),
-        None => {
-            return Err(Error::validation(format!(
-                "Record[{index}]: feature '{}' has no value; omit a feature to leave it null",
-                v.feature_name
-            )));
-        }
-    };
-    Ok((v.feature_name, value))
+    match value {
+        V::Integral(n) => Value::Integral(n),
+        V::Fractional(f) => Value::Fractional(f),
+        V::StringValue(s) => Value::String(s),
+        V::IntegralList(l) => Value::IntegralList(l.values),
+        V::FractionalList(l) => Value::FractionalList(l.values),
+        V::StringList(l) => Value::StringList(l.values),
+    }
 }
 
 pub fn target_stores(raw: &[i32]) -> Result<Vec<TargetStore>> {
@@ -350,16 +353,29 @@ pub fn put_request(req: pb::PutRecordRequest) -> Result<(String, PutRequest)> {
     ))
 }
 
+/// A source record in either form: a `Record` of its own, or `Values` of the request's shared
+/// feature names (a value with nothing set is an absent feature).
 pub fn source_record(req: pb::SourceRecord) -> Result<SourceRecord> {
-    let record = req
-        .record
-        .ok_or_else(|| Error::validation("Record is required"))?;
-    let (group, request) = put_request(record).map_err(|e| e.at("Record"))?;
+    let values = match (req.record, req.values.is_empty()) {
+        (Some(_), false) => {
+            return Err(Error::validation("give Record or Values, not both"));
+        }
+        (Some(record), true) => {
+            let (group, request) = put_request(record).map_err(|e| e.at("Record"))?;
+            SourceValues::Record { group, request }
+        }
+        (None, true) => return Err(Error::validation("Record or Values is required")),
+        (None, false) => SourceValues::Shared(
+            req.values
+                .into_iter()
+                .map(|v| v.value.map(value_of_pb))
+                .collect(),
+        ),
+    };
     Ok(SourceRecord {
         partition: req.partition,
         position: req.position,
-        group,
-        request,
+        values,
     })
 }
 

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use super::{convert, encode};
 use crate::auth::{Access, Caller, Features};
 use crate::error::Result;
-use crate::feature_store::{BatchGetEntry, FeatureStore, blocking};
+use crate::feature_store::{BatchGetEntry, FeatureStore, SharedFeatures, blocking};
 use crate::group_commit::GroupCommit;
 use crate::metrics::{self, MethodMetrics};
 use crate::registry::TtlUpdate;
@@ -57,6 +57,22 @@ impl GrpcService {
         request: &Request<T>,
         records: impl Iterator<Item = &'a pb::PutRecordRequest>,
     ) -> Result<()> {
+        self.authorize_group_writes(
+            request,
+            records.map(|r| {
+                let names = r.record.iter().map(|v| v.feature_name.as_str());
+                (r.feature_group_name.as_str(), names)
+            }),
+        )
+    }
+
+    /// PutRecord on each (group, names of the features written) of `writes`; the names are
+    /// read only when a policy tests them.
+    fn authorize_group_writes<'a, T, N: Iterator<Item = &'a str>>(
+        &self,
+        request: &Request<T>,
+        writes: impl Iterator<Item = (&'a str, N)>,
+    ) -> Result<()> {
         let caller = caller(request);
         if !self.access.enabled() {
             return self
@@ -66,10 +82,10 @@ impl GrpcService {
         let with_features = self.access.tests_features(caller);
         let mut by_group: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
             Default::default();
-        for r in records {
-            let names = by_group.entry(r.feature_group_name.as_str()).or_default();
+        for (group, written) in writes {
+            let names = by_group.entry(group).or_default();
             if with_features {
-                names.extend(r.record.iter().map(|v| v.feature_name.as_str()));
+                names.extend(written);
             }
         }
         if by_group.is_empty() {
@@ -411,7 +427,31 @@ impl FeatureStoreApi for GrpcService {
             let source = self.source_arn(&r.source);
             self.access
                 .authorize(caller(&request), "quiver:PutSourceRecords", &source, None)?;
-            self.authorize_writes(&request, r.records.iter().filter_map(|s| s.record.as_ref()))?;
+            // Records of their own, and those of the shared group and features.
+            let shared = !r.feature_group_name.is_empty() || !r.feature_names.is_empty();
+            if r.records.iter().any(|s| s.record.is_some()) || !shared {
+                self.authorize_writes(
+                    &request,
+                    r.records.iter().filter_map(|s| s.record.as_ref()),
+                )?;
+            }
+            if shared {
+                let given = |k: usize| {
+                    r.records
+                        .iter()
+                        .any(|s| s.values.get(k).is_some_and(|v| v.value.is_some()))
+                };
+                let names = r
+                    .feature_names
+                    .iter()
+                    .enumerate()
+                    .filter(move |(k, _)| given(*k))
+                    .map(|(_, name)| name.as_str());
+                self.authorize_group_writes(
+                    &request,
+                    std::iter::once((r.feature_group_name.as_str(), names)),
+                )?;
+            }
             let req = request.into_inner();
             let records = req
                 .records
@@ -424,9 +464,13 @@ impl FeatureStoreApi for GrpcService {
                 .into_iter()
                 .map(|p| (p.partition, p.position))
                 .collect();
+            let shared = shared.then_some(SharedFeatures {
+                group: req.feature_group_name,
+                features: req.feature_names,
+            });
             let source = req.source;
             let written = blocking(&self.store, move |s| {
-                s.put_source_records(&source, records, positions)
+                s.put_source_records(&source, records, positions, shared)
             })
             .await?;
             let applied = written

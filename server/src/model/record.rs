@@ -88,12 +88,61 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
             )));
         }
     }
-    let mut values = Vec::with_capacity(request.record.len());
+    let count = request.record.len();
+    let values = request
+        .record
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, value))| match group.ordinal(&name) {
+            Some(ordinal) => Ok((i, ordinal, value)),
+            None => Err(unknown_feature(group, i, &name)),
+        });
+    validate_resolved(group, targets, request.ttl, count, values)
+}
+
+/// Validates a record given as the values of features named once for many records (the
+/// shared form of stream source records): `values[i]` is the value of `names[i]`, whose
+/// ordinal in `group` is `ordinals[i]` (none: no such feature); `None` values are absent.
+/// Written to the group's stores with its default TTL.
+pub fn validate_values(
+    group: &FeatureGroup,
+    names: &[String],
+    ordinals: &[Option<u16>],
+    values: Vec<Option<Value>>,
+) -> Result<ValidRecord> {
+    if values.len() != names.len() {
+        return Err(Error::validation(format!(
+            "Values holds {} values for {} FeatureNames; give one per name",
+            values.len(),
+            names.len()
+        )));
+    }
+    let targets = resolve_targets(group, &[])?;
+    let count = values.len();
+    let values = values
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, value)| value.map(|v| (i, v)))
+        .map(|(i, value)| match ordinals[i] {
+            Some(ordinal) => Ok((i, ordinal, value)),
+            None => Err(unknown_feature(group, i, &names[i])),
+        });
+    validate_resolved(group, targets, None, count, values)
+}
+
+/// The checks shared by both forms, once each value's feature is known: `values` yields
+/// (position in the request, feature ordinal, value).
+fn validate_resolved(
+    group: &FeatureGroup,
+    targets: Targets,
+    ttl: Option<TtlDuration>,
+    count: usize,
+    resolved: impl Iterator<Item = Result<(usize, u16, Value)>>,
+) -> Result<ValidRecord> {
+    let mut values = Vec::with_capacity(count);
     let mut total_bytes = 0usize;
-    for (i, (name, value)) in request.record.into_iter().enumerate() {
-        let ordinal = group
-            .ordinal(&name)
-            .ok_or_else(|| unknown_feature(group, i, &name))?;
+    for item in resolved {
+        let (i, ordinal, value) = item?;
         let feature = &group.features[usize::from(ordinal)];
         check_value(
             &feature.name,
@@ -163,9 +212,7 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
             }
         }
     };
-    let ttl = request
-        .ttl
-        .or_else(|| group.online.as_ref().and_then(|o| o.ttl));
+    let ttl = ttl.or_else(|| group.online.as_ref().and_then(|o| o.ttl));
     let expires_at_ms = ttl
         .and_then(|t| t.as_millis())
         .map(|ms| event_time_ms.saturating_add(ms));
