@@ -95,8 +95,8 @@ struct Target {
 #[derive(Debug, Clone)]
 pub struct Mapping {
     group: String,
-    /// Payload field -> feature.
-    fields: HashMap<String, Target>,
+    /// Payload field -> feature (looked up for every field of every message).
+    fields: HashMap<String, Target, foldhash::fast::FixedState>,
     /// Each field's feature, by the field's `index`.
     features: Vec<String>,
     identifier_field: String,
@@ -141,7 +141,7 @@ impl Mapping {
             let list = d.collection_type != pb::CollectionType::None as i32;
             by_feature.insert(d.feature_name.clone(), (kind, list));
         }
-        let mut fields: HashMap<String, Target> = HashMap::new();
+        let mut fields: HashMap<String, Target, foldhash::fast::FixedState> = HashMap::default();
         for (feature, &(kind, list)) in &by_feature {
             fields.insert(
                 feature.clone(),

@@ -190,9 +190,14 @@ impl Pipeline {
                 rejected.0,
             )),
         }
-        batch
-            .positions
-            .insert(partition.to_string(), position.to_string());
+        match batch.positions.get_mut(partition) {
+            Some(last) => position.clone_into(last),
+            None => {
+                batch
+                    .positions
+                    .insert(partition.to_string(), position.to_string());
+            }
+        }
         batch.messages += 1;
     }
 

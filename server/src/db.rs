@@ -52,7 +52,7 @@ pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
     let descriptors = vec![
         ColumnFamilyDescriptor::new(CF_REGISTRY, Options::default()),
         ColumnFamilyDescriptor::new(CF_RECORDS, records_options(&cache)),
-        ColumnFamilyDescriptor::new(CF_OFFLINE_STAGING, Options::default()),
+        ColumnFamilyDescriptor::new(CF_OFFLINE_STAGING, staging_options()),
         ColumnFamilyDescriptor::new(CF_OFFLINE_META, Options::default()),
         ColumnFamilyDescriptor::new(CF_SOURCE_POSITIONS, Options::default()),
         ColumnFamilyDescriptor::new(CF_AUTH, Options::default()),
@@ -90,6 +90,15 @@ fn records_options(cache: &Cache) -> Options {
     options.set_memtable_whole_key_filtering(true);
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     options.set_level_compaction_dynamic_level_bytes(true);
+    options
+}
+
+/// Staged rows live until the offline flusher has written them to Parquet (seconds, usually
+/// read back from the memtable) and are then deleted: compressing the SST files they reach
+/// would cost CPU on every memtable flush and compaction for nothing kept.
+fn staging_options() -> Options {
+    let mut options = Options::default();
+    options.set_compression_type(rocksdb::DBCompressionType::None);
     options
 }
 

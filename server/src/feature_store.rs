@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result, quote};
 use crate::listing::{self, ListQuery, Page};
 use crate::model::record::{
-    ValidRecord, canonical_identifier, resolve_targets, validate_put, validate_values,
+    SharedNames, ValidRecord, canonical_identifier, resolve_targets, validate_put, validate_values,
 };
 use crate::model::{FeatureGroup, FeatureGroupSpec, FeatureSpec, PutRequest, TargetStore, Value};
 use crate::offline::OfflineStore;
@@ -447,8 +447,8 @@ impl FeatureStore {
         // The shared features are looked up once for all the records that use them.
         let shared = shared.map(|s| {
             let group = self.registry.get(&s.group)?;
-            let ordinals: Vec<Option<u16>> = s.features.iter().map(|f| group.ordinal(f)).collect();
-            Ok((group, s.features, ordinals))
+            let names = SharedNames::new(&group, s.features);
+            Ok((group, names))
         });
         type Valid = Result<(Arc<FeatureGroup>, ValidRecord)>;
         let (record_partitions, validated): (Vec<String>, Vec<Valid>) = records
@@ -461,10 +461,8 @@ impl FeatureStore {
                         .get(&group)
                         .and_then(|group| Ok((group.clone(), validate_put(&group, request)?))),
                     SourceValues::Shared(values) => match &shared {
-                        Some(Ok((group, names, ordinals))) => {
-                            validate_values(group, names, ordinals, values)
-                                .map(|valid| (group.clone(), valid))
-                        }
+                        Some(Ok((group, names))) => validate_values(group, names, values)
+                            .map(|valid| (group.clone(), valid)),
                         Some(Err(e)) => Err(Error::clone(e)),
                         None => Err(Error::validation(
                             "Values needs the request's FeatureGroupName and FeatureNames",

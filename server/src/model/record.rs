@@ -100,32 +100,54 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
     validate_resolved(group, targets, request.ttl, count, values)
 }
 
-/// Validates a record given as the values of features named once for many records (the
-/// shared form of stream source records): `values[i]` is the value of `names[i]`, whose
-/// ordinal in `group` is `ordinals[i]` (none: no such feature); `None` values are absent.
-/// Written to the group's stores with its default TTL.
+/// Feature names given once for many records (the shared form of stream source records),
+/// looked up in their group once.
+#[derive(Debug, Clone)]
+pub struct SharedNames {
+    names: Vec<String>,
+    /// Each name's ordinal in the group; none: no such feature.
+    ordinals: Vec<Option<u16>>,
+    /// Positions in `names`, unknown names first, then by ordinal: the order values are
+    /// checked in, so that they come out sorted.
+    order: Vec<usize>,
+}
+
+impl SharedNames {
+    pub fn new(group: &FeatureGroup, names: Vec<String>) -> Self {
+        let ordinals: Vec<Option<u16>> = names.iter().map(|n| group.ordinal(n)).collect();
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by_key(|&i| ordinals[i]);
+        Self {
+            names,
+            ordinals,
+            order,
+        }
+    }
+}
+
+/// Validates a record given as the values of [`SharedNames`]: `values[i]` is the value of
+/// name `i`; `None` values are absent. Written to the group's stores with its default TTL.
 pub fn validate_values(
     group: &FeatureGroup,
-    names: &[String],
-    ordinals: &[Option<u16>],
-    values: Vec<Option<Value>>,
+    shared: &SharedNames,
+    mut values: Vec<Option<Value>>,
 ) -> Result<ValidRecord> {
-    if values.len() != names.len() {
+    if values.len() != shared.names.len() {
         return Err(Error::validation(format!(
             "Values holds {} values for {} FeatureNames; give one per name",
             values.len(),
-            names.len()
+            shared.names.len()
         )));
     }
     let targets = resolve_targets(group, &[])?;
     let count = values.len();
-    let values = values
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, value)| value.map(|v| (i, v)))
-        .map(|(i, value)| match ordinals[i] {
+    let values = shared
+        .order
+        .iter()
+        .filter_map(|&i| values[i].take().map(|v| (i, v)))
+        .map(|(i, value)| match shared.ordinals[i] {
             Some(ordinal) => Ok((i, ordinal, value)),
-            None => Err(unknown_feature(group, i, &names[i])),
+            None => Err(unknown_feature(group, i, &shared.names[i])),
         });
     validate_resolved(group, targets, None, count, values)
 }
@@ -159,7 +181,9 @@ fn validate_resolved(
             "Record holds {total_bytes} bytes of values; the limit is {MAX_RECORD_BYTES}"
         )));
     }
-    values.sort_by_key(|(ordinal, _)| *ordinal);
+    if !values.is_sorted_by_key(|(ordinal, _)| *ordinal) {
+        values.sort_by_key(|(ordinal, _)| *ordinal);
+    }
     if let Some(pair) = values.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(Error::validation(format!(
             "Record names feature '{}' more than once",
