@@ -17,12 +17,15 @@ use crate::dead_letter::{BadMessage, DeadLetter};
 use crate::mapping::Mapping;
 use crate::sink::{SharedSink, with_retries};
 
-/// Messages read since the last write, in source order per partition.
+/// Messages read since the last write from one partition, in source order.
 #[derive(Default)]
 pub struct Batch {
+    /// The partition of every message in the batch (a lane's).
+    partition: String,
     records: Vec<pb::SourceRecord>,
-    /// Each record's payload, for the dead-letter destination should the server refuse it.
-    payloads: Vec<Vec<u8>>,
+    /// Each record's position and payload: to build the records again should a write be
+    /// tried again, and for the dead-letter destination should the server refuse one.
+    origins: Vec<(String, Vec<u8>)>,
     bad: Vec<BadMessage>,
     /// The last position read per partition (records and bad messages alike).
     positions: HashMap<String, String>,
@@ -164,23 +167,16 @@ impl Pipeline {
     /// Maps the message at `position` of `partition` into `batch`: a record, or a bad message
     /// with its reason.
     pub fn add(&self, batch: &mut Batch, partition: &str, position: &str, payload: &[u8]) {
+        if batch.is_empty() {
+            partition.clone_into(&mut batch.partition);
+        }
+        debug_assert_eq!(batch.partition, partition, "a batch holds one partition");
         match self.mapping.values(payload) {
             Ok(values) => {
-                // Values of the mapping's features, named once per write (`Pipeline::write`).
-                let values = values
-                    .into_iter()
-                    .map(|value| pb::FeatureValue {
-                        feature_name: String::new(),
-                        value,
-                    })
-                    .collect();
-                batch.records.push(pb::SourceRecord {
-                    partition: partition.to_string(),
-                    position: position.to_string(),
-                    record: None,
-                    values,
-                });
-                batch.payloads.push(payload.to_vec());
+                batch
+                    .records
+                    .push(source_record(partition, position, values));
+                batch.origins.push((position.to_string(), payload.to_vec()));
             }
             Err(rejected) => batch.bad.push(BadMessage::new(
                 &self.source,
@@ -221,12 +217,15 @@ impl Pipeline {
                 })
                 .collect(),
         };
-        let response = self.put(&request).await.map_err(|s| {
-            format!(
-                "source {source:?}: the server refused a batch: {}",
-                s.message()
-            )
-        })?;
+        let response = self
+            .put(request, &batch.partition, &batch.origins)
+            .await
+            .map_err(|s| {
+                format!(
+                    "source {source:?}: the server refused a batch: {}",
+                    s.message()
+                )
+            })?;
         let (mut written, mut skipped) = (0u64, 0u64);
         let mut refused = Vec::new();
         use pb::source_record_result::Result as R;
@@ -235,12 +234,12 @@ impl Pipeline {
                 Some(R::Outcome(_)) => written += 1,
                 Some(R::AlreadyApplied(_)) => skipped += 1,
                 Some(R::Error(reason)) => {
-                    let origin = &request.records[k];
+                    let (position, payload) = &batch.origins[k];
                     refused.push(BadMessage::new(
                         source,
-                        &origin.partition,
-                        &origin.position,
-                        &batch.payloads[k],
+                        &batch.partition,
+                        position,
+                        payload,
                         format!("refused by the server: {reason}"),
                     ));
                 }
@@ -257,59 +256,93 @@ impl Pipeline {
         Ok(response.positions)
     }
 
-    /// Writes `request`, retrying while the server is away or behind. A request over the
-    /// server's size limit (`max_request_mb`) is written as two halves, in order.
+    /// Writes `request` (the records of `origins`, read from `partition`), retrying while the
+    /// server is away or behind: the first try sends `request` itself, a later one the records
+    /// mapped again from their payloads (the mapping is a function of the payload), so no copy
+    /// is kept for tries that are seldom needed. A request over the server's size limit
+    /// (`max_request_mb`) is written as two halves, in order.
     fn put<'a>(
         &'a self,
-        request: &'a pb::PutSourceRecordsRequest,
+        request: pb::PutSourceRecordsRequest,
+        partition: &'a str,
+        origins: &'a [(String, Vec<u8>)],
     ) -> futures::future::BoxFuture<'a, Result<pb::PutSourceRecordsResponse, tonic::Status>> {
         Box::pin(async move {
-            let status =
-                match with_retries("writing records", || self.sink.put(request.clone())).await {
-                    Ok(response) => return Ok(response),
-                    Err(status) => status,
-                };
-            let too_large =
-                status.code() == tonic::Code::OutOfRange && status.message().contains("too large");
-            if !too_large || request.records.len() < 2 {
-                return Err(status);
-            }
-            let (head, tail) = request.records.split_at(request.records.len() / 2);
-            // The first half stores the positions of its own records; the second, the batch's.
-            let mut reached: HashMap<&str, &str> = HashMap::new();
-            for r in head {
-                reached.insert(&r.partition, &r.position);
-            }
-            let first = pb::PutSourceRecordsRequest {
-                source: request.source.clone(),
-                feature_group_name: request.feature_group_name.clone(),
-                feature_names: request.feature_names.clone(),
-                positions: reached
-                    .into_iter()
-                    .map(|(partition, position)| pb::SourcePosition {
-                        partition: partition.to_string(),
-                        position: position.to_string(),
-                    })
-                    .collect(),
-                records: head.to_vec(),
-            };
-            let second = pb::PutSourceRecordsRequest {
+            let header = pb::PutSourceRecordsRequest {
                 source: request.source.clone(),
                 feature_group_name: request.feature_group_name.clone(),
                 feature_names: request.feature_names.clone(),
                 positions: request.positions.clone(),
-                records: tail.to_vec(),
+                records: Vec::new(),
+            };
+            let mut first = Some(request);
+            let status = match with_retries("writing records", || {
+                let attempt = match first.take() {
+                    Some(request) => Ok(request),
+                    None => self.remap(&header, partition, origins),
+                };
+                async move { self.sink.put(attempt?).await }
+            })
+            .await
+            {
+                Ok(response) => return Ok(response),
+                Err(status) => status,
+            };
+            let too_large =
+                status.code() == tonic::Code::OutOfRange && status.message().contains("too large");
+            if !too_large || origins.len() < 2 {
+                return Err(status);
+            }
+            let mid = origins.len() / 2;
+            let mut whole = self.remap(&header, partition, origins)?;
+            let tail = whole.records.split_off(mid);
+            // The first half stores the position of its own last record; the second, the
+            // batch's.
+            let first = pb::PutSourceRecordsRequest {
+                positions: vec![pb::SourcePosition {
+                    partition: partition.to_string(),
+                    position: origins[mid - 1].0.clone(),
+                }],
+                ..whole
+            };
+            let second = pb::PutSourceRecordsRequest {
+                records: tail,
+                ..header
             };
             tracing::info!(
                 source = self.source,
-                records = first.records.len() + second.records.len(),
+                records = origins.len(),
                 "a batch over the server's request size limit: writing it in halves"
             );
-            let mut response = self.put(&first).await?;
-            let rest = self.put(&second).await?;
+            let mut response = self.put(first, partition, &origins[..mid]).await?;
+            let rest = self.put(second, partition, &origins[mid..]).await?;
             response.results.extend(rest.results);
             response.positions = rest.positions;
             Ok(response)
+        })
+    }
+
+    /// `header` with the records of `origins` mapped again.
+    fn remap(
+        &self,
+        header: &pb::PutSourceRecordsRequest,
+        partition: &str,
+        origins: &[(String, Vec<u8>)],
+    ) -> Result<pb::PutSourceRecordsRequest, tonic::Status> {
+        let records = origins
+            .iter()
+            .map(|(position, payload)| {
+                let values = self.mapping.values(payload).map_err(|e| {
+                    tonic::Status::internal(format!(
+                        "{partition} at {position} no longer maps to a record: {e}"
+                    ))
+                })?;
+                Ok(source_record(partition, position, values))
+            })
+            .collect::<Result<_, tonic::Status>>()?;
+        Ok(pb::PutSourceRecordsRequest {
+            records,
+            ..header.clone()
         })
     }
 
@@ -339,6 +372,26 @@ impl Pipeline {
         }
         metrics::counter!("quiver_ingest_dead_letters_total", "source" => self.source.clone())
             .increment(bad.len() as u64);
+    }
+}
+
+/// A record in the shared form: the values of the mapping's features, named once per write.
+fn source_record(
+    partition: &str,
+    position: &str,
+    values: Vec<Option<pb::feature_value::Value>>,
+) -> pb::SourceRecord {
+    pb::SourceRecord {
+        partition: partition.to_string(),
+        position: position.to_string(),
+        record: None,
+        values: values
+            .into_iter()
+            .map(|value| pb::FeatureValue {
+                feature_name: String::new(),
+                value,
+            })
+            .collect(),
     }
 }
 
@@ -508,6 +561,129 @@ impl Drop for Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink that refuses the first `failures` writes as unavailable, and keeps every
+    /// request it is sent.
+    struct Flaky {
+        failures: Mutex<usize>,
+        seen: Mutex<Vec<pb::PutSourceRecordsRequest>>,
+    }
+
+    impl crate::sink::Sink for Flaky {
+        fn describe<'a>(
+            &'a self,
+            group: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<pb::DescribeFeatureGroupResponse, tonic::Status>>
+        {
+            let f = |name: &str, t: pb::FeatureType| pb::FeatureDefinition {
+                feature_name: name.into(),
+                feature_type: t as i32,
+                ..Default::default()
+            };
+            let described = pb::DescribeFeatureGroupResponse {
+                feature_group_name: group.into(),
+                record_identifier_feature_name: "id".into(),
+                event_time_feature_name: "ts".into(),
+                feature_definitions: vec![
+                    f("id", pb::FeatureType::String),
+                    f("ts", pb::FeatureType::Fractional),
+                    f("x", pb::FeatureType::Fractional),
+                ],
+                ..Default::default()
+            };
+            Box::pin(async move { Ok(described) })
+        }
+
+        fn positions<'a>(
+            &'a self,
+            _source: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<HashMap<String, String>, tonic::Status>>
+        {
+            Box::pin(async { Ok(HashMap::new()) })
+        }
+
+        fn put(
+            &self,
+            request: pb::PutSourceRecordsRequest,
+        ) -> futures::future::BoxFuture<'_, Result<pb::PutSourceRecordsResponse, tonic::Status>>
+        {
+            let records = request.records.len();
+            self.seen.lock().unwrap().push(request);
+            let mut failures = self.failures.lock().unwrap();
+            let result = if *failures > 0 {
+                *failures -= 1;
+                Err(tonic::Status::unavailable("restarting"))
+            } else {
+                use pb::source_record_result::Result as R;
+                Ok(pb::PutSourceRecordsResponse {
+                    results: (0..records)
+                        .map(|_| pb::SourceRecordResult {
+                            result: Some(R::Outcome(0)),
+                        })
+                        .collect(),
+                    positions: vec![],
+                })
+            };
+            Box::pin(async move { result })
+        }
+    }
+
+    /// A write tried again after the server was unavailable sends the same records (mapped
+    /// again from their payloads) and the same positions; a bad message is not among them.
+    #[tokio::test]
+    async fn a_retried_write_sends_the_same_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::IngestConfig::parse(&format!(
+            r#"
+[[source]]
+name = "s"
+feature_group = "g"
+dead_letter = {{ kind = "file", path = "{}" }}
+[source.kafka]
+brokers = "127.0.0.1:9"
+topics = ["t"]
+"#,
+            dir.path().join("dead.jsonl").display()
+        ))
+        .unwrap();
+        let sink = Arc::new(Flaky {
+            failures: Mutex::new(2),
+            seen: Mutex::new(Vec::new()),
+        });
+        let pipeline = Pipeline::new(&config.sources[0], sink.clone())
+            .await
+            .unwrap();
+        let mut batch = Batch::default();
+        pipeline.add(
+            &mut batch,
+            "t/0",
+            "7",
+            br#"{"id":"a","ts":1700000000,"x":1.5}"#,
+        );
+        pipeline.add(&mut batch, "t/0", "8", b"not json");
+        pipeline.add(&mut batch, "t/0", "9", br#"{"id":"b","ts":1700000001}"#);
+        pipeline.write(batch).await.unwrap();
+        assert_eq!(pipeline.written(), 2);
+        let seen = sink.seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "two refusals, then the write");
+        assert_eq!(seen[0], seen[1]);
+        assert_eq!(seen[0], seen[2]);
+        let first = &seen[0];
+        assert_eq!(first.records.len(), 2);
+        assert_eq!(
+            first
+                .records
+                .iter()
+                .map(|r| r.position.as_str())
+                .collect::<Vec<_>>(),
+            ["7", "9"]
+        );
+        assert_eq!(first.positions.len(), 1);
+        assert_eq!(first.positions[0].position, "9");
+        assert_eq!(first.feature_names.len(), first.records[0].values.len());
+        let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+        assert!(dead.contains("not JSON"), "{dead}");
+    }
 
     #[test]
     fn positions_compare_as_numbers() {

@@ -350,8 +350,8 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
             "--wal-sync",
             "periodic",
         ];
-        // Inside the server, with authentication and TLS on: the workers sign as the server's
-        // own ingest principal and reach its listener over TLS, and this test as root.
+        // Inside the server, with authentication and TLS on: the workers act as the server's
+        // own ingest principal (in process), and this test connects over TLS as root.
         if in_server {
             args.extend(["--config", server_config.to_str().unwrap(), "--auth"]);
             args.extend(tls_args.iter().map(String::as_str));
