@@ -17,6 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo build --release --manifest-path "$repo/Cargo.toml" --bin quiver-server --bin quiver
+# From the repository, whose .cargo/config.toml sets how RocksDB's C++ is built.
+(cd "$repo" && cargo build --release --bin quiver-server --bin quiver)
 echo "quiver CLI: $CARGO_TARGET_DIR/release/quiver"
 exec "$CARGO_TARGET_DIR/release/quiver-server" "$@"
