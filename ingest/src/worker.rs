@@ -27,8 +27,8 @@ pub struct Batch {
     /// tried again, and for the dead-letter destination should the server refuse one.
     origins: Vec<(String, Vec<u8>)>,
     bad: Vec<BadMessage>,
-    /// The last position read per partition (records and bad messages alike).
-    positions: HashMap<String, String>,
+    /// The last position read (records and bad messages alike).
+    last: String,
     messages: usize,
 }
 
@@ -42,11 +42,9 @@ impl Batch {
         self.messages == 0
     }
 
-    /// Whether `position` comes after everything the batch holds of `partition`.
-    pub fn is_after(&self, partition: &str, position: &str) -> bool {
-        self.positions
-            .get(partition)
-            .is_none_or(|last| compare_positions(position, last) == Ordering::Greater)
+    /// Whether `position` comes after everything the batch holds.
+    pub fn is_after(&self, position: &str) -> bool {
+        self.is_empty() || compare_positions(position, &self.last) == Ordering::Greater
     }
 }
 
@@ -186,20 +184,13 @@ impl Pipeline {
                 rejected.0,
             )),
         }
-        match batch.positions.get_mut(partition) {
-            Some(last) => position.clone_into(last),
-            None => {
-                batch
-                    .positions
-                    .insert(partition.to_string(), position.to_string());
-            }
-        }
+        position.clone_into(&mut batch.last);
         batch.messages += 1;
     }
 
     /// Writes `batch`: its bad messages to the dead-letter destination first, then its records
     /// with its positions, retrying while the server is away or behind. Returns the stored
-    /// positions of the batch's partitions.
+    /// position of the batch's partition.
     pub async fn write(&self, batch: Batch) -> Result<Vec<pb::SourcePosition>, String> {
         let source = self.source.as_str();
         self.dead_letters(&batch.bad).await;
@@ -208,14 +199,10 @@ impl Pipeline {
             feature_group_name: self.mapping.group().to_string(),
             feature_names: self.mapping.features().to_vec(),
             records: batch.records,
-            positions: batch
-                .positions
-                .into_iter()
-                .map(|(partition, position)| pb::SourcePosition {
-                    partition,
-                    position,
-                })
-                .collect(),
+            positions: vec![pb::SourcePosition {
+                partition: batch.partition.clone(),
+                position: batch.last,
+            }],
         };
         let response = self
             .put(request, &batch.partition, &batch.origins)
@@ -451,7 +438,7 @@ impl Lanes {
         let lane = self.lanes.get_mut(partition).expect("inserted above");
         // A partition read again from an earlier position (reassigned): what is in hand goes
         // first, so each write's positions rise.
-        if !lane.batch.is_after(partition, position) {
+        if !lane.batch.is_after(position) {
             self.pending -= lane.batch.len();
             stored.extend(submit(&self.pipeline, lane).await?);
         }
@@ -697,9 +684,11 @@ topics = ["t"]
             Ordering::Greater
         );
         let mut batch = Batch::default();
-        batch.positions.insert("t/0".into(), "5".into());
-        assert!(batch.is_after("t/0", "6"));
-        assert!(!batch.is_after("t/0", "5"));
-        assert!(batch.is_after("t/1", "0"));
+        assert!(batch.is_after("0"));
+        batch.partition = "t/0".into();
+        batch.last = "5".into();
+        batch.messages = 1;
+        assert!(batch.is_after("6"));
+        assert!(!batch.is_after("5"));
     }
 }
