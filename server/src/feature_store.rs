@@ -1157,6 +1157,50 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn record_headers_are_filled_at_open_for_a_database_written_without_them() {
+        use crate::db::{CF_RECORD_HEADERS, cf};
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(START_MS);
+        {
+            let store = open(dir.path(), clock.clone());
+            store.create_feature_group(spec(Some(60), false)).unwrap();
+            store
+                .put_records(vec![put(1, START_MS), put(2, START_MS)])
+                .unwrap();
+            // As a database from before the column family: records, no headers, no mark.
+            let db = store.online().db();
+            let headers = cf(db, CF_RECORD_HEADERS);
+            let keys: Vec<Box<[u8]>> = db
+                .iterator_cf(headers, rocksdb::IteratorMode::Start)
+                .map(|item| item.unwrap().0)
+                .collect();
+            assert_eq!(keys.len(), 3, "two headers and the completion mark");
+            for key in keys {
+                db.delete_cf(headers, key).unwrap();
+            }
+        }
+        let store = open(dir.path(), clock.clone());
+        // The filled headers make an older write historic, and a newer one applied.
+        assert_eq!(
+            store
+                .put_records(vec![put(1, START_MS - 1000), put(2, START_MS + 1000)])
+                .unwrap(),
+            vec![WriteOutcome::Historic, WriteOutcome::Applied]
+        );
+        // The TTL purge scans the headers: record 1 expires, record 2 (rewritten) later.
+        clock.advance_ms(60_000);
+        assert_eq!(store.online().purge_expired().unwrap(), 1);
+        // A hard delete removes the header too: an older put is then applied.
+        store
+            .delete_record("g", "2", "1700000002", &[], DeletionMode::Hard)
+            .unwrap();
+        assert_eq!(
+            store.put_records(vec![put(2, START_MS - 5000)]).unwrap(),
+            vec![WriteOutcome::Applied]
+        );
+    }
+
+    #[test]
     fn every_accepted_write_is_staged_for_the_offline_store_in_the_same_write() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path(), ManualClock::new(START_MS));

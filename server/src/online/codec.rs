@@ -47,6 +47,14 @@ impl RecordHeader {
     }
 }
 
+/// The leading bytes of a stored record (either format) that hold its header in clear: what the
+/// record-headers column family keeps, and what [`decode_header`] reads.
+pub fn header_bytes(stored: &[u8]) -> Result<&[u8]> {
+    stored
+        .get(..CLEAR_LEN)
+        .ok_or_else(|| corrupt("record shorter than its header"))
+}
+
 /// A decoded online record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {

@@ -4,13 +4,19 @@
 //! goes through one RocksDB `WriteBatch` per request, holding the online effect and the staged
 //! offline rows together, committed with the configured WAL sync. A write is acknowledged only
 //! after that commit returns.
+//!
+//! Each record's header (event time, expiry, soft-deleted) is also kept under its key in the
+//! record-headers column family, written in the same batch as the record. A write reads only
+//! that to decide whether it is newer, so with more records than the block cache holds, a put
+//! still finds what it compares against in the cache (a header is 18 bytes; a record is often
+//! a kilobyte).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
-use crate::db::{CF_RECORDS, CF_SOURCE_POSITIONS, cf};
+use crate::db::{CF_RECORD_HEADERS, CF_RECORDS, CF_SOURCE_POSITIONS, cf};
 use crate::error::{Error, Result};
 use crate::kms::DataKeys;
 use crate::model::{FeatureGroup, FeatureType, ValidRecord, Value};
@@ -65,6 +71,10 @@ pub struct OnlineStore {
     keys: Arc<DataKeys>,
 }
 
+/// Marks the record-headers column family as holding every record's header; no record key is
+/// this short (keys start with 8 bytes of group id).
+const HEADERS_COMPLETE: &[u8] = b"";
+
 pub fn record_key(group_id: u64, identifier: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + identifier.len());
     key.extend_from_slice(&group_id.to_be_bytes());
@@ -81,6 +91,7 @@ impl OnlineStore {
         keys: Arc<DataKeys>,
     ) -> Result<Self> {
         let staging = OfflineStaging::open(&db, staging_limit_bytes, keys.clone())?;
+        complete_headers(&db)?;
         Ok(Self {
             db,
             locks: KeyLocks::default(),
@@ -118,7 +129,8 @@ impl OnlineStore {
             .map_err(|e| Error::storage(context, e))
     }
 
-    /// The stored headers for `keys` (one batched multi-get), treating an expired record as
+    /// The stored headers for `keys` (one batched multi-get of the record-headers column family),
+    /// treating an expired record as
     /// absent: once a record's TTL has passed it is gone for readers, so it must not make a
     /// newer-looking write historic.
     fn live_headers(
@@ -130,10 +142,10 @@ impl OnlineStore {
             return Ok(Vec::new());
         }
         self.db
-            .batched_multi_get_cf(cf(&self.db, CF_RECORDS), keys, false)
+            .batched_multi_get_cf(cf(&self.db, CF_RECORD_HEADERS), keys, false)
             .into_iter()
             .map(|stored| match stored {
-                Err(e) => Err(Error::storage("reading the stored record", e)),
+                Err(e) => Err(Error::storage("reading the stored record's header", e)),
                 Ok(None) => Ok(None),
                 Ok(Some(bytes)) => {
                     let header = codec::decode_header(&bytes)?;
@@ -166,6 +178,7 @@ impl OnlineStore {
         let mut reservation = self.staging.reserve(offline_rows);
         let now_ms = self.clock.now_ms();
         let records_cf = cf(&self.db, CF_RECORDS);
+        let headers_cf = cf(&self.db, CF_RECORD_HEADERS);
         let mut batch = WriteBatch::default();
         // The newest header per key as this batch has left it so far.
         let mut batch_headers: HashMap<&[u8], Option<RecordHeader>> = HashMap::new();
@@ -191,11 +204,9 @@ impl OnlineStore {
                         expires_at_ms: record.expires_at_ms,
                         deleted: false,
                     };
-                    batch.put_cf(
-                        records_cf,
-                        key,
-                        self.encode(&group, key, &header, &record.values)?,
-                    );
+                    let stored = self.encode(&group, key, &header, &record.values)?;
+                    batch.put_cf(headers_cf, key, codec::header_bytes(&stored)?);
+                    batch.put_cf(records_cf, key, stored);
                     batch_headers.insert(key.as_slice(), Some(header));
                     WriteOutcome::Applied
                 } else {
@@ -329,6 +340,7 @@ impl OnlineStore {
         let mut reservation = self.staging.reserve(usize::from(request.offline));
         let now_ms = self.clock.now_ms();
         let records_cf = cf(&self.db, CF_RECORDS);
+        let headers_cf = cf(&self.db, CF_RECORD_HEADERS);
         let mut batch = WriteBatch::default();
         if request.online {
             let current = self.live_headers(&[&key], now_ms)?.pop().flatten();
@@ -342,7 +354,10 @@ impl OnlineStore {
                         time::format_iso8601(stored)
                     )));
                 }
-                DeletionMode::Hard => batch.delete_cf(records_cf, &key),
+                DeletionMode::Hard => {
+                    batch.delete_cf(records_cf, &key);
+                    batch.delete_cf(headers_cf, &key);
+                }
                 DeletionMode::Soft if newer => {
                     // The tombstone keeps the delete's event time so older writes stay historic;
                     // it expires like the record it replaces would have.
@@ -351,7 +366,9 @@ impl OnlineStore {
                         expires_at_ms: current.and_then(|h| h.expires_at_ms),
                         deleted: true,
                     };
-                    batch.put_cf(records_cf, &key, self.encode(group, &key, &header, &[])?);
+                    let stored = self.encode(group, &key, &header, &[])?;
+                    batch.put_cf(headers_cf, &key, codec::header_bytes(&stored)?);
+                    batch.put_cf(records_cf, &key, stored);
                 }
                 DeletionMode::Soft => {}
             }
@@ -376,23 +393,29 @@ impl OnlineStore {
         let from = group_id.to_be_bytes();
         let to = (group_id + 1).to_be_bytes();
         batch.delete_range_cf(cf(&self.db, CF_RECORDS), from, to);
+        batch.delete_range_cf(cf(&self.db, CF_RECORD_HEADERS), from, to);
     }
 
-    /// Removes records whose TTL has passed; returns how many. Each removal re-checks the record
-    /// under its key lock, so a newer write that raced the scan is never removed.
+    /// Removes records whose TTL has passed; returns how many. The scan reads the headers, not
+    /// the records. Each removal re-checks the header under its key lock, so a newer write that
+    /// raced the scan is never removed.
     pub fn purge_expired(&self) -> Result<u64> {
         let now_ms = self.clock.now_ms();
         let records_cf = cf(&self.db, CF_RECORDS);
+        let headers_cf = cf(&self.db, CF_RECORD_HEADERS);
         let mut expired = Vec::new();
-        // The records CF has a prefix extractor; a full scan must not be limited to one prefix.
+        // The column family has a prefix extractor; a full scan must not be limited to one prefix.
         let mut scan = ReadOptions::default();
         scan.set_total_order_seek(true);
         for item in self
             .db
-            .iterator_cf_opt(records_cf, scan, IteratorMode::Start)
+            .iterator_cf_opt(headers_cf, scan, IteratorMode::Start)
         {
             let (key, value) =
                 item.map_err(|e| Error::storage("scanning for expired records", e))?;
+            if *key == *HEADERS_COMPLETE {
+                continue;
+            }
             if codec::decode_header(&value)?
                 .expires_at_ms
                 .is_some_and(|t| t <= now_ms)
@@ -407,7 +430,7 @@ impl OnlineStore {
             for key in chunk {
                 let stored = self
                     .db
-                    .get_pinned_cf(records_cf, key)
+                    .get_pinned_cf(headers_cf, key)
                     .map_err(|e| Error::storage("re-reading an expired record", e))?;
                 let still_expired = match stored {
                     Some(bytes) => codec::decode_header(&bytes)?
@@ -417,6 +440,7 @@ impl OnlineStore {
                 };
                 if still_expired {
                     batch.delete_cf(records_cf, key);
+                    batch.delete_cf(headers_cf, key);
                     purged += 1;
                 }
             }
@@ -439,6 +463,43 @@ impl OnlineStore {
     pub fn db(&self) -> &Arc<DB> {
         &self.db
     }
+}
+
+/// Fills the record-headers column family from the records once, for a database written before
+/// it existed, and marks it complete; a crash before the mark only means filling it again.
+fn complete_headers(db: &DB) -> Result<()> {
+    let headers_cf = cf(db, CF_RECORD_HEADERS);
+    let storage = |e| Error::storage("filling the record-headers column family", e);
+    if db
+        .get_pinned_cf(headers_cf, HEADERS_COMPLETE)
+        .map_err(storage)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut scan = ReadOptions::default();
+    scan.set_total_order_seek(true);
+    let mut batch = WriteBatch::default();
+    let mut filled = 0u64;
+    for item in db.iterator_cf_opt(cf(db, CF_RECORDS), scan, IteratorMode::Start) {
+        let (key, value) = item.map_err(storage)?;
+        match codec::header_bytes(&value) {
+            Ok(header) => batch.put_cf(headers_cf, &key, header),
+            // Left without a header, the record reads as absent to writes, and the next put
+            // of its identifier replaces it.
+            Err(e) => tracing::warn!(key = ?key, "record without a readable header: {e}"),
+        }
+        filled += 1;
+        if batch.len() >= 10_000 {
+            db.write(std::mem::take(&mut batch)).map_err(storage)?;
+        }
+    }
+    batch.put_cf(headers_cf, HEADERS_COMPLETE, b"1");
+    db.write(batch).map_err(storage)?;
+    if filled > 0 {
+        tracing::info!(records = filled, "filled the record-headers column family");
+    }
+    Ok(())
 }
 
 /// A delete marker row holds the identifier and the delete's event time, typed as the group
