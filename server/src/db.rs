@@ -100,7 +100,10 @@ fn records_options(cache: &Cache) -> Options {
 
 /// Record headers are read by every write's point lookups: the records' read settings, with
 /// small blocks (a header is 18 bytes) and no compression, since the whole column family is
-/// about 40 bytes per record (40 MB per million), meant to be held by the block cache.
+/// about 40 bytes per record (40 MB per million), meant to be held by the block cache. A small
+/// memtable: with the default 64 MB, one memtable held a million headers, and inserting into
+/// its skip list (a cache miss per level) took 9% of the server's CPU per put
+/// (docs/benchmarks.md).
 fn headers_options(cache: &Cache) -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
@@ -118,6 +121,9 @@ fn headers_options(cache: &Cache) -> Options {
     options.set_memtable_whole_key_filtering(true);
     options.set_compression_type(rocksdb::DBCompressionType::None);
     options.set_level_compaction_dynamic_level_bytes(true);
+    options.set_write_buffer_size(4 * 1024 * 1024);
+    options.set_target_file_size_base(8 * 1024 * 1024);
+    options.set_max_bytes_for_level_base(32 * 1024 * 1024);
     options
 }
 

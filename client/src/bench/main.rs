@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bytes::BytesMut;
 use clap::{Parser, ValueEnum};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -215,6 +216,8 @@ async fn run(args: Args) -> Result<()> {
 struct RecordShape {
     definitions: Vec<pb::FeatureDefinition>,
     string_value: String,
+    /// About the encoded size of one PutRecordRequest (a buffer's first capacity).
+    put_len_hint: usize,
 }
 
 impl RecordShape {
@@ -236,10 +239,17 @@ impl RecordShape {
             };
             definitions.push(definition(format!("f{i}"), feature_type));
         }
-        Self {
+        let mut shape = Self {
             definitions,
             string_value: "x".repeat(args.value_size),
-        }
+            put_len_hint: 0,
+        };
+        shape.put_len_hint = prost::Message::encoded_len(&pb::PutRecordRequest {
+            feature_group_name: args.group.clone(),
+            record: shape.record(u64::from(u32::MAX), LOAD_EVENT_TIME),
+            ..Default::default()
+        });
+        shape
     }
 
     /// Bytes the server stores for one record (online codec v1, `server/src/online/codec.rs`:
@@ -257,6 +267,46 @@ impl RecordShape {
                 _ => 3 + 8,
             })
             .sum::<usize>()
+    }
+
+    /// Writes the `PutRecordRequest` of [`RecordShape::record`] for `group` into `out`, byte
+    /// for byte as prost encodes it, without building the message: the 50 values' names and
+    /// strings are not allocated and copied per put (the client's CPU is taken from the server
+    /// on this machine, and redis-benchmark likewise sends a prepared payload).
+    fn encode_put(&self, group: &String, key: u64, event_time: f64, out: &mut BytesMut) {
+        use prost::encoding::{WireType, double, encode_key, encode_varint, int64, string};
+        enum V<'a> {
+            I(i64),
+            F(f64),
+            S(&'a String),
+        }
+        let id = format!("r{key}");
+        string::encode(1, group, out);
+        for (i, d) in self.definitions.iter().enumerate() {
+            let value = match (i, d.feature_type()) {
+                (0, _) => V::S(&id),
+                (1, _) => V::F(event_time),
+                (_, pb::FeatureType::Integral) => V::I(key as i64),
+                (_, pb::FeatureType::Fractional) => V::F(key as f64 * 0.5),
+                _ => V::S(&self.string_value),
+            };
+            let value_len = match &value {
+                V::I(n) => int64::encoded_len(2, n),
+                V::F(f) => double::encoded_len(3, f),
+                V::S(s) => string::encoded_len(4, s),
+            };
+            encode_key(2, WireType::LengthDelimited, out);
+            encode_varint(
+                (string::encoded_len(1, &d.feature_name) + value_len) as u64,
+                out,
+            );
+            string::encode(1, &d.feature_name, out);
+            match &value {
+                V::I(n) => int64::encode(2, n, out),
+                V::F(f) => double::encode(3, f, out),
+                V::S(s) => string::encode(4, s, out),
+            }
+        }
     }
 
     fn record(&self, key: u64, event_time: f64) -> Vec<pb::FeatureValue> {
@@ -413,17 +463,13 @@ async fn run_worker(
                 )
                 .await
                 .and_then(|len| non_empty(len, "BatchGetRecord found no records")),
-            Operation::Put | Operation::Mixed => connection
-                .unary(
-                    PUT_RECORD,
-                    &pb::PutRecordRequest {
-                        feature_group_name: args.group.clone(),
-                        record: shape.record(pick(&mut rng), event_time),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map(|_| ()),
+            Operation::Put | Operation::Mixed => {
+                let key = pick(&mut rng);
+                let body = wire::frame(shape.put_len_hint, |out| {
+                    shape.encode_put(&args.group, key, event_time, out)
+                });
+                connection.unary_framed(PUT_RECORD, body).await.map(|_| ())
+            }
             Operation::Health => connection
                 .unary(HEALTH_CHECK, &())
                 .await
@@ -577,5 +623,31 @@ fn report(
     println!("errors: {errors}");
     if let Some(e) = first_error {
         println!("first error: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn puts_are_encoded_as_prost_encodes_them() {
+        let args = Args::parse_from(["quiver-bench", "put", "--features", "7", "--value-size", "3"]);
+        let shape = RecordShape::new(&args);
+        for key in [0, 1, 127, 128, 999_999, u64::from(u32::MAX)] {
+            let event_time = LOAD_EVENT_TIME + key as f64 / 1000.0;
+            let expected = prost::Message::encode_to_vec(&pb::PutRecordRequest {
+                feature_group_name: args.group.clone(),
+                record: shape.record(key, event_time),
+                ..Default::default()
+            });
+            let framed = wire::frame(0, |out| shape.encode_put(&args.group, key, event_time, out));
+            assert_eq!(&framed[5..], &expected[..], "key {key}");
+            assert_eq!(framed[0], 0);
+            assert_eq!(
+                u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize,
+                expected.len()
+            );
+        }
     }
 }

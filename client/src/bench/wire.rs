@@ -81,6 +81,17 @@ impl Connection {
     /// Calls `path` (`/package.Service/Method`) with `message`; returns the response message's
     /// length in bytes.
     pub async fn unary(&self, path: &str, message: &impl Message) -> Result<usize> {
+        let length = message.encoded_len();
+        let mut body = BytesMut::with_capacity(5 + length);
+        body.put_u8(0); // not compressed
+        body.put_u32(length as u32);
+        message.encode(&mut body)?;
+        self.unary_framed(path, body).await
+    }
+
+    /// Calls `path` with a request already framed as gRPC sends it: `[0][length u32 BE]` and
+    /// the encoded message ([`frame`] builds one).
+    pub async fn unary_framed(&self, path: &str, body: BytesMut) -> Result<usize> {
         let uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -90,12 +101,6 @@ impl Connection {
         let headers = request.headers_mut();
         headers.insert("content-type", HeaderValue::from_static("application/grpc"));
         headers.insert("te", HeaderValue::from_static("trailers"));
-
-        let length = message.encoded_len();
-        let mut body = BytesMut::with_capacity(5 + length);
-        body.put_u8(0); // not compressed
-        body.put_u32(length as u32);
-        message.encode(&mut body)?;
         if let Some(signer) = &self.signer {
             request.headers_mut().insert(
                 quiver_proto::signing::AUTHORIZATION,
@@ -134,6 +139,17 @@ impl Connection {
         }
         Ok(received - 5)
     }
+}
+
+/// A gRPC request frame whose message `encode` writes into the buffer it is given.
+pub fn frame(capacity: usize, encode: impl FnOnce(&mut BytesMut)) -> BytesMut {
+    let mut body = BytesMut::with_capacity(5 + capacity);
+    body.put_u8(0); // not compressed
+    body.put_u32(0);
+    encode(&mut body);
+    let length = (body.len() - 5) as u32;
+    body[1..5].copy_from_slice(&length.to_be_bytes());
+    body
 }
 
 fn grpc_status(status: &HeaderValue, message: Option<&HeaderValue>) -> Result<()> {
