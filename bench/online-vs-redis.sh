@@ -6,10 +6,11 @@
 # Starts Redis (Debian's redis-server, AOF with appendfsync everysec) and Quiver (release build,
 # fresh data dir, --wal-sync periodic: WAL fsynced every 100 ms, the like-for-like setting) on
 # loopback ports, loads RECORDS records of 50 features into Quiver (quiver-bench) and as many
-# keys with values as large as Quiver's stored records into Redis (redis-benchmark SET), then
-# runs at 50 concurrent requests: redis-benchmark GET and SET, quiver-bench get, batch-get (100;
-# also at 4 in flight, for latency), put and the gRPC health check (the RPC floor: no storage
-# work); prints a table with the ratios against the issue's targets.
+# keys with values as large as Quiver's stored records into Redis (redis-benchmark SET), waits
+# for Quiver's flushes and compactions of the load to finish, then runs at 50 concurrent
+# requests: redis-benchmark GET and SET, quiver-bench get, batch-get (100; also at 4 in flight,
+# for latency), put and the gRPC health check (the RPC floor: no storage work); prints a table
+# with the ratios against the issue's targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-1000000}"
@@ -36,8 +37,25 @@ HTTP="$(python3 -c "import json;print(json.load(open('$WORK/addrs.json'))['http'
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 
 qb() { "$BIN/quiver-bench" --endpoint "$QUIVER" --records "$RECORDS" --features 50 --concurrency "${IN_FLIGHT:-$CONCURRENCY}" --json "$@"; }
-echo "loading $RECORDS records into Quiver, then get for ${SECONDS_RUN}s"
-GET=$(qb get --duration "$SECONDS_RUN")
+# Waits (at most 120 s) until RocksDB has no flush or compaction running or pending: what the
+# runs below measure is serving, not the load's background work (Redis has none to wait for).
+settle() {
+  local started=$SECONDS
+  while [ $((SECONDS - started)) -lt 120 ]; do
+    if curl -s "http://$HTTP/metrics" | awk '
+      /^quiver_rocksdb_(running_compactions|running_flushes|pending_compaction_bytes) / { busy += $2 }
+      END { exit !(NR > 0 && busy == 0) }'; then
+      echo "settled after $((SECONDS - started)) s"; return
+    fi
+    sleep 1
+  done
+  echo "still compacting after 120 s; measuring anyway"
+}
+echo "loading $RECORDS records into Quiver"
+qb get --requests 1 >/dev/null
+settle
+echo "get for ${SECONDS_RUN}s"
+GET=$(qb get --skip-load --duration "$SECONDS_RUN")
 SIZE=$(echo "$GET" | python3 -c "import json,sys; print(json.load(sys.stdin)['stored_record_bytes'])")
 RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$QUIVER_PID/status)
 echo "quiver batch-get (100 per request; 50 and 4 in flight), put, and the gRPC health check"

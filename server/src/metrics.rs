@@ -136,5 +136,17 @@ pub fn render(handle: &PrometheusHandle, store: &FeatureStore) -> String {
     ] {
         metrics::gauge!(metric).set(property(CF_RECORDS, prop));
     }
+    // Background work in progress, whole database: a benchmark waits for these to reach 0
+    // after loading, so that what it measures is not the load's compactions.
+    for (metric, prop) in [
+        (
+            "quiver_rocksdb_running_compactions",
+            "rocksdb.num-running-compactions",
+        ),
+        ("quiver_rocksdb_running_flushes", "rocksdb.num-running-flushes"),
+    ] {
+        let value = db.property_int_value(prop).ok().flatten().unwrap_or(0);
+        metrics::gauge!(metric).set(value as f64);
+    }
     handle.render()
 }

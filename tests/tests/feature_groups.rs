@@ -345,6 +345,7 @@ async fn health_reflection_metrics_and_healthz() {
         "quiver_records_written_total 1",
         "quiver_feature_groups 1",
         "quiver_rocksdb_block_cache_usage_bytes",
+        "quiver_rocksdb_running_compactions",
     ] {
         assert!(
             metrics.contains(expected),
