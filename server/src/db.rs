@@ -75,9 +75,10 @@ pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
 /// The records column family is read by point lookups (docs/benchmarks.md has the measurements):
 /// whole-key bloom filters (in the memtable too); index and filter blocks kept in table-reader
 /// memory rather than the block cache, so a lookup takes one cache probe (the data block) instead
-/// of three (about 3 MB per million records); a hash index inside each data block, so finding a
-/// key there is one probe rather than a binary search; and a prefix extractor on the 8-byte
-/// group id so deleting a group's range stays cheap.
+/// of three; a hash index inside each data block, so finding a key there is one probe rather
+/// than a binary search; 4 KB blocks, so a lookup that misses the cache reads and decompresses
+/// 4 KB rather than 16 (GetRecord 9-11% faster with 1M records); and a prefix extractor on the
+/// 8-byte group id so deleting a group's range stays cheap.
 fn records_options(cache: &Cache) -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
@@ -86,7 +87,7 @@ fn records_options(cache: &Cache) -> Options {
     table.set_cache_index_and_filter_blocks(false);
     table.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
     table.set_data_block_hash_ratio(0.75);
-    table.set_block_size(16 * 1024);
+    table.set_block_size(4 * 1024);
     table.set_format_version(5);
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);
