@@ -143,7 +143,10 @@ pub fn render(handle: &PrometheusHandle, store: &FeatureStore) -> String {
             "quiver_rocksdb_running_compactions",
             "rocksdb.num-running-compactions",
         ),
-        ("quiver_rocksdb_running_flushes", "rocksdb.num-running-flushes"),
+        (
+            "quiver_rocksdb_running_flushes",
+            "rocksdb.num-running-flushes",
+        ),
     ] {
         let value = db.property_int_value(prop).ok().flatten().unwrap_or(0);
         metrics::gauge!(metric).set(value as f64);

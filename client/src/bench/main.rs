@@ -632,7 +632,14 @@ mod tests {
 
     #[test]
     fn puts_are_encoded_as_prost_encodes_them() {
-        let args = Args::parse_from(["quiver-bench", "put", "--features", "7", "--value-size", "3"]);
+        let args = Args::parse_from([
+            "quiver-bench",
+            "put",
+            "--features",
+            "7",
+            "--value-size",
+            "3",
+        ]);
         let shape = RecordShape::new(&args);
         for key in [0, 1, 127, 128, 999_999, u64::from(u32::MAX)] {
             let event_time = LOAD_EVENT_TIME + key as f64 / 1000.0;
