@@ -20,8 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("quiver_descriptor.bin"))
         .compile_protos(&protos, &["."])?;
     // The server's side of the same service, where GetRecord and BatchGetRecord answer with
-    // `Encoded`: a message the server encodes itself, straight from stored records. Every other
-    // type is the one generated above.
+    // `Encoded`: a message the server encodes itself, straight from stored records, and
+    // PutRecord's request arrives `Undecoded`, for the server to read itself. Every other type
+    // is the one generated above (PutRecords still holds generated PutRecordRequests).
     let encoded_server = out_dir.join("encoded_server");
     std::fs::create_dir_all(&encoded_server)?;
     tonic_prost_build::configure()
@@ -35,6 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(
             ".quiver.featurestore.v1.BatchGetRecordResponse",
             "crate::Encoded",
+        )
+        .extern_path(
+            ".quiver.featurestore.v1.PutRecordRequest",
+            "crate::Undecoded",
         )
         .compile_protos(&protos[..1], &["."])?;
     Ok(())

@@ -308,7 +308,11 @@ impl FeatureStore {
     /// Validates a record against its group's current definition, without writing it: the
     /// CPU-bound half of a put, which callers run on their own threads before handing the
     /// record to [`crate::group_commit`]'s single writer.
-    pub fn validate_put(&self, group_name: &str, request: PutRequest) -> Result<ValidatedPut> {
+    pub fn validate_put<N: AsRef<str>>(
+        &self,
+        group_name: &str,
+        request: PutRequest<N>,
+    ) -> Result<ValidatedPut> {
         let group = self.registry.get(group_name)?;
         let record = validate_put(&group, request)?;
         Ok((group, record))

@@ -66,8 +66,12 @@ impl GroupCommit {
 
     /// Validates one put here, then has the writer apply it; resolves once it has committed
     /// (or failed).
-    pub async fn put_record(&self, group_name: String, put: PutRequest) -> Result<WriteOutcome> {
-        let put = self.inner.store.validate_put(&group_name, put)?;
+    pub async fn put_record<N: AsRef<str>>(
+        &self,
+        group_name: &str,
+        put: PutRequest<N>,
+    ) -> Result<WriteOutcome> {
+        let put = self.inner.store.validate_put(group_name, put)?;
         let (reply, outcome) = oneshot::channel();
         let job = Job { put, reply };
         let stopped = || Error::unavailable("the server is shutting down");
@@ -149,7 +153,7 @@ mod tests {
                 if n % 50 == 7 {
                     request.record[2].1 = Value::Integral(n); // `v` is a String feature
                 }
-                (n, commits.put_record(group, request).await)
+                (n, commits.put_record(&group, request).await)
             }));
         }
         for task in tasks {

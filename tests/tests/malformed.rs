@@ -318,3 +318,73 @@ async fn malformed_requests_get_helpful_errors() {
         .unwrap();
     assert_eq!(groups.len(), 1);
 }
+
+/// PutRecord bytes as any protobuf library may send them: a field given twice means its last
+/// value (the server reads such a request the slow way, as prost does), and bytes that are not
+/// a PutRecordRequest are refused with the field and the problem, without writing anything.
+#[tokio::test]
+async fn put_record_bytes_are_read_as_protobuf_says() {
+    use prost::Message;
+    let (_dir, server) = start().await;
+    let client = server.client().await;
+    client
+        .create_feature_group(customers_group("g", None))
+        .await
+        .unwrap();
+    let channel = tonic::transport::Channel::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut send = async |bytes: Vec<u8>| {
+        grpc.ready().await.unwrap();
+        let codec =
+            tonic_prost::ProstCodec::<quiver_proto::Undecoded, pb::PutRecordResponse>::default();
+        grpc.unary(
+            tonic::Request::new(quiver_proto::Undecoded(bytes.into())),
+            "/quiver.featurestore.v1.FeatureStore/PutRecord"
+                .parse()
+                .unwrap(),
+            codec,
+        )
+        .await
+    };
+
+    // The group named twice, the real one last; the age's value given twice, 7 last.
+    let mut bytes = put("nope", record("c1", &ts(1), 41)[..2].to_vec()).encode_to_vec();
+    prost::encoding::string::encode(1, &"g".to_string(), &mut bytes);
+    let mut age = value::integral("age", 40).encode_to_vec();
+    prost::encoding::int64::encode(2, &7, &mut age);
+    prost::encoding::bytes::encode(2, &age, &mut bytes);
+    let written = send(bytes).await.expect("a merged request is written");
+    assert_eq!(written.get_ref().outcome, pb::WriteOutcome::Applied as i32);
+    let stored = read(&client, "g", "c1").await;
+    assert_eq!(feature(&stored, "age"), Some(serde_json::json!(7)));
+
+    // A feature name that is not UTF-8.
+    let mut bad = value::integral("age", 1).encode_to_vec();
+    bad[2] = 0xff;
+    let mut bytes = put("g", record("c2", &ts(1), 1)).encode_to_vec();
+    prost::encoding::bytes::encode(2, &bad, &mut bytes);
+    let refused = send(bytes).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("feature_name") && refused.message().contains("UTF-8"),
+        "{refused:?}"
+    );
+    // Cut short inside a value.
+    let bytes = put("g", record("c3", &ts(1), 1)).encode_to_vec();
+    let refused = send(bytes[..bytes.len() - 3].to_vec()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("PutRecordRequest"),
+        "{refused:?}"
+    );
+    for id in ["c2", "c3"] {
+        assert!(
+            read(&client, "g", id).await.is_empty(),
+            "{id} was not written"
+        );
+    }
+}

@@ -295,13 +295,18 @@ pub fn list_query(req: pb::ListFeatureGroupsRequest) -> Result<ListQuery> {
     })
 }
 
-/// `index` is the value's position in the request's `Record`, for the error message.
-pub fn value_from_pb(index: usize, v: pb::FeatureValue) -> Result<(String, Value)> {
-    match v.value {
-        Some(value) => Ok((v.feature_name, value_of_pb(value))),
+/// `index` is the value's position in the request's `Record`, for the error message; `name`
+/// is the feature's name, owned or borrowed from the request.
+fn value_from_pb<N: AsRef<str>>(
+    index: usize,
+    name: N,
+    value: Option<pb::feature_value::Value>,
+) -> Result<(N, Value)> {
+    match value {
+        Some(value) => Ok((name, value_of_pb(value))),
         None => Err(Error::validation(format!(
             "Record[{index}]: feature '{}' has no value; omit a feature to leave it null",
-            v.feature_name
+            name.as_ref()
         ))),
     }
 }
@@ -334,23 +339,28 @@ pub fn target_stores(raw: &[i32]) -> Result<Vec<TargetStore>> {
 }
 
 pub fn put_request(req: pb::PutRecordRequest) -> Result<(String, PutRequest)> {
-    let record = req
-        .record
-        .into_iter()
+    let record = req.record.into_iter().map(|v| (v.feature_name, v.value));
+    let put = put_parts(record, &req.target_stores, req.ttl_duration)?;
+    Ok((req.feature_group_name, put))
+}
+
+/// A PutRecordRequest's parts in domain terms, checked in the order the fields are declared:
+/// every value present, then TargetStores, then TtlDuration. The names stay as given (owned,
+/// or borrowed from the received bytes by [`super::decode`]).
+pub fn put_parts<N: AsRef<str>>(
+    record: impl Iterator<Item = (N, Option<pb::feature_value::Value>)>,
+    target_stores: &[i32],
+    ttl_duration: Option<pb::TtlDuration>,
+) -> Result<PutRequest<N>> {
+    let record = record
         .enumerate()
-        .map(|(i, v)| value_from_pb(i, v))
+        .map(|(i, (name, value))| value_from_pb(i, name, value))
         .collect::<Result<Vec<_>>>()?;
-    Ok((
-        req.feature_group_name,
-        PutRequest {
-            record,
-            target_stores: target_stores(&req.target_stores)?,
-            ttl: req
-                .ttl_duration
-                .map(|t| ttl("TtlDuration", t))
-                .transpose()?,
-        },
-    ))
+    Ok(PutRequest {
+        record,
+        target_stores: self::target_stores(target_stores)?,
+        ttl: ttl_duration.map(|t| ttl("TtlDuration", t)).transpose()?,
+    })
 }
 
 /// A source record in either form: a `Record` of its own, or `Values` of the request's shared

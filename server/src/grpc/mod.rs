@@ -3,6 +3,7 @@
 //! [`in_process::InProcess`] calls the same handlers from inside the server (ingest workers).
 
 pub mod convert;
+pub mod decode;
 pub mod encode;
 pub mod in_process;
 pub mod service;

@@ -6,14 +6,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use quiver_proto::Encoded;
+use prost::Message;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1_server::feature_store_server::FeatureStore as FeatureStoreApi;
+use quiver_proto::{Encoded, Undecoded};
 use tonic::{Request, Response, Status};
 
-use super::{convert, encode};
+use super::{convert, decode, encode};
 use crate::auth::{Access, Caller, Features};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::feature_store::{BatchGetEntry, FeatureStore, SharedFeatures, blocking};
 use crate::group_commit::GroupCommit;
 use crate::metrics::{self, MethodMetrics};
@@ -378,12 +379,31 @@ impl FeatureStoreApi for GrpcService {
 
     async fn put_record(
         &self,
-        request: Request<pb::PutRecordRequest>,
+        request: Request<Undecoded>,
     ) -> Result<Response<pb::PutRecordResponse>, Status> {
         observe(method!("PutRecord"), async {
-            self.authorize_writes(&request, std::iter::once(request.get_ref()))?;
-            let (group_name, put) = convert::put_request(request.into_inner())?;
-            let outcome = self.puts.put_record(group_name, put).await?;
+            let bytes = &request.get_ref().0;
+            // Read in place when plain (almost always); otherwise prost says what it means.
+            let outcome = match decode::put_record_request(bytes) {
+                Some(put) => {
+                    let names = put.record.iter().map(|(name, _)| *name);
+                    let group_name = put.feature_group_name;
+                    self.authorize_group_writes(&request, std::iter::once((group_name, names)))?;
+                    let record = put.record.into_iter();
+                    let put = convert::put_parts(record, &put.target_stores, put.ttl_duration)?;
+                    self.puts.put_record(group_name, put).await?
+                }
+                None => {
+                    let put = pb::PutRecordRequest::decode(bytes.clone()).map_err(|e| {
+                        Error::validation(format!(
+                            "the request is not a valid PutRecordRequest: {e}"
+                        ))
+                    })?;
+                    self.authorize_writes(&request, std::iter::once(&put))?;
+                    let (group_name, put) = convert::put_request(put)?;
+                    self.puts.put_record(&group_name, put).await?
+                }
+            };
             metrics::record_writes(1);
             Ok(pb::PutRecordResponse {
                 outcome: convert::outcome(outcome) as i32,

@@ -54,10 +54,11 @@ pub struct Targets {
     pub offline: bool,
 }
 
-/// A PutRecord request in domain terms.
+/// A PutRecord request in domain terms. Its feature names are owned, or (`&str`) borrowed from
+/// the request as received (gRPC PutRecord, `grpc/wire.rs`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct PutRequest {
-    pub record: Vec<(String, Value)>,
+pub struct PutRequest<N = String> {
+    pub record: Vec<(N, Value)>,
     pub target_stores: Vec<TargetStore>,
     pub ttl: Option<TtlDuration>,
 }
@@ -77,7 +78,10 @@ pub struct ValidRecord {
 
 /// Validates a full record against its group: every feature known and typed right, the
 /// identifier and event time present and valid, and every limit.
-pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRecord> {
+pub fn validate_put<N: AsRef<str>>(
+    group: &FeatureGroup,
+    request: PutRequest<N>,
+) -> Result<ValidRecord> {
     let targets = resolve_targets(group, &request.target_stores)?;
     if let Some(ttl) = &request.ttl {
         validate_ttl("TtlDuration", ttl)?;
@@ -93,9 +97,9 @@ pub fn validate_put(group: &FeatureGroup, request: PutRequest) -> Result<ValidRe
         .record
         .into_iter()
         .enumerate()
-        .map(|(i, (name, value))| match group.ordinal(&name) {
+        .map(|(i, (name, value))| match group.ordinal(name.as_ref()) {
             Some(ordinal) => Ok((i, ordinal, value)),
-            None => Err(unknown_feature(group, i, &name)),
+            None => Err(unknown_feature(group, i, name.as_ref())),
         });
     validate_resolved(group, targets, request.ttl, count, values)
 }

@@ -163,7 +163,7 @@ async fn put_record(
         None,
     )
     .map_err(AwsError::runtime)?;
-    puts.put_record(name, request)
+    puts.put_record(&name, request)
         .await
         .map_err(AwsError::runtime)?;
     Ok(ok_empty())
