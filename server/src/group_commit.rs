@@ -14,6 +14,11 @@
 //!
 //! An idle server adds no delay: the writer applies whatever is queued as soon as it is free,
 //! so a lone put is written alone, at once.
+//!
+//! Answering a put wakes the task waiting for it; from the writer thread, a wake-up of a task on
+//! a gRPC serving thread is a system call (an eventfd write) per put, one per put on the writer's
+//! critical path. So a serving thread that runs [`relay_replies`] gets its puts' outcomes in one
+//! message per write, and answers them on its own thread, where a wake-up is a queue push.
 
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -28,9 +33,36 @@ use crate::online::WriteOutcome;
 /// Most puts applied in one write.
 const MAX_GROUP: usize = 512;
 
+type Reply = oneshot::Sender<Result<WriteOutcome>>;
+
 struct Job {
     put: ValidatedPut,
-    reply: oneshot::Sender<Result<WriteOutcome>>,
+    reply: Reply,
+    /// The caller's thread's relay, if it runs one.
+    relay: Option<Relay>,
+}
+
+/// Carries a write's answers for one thread's puts to that thread.
+type Relay = tokio::sync::mpsc::UnboundedSender<Vec<(Reply, Result<WriteOutcome>)>>;
+
+thread_local! {
+    static RELAY: std::cell::RefCell<Option<Relay>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Has the puts made on this thread answered through one message per write; runs as long as
+/// the runtime it is spawned on. Spawn it on a single-threaded runtime (a gRPC serving thread)
+/// before that thread's first put.
+pub fn relay_replies() -> impl std::future::Future<Output = ()> {
+    let (relay, mut batches) = tokio::sync::mpsc::unbounded_channel();
+    RELAY.with(|r| *r.borrow_mut() = Some(relay));
+    async move {
+        while let Some(batch) = batches.recv().await {
+            for (reply, outcome) in batch {
+                // The caller may have gone (its request was cancelled); the write stands.
+                let _ = reply.send(outcome);
+            }
+        }
+    }
 }
 
 /// The queue of puts and its writer thread; clones share them. The thread ends (and is joined)
@@ -73,7 +105,8 @@ impl GroupCommit {
     ) -> Result<WriteOutcome> {
         let put = self.inner.store.validate_put(group_name, put)?;
         let (reply, outcome) = oneshot::channel();
-        let job = Job { put, reply };
+        let relay = RELAY.with(|r| r.borrow().clone());
+        let job = Job { put, reply, relay };
         let stopped = || Error::unavailable("the server is shutting down");
         let queue = self.inner.queue.as_ref().ok_or_else(stopped)?;
         queue.send(job).map_err(|_| stopped())?;
@@ -104,25 +137,38 @@ fn write_loop(store: &FeatureStore, jobs: &mpsc::Receiver<Job>) {
         }
         let (requests, replies): (Vec<_>, Vec<_>) = group
             .into_iter()
-            .map(|job| (Ok(job.put), job.reply))
+            .map(|job| (Ok(job.put), (job.reply, job.relay)))
             .unzip();
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.write_validated_each(requests)
         }))
         .unwrap_or_else(|_| Err(Error::internal("the write panicked; see the server log")));
-        match applied {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // The caller may have gone (its request was cancelled); the write stands.
-                    let _ = reply.send(outcome);
-                }
-            }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        let outcomes: Vec<Result<WriteOutcome>> = match applied {
+            Ok(outcomes) => outcomes,
+            Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
+        };
+        answer(replies.into_iter().zip(outcomes));
+    }
+}
+
+/// Sends each outcome: one message per relaying thread, the others directly.
+fn answer(answers: impl Iterator<Item = ((Reply, Option<Relay>), Result<WriteOutcome>)>) {
+    let mut relayed: Vec<(Relay, Vec<(Reply, Result<WriteOutcome>)>)> = Vec::new();
+    for ((reply, relay), outcome) in answers {
+        match relay {
+            Some(relay) => match relayed.iter_mut().find(|(r, _)| r.same_channel(&relay)) {
+                Some((_, batch)) => batch.push((reply, outcome)),
+                None => relayed.push((relay, vec![(reply, outcome)])),
+            },
+            // The caller may have gone (its request was cancelled); the write stands.
+            None => {
+                let _ = reply.send(outcome);
             }
         }
+    }
+    for (relay, batch) in relayed {
+        // A relay ends with its thread's runtime, whose puts then have nobody to answer.
+        let _ = relay.send(batch);
     }
 }
 
@@ -182,5 +228,60 @@ mod tests {
         }
         drop(commits);
         assert_eq!(Arc::strong_count(&store), 1, "the writer thread has ended");
+    }
+
+    /// On a thread that relays its replies, as the gRPC serving threads do, every put is
+    /// answered with its own outcome, and puts from another thread are answered directly.
+    #[test]
+    fn relayed_replies_reach_each_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), ManualClock::new(START_MS)));
+        store.create_feature_group(spec(None, true)).unwrap();
+        let commits = GroupCommit::start(store.clone()).unwrap();
+        let elsewhere = {
+            let commits = commits.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let (group, request) = put(1000, START_MS);
+                    commits.put_record(&group, request).await
+                })
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::spawn(relay_replies());
+            let puts = (0..200_i64).map(|n| {
+                let commits = commits.clone();
+                tokio::spawn(async move {
+                    let (group, mut request) = put(n, START_MS + n);
+                    if n % 40 == 3 {
+                        request.record[2].1 = Value::Integral(n); // `v` is a String feature
+                    }
+                    (n, commits.put_record(&group, request).await)
+                })
+            });
+            for task in puts.collect::<Vec<_>>() {
+                let (n, outcome) = task.await.unwrap();
+                if n % 40 == 3 {
+                    assert!(outcome.unwrap_err().message().contains("'v'"), "{n}");
+                } else {
+                    assert_eq!(outcome.unwrap(), WriteOutcome::Applied, "{n}");
+                }
+            }
+        });
+        assert_eq!(elsewhere.join().unwrap().unwrap(), WriteOutcome::Applied);
+        for id in (0..200_i64).filter(|n| n % 40 != 3).chain([1000]) {
+            assert!(
+                store
+                    .get_record("g", &id.to_string(), &[])
+                    .unwrap()
+                    .is_some()
+            );
+        }
     }
 }

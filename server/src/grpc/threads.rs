@@ -112,6 +112,8 @@ fn serve_thread(
         .build()
         .context("starting a gRPC serving runtime")?;
     runtime.block_on(async move {
+        // This thread's PutRecords are answered through one message per write.
+        tokio::spawn(crate::group_commit::relay_replies());
         // TLS handshakes (if any) run as tasks of this thread, so the connection stays on it.
         let connections = UnboundedReceiverStream::new(connections).filter_map(|stream| {
             let addr = stream.peer_addr().ok();
