@@ -1,8 +1,9 @@
 //! PutRecord's request read straight from its protobuf bytes, the counterpart of [`super::encode`]
 //! on the write path: the feature names stay borrowed from the received frame and each value is
 //! read once into its final form, instead of prost building a `pb::FeatureValue` (a `String` per
-//! name) that the server then converts and drops. prost decoding, conversion and dropping were
-//! about 12% of the server's CPU per PutRecord of 50 features (docs/benchmarks.md).
+//! name) that the server then converts and drops. prost decoding and the conversion were about
+//! 10% of the server's CPU per PutRecord of 50 features; this reading is about 5%
+//! (docs/benchmarks.md, eighth round).
 //!
 //! This reads the form every protobuf library writes: each field once (the repeated ones
 //! aside), in any order. Anything else (a field given twice, which protobuf merges; an unknown
