@@ -15,18 +15,16 @@ use prost::Message;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::feature_value::Value;
 
+use super::encode::{
+    VALUE_FRACTIONAL, VALUE_FRACTIONAL_LIST, VALUE_INTEGRAL, VALUE_INTEGRAL_LIST, VALUE_NAME,
+    VALUE_STRING, VALUE_STRING_LIST,
+};
+
 // Field numbers in featurestore.proto.
 const PUT_GROUP_NAME: u32 = 1;
 const PUT_RECORD: u32 = 2;
 const PUT_TARGET_STORES: u32 = 3;
 const PUT_TTL_DURATION: u32 = 4;
-const VALUE_NAME: u32 = 1;
-const VALUE_INTEGRAL: u32 = 2;
-const VALUE_FRACTIONAL: u32 = 3;
-const VALUE_STRING: u32 = 4;
-const VALUE_INTEGRAL_LIST: u32 = 5;
-const VALUE_FRACTIONAL_LIST: u32 = 6;
-const VALUE_STRING_LIST: u32 = 7;
 
 // Wire types.
 const VARINT: u8 = 0;

@@ -15,7 +15,7 @@ use crate::feature_store::{BatchGetItem, RecordView};
 use crate::online::codec::ValueRef;
 use crate::time;
 
-// Field numbers in featurestore.proto.
+// Field numbers in featurestore.proto (FeatureValue's are read by `decode.rs` too).
 const GET_RECORD_RECORD: u32 = 1;
 const GET_RECORD_EXPIRES_AT: u32 = 2;
 const BATCH_RECORDS: u32 = 1;
@@ -24,13 +24,13 @@ const DETAIL_GROUP: u32 = 1;
 const DETAIL_IDENTIFIER: u32 = 2;
 const DETAIL_RECORD: u32 = 3;
 const DETAIL_EXPIRES_AT: u32 = 4;
-const VALUE_NAME: u32 = 1;
-const VALUE_INTEGRAL: u32 = 2;
-const VALUE_FRACTIONAL: u32 = 3;
-const VALUE_STRING: u32 = 4;
-const VALUE_INTEGRAL_LIST: u32 = 5;
-const VALUE_FRACTIONAL_LIST: u32 = 6;
-const VALUE_STRING_LIST: u32 = 7;
+pub(super) const VALUE_NAME: u32 = 1;
+pub(super) const VALUE_INTEGRAL: u32 = 2;
+pub(super) const VALUE_FRACTIONAL: u32 = 3;
+pub(super) const VALUE_STRING: u32 = 4;
+pub(super) const VALUE_INTEGRAL_LIST: u32 = 5;
+pub(super) const VALUE_FRACTIONAL_LIST: u32 = 6;
+pub(super) const VALUE_STRING_LIST: u32 = 7;
 /// `values`, the one field of IntegralList, FractionalList and StringList.
 const LIST_VALUES: u32 = 1;
 
