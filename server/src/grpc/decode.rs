@@ -42,6 +42,20 @@ pub struct PutRecordRequest<'a> {
     pub ttl_duration: Option<pb::TtlDuration>,
 }
 
+impl<'a> PutRecordRequest<'a> {
+    /// The same request, from one prost decoded (the values copied).
+    pub fn of(request: &'a pb::PutRecordRequest) -> Self {
+        Self {
+            feature_group_name: &request.feature_group_name,
+            record: (request.record.iter())
+                .map(|v| (v.feature_name.as_str(), v.value.clone()))
+                .collect(),
+            target_stores: request.target_stores.clone(),
+            ttl_duration: request.ttl_duration,
+        }
+    }
+}
+
 /// Reads a PutRecordRequest; `None` when it is not in the plain form this reads (see the
 /// module's documentation): decode it with prost.
 pub fn put_record_request(bytes: &[u8]) -> Option<PutRecordRequest<'_>> {

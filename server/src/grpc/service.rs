@@ -384,26 +384,24 @@ impl FeatureStoreApi for GrpcService {
         observe(method!("PutRecord"), async {
             let bytes = &request.get_ref().0;
             // Read in place when plain (almost always); otherwise prost says what it means.
-            let outcome = match decode::put_record_request(bytes) {
-                Some(put) => {
-                    let names = put.record.iter().map(|(name, _)| *name);
-                    let group_name = put.feature_group_name;
-                    self.authorize_group_writes(&request, std::iter::once((group_name, names)))?;
-                    let record = put.record.into_iter();
-                    let put = convert::put_parts(record, &put.target_stores, put.ttl_duration)?;
-                    self.puts.put_record(group_name, put).await?
-                }
+            let decoded;
+            let put = match decode::put_record_request(bytes) {
+                Some(put) => put,
                 None => {
-                    let put = pb::PutRecordRequest::decode(bytes.clone()).map_err(|e| {
+                    decoded = pb::PutRecordRequest::decode(bytes.clone()).map_err(|e| {
                         Error::validation(format!(
                             "the request is not a valid PutRecordRequest: {e}"
                         ))
                     })?;
-                    self.authorize_writes(&request, std::iter::once(&put))?;
-                    let (group_name, put) = convert::put_request(put)?;
-                    self.puts.put_record(&group_name, put).await?
+                    decode::PutRecordRequest::of(&decoded)
                 }
             };
+            let names = put.record.iter().map(|(name, _)| *name);
+            let group_name = put.feature_group_name;
+            self.authorize_group_writes(&request, std::iter::once((group_name, names)))?;
+            let record = put.record.into_iter();
+            let put = convert::put_parts(record, &put.target_stores, put.ttl_duration)?;
+            let outcome = self.puts.put_record(group_name, put).await?;
             metrics::record_writes(1);
             Ok(pb::PutRecordResponse {
                 outcome: convert::outcome(outcome) as i32,

@@ -55,7 +55,7 @@ pub struct Targets {
 }
 
 /// A PutRecord request in domain terms. Its feature names are owned, or (`&str`) borrowed from
-/// the request as received (gRPC PutRecord, `grpc/wire.rs`).
+/// the request as received (gRPC PutRecord, `grpc/decode.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PutRequest<N = String> {
     pub record: Vec<(N, Value)>,
