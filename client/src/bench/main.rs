@@ -126,8 +126,18 @@ fn main() -> Result<()> {
     if args.threads == 0 {
         bail!("--threads must be positive");
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
+    // One thread runs tasks first in, first out (tokio's current-thread scheduler): the
+    // multi-thread one runs the task woken last first, so with every worker on one thread,
+    // requests answered together would go out again in reverse order, and latency would vary
+    // with the schedule rather than the server.
+    let mut runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(args.threads);
+        builder
+    };
+    runtime
         .enable_all()
         .build()
         .context("starting the tokio runtime")?
