@@ -1,6 +1,8 @@
 //! Quiver's gRPC API, generated from `quiver/featurestore/v1/*.proto`, how its requests are
-//! signed (`signing`), and how clients reach it over TLS (`tls`).
+//! signed (`signing`), how clients reach it over TLS (`tls`), and a connection wrapper that
+//! batches HTTP/2 writes (`coalescing`).
 
+pub mod coalescing;
 pub mod signing;
 pub mod tls;
 

@@ -5,12 +5,15 @@
 //! protocol directly: requests are encoded with prost and sent on an `h2` stream (no tower
 //! buffer task between the caller and the connection), and the response message is checked but
 //! not decoded into structs: its grpc-status must be OK and, where the caller asks, its body
-//! non-empty. The loading phase and everything else use the regular [`quiver_client::Client`].
+//! non-empty. Requests made ready together leave in one write ([`Coalescing`], as the server
+//! sends its responses): without it, each PutRecord request (over h2's copy threshold) was its
+//! own `writev`. The loading phase and everything else use the regular [`quiver_client::Client`].
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Uri};
 use prost::Message;
+use quiver_proto::coalescing::Coalescing;
 use tokio::net::TcpStream;
 
 /// One HTTP/2 connection to the server's gRPC listener; clones share it.
@@ -49,8 +52,10 @@ impl Connection {
                     .await
                     .with_context(|| format!("connecting to {authority}"))?;
                 tcp.set_nodelay(true)?;
-                let (sender, connection) =
-                    builder().handshake(tcp).await.context("HTTP/2 handshake")?;
+                let (sender, connection) = builder()
+                    .handshake(Coalescing::new(tcp))
+                    .await
+                    .context("HTTP/2 handshake")?;
                 tokio::spawn(connection);
                 sender
             }
@@ -61,7 +66,7 @@ impl Connection {
                     .await
                     .with_context(|| format!("TLS connection to {authority}"))?;
                 let (sender, connection) = builder()
-                    .handshake(stream)
+                    .handshake(Coalescing::new(stream))
                     .await
                     .context("HTTP/2 handshake")?;
                 tokio::spawn(connection);
