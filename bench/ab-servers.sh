@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 A_BIN="$(realpath "$1")"; B_BIN="$(realpath "$2")"
 ROUNDS="${3:-5}"; SECONDS_RUN="${4:-8}"; RECORDS="${5:-200000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+source deploy/build-env.sh
 cargo build --release -p quiver-client --bin quiver-bench -q
 BENCH="$CARGO_TARGET_DIR/release/quiver-bench"
 WORK="$(mktemp -d /tmp/quiver-ab.XXXXXX)"

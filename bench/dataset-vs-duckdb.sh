@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE_ROWS="${1:-1000000}"
 GROUP_ROWS="${2:-10000000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+source deploy/build-env.sh
 VENV="${QUIVER_TEST_VENV:-$HOME/.cache/quiver/venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c "import pyarrow, duckdb" 2>/dev/null || \

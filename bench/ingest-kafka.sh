@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 RECORDS="${1:-1000000}"
 FEATURES="${2:-20}"
 MODES="${3:-in-server,standalone}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+source deploy/build-env.sh
 cargo build --release --workspace --bins -q
 BIN="$CARGO_TARGET_DIR/release"
 "$BIN/quiver-ingest-bench" --server-bin "$BIN/quiver-server" --records "$RECORDS" \

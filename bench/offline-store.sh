@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${1:-1000000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+source deploy/build-env.sh
 cargo build --release --workspace --bins -q
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d /tmp/quiver-bench-offline.XXXXXX)"

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-1000000}"
 SOAK="${2:-600}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+source deploy/build-env.sh
 cargo build --release --workspace --bins -q
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d /tmp/quiver-memory.XXXXXX)"

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 RECORDS="${1:-200000}"
 SECONDS_RUN="${2:-10}"
 ROUNDS="${3:-5}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+source deploy/build-env.sh
 cargo build --release --workspace --bins -q
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d /tmp/quiver-security-bench.XXXXXX)"

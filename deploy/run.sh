@@ -4,18 +4,7 @@
 # server (see `quiver-server --help`). Also builds the `quiver` CLI next to it.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
-
-# clang / libclang-dev: RocksDB's bindings; libssl-dev / pkg-config: librdkafka's TLS (the
-# server runs the ingest workers its configuration lists).
-missing=()
-for pkg in clang libclang-dev libssl-dev pkg-config; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+source "$repo/deploy/build-env.sh"
 
 # From the repository, whose .cargo/config.toml sets how RocksDB's C++ is built.
 (cd "$repo" && cargo build --release --bin quiver-server --bin quiver)

@@ -4,20 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Builds are shared across clones (CI runs in a fresh clone): never `cargo clean` this.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quiver/target}"
+source deploy/build-env.sh
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-
-# librocksdb-sys runs bindgen, which needs libclang; the TLS tests make certificates with openssl.
-missing=()
-for pkg in clang libclang-dev libssl-dev pkg-config openssl; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# The TLS tests make certificates with openssl.
+ensure_packages openssl
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
@@ -27,10 +17,7 @@ fi
 # Python SDK; all from a Python environment kept beside the build cache.
 export QUIVER_TEST_VENV="${QUIVER_TEST_VENV:-$HOME/.cache/quiver/venv}"
 if ! "$QUIVER_TEST_VENV/bin/python" -c "import boto3, pyarrow, moto, pandas, sagemaker" >/dev/null 2>&1; then
-  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-  fi
+  python3 -c "import ensurepip" >/dev/null 2>&1 || ensure_packages python3-venv
   rm -rf "$QUIVER_TEST_VENV"
   python3 -m venv "$QUIVER_TEST_VENV"
   "$QUIVER_TEST_VENV/bin/pip" install -q --disable-pip-version-check \
