@@ -7,10 +7,11 @@
 # fresh data dir, --wal-sync periodic: WAL fsynced every 100 ms, the like-for-like setting) on
 # loopback ports, loads RECORDS records of 50 features into Quiver (quiver-bench) and as many
 # keys with values as large as Quiver's stored records into Redis (redis-cli --pipe), waits
-# for Quiver's flushes and compactions of the load to finish, then runs at 50 concurrent
-# requests: redis-benchmark GET, SET and MGET of 100 keys, quiver-bench get, batch-get (100),
-# put and the gRPC health check (the RPC floor: no storage work), and MGET and batch-get again at
-# 4 in flight (for latency); prints a table with the ratios against the issue's targets.
+# for Quiver's flushes and compactions and Redis's AOF rewrite of the load to finish, then runs
+# at 50 concurrent requests, each Redis run just before its Quiver counterpart: redis-benchmark
+# GET / quiver-bench get, MGET of 100 keys / batch-get (100), the same at 4 in flight (for
+# latency), SET / put, and the gRPC health check (the RPC floor: no storage work); prints a
+# table with the ratios against the issue's targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-1000000}"
@@ -49,20 +50,25 @@ settle() {
   done
   echo "still compacting after 120 s; measuring anyway"
 }
-echo "loading $RECORDS records into Quiver"
-qb get --requests 1 >/dev/null
-settle
-echo "get for ${SECONDS_RUN}s"
-GET=$(qb get --skip-load --duration "$SECONDS_RUN")
-SIZE=$(echo "$GET" | python3 -c "import json,sys; print(json.load(sys.stdin)['stored_record_bytes'])")
-RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$QUIVER_PID/status)
-echo "quiver batch-get (100 per request; 50 and 4 in flight), put, and the gRPC health check"
-BATCH=$(qb batch-get --skip-load --batch-size 100 --duration "$SECONDS_RUN")
-BATCH4=$(IN_FLIGHT=4 qb batch-get --skip-load --batch-size 100 --duration "$SECONDS_RUN")
-PUT=$(qb put --skip-load --duration "$SECONDS_RUN")
-HEALTH=$(qb health --skip-load --duration "$SECONDS_RUN")
+# Waits (at most 120 s) until Redis has no AOF rewrite running or scheduled: loading 1M keys
+# grows the AOF past its rewrite threshold, and the rewrite's fork would land in a measurement.
+redis_settle() {
+  local started=$SECONDS
+  while [ $((SECONDS - started)) -lt 120 ]; do
+    if redis-cli -p "$REDIS_PORT" info persistence | tr -d '\r' |
+      awk -F: '/^aof_rewrite_(in_progress|scheduled):/ { busy += $2 } END { exit busy != 0 }'; then
+      return
+    fi
+    sleep 1
+  done
+}
 
-echo "loading $RECORDS keys of $SIZE bytes into Redis, then GET and SET"
+echo "loading $RECORDS records into Quiver"
+SIZE=$(qb get --requests 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['stored_record_bytes'])")
+settle
+RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$QUIVER_PID/status)
+
+echo "loading $RECORDS keys of $SIZE bytes into Redis"
 # Every key, written through one pipelined connection (redis-benchmark SET -r N would fill only
 # about 63% of them: its keys are random, so many are drawn twice). The keys are redis-benchmark's
 # own (key:%012d, what -r N draws from), so every GET and MGET below finds its key.
@@ -78,14 +84,29 @@ for start in range(0, records, 10000):
 PY
 LOADED=$(redis-cli -p "$REDIS_PORT" dbsize)
 [ "$LOADED" -eq "$RECORDS" ] || { echo "redis holds $LOADED keys, not $RECORDS" >&2; exit 1; }
-REQUESTS=$((RECORDS > 500000 ? RECORDS : 500000))
-RGET=$(redis-benchmark -p "$REDIS_PORT" --csv -t get -n "$REQUESTS" -r "$RECORDS" -d "$SIZE" -c "$CONCURRENCY" | tail -1)
-RSET=$(redis-benchmark -p "$REDIS_PORT" --csv -t set -n "$REQUESTS" -r "$RECORDS" -d "$SIZE" -c "$CONCURRENCY" | tail -1)
-# MGET of 100 keys: Redis's BatchGetRecord, at the same 50 and 4 requests in flight.
-MGET_KEYS=$(printf 'key:__rand_int__ %.0s' $(seq 100))
-RMGET=$(redis-benchmark -p "$REDIS_PORT" --csv -n 20000 -r "$RECORDS" -c "$CONCURRENCY" MGET $MGET_KEYS | tail -1)
-RMGET4=$(redis-benchmark -p "$REDIS_PORT" --csv -n 20000 -r "$RECORDS" -c 4 MGET $MGET_KEYS | tail -1)
+redis_settle
 REDIS_RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$(pgrep -f "redis-server 127.0.0.1:$REDIS_PORT" | head -1)/status 2>/dev/null || echo 0)
+
+# Each Redis run right before its Quiver counterpart: this machine's speed drifts over minutes,
+# and a pair measured back to back shares the drift.
+rb() { redis-benchmark -p "$REDIS_PORT" --csv -r "$RECORDS" -c "${IN_FLIGHT:-$CONCURRENCY}" "$@" | tail -1; }
+REQUESTS=$((SECONDS_RUN * 70000))      # about SECONDS_RUN seconds of GET or SET
+MGETS=$((SECONDS_RUN * 3000))          # and of MGET
+# MGET of 100 keys: Redis's BatchGetRecord.
+MGET_KEYS=$(printf 'key:__rand_int__ %.0s' $(seq 100))
+echo "GET / GetRecord, ${SECONDS_RUN}s each"
+RGET=$(rb -t get -n "$REQUESTS" -d "$SIZE")
+GET=$(qb get --skip-load --duration "$SECONDS_RUN")
+echo "MGET / BatchGetRecord of 100, at 50 and at 4 in flight"
+RMGET=$(rb -n "$MGETS" MGET $MGET_KEYS)
+BATCH=$(qb batch-get --skip-load --batch-size 100 --duration "$SECONDS_RUN")
+RMGET4=$(IN_FLIGHT=4 rb -n "$MGETS" MGET $MGET_KEYS)
+BATCH4=$(IN_FLIGHT=4 qb batch-get --skip-load --batch-size 100 --duration "$SECONDS_RUN")
+echo "SET / PutRecord, and the gRPC health check"
+RSET=$(rb -t set -n "$REQUESTS" -d "$SIZE")
+PUT=$(qb put --skip-load --duration "$SECONDS_RUN")
+settle      # the puts' flushes and compactions
+HEALTH=$(qb health --skip-load --duration "$SECONDS_RUN")
 
 python3 - "$GET" "$BATCH" "$PUT" "$RGET" "$RSET" "$RECORDS" "$SIZE" "$RSS_KB" "$REDIS_RSS_KB" "$BATCH4" "$HEALTH" "$RMGET" "$RMGET4" <<'PY'
 import csv, io, json, sys
