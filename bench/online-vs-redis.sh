@@ -66,7 +66,6 @@ redis_settle() {
 echo "loading $RECORDS records into Quiver"
 SIZE=$(qb get --requests 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['stored_record_bytes'])")
 settle
-RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$QUIVER_PID/status)
 
 echo "loading $RECORDS keys of $SIZE bytes into Redis"
 # Every key, written through one pipelined connection (redis-benchmark SET -r N would fill only
@@ -97,6 +96,7 @@ MGET_KEYS=$(printf 'key:__rand_int__ %.0s' $(seq 100))
 echo "GET / GetRecord, ${SECONDS_RUN}s each"
 RGET=$(rb -t get -n "$REQUESTS" -d "$SIZE")
 GET=$(qb get --skip-load --duration "$SECONDS_RUN")
+RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$QUIVER_PID/status)      # loaded, and its block cache warm
 echo "MGET / BatchGetRecord of 100, at 50 and at 4 in flight"
 RMGET=$(rb -n "$MGETS" MGET $MGET_KEYS)
 BATCH=$(qb batch-get --skip-load --batch-size 100 --duration "$SECONDS_RUN")
