@@ -12,11 +12,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 ///
 /// h2 copies a DATA frame into its own write buffer only below a threshold: 256 bytes on a
 /// connection with vectored writes, 1 KB without. Larger frames are written before anything
-/// else can be buffered, so ~1 KB GetRecord responses (and PutRecord requests) left one `writev`
-/// each. Without vectored
-/// writes, frames up to 1 KB are copied and the responses that are ready together leave in one
-/// `write`. Larger payloads are not copied: they go out in one `writev` together with whatever
-/// is buffered before them, as h2 itself would have written them.
+/// else can be buffered, so ~1 KB GetRecord responses (and PutRecord requests) left one
+/// `writev` each. Without vectored writes, frames up to 1 KB are copied and the frames that are
+/// ready together leave in one `write`. Larger payloads are not copied: they go out in one
+/// `writev` together with whatever is buffered before them, as h2 itself would have written them.
 pub struct Coalescing<S> {
     stream: S,
     /// Written, in order, before anything else.
@@ -106,8 +105,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
     }
 
     /// Made [`Coalescing::yielding`], a flush first lets this thread's other ready tasks run once
-    /// (a yield): answers
-    /// that became ready together then leave in one write. This matters for PutRecord, whose
+    /// (a yield): answers that became ready together then leave in one write. This matters for PutRecord, whose
     /// handlers are woken one by one from the group-commit writer's thread; without the yield
     /// each woke the connection, which flushed its one answer (1.0 sends per put; 0.55 with it;
     /// docs/benchmarks.md). The load generator's requests gain nothing from it: a yield there
