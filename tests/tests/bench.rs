@@ -83,6 +83,32 @@ async fn quiver_bench_loads_and_runs_every_operation() {
         assert_eq!(run["requests"], 100, "{run}");
         assert_eq!(run["errors"], 0, "{run}");
     }
+    // An open loop: 200 requests offered at 1,000/s take about 0.2 s and are all answered.
+    let paced = bench(
+        &endpoint,
+        &[
+            "get",
+            "--records",
+            "500",
+            "--skip-load",
+            "--requests",
+            "200",
+            "--rate",
+            "1000",
+        ],
+    );
+    assert_eq!(paced["requests"], 200, "{paced}");
+    assert_eq!(paced["errors"], 0, "{paced}");
+    assert_eq!(paced["rate"], 1000.0);
+    let seconds = paced["seconds"].as_f64().unwrap();
+    assert!((0.19..5.0).contains(&seconds), "{paced}");
+    let waited = &paced["wait_for_worker_ms"];
+    assert!(waited["p99"].as_f64() <= waited["max"].as_f64(), "{paced}");
+    assert!(
+        waited["max"].as_f64() <= paced["latency_ms"]["max"].as_f64(),
+        "the wait is part of the latency: {paced}"
+    );
+
     // Puts carry newer event times than the load, so they were applied.
     let mut updated = 0;
     for key in 0..50 {

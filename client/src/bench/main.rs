@@ -5,6 +5,12 @@
 //! `--concurrency` requests in flight over `--connections` HTTP/2 connections, for `--duration`
 //! seconds or `--requests` requests, with uniform or zipfian keys. Prints throughput, latency
 //! percentiles (HDR histogram, microsecond resolution) and errors; `--json` prints one JSON object.
+//!
+//! By default each of the `--concurrency` workers sends its next request as soon as the last one
+//! is answered (a closed loop, as redis-benchmark runs): the run measures the most the server
+//! answers, and the latency at that saturation. With `--rate` the requests are offered at a fixed
+//! rate instead (an open loop, as inference traffic arrives), still at most `--concurrency` in
+//! flight; see [`pacer`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +27,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
 mod cpu;
+mod pacer;
 mod wire;
 
 /// The load generator shares the machine with the server: keep its own allocation cheap.
@@ -90,6 +97,12 @@ struct Args {
     /// Run this many requests instead of a duration.
     #[arg(long, conflicts_with = "duration")]
     requests: Option<u64>,
+    /// Offer this many requests per second (an open loop) rather than sending each worker's next
+    /// request as soon as its last is answered. A request's latency then counts from the moment
+    /// it was due, so the time it waited for a free worker (at most `--concurrency` are in
+    /// flight) is part of it.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Records per BatchGetRecord / PutRecords request.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
@@ -117,6 +130,8 @@ struct Args {
 /// What one worker saw.
 struct Tally {
     latency_us: Histogram<u64>,
+    /// With `--rate`: from when each request was due to when a worker sent it.
+    wait_us: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
 }
@@ -154,6 +169,9 @@ async fn run(args: Args) -> Result<()> {
     if !(0.0..=1.0).contains(&args.read_ratio) {
         bail!("--read-ratio must be between 0 and 1");
     }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        bail!("--rate must be a positive number of requests per second");
+    }
     // With a server under --auth, every request is signed (QUIVER_SHARED_CREDENTIALS_FILE or
     // QUIVER_ACCESS_KEY_ID / QUIVER_SECRET_ACCESS_KEY), as clients sign them.
     let credentials = quiver_proto::signing::Credentials::load().map_err(anyhow::Error::msg)?;
@@ -178,10 +196,23 @@ async fn run(args: Args) -> Result<()> {
     };
     let cpu_before = CpuSeconds::now(args.server_pid)?;
     let started = Instant::now();
+    let schedule = args.rate.map(|rate| {
+        let schedule = Arc::new(pacer::Schedule::new());
+        tokio::spawn(pacer::run(
+            schedule.clone(),
+            rate,
+            started,
+            deadline,
+            args.requests,
+            args.concurrency,
+        ));
+        schedule
+    });
     let workers: Vec<_> = (0..args.concurrency)
         .map(|worker| {
             let connection = connections[worker % connections.len()].clone();
             let (args, shape, sequence) = (args.clone(), shape.clone(), sequence.clone());
+            let schedule = schedule.clone();
             tokio::spawn(async move {
                 run_worker(
                     worker as u64,
@@ -189,18 +220,23 @@ async fn run(args: Args) -> Result<()> {
                     &args,
                     &shape,
                     &sequence,
-                    started,
-                    deadline,
+                    Pace {
+                        started,
+                        deadline,
+                        schedule,
+                    },
                 )
                 .await
             })
         })
         .collect();
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut wait = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut errors, mut first_error) = (0, None);
     for worker in workers {
         let tally = worker.await.context("a worker panicked")?;
         latency.add(&tally.latency_us)?;
+        wait.add(&tally.wait_us)?;
         errors += tally.errors;
         first_error = first_error.or(tally.first_error);
     }
@@ -212,6 +248,7 @@ async fn run(args: Args) -> Result<()> {
         load,
         &latency,
         Outcome {
+            wait,
             errors,
             first_error,
             elapsed,
@@ -406,14 +443,21 @@ fn non_empty(message_len: usize, problem: &str) -> Result<()> {
     Ok(())
 }
 
+/// When a worker sends its requests: in a closed loop until the deadline (or `--requests`), or,
+/// with `--rate`, as the [`pacer`] releases them.
+struct Pace {
+    started: Instant,
+    deadline: Option<Duration>,
+    schedule: Option<Arc<pacer::Schedule>>,
+}
+
 async fn run_worker(
     worker: u64,
     connection: wire::Connection,
     args: &Args,
     shape: &RecordShape,
     sequence: &AtomicU64,
-    started: Instant,
-    deadline: Option<Duration>,
+    pace: Pace,
 ) -> Tally {
     let mut rng = SmallRng::seed_from_u64(0x5eed ^ worker.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let zipf = Zipf::new(args.records as f64, args.zipf_exponent).ok();
@@ -426,15 +470,30 @@ async fn run_worker(
     };
     let mut tally = Tally {
         latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+        wait_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
         errors: 0,
         first_error: None,
     };
     loop {
+        // The instant the request counts from: when it was due, or now in a closed loop.
+        let due = match &pace.schedule {
+            Some(schedule) => match schedule.next().await {
+                Some(due) => {
+                    let waited = due.elapsed().as_micros() as u64;
+                    tally.wait_us.saturating_record(waited.max(1));
+                    due
+                }
+                None => break,
+            },
+            None => Instant::now(),
+        };
         let n = sequence.fetch_add(1, Ordering::Relaxed);
-        match (args.requests, deadline) {
-            (Some(total), _) if n >= total => break,
-            (None, Some(d)) if started.elapsed() >= d => break,
-            _ => {}
+        if pace.schedule.is_none() {
+            match (args.requests, pace.deadline) {
+                (Some(total), _) if n >= total => break,
+                (None, Some(d)) if pace.started.elapsed() >= d => break,
+                _ => {}
+            }
         }
         // Each put carries a newer event time than anything written before it.
         let event_time = LOAD_EVENT_TIME + 1.0 + n as f64 / 1000.0;
@@ -443,7 +502,6 @@ async fn run_worker(
             Operation::Mixed | Operation::Put => Operation::Put,
             other => other,
         };
-        let sent = Instant::now();
         let result = match operation {
             Operation::Get => connection
                 .unary(
@@ -500,7 +558,7 @@ async fn run_worker(
                 .await
                 .map(|_| ()),
         };
-        let micros = sent.elapsed().as_micros().max(1) as u64;
+        let micros = due.elapsed().as_micros().max(1) as u64;
         tally.latency_us.saturating_record(micros);
         if let Err(e) = result {
             tally.errors += 1;
@@ -538,6 +596,8 @@ impl CpuSeconds {
 
 /// How the measured phase went, besides its latencies.
 struct Outcome {
+    /// With `--rate`: how long requests waited for a free worker after they were due.
+    wait: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
     elapsed: f64,
@@ -552,6 +612,7 @@ fn report(
     outcome: Outcome,
 ) {
     let Outcome {
+        wait,
         errors,
         first_error,
         elapsed,
@@ -582,6 +643,11 @@ fn report(
             "connections": args.connections,
             "threads": args.threads,
             "distribution": distribution,
+            "rate": args.rate,
+            "wait_for_worker_ms": args.rate.map(|_| serde_json::json!({
+                "p99": wait.value_at_quantile(0.99) as f64 / 1000.0,
+                "max": wait.max() as f64 / 1000.0,
+            })),
             "load": load.as_ref().map(|l| serde_json::json!({
                 "records": l.records, "seconds": l.seconds, "records_per_second": l.records as f64 / l.seconds,
             })),
@@ -616,6 +682,13 @@ fn report(
         args.connections,
         distribution,
     );
+    if let Some(rate) = args.rate {
+        println!(
+            "offered {rate:.0} requests/s; waited for a free worker: p99 {:.3} ms, max {:.3} ms (part of the latency)",
+            wait.value_at_quantile(0.99) as f64 / 1000.0,
+            wait.max() as f64 / 1000.0
+        );
+    }
     println!(
         "latency ms: p50 {:.3}  p95 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
         ms(0.5),
