@@ -98,9 +98,9 @@ struct Args {
     #[arg(long, conflicts_with = "duration")]
     requests: Option<u64>,
     /// Offer this many requests per second (an open loop) rather than sending each worker's next
-    /// request as soon as its last is answered. A request's latency then counts from the moment
-    /// it was due, so the time it waited for a free worker (at most `--concurrency` are in
-    /// flight) is part of it.
+    /// request as soon as its last is answered. The requests due each millisecond are released
+    /// together, and a request's latency counts from its release, so the time it waited for a
+    /// free worker (at most `--concurrency` are in flight) is part of it.
     #[arg(long)]
     rate: Option<f64>,
     /// Records per BatchGetRecord / PutRecords request.
@@ -130,7 +130,7 @@ struct Args {
 /// What one worker saw.
 struct Tally {
     latency_us: Histogram<u64>,
-    /// With `--rate`: from when each request was due to when a worker sent it.
+    /// With `--rate`: from each request's release to when a worker sent it.
     wait_us: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
@@ -475,7 +475,7 @@ async fn run_worker(
         first_error: None,
     };
     loop {
-        // The instant the request counts from: when it was due, or now in a closed loop.
+        // The instant the request counts from: its release, or now in a closed loop.
         let due = match &pace.schedule {
             Some(schedule) => match schedule.next().await {
                 Some(due) => {
@@ -596,7 +596,7 @@ impl CpuSeconds {
 
 /// How the measured phase went, besides its latencies.
 struct Outcome {
-    /// With `--rate`: how long requests waited for a free worker after they were due.
+    /// With `--rate`: how long requests waited for a free worker after their release.
     wait: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
