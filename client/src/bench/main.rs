@@ -198,12 +198,16 @@ async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let schedule = args.rate.map(|rate| {
         let schedule = Arc::new(pacer::Schedule::new());
+        // A run of `--duration` seconds offers as many requests as the rate fits in it.
+        let total = match (args.requests, deadline) {
+            (Some(total), _) => total,
+            (None, d) => (d.unwrap_or_default().as_secs_f64() * rate) as u64,
+        };
         tokio::spawn(pacer::run(
             schedule.clone(),
             rate,
             started,
-            deadline,
-            args.requests,
+            total,
             args.concurrency,
         ));
         schedule
