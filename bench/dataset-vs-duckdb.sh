@@ -2,13 +2,17 @@
 # Point-in-time training datasets: Quiver's CreateDataset against DuckDB's ASOF JOIN over the
 # same Parquet files, in one run on this machine.
 #
-#   bash bench/dataset-vs-duckdb.sh [BASE_ROWS] [GROUP_ROWS]     (defaults 1,000,000 and 10,000,000)
+#   bash bench/dataset-vs-duckdb.sh [BASE_ROWS] [GROUP_ROWS] [STAGED_ROWS]
+#                                  (defaults 1,000,000, 10,000,000 and 1% of GROUP_ROWS)
 #
 # Starts a release quiver-server on a fresh data dir, creates two feature groups with offline
 # stores (`a`: 3 Fractional features, `b`: 2), and generates GROUP_ROWS rows of history for each
 # straight into their offline stores (pyarrow, hour-partitioned as the flusher writes them:
 # identifiers 0..GROUP_ROWS/10, event times spread over 30 days, no duplicates or deletes), and a
-# base table of BASE_ROWS (identifier, time) rows. Then:
+# base table of BASE_ROWS (identifier, time) rows. STAGED_ROWS more rows per group are written
+# through the server (`quiver ingest`) and stay staged (acknowledged, not yet in a file: the
+# server flushes once an hour here), so Quiver's builds read them from staging; DuckDB reads the
+# same rows from a Parquet copy. Then:
 #  - Quiver: `quiver dataset create --point-in-time --most-recent 1` joining both groups;
 #  - DuckDB: `base ASOF LEFT JOIN a ASOF LEFT JOIN b` over the same files, written to Parquet;
 # each ROUNDS times (default 3), alternating, and prints every run's time, each engine's median
@@ -18,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE_ROWS="${1:-1000000}"
 GROUP_ROWS="${2:-10000000}"
+STAGED_ROWS="${3:-$((GROUP_ROWS / 100))}"
 source deploy/build-env.sh
 VENV="${QUIVER_TEST_VENV:-$HOME/.cache/quiver/venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -31,7 +36,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WO
 
 RUST_LOG=warn "$BIN/quiver-server" --data-dir "$WORK/quiver" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
   --flight-sql-addr 127.0.0.1:0 --addr-file "$WORK/addrs.json" --wal-sync periodic \
-  --query-memory-mb "${QUERY_MEMORY_MB:-4096}" &
+  --offline-flush-interval-ms 3600000 --query-memory-mb "${QUERY_MEMORY_MB:-4096}" &
 SERVER=$!
 for _ in $(seq 600); do [ -s "$WORK/addrs.json" ] && break; sleep 0.1; done
 export QUIVER_ENDPOINT="http://$(python3 -c "import json;print(json.load(open('$WORK/addrs.json'))['grpc'])")"
@@ -57,7 +62,7 @@ DATA_A=$(q feature-group describe a --output json | python3 -c "import json,sys;
 DATA_B=$(q feature-group describe b --output json | python3 -c "import json,sys; print(json.load(sys.stdin)['OfflineStore'])")
 
 echo "generating $GROUP_ROWS rows per group and $BASE_ROWS base rows"
-"$PY" - "$GROUP_ROWS" "$BASE_ROWS" "${DATA_A#file://}" "${DATA_B#file://}" "$WORK/base.parquet" <<'PY'
+"$PY" - "$GROUP_ROWS" "$BASE_ROWS" "${DATA_A#file://}" "${DATA_B#file://}" "$WORK/base.parquet" "$STAGED_ROWS" "$WORK" <<'PY'
 import sys
 import numpy as np
 import pyarrow as pa
@@ -65,6 +70,7 @@ import pyarrow.parquet as pq
 
 group_rows, base_rows = int(sys.argv[1]), int(sys.argv[2])
 dir_a, dir_b, base_path = sys.argv[3], sys.argv[4], sys.argv[5]
+staged_rows, work = int(sys.argv[6]), sys.argv[7]
 ids = max(1, group_rows // 10)
 start = 1_764_547_200.0  # 2025-12-01T00:00:00Z
 span = 30 * 86_400.0
@@ -100,6 +106,18 @@ def history(path, features):
 
 history(dir_a, ["a1", "a2", "a3"])
 history(dir_b, ["b1", "b2"])
+
+# Rows to write through the server (staged there), as CSV for `quiver ingest` and as Parquet
+# for DuckDB.
+import pyarrow.csv as pcsv
+for name, features in (("a", ["a1", "a2", "a3"]), ("b", ["b1", "b2"])):
+    cols = {"id": rng.integers(0, ids, staged_rows, dtype=np.int64),
+            "ts": np.round(start + rng.random(staged_rows) * span, 3)}
+    for f in features:
+        cols[f] = np.round(rng.random(staged_rows), 9)
+    staged = pa.table(cols)
+    pcsv.write_csv(staged, f"{work}/staged-{name}.csv")
+    pq.write_table(staged, f"{work}/staged-{name}.parquet")
 base = pa.table({
     "id": rng.integers(0, ids, base_rows, dtype=np.int64),
     "ts": np.round(start + rng.random(base_rows) * span, 3),
@@ -107,6 +125,10 @@ base = pa.table({
 })
 pq.write_table(base, base_path)
 PY
+
+echo "writing $STAGED_ROWS rows per group through the server (staged, not yet in files)"
+q ingest a "$WORK/staged-a.csv" --no-progress >/dev/null
+q ingest b "$WORK/staged-b.csv" --no-progress >/dev/null
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -120,7 +142,8 @@ import duckdb, time
 con = duckdb.connect()
 con.execute("SET threads TO $(nproc)")
 for name, path in (("a", "${DATA_A#file://}"), ("b", "${DATA_B#file://}")):
-    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true)")
+    # The files, and the rows Quiver holds staged.
+    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet(['{path}/**/*.parquet', '$WORK/staged-{name}.parquet'], hive_partitioning = true, union_by_name = true)")
 con.execute("CREATE VIEW base AS SELECT * FROM read_parquet('$WORK/base.parquet')")
 t0 = time.time()
 con.execute("""COPY (
@@ -152,6 +175,7 @@ for round in $(seq "$ROUNDS"); do
   echo "$(cat "$WORK/duck-secs") $(cat "$WORK/duck-rss")" >> "$WORK/duck-runs"
 done
 
+STILL_STAGED=$(q --output json sql "SELECT count(*) - count(write_time) AS n FROM a" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['n'])")
 echo "quiver sql: a sum over all hours, and over the last day (partition pruning)"
 LAST_DAY=$(python3 -c "print(1764547200 + 29 * 86400)")
 # A sum, not count(*): counts are answered from the Parquet footers without reading rows.
@@ -172,7 +196,7 @@ PY
 )
 
 python3 - "$BASE_ROWS" "$GROUP_ROWS" "$WORK/quiver-runs" "$WORK/duck-runs" "$WORK/manifest.json" \
-  "$S0" "$S1" "$S2" "$DIFF" <<'PY'
+  "$S0" "$S1" "$S2" "$DIFF" "$STAGED_ROWS" "$STILL_STAGED" <<'PY'
 import json, statistics, sys
 base, group = int(sys.argv[1]), int(sys.argv[2])
 quiver = [[float(x) for x in line.split()] for line in open(sys.argv[3])]
@@ -180,6 +204,7 @@ duck = [[float(x) for x in line.split()] for line in open(sys.argv[4])]
 manifest = json.load(open(sys.argv[5]))
 s0, s1, s2 = (float(x) for x in sys.argv[6:9])
 diff = int(sys.argv[9])
+staged, still_staged = int(sys.argv[10]), int(sys.argv[11])
 q_runs = [t1 - t0 for t0, t1, _, _ in quiver]
 q_mems = [max(peak - before, 0) / 1024 for _, _, before, peak in quiver]
 d_runs = [secs for secs, _ in duck]
@@ -187,7 +212,8 @@ d_mems = [rss / 1024 for _, rss in duck]
 q_secs, d_secs = statistics.median(q_runs), statistics.median(d_runs)
 q_mem, d_mem = max(q_mems), max(d_mems)
 print()
-print(f"point-in-time dataset: {base:,} base rows joined with 2 groups of {group:,} rows (this machine)")
+print(f"point-in-time dataset: {base:,} base rows joined with 2 groups of {group:,} rows in files "
+      f"+ {staged:,} staged (this machine)")
 print(f"{'engine':<26}{'runs (s)':>24}{'median s':>10}{'base rows/s':>13}{'peak MiB':>10}")
 for name, runs, secs, mem in (("quiver CreateDataset", q_runs, q_secs, q_mem),
                               ("duckdb ASOF LEFT JOIN", d_runs, d_secs, d_mem)):
@@ -198,6 +224,7 @@ print(f"quiver/duckdb speed (medians): {d_secs / q_secs:.2f}x (target >= 1); "
 print(f"quiver rows written: {manifest['row_count']:,} (one per base row expected: {base:,}); "
       f"rows differing from duckdb's result: {diff}")
 print("quiver memory is the server's peak RSS during the build over its RSS before; duckdb's is its process peak")
+print(f"rows of group a still staged (not in a file) after the builds: {still_staged:,} of {staged:,}")
 print(f"partition pruning: sum(a1) over all 30 days of a {s1 - s0:.2f}s; over its last day "
       f"(ts >= ..., 1/30 of the hour partitions read) {s2 - s1:.2f}s")
 PY

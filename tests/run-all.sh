@@ -23,10 +23,11 @@ if ! "$QUIVER_TEST_VENV/bin/python" -c "import boto3, pyarrow, moto, pandas, sag
   "$QUIVER_TEST_VENV/bin/pip" install -q --disable-pip-version-check \
     'boto3>=1.34,<2' 'pyarrow>=15' 'moto[server]>=5.1,<6' 'pandas>=2' 'sagemaker>=2.200,<3'
 fi
-# The Flight SQL test queries the server with the ADBC driver, as a standard client would.
-if ! "$QUIVER_TEST_VENV/bin/python" -c "import adbc_driver_flightsql.dbapi" >/dev/null 2>&1; then
+# The Flight SQL test queries the server with the ADBC driver, as a standard client would; the
+# dataset parity test runs the SageMaker SDK's DatasetBuilder SQL in DuckDB.
+if ! "$QUIVER_TEST_VENV/bin/python" -c "import adbc_driver_flightsql.dbapi, duckdb" >/dev/null 2>&1; then
   "$QUIVER_TEST_VENV/bin/pip" install -q --disable-pip-version-check \
-    'adbc-driver-flightsql>=1.0' 'adbc-driver-manager>=1.0'
+    'adbc-driver-flightsql>=1.0' 'adbc-driver-manager>=1.0' 'duckdb>=1.1'
 fi
 
 # The end-to-end tests start the real binaries, so build them first.

@@ -150,12 +150,20 @@ enum DatasetCommand {
         /// Keep every row of an (identifier, event time), not only the last written.
         #[arg(long)]
         include_duplicates: bool,
-        /// Keep delete markers and the rows they hide.
+        /// Keep the rows delete markers hide (the markers themselves never match).
         #[arg(long)]
         include_deleted: bool,
         /// Per base row and group, only the N latest matching rows.
         #[arg(long)]
         most_recent: Option<u32>,
+        /// Per base record identifier, only the N rows with the latest base event time, then
+        /// the latest feature event times (the SageMaker SDK's number_of_recent_records).
+        #[arg(long)]
+        most_recent_per_identifier: Option<u32>,
+        /// Leave out base rows a group has no match for (the SageMaker SDK's default inner
+        /// join); by default they are kept with null features.
+        #[arg(long)]
+        inner_join: bool,
         /// Only feature rows with event time at or after this (ISO-8601 or epoch seconds).
         #[arg(long)]
         start: Option<String>,
@@ -353,6 +361,8 @@ async fn run(args: Args) -> Result<ExitCode> {
             include_duplicates,
             include_deleted,
             most_recent,
+            most_recent_per_identifier,
+            inner_join,
             start,
             end,
             as_of,
@@ -396,6 +406,8 @@ async fn run(args: Args) -> Result<ExitCode> {
                         event_time_end: end.unwrap_or_default(),
                         as_of: as_of.unwrap_or_default(),
                         max_feature_age_seconds: max_age_seconds.unwrap_or(0),
+                        most_recent_records_per_identifier: most_recent_per_identifier.unwrap_or(0),
+                        inner_join,
                     }),
                     output_uri: absolute_uri(&output_uri)?,
                 })

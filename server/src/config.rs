@@ -10,6 +10,11 @@ use serde::Deserialize;
 
 use crate::tls::TlsFiles;
 
+/// How long staged rows wait for a flush by default: few, large offline files (at most one per
+/// hour partition and group every 5 minutes) for outside readers; Quiver's queries read staged
+/// rows, so they are current whatever it is.
+pub const DEFAULT_OFFLINE_FLUSH_INTERVAL_MS: u64 = 300_000;
+
 /// When a write's WAL entry reaches disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -100,7 +105,9 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_OFFLINE_STORE_URI")]
     pub offline_store_uri: Option<String>,
 
-    /// Longest an accepted row waits before it is written to a Parquet file, in ms. Default 5000.
+    /// Longest an accepted row waits before it is written to a Parquet file, in ms; each hour
+    /// partition of a group gets at most one file per interval (queries through Quiver see
+    /// rows at once, whatever it is). Default 300000 (5 minutes).
     #[arg(long, env = "QUIVER_OFFLINE_FLUSH_INTERVAL_MS")]
     pub offline_flush_interval_ms: Option<u64>,
 
@@ -378,7 +385,9 @@ impl ServerArgs {
             default_uri: merged.offline_store_uri.unwrap_or_else(|| {
                 format!("file://{}/offline-store", absolute(&data_dir).display())
             }),
-            flush_interval_ms: merged.offline_flush_interval_ms.unwrap_or(5000),
+            flush_interval_ms: merged
+                .offline_flush_interval_ms
+                .unwrap_or(DEFAULT_OFFLINE_FLUSH_INTERVAL_MS),
             max_file_bytes: merged.offline_max_file_mb.unwrap_or(128) * mb,
             staging_limit_bytes: merged.offline_staging_limit_mb.unwrap_or(4096) * mb,
             s3_endpoint: merged.s3_endpoint,

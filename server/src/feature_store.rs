@@ -676,6 +676,7 @@ impl FeatureStore {
         let request = DeleteRequest {
             identifier,
             event_time_ms,
+            event_time_text: event_time.to_string(),
             mode,
             online: targets.online,
             offline: targets.offline,

@@ -151,9 +151,12 @@ fn write_loop(store: &FeatureStore, jobs: &mpsc::Receiver<Job>) {
     }
 }
 
+/// The answers one relaying thread gets in one message.
+type RelayedAnswers = Vec<(Reply, Result<WriteOutcome>)>;
+
 /// Sends each outcome: one message per relaying thread, the others directly.
 fn answer(answers: impl Iterator<Item = ((Reply, Option<Relay>), Result<WriteOutcome>)>) {
-    let mut relayed: Vec<(Relay, Vec<(Reply, Result<WriteOutcome>)>)> = Vec::new();
+    let mut relayed: Vec<(Relay, RelayedAnswers)> = Vec::new();
     for ((reply, relay), outcome) in answers {
         match relay {
             Some(relay) => match relayed.iter_mut().find(|(r, _)| r.same_channel(&relay)) {

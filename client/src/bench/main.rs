@@ -118,6 +118,10 @@ struct Args {
     /// Do not create or load the group: it holds the records already.
     #[arg(long)]
     skip_load: bool,
+    /// Puts carry the current time as their event time, as live traffic does (so their offline
+    /// rows fall in the current hour partition), rather than a synthetic increasing one.
+    #[arg(long)]
+    wall_clock_event_times: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -500,7 +504,13 @@ async fn run_worker(
             }
         }
         // Each put carries a newer event time than anything written before it.
-        let event_time = LOAD_EVENT_TIME + 1.0 + n as f64 / 1000.0;
+        let event_time = if args.wall_clock_event_times {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| (d.as_millis() as f64) / 1000.0)
+        } else {
+            LOAD_EVENT_TIME + 1.0 + n as f64 / 1000.0
+        };
         let operation = match args.operation {
             Operation::Mixed if rng.random_bool(args.read_ratio) => Operation::Get,
             Operation::Mixed | Operation::Put => Operation::Put,

@@ -14,9 +14,12 @@
 //! failing store keeps the intent too; the flusher retries with backoff and reports the store as
 //! blocked until a write succeeds.
 //!
-//! A flush starts when the oldest staged row has waited `flush_interval_ms` less the time the
-//! previous flush took (at most half the interval), so the oldest row is in a file about one
-//! interval after it was accepted; or at once when `max_file_bytes` of rows wait.
+//! A flush starts when the oldest staged row has waited `flush_interval_ms`, or at once when
+//! `max_file_bytes` of rows wait. Each flush writes one file per (group, hour) it holds, so a
+//! partition gets at most one file per interval (more only when the size limit splits them):
+//! few, large files for outside readers (Athena, Spark, DuckDB), whose freshness is the
+//! interval. Quiver's own queries read the staged rows too (`query/staged.rs`), so they do
+//! not wait for a flush.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -88,8 +91,6 @@ pub struct Flusher {
     glue: Option<GlueCatalog>,
     /// Group id -> the `last_modified_time_ms` whose catalog entry was last written.
     catalogued: HashMap<u64, EpochMillis>,
-    /// How long the last flush took: the next one starts that much before the interval is up.
-    lead: Duration,
 }
 
 impl Flusher {
@@ -105,7 +106,6 @@ impl Flusher {
             store,
             glue,
             catalogued: HashMap::new(),
-            lead: Duration::ZERO,
         }
     }
 
@@ -167,19 +167,13 @@ impl Flusher {
 
     async fn try_flush(&mut self, force: bool) -> std::result::Result<Option<u64>, FlushError> {
         let store = self.store.clone();
-        let lead = self.lead;
-        let started = Instant::now();
-        let intent = tokio::task::spawn_blocking(move || next_intent(&store, force, lead))
+        let intent = tokio::task::spawn_blocking(move || next_intent(&store, force))
             .await
             .map_err(|e| Error::internal(format!("offline flush task failed: {e}")))??;
         let Some((intent, rows)) = intent else {
             return Ok(None);
         };
         let report = self.write(&intent, rows).await?;
-        // Start the next flush this much early, so the oldest row is in a file about one
-        // interval after it was accepted; at most half the interval early.
-        let interval = Duration::from_millis(self.store.offline().config().flush_interval_ms);
-        self.lead = started.elapsed().min(interval / 2);
         Ok(Some(report))
     }
 
@@ -350,7 +344,6 @@ pub const CATALOG_ATHENA_FILE: &str = "athena-create-table.sql";
 pub(crate) fn next_intent(
     store: &FeatureStore,
     force: bool,
-    lead: Duration,
 ) -> Result<Option<(FlushIntent, Vec<Staged>)>> {
     let online = store.online();
     let (db, staging) = (online.db(), online.staging());
@@ -377,7 +370,7 @@ pub(crate) fn next_intent(
     metrics::gauge!("quiver_offline_oldest_staged_age_seconds").set(waited.max(0) as f64 / 1000.0);
     let due = force
         || staging.pending_bytes() >= config.max_file_bytes
-        || waited + lead.as_millis() as i64 >= config.flush_interval_ms as i64;
+        || waited >= config.flush_interval_ms as i64;
     if !due {
         return Ok(None);
     }
@@ -522,9 +515,7 @@ mod tests {
         // Crash 1: the intent is recorded and every file written, but the rows never leave
         // staging.
         let flusher = Flusher::new(store.clone()).await;
-        let (intent, rows) = next_intent(&store, true, Duration::ZERO)
-            .unwrap()
-            .expect("rows are staged");
+        let (intent, rows) = next_intent(&store, true).unwrap().expect("rows are staged");
         flusher.upload(&intent, rows).await.unwrap();
         let written = parquet_files(dir.path());
         assert_eq!(written.len(), 2, "{written:?}");

@@ -51,6 +51,16 @@ pub fn file_name(write_time_ms: EpochMillis, flush_start: u64, index: usize) -> 
     )
 }
 
+/// The first staged sequence of the flush that wrote the file named `file_name` (the last
+/// segment of its path), if the name is one [`file_name`] makes. The 48 bits the name keeps.
+pub fn flush_start(file_name: &str) -> Option<u64> {
+    let digits = file_name.strip_suffix(".parquet")?.rsplit_once('_')?.1;
+    if digits.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(&digits[..12], 16).ok()
+}
+
 /// The table a group's offline store is catalogued as: its DataCatalogConfig's, or
 /// `<group>_<creation epoch>` lower-cased with `-` as `_` (Glue and Athena names).
 pub fn table_name(group: &FeatureGroup) -> String {
@@ -97,5 +107,8 @@ mod tests {
             file_name(t, 0x2a, 3).len(),
             "20240305T070809Z_".len() + 16 + 8
         );
+        assert_eq!(flush_start(&file_name(t, 0x2a, 3)), Some(0x2a));
+        assert_eq!(flush_start("part.parquet"), None);
+        assert_eq!(flush_start("20240305T070809Z_00000000002a0003.csv"), None);
     }
 }

@@ -57,13 +57,24 @@ fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
+/// The schema of the group's offline files.
 pub fn schema(group: &FeatureGroup) -> SchemaRef {
+    schema_with(group, false)
+}
+
+/// The schema of the group's history as queries see it: the files' columns, with `write_time`
+/// nullable, since rows acknowledged but not yet in a file have none.
+pub fn history_schema(group: &FeatureGroup) -> SchemaRef {
+    schema_with(group, true)
+}
+
+fn schema_with(group: &FeatureGroup, unwritten_rows: bool) -> SchemaRef {
     let mut fields: Vec<Field> = group
         .features
         .iter()
         .map(|f| Field::new(&f.name, feature_type(f), true))
         .collect();
-    fields.push(Field::new(WRITE_TIME, timestamp(), false));
+    fields.push(Field::new(WRITE_TIME, timestamp(), unwritten_rows));
     fields.push(Field::new(API_INVOCATION_TIME, timestamp(), false));
     fields.push(Field::new(IS_DELETED, DataType::Boolean, false));
     Arc::new(Schema::new(fields))
@@ -156,11 +167,12 @@ impl Column {
     }
 }
 
-/// The rows as one Arrow batch in the group's current schema.
+/// The rows as one Arrow batch in the group's current schema: written at `write_time_ms`, or
+/// not yet written (`None`: null `write_time`, in [`history_schema`]).
 pub fn record_batch(
     group: &FeatureGroup,
     rows: &[&StagedRow],
-    write_time_ms: EpochMillis,
+    write_time_ms: Option<EpochMillis>,
 ) -> Result<RecordBatch> {
     let mut columns: Vec<Column> = group
         .features
@@ -180,7 +192,7 @@ pub fn record_batch(
                 .map(|(_, v)| v);
             column.append(value);
         }
-        write_time.append_value(write_time_ms);
+        write_time.append_option(write_time_ms);
         invocation.append_value(row.api_invocation_time_ms);
         deleted.append_value(row.is_deleted);
     }
@@ -188,7 +200,11 @@ pub fn record_batch(
     arrays.push(Arc::new(write_time.finish().with_timezone("UTC")));
     arrays.push(Arc::new(invocation.finish().with_timezone("UTC")));
     arrays.push(Arc::new(deleted.finish()));
-    RecordBatch::try_new(schema(group), arrays)
+    let schema = match write_time_ms {
+        Some(_) => schema(group),
+        None => history_schema(group),
+    };
+    RecordBatch::try_new(schema, arrays)
         .map_err(|e| Error::internal(format!("building offline rows for '{}': {e}", group.name)))
 }
 
@@ -200,7 +216,7 @@ pub fn encode_file(
     write_time_ms: EpochMillis,
     encryption: Option<Arc<FileEncryptionProperties>>,
 ) -> Result<Vec<u8>> {
-    let batch = record_batch(group, rows, write_time_ms)?;
+    let batch = record_batch(group, rows, Some(write_time_ms))?;
     let mut properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))

@@ -39,6 +39,7 @@ const FORMAT_SEALED: u8 = 2;
 const PREFIX_LEN: usize = 17;
 const KEY_FLUSHED_UPTO: &[u8] = b"flushed_upto";
 const KEY_FLUSH_INTENT: &[u8] = b"flush_intent";
+const HOUR_MS: i64 = 3_600_000;
 
 /// One offline row waiting to be written to the offline store.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,6 +229,58 @@ impl OfflineStaging {
         Ok((rows, end))
     }
 
+    /// What a query sees of staging: from one RocksDB snapshot, the flush position (every row
+    /// below it is in a file, every file of a later flush holds only rows at or above it) and
+    /// each staged row of `group_id` whose event time is within `hours` (epoch milliseconds,
+    /// whole hours, both ends inclusive), passed to `visit` in sequence order.
+    ///
+    /// With the two from one snapshot, a reader that takes the files of flushes starting below
+    /// the position and these rows sees every committed row once, whatever flush completes
+    /// while it reads.
+    pub fn snapshot_group(
+        &self,
+        db: &DB,
+        group_id: u64,
+        hours: (Option<EpochMillis>, Option<EpochMillis>),
+        mut visit: impl FnMut(StagedRow) -> Result<()>,
+    ) -> Result<u64> {
+        let snapshot = db.snapshot();
+        let flushed_upto = decode_flushed_upto(
+            snapshot
+                .get_cf(cf(db, CF_OFFLINE_META), KEY_FLUSHED_UPTO)
+                .map_err(|e| Error::storage("reading the offline flush position", e))?,
+        )?
+        .unwrap_or(0);
+        let hour = |ms: EpochMillis| ms.div_euclid(HOUR_MS);
+        let (from_hour, to_hour) = (hours.0.map(hour), hours.1.map(hour));
+        let from = flushed_upto.to_be_bytes();
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(from);
+        for item in snapshot.iterator_cf_opt(
+            cf(db, CF_OFFLINE_STAGING),
+            options,
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
+            let (key, value) = item.map_err(|e| Error::storage("reading staged rows", e))?;
+            // The group is in the clear prefix: other groups' rows are never decoded.
+            if value
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                != Some(group_id)
+            {
+                continue;
+            }
+            let row = decode(&value, &key, &self.keys)?;
+            let h = hour(row.event_time_ms);
+            if from_hour.is_some_and(|f| h < f) || to_hour.is_some_and(|t| h > t) {
+                continue;
+            }
+            visit(row)?;
+        }
+        Ok(flushed_upto)
+    }
+
     pub fn intent(&self, db: &DB) -> Result<Option<FlushIntent>> {
         let bytes = db
             .get_cf(cf(db, CF_OFFLINE_META), KEY_FLUSH_INTENT)
@@ -331,6 +384,10 @@ fn read_flushed_upto(db: &DB) -> Result<Option<u64>> {
     let bytes = db
         .get_cf(cf(db, CF_OFFLINE_META), KEY_FLUSHED_UPTO)
         .map_err(|e| Error::storage("reading the offline flush position", e))?;
+    decode_flushed_upto(bytes)
+}
+
+fn decode_flushed_upto(bytes: Option<Vec<u8>>) -> Result<Option<u64>> {
     bytes
         .map(|b| {
             b.as_slice()

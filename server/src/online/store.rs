@@ -55,6 +55,9 @@ pub enum DeletionMode {
 pub struct DeleteRequest {
     pub identifier: String,
     pub event_time_ms: EpochMillis,
+    /// The event time as the request spelled it: the offline delete marker keeps that
+    /// spelling, as puts keep theirs, so one instant is written one way.
+    pub event_time_text: String,
     pub mode: DeletionMode,
     pub online: bool,
     pub offline: bool,
@@ -379,7 +382,7 @@ impl OnlineStore {
                 api_invocation_time_ms: now_ms,
                 event_time_ms: request.event_time_ms,
                 is_deleted: true,
-                values: delete_marker_values(group, &request.identifier, request.event_time_ms),
+                values: delete_marker_values(group, &request.identifier, request),
             };
             reservation.stage(&self.db, &mut batch, &row, self.keys.offline_scope(group))?;
         }
@@ -507,8 +510,9 @@ fn complete_headers(db: &DB) -> Result<()> {
 fn delete_marker_values(
     group: &FeatureGroup,
     identifier: &str,
-    event_time_ms: EpochMillis,
+    request: &DeleteRequest,
 ) -> Vec<(u16, Value)> {
+    let (text, event_time_ms) = (request.event_time_text.as_str(), request.event_time_ms);
     let mut values = Vec::with_capacity(2);
     if let Some(ordinal) = group.ordinal(&group.record_identifier_feature_name) {
         let value = match group.record_identifier().feature_type {
@@ -522,8 +526,17 @@ fn delete_marker_values(
         values.push((ordinal, value));
     }
     if let Some(ordinal) = group.ordinal(&group.event_time_feature_name) {
+        // As sent when it is in the feature's own form (ISO-8601 text for a String, epoch
+        // seconds for a Fractional); otherwise converted to that form.
         let value = match group.event_time().feature_type {
-            FeatureType::Fractional => Value::Fractional(time::format_epoch_seconds(event_time_ms)),
+            FeatureType::Fractional => Value::Fractional(
+                text.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite())
+                    .unwrap_or_else(|| time::format_epoch_seconds(event_time_ms)),
+            ),
+            _ if time::parse_iso8601(text).is_ok() => Value::String(text.to_string()),
             _ => Value::String(time::format_iso8601(event_time_ms)),
         };
         values.push((ordinal, value));

@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod flight;
 pub mod pit_merge;
 pub mod service;
+pub mod staged;
 pub mod tables;
 
 use std::num::NonZeroUsize;
@@ -21,6 +22,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::common::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
@@ -81,6 +83,9 @@ impl QueryEngine {
         let merge_fan_in =
             (options.memory_bytes / (2 * options.threads.max(1))) / (2 * batch_rows * 256);
         let env = RuntimeEnvBuilder::new()
+            // No cached file listings: every scan lists its group's files afresh (and only the
+            // hour partitions it reads), so no query misses a file written before it started.
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             // Tracking names the largest consumers when a query runs out of memory.
             .with_memory_pool(Arc::new(TrackConsumersPool::new(
                 FairSpillPool::new(options.memory_bytes),

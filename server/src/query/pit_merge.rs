@@ -17,11 +17,13 @@
 //! Either way the merge holds one identifier's rows (ordered by event time, then
 //! `api_invocation_time` and `write_time` to break ties) and one output batch.
 //!
-//! Per identifier, its history rows (already filtered by `as_of` and the event-time range) are:
-//! 1. deduplicated unless duplicates are included: per event time, the one with the latest
+//! Per identifier, its history rows (already filtered by `as_of` and the event-time range;
+//! delete markers by the range only when it has both ends) are:
+//! 1. without delete markers, which never match; unless deleted records are included, the
+//!    latest delete marker (by event time, `api_invocation_time`, `write_time`) hides every row
+//!    ordered at or before it;
+//! 2. deduplicated unless duplicates are included: per event time, the one with the latest
 //!    `api_invocation_time`, then `write_time`;
-//! 2. unless deleted records are included: a delete marker hides the rows at or before its
-//!    event time, and itself;
 //! 3. matched with each base row of the identifier: with point-in-time, rows with event time
 //!    at or before the base row's; with a maximum age, rows at most that much older; with
 //!    `most_recent`, the N latest of those. A base row with no match (or a null identifier or
@@ -66,6 +68,8 @@ pub struct MergeOptions {
     pub include_deleted_records: bool,
     pub most_recent: Option<usize>,
     pub max_age_ms: Option<i64>,
+    /// Base rows without a match are left out (an inner join) rather than kept with nulls.
+    pub inner_join: bool,
     /// Rows per output batch.
     pub batch_size: usize,
     /// The most memory a history may take to be merged in memory (sorted there, much faster
@@ -74,7 +78,8 @@ pub struct MergeOptions {
 }
 
 /// One group's merge as a partition DataFusion can read from: the base's columns followed by
-/// the group's features (`schema`). Executing it runs both inputs and the merge on a task of
+/// the group's features and the matched row's event time (epoch milliseconds, null without a
+/// match) (`schema`). Executing it runs both inputs and the merge on a task of
 /// the query runtime, cancelled when the stream is dropped.
 #[derive(Debug)]
 pub struct PointInTimeMerge {
@@ -988,16 +993,20 @@ struct Output {
     nulls: Vec<ArrayRef>,
     base_rows: Vec<(usize, usize)>,
     history_rows: Vec<(usize, usize)>,
+    /// The event time of each output row's history row.
+    match_times: Vec<Option<i64>>,
     max_sources: usize,
 }
 
 impl Output {
-    fn push(&mut self, base_row: usize, history: Option<(&Arc<HistoryBatch>, usize)>) {
+    fn push(&mut self, base_row: usize, history: Option<(&Arc<HistoryBatch>, &Row)>) {
         let base = self.base_batches.len() - 1;
         self.base_rows.push((base, base_row));
+        self.match_times
+            .push(history.map(|(_, row)| row.event_time));
         self.history_rows.push(match history {
             None => (0, 0),
-            Some((batch, row)) => {
+            Some((batch, &Row { row, .. })) => {
                 let source = match self.history_sources.get(&batch.serial) {
                     Some(&s) => s,
                     None => {
@@ -1036,6 +1045,9 @@ impl Output {
                 sources.extend(self.history_batches.iter().map(|b| b.features[f].as_ref()));
                 columns.push(interleave(&sources, &self.history_rows)?);
             }
+            columns.push(Arc::new(arrow::array::Int64Array::from(std::mem::take(
+                &mut self.match_times,
+            ))));
             Some(RecordBatch::try_new(self.schema.clone(), columns)?)
         };
         self.base_batches.clear();
@@ -1044,6 +1056,7 @@ impl Output {
         self.history_sources.clear();
         self.base_rows.clear();
         self.history_rows.clear();
+        self.match_times.clear();
         if let Some((batch, serial)) = current_base {
             self.base_batches.push(batch.clone());
             self.base_serial = Some(serial);
@@ -1077,6 +1090,7 @@ impl Merge {
                 nulls,
                 base_rows: Vec::new(),
                 history_rows: Vec::new(),
+                match_times: Vec::new(),
                 max_sources: 64,
             },
             base_serial: 0,
@@ -1101,7 +1115,9 @@ impl Merge {
         let times = int64s(batch.column(self.options.base_time))?;
         for row in 0..batch.num_rows() {
             if ids.is_null(row) || times.is_null(row) {
-                self.output.push(row, None);
+                if !self.options.inner_join {
+                    self.output.push(row, None);
+                }
             } else {
                 let key = &self.identifier.key;
                 if key
@@ -1139,13 +1155,15 @@ impl Merge {
             rows.partition_point(|r| r.event_time < t.saturating_sub(age))
         });
         if lo >= hi || o.most_recent == Some(0) {
-            self.output.push(row, None);
+            if !o.inner_join {
+                self.output.push(row, None);
+            }
             return;
         }
         let n = o.most_recent.unwrap_or(usize::MAX);
         for r in rows[lo..hi].iter().rev().take(n) {
             let batch = &self.identifier.batches[r.batch];
-            self.output.push(row, Some((batch, r.row)));
+            self.output.push(row, Some((batch, r)));
         }
     }
 
@@ -1162,6 +1180,14 @@ impl Merge {
         // The history is sorted by (identifier, event time); the times that break ties are
         // ordered here.
         id.rows.sort_by_key(Row::order);
+        // Delete markers never match a base row. Unless deleted records are included, the
+        // identifier's latest delete (by event time, then api_invocation_time, write_time)
+        // hides every row ordered at or before it, as the SageMaker SDK's DatasetBuilder has it.
+        let latest_delete = (!self.options.include_deleted_records)
+            .then(|| id.rows.iter().rev().find(|r| r.deleted).map(Row::order))
+            .flatten();
+        id.rows
+            .retain(|r| !r.deleted && latest_delete.is_none_or(|d| r.order() > d));
         if !self.options.include_duplicated_records {
             // Sorted by (event time, api, write): the last of each event time is the latest.
             let rows = &mut id.rows;
@@ -1174,16 +1200,6 @@ impl Merge {
                 kept += 1;
             }
             rows.truncate(kept);
-        }
-        if !self.options.include_deleted_records {
-            let hidden_upto = id
-                .rows
-                .iter()
-                .filter(|r| r.deleted)
-                .map(|r| r.event_time)
-                .max();
-            id.rows
-                .retain(|r| !r.deleted && hidden_upto.is_none_or(|d| r.event_time > d));
         }
         Ok(())
     }

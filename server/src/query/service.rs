@@ -214,6 +214,9 @@ fn dataset_request(request: pb::CreateDatasetRequest) -> Result<DatasetRequest> 
         include_duplicated_records: o.include_duplicated_records,
         include_deleted_records: o.include_deleted_records,
         most_recent: (o.most_recent_records > 0).then_some(o.most_recent_records),
+        most_recent_per_identifier: (o.most_recent_records_per_identifier > 0)
+            .then_some(o.most_recent_records_per_identifier),
+        inner_join: o.inner_join,
         event_time_start_ms: time("EventTimeStart", &o.event_time_start)?,
         event_time_end_ms: time("EventTimeEnd", &o.event_time_end)?,
         as_of_ms: time("AsOf", &o.as_of)?,

@@ -3,7 +3,9 @@
 //! - `public.<group>` ([`HistoryTable`]): every row of the group's offline store, as its Parquet
 //!   files hold it: the features, `write_time`, `api_invocation_time`, `is_deleted`, and the
 //!   hive partition columns `year`, `month`, `day`, `hour` (integers, from the row's event time).
-//!   Files written before a feature was added read as nulls in its column.
+//!   Files written before a feature was added read as nulls in its column. Rows acknowledged
+//!   but not yet in a file are read from staging, with a null `write_time` ([`staged`]); each
+//!   scan lists the files afresh, so a query sees every row acknowledged before it started.
 //! - `latest.<group>` ([`latest_view`]): the latest record per identifier by event time (the
 //!   first written wins ties, as online), without identifiers whose latest row is a delete.
 //!
@@ -29,6 +31,11 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
 
+use datafusion::execution::cache::TableScopedPath;
+use datafusion::physical_plan::streaming::StreamingTableExec;
+use datafusion::physical_plan::union::UnionExec;
+
+use super::staged::{self, StagedPartition};
 use crate::feature_store::FeatureStore;
 use crate::model::{FeatureGroup, FeatureType};
 use crate::offline::encryption;
@@ -102,7 +109,7 @@ impl SchemaProvider for GroupSchema {
         let Some(group) = self.group(name) else {
             return Ok(None);
         };
-        let history = Arc::new(HistoryTable::new(&self.store, &group, &self.env)?);
+        let history = Arc::new(HistoryTable::new(&self.store, group.clone(), &self.env)?);
         Ok(Some(match self.tables {
             GroupTables::History => history,
             GroupTables::Latest => latest_view(&group, history).await?,
@@ -114,28 +121,38 @@ impl SchemaProvider for GroupSchema {
     }
 }
 
-/// A group's offline files as a table, pruning hour partitions by predicates on the group's
-/// event-time feature (which the files are partitioned by) as well as on the partition columns.
-#[derive(Debug)]
+/// A group's history as a table: its offline files and its staged rows ([`staged`]), pruning
+/// hour partitions by predicates on the group's event-time feature (which the files are
+/// partitioned by) as well as on the partition columns.
 pub struct HistoryTable {
+    store: Arc<FeatureStore>,
+    group: Arc<FeatureGroup>,
     files: ListingTable,
     event_time: EventTimeColumn,
 }
 
+impl std::fmt::Debug for HistoryTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryTable")
+            .field("group", &self.group.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HistoryTable {
     pub fn new(
-        store: &FeatureStore,
-        group: &FeatureGroup,
+        store: &Arc<FeatureStore>,
+        group: Arc<FeatureGroup>,
         env: &RuntimeEnv,
     ) -> datafusion::common::Result<Self> {
-        let data_uri = format!("{}/", store.offline().data_uri(group));
+        let data_uri = format!("{}/", store.offline().data_uri(&group));
         let url = ListingTableUrl::parse(&data_uri)?;
         // Local files are read by DataFusion's own file store; S3 through the client the
         // offline store writes with (its endpoint, region and credentials).
         if !data_uri.starts_with("file://") {
             let (destination, _) = store
                 .offline()
-                .destination(group)
+                .destination(&group)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             env.register_object_store(url.object_store().as_ref(), destination.store);
         }
@@ -153,7 +170,7 @@ impl HistoryTable {
             .with_table_partition_cols(partition_cols);
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
-            .with_schema(offline_parquet::schema(group));
+            .with_schema(offline_parquet::history_schema(&group));
         let event_time = EventTimeColumn {
             name: group.event_time_feature_name.clone(),
             string: group
@@ -161,6 +178,8 @@ impl HistoryTable {
                 .is_some_and(|f| f.feature_type == FeatureType::String),
         };
         Ok(Self {
+            store: store.clone(),
+            group,
             files: ListingTable::try_new(config)?,
             event_time,
         })
@@ -181,7 +200,9 @@ impl TableProvider for HistoryTable {
         &self,
         filters: &[&Expr],
     ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
-        self.files.supports_filters_pushdown(filters)
+        // Inexact, partition filters too (the listing alone would take those as exact): the
+        // staged rows are filtered above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
@@ -189,7 +210,9 @@ impl TableProvider for HistoryTable {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        limit: Option<usize>,
+        // The limit stays above the scan: some listed files are left out below, so the
+        // listing must not stop at the limit.
+        _limit: Option<usize>,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
         // Bounds on the event time become bounds on the partitions. The original predicates
         // stay (they are inexact for the files), so the derived ones only skip files.
@@ -198,7 +221,49 @@ impl TableProvider for HistoryTable {
             .iter()
             .fold(HourBounds::default(), |b, f| b.narrow(&self.event_time, f));
         filters.extend(bounds.partition_filters());
-        self.files.scan(state, projection, &filters, limit).await
+
+        // Staged rows first: their snapshot decides which files to read.
+        let schema = self.files.schema();
+        let (store, group, table_schema) = (self.store.clone(), self.group.clone(), schema.clone());
+        let staged = tokio::task::spawn_blocking(move || {
+            staged::read(
+                &store,
+                &group,
+                (bounds.from_ms, bounds.to_ms),
+                &table_schema,
+            )
+        })
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+
+        // A fresh listing whatever the session's caches hold: a cached one would miss the files
+        // written since it was made.
+        if let Some(cache) = state.runtime_env().cache_manager.get_list_files_cache() {
+            for url in self.files.table_paths() {
+                cache.remove(&TableScopedPath {
+                    table: url.get_table_ref().clone(),
+                    path: url.prefix().clone(),
+                });
+            }
+        }
+        let files = self.files.scan(state, projection, &filters, None).await?;
+        let files = staged::files_flushed_before(files, staged.flushed_upto)?;
+        if staged.batches.is_empty() {
+            return Ok(files);
+        }
+        let rows = StreamingTableExec::try_new(
+            schema.clone(),
+            vec![Arc::new(StagedPartition {
+                schema,
+                batches: staged.batches,
+            })],
+            projection,
+            Vec::new(),
+            false,
+            None,
+        )?;
+        UnionExec::try_new(vec![files, Arc::new(rows)])
     }
 }
 
