@@ -699,3 +699,84 @@ async fn s3_outage_backs_up_refuses_past_the_limit_and_drains_exactly_once() {
     );
     server.stop().await;
 }
+
+/// The Parquet files under `dir`, by hour partition (`year=../month=../day=../hour=..`).
+fn files_by_partition(dir: &std::path::Path) -> BTreeMap<String, usize> {
+    let mut parts = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let partition: Vec<String> = path
+                    .iter()
+                    .filter_map(|p| p.to_str())
+                    .filter(|p| p.contains('='))
+                    .map(str::to_string)
+                    .collect();
+                *parts.entry(partition.join("/")).or_default() += 1;
+            }
+        }
+    }
+    parts
+}
+
+#[tokio::test]
+async fn each_partition_gets_one_file_per_interval_whatever_the_write_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A 3 s interval; writes every 50 ms for ~4 s, to three hour partitions (one of them
+    // historic): at the old 5 s-interval policy's per-flush files, a file per partition per
+    // flush, that is at most 3 files each (two timed flushes and the last one), not ~80.
+    let server = TestServer::start_in(&data, &["--offline-flush-interval-ms", "3000"]).await;
+    let client = server.client().await;
+    client
+        .create_feature_group(txn_group("busy", None))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut written = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        for (hour, ts) in [
+            (0, "2024-01-01T00"),
+            (1, "2024-01-01T01"),
+            (2, "2023-06-01T12"),
+        ] {
+            let id = written * 3 + hour;
+            client
+                .put_record(put(
+                    "busy",
+                    txn(id, &format!("{ts}:00:{:02}Z", id % 60), 1.0),
+                ))
+                .await
+                .unwrap();
+        }
+        written += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_drained(&server, Duration::from_secs(30)).await;
+    let parts = files_by_partition(&data.join("offline-store"));
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    for (partition, files) in &parts {
+        assert!(
+            *files <= 3,
+            "{partition}: {files} files for {written} writes over ~4 s at a 3 s interval"
+        );
+    }
+    // Every row is there once.
+    let client_rows = client
+        .query("SELECT count(*) AS n FROM busy WHERE write_time IS NOT NULL")
+        .await
+        .unwrap()
+        .1;
+    let n = client_rows[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n, written * 3);
+    server.stop().await;
+}
