@@ -148,6 +148,23 @@ impl TestServer {
         }
     }
 
+    /// Runs the `quiver` CLI against this server; panics unless it succeeds; its standard
+    /// output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(binary("quiver"))
+            .arg("--endpoint")
+            .arg(self.endpoint())
+            .args(args)
+            .output()
+            .expect("quiver runs");
+        assert!(
+            out.status.success(),
+            "quiver {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("quiver prints UTF-8")
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

@@ -9,14 +9,13 @@
 //!   (`tests/python/dataset_builder_parity.py`), for many option sets.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use quiver_client::{Client, pb, value};
 use quiver_tests::aws::python;
-use quiver_tests::{TestServer, binary, fdef, put};
+use quiver_tests::{TestServer, fdef, put};
 
 /// A group with an offline store: `id` (String), `ts` (String ISO-8601 or Fractional epoch
 /// seconds), `v` (Integral).
@@ -107,19 +106,32 @@ async fn count_until(client: &Client, sql: &str, want: i64) {
     }
 }
 
-fn cli(server: &TestServer, args: &[&str]) -> String {
-    let out = Command::new(binary("quiver"))
-        .arg("--endpoint")
-        .arg(server.endpoint())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "quiver {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+/// `quiver dataset create` joining `group` (`NAME:features`) to the base file `base` (columns
+/// `id` and `event_time`) into `out`, with `options`.
+fn create_dataset(
+    server: &TestServer,
+    base: &Path,
+    event_time: &str,
+    group: &str,
+    out: &Path,
+    options: &[&str],
+) {
+    let mut args = vec![
+        "dataset",
+        "create",
+        "--base-file",
+        base.to_str().unwrap(),
+        "--record-id",
+        "id",
+        "--event-time",
+        event_time,
+        "--group",
+        group,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(options);
+    server.cli(&args);
 }
 
 /// Every batch of the Parquet files in `dir`.
@@ -255,24 +267,7 @@ async fn queries_see_rows_as_soon_as_they_are_acknowledged_and_every_file_writte
     )
     .unwrap();
     let out = dir.path().join("out");
-    cli(
-        &server,
-        &[
-            "dataset",
-            "create",
-            "--base-file",
-            base.to_str().unwrap(),
-            "--record-id",
-            "id",
-            "--event-time",
-            "t",
-            "--group",
-            "g:v",
-            "--point-in-time",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    create_dataset(&server, &base, "t", "g:v", &out, &["--point-in-time"]);
     assert_eq!(
         labels_and_values(&read_dir(&out)),
         [(1, Some(1)), (4, Some(4))]
@@ -317,25 +312,8 @@ async fn datasets_apply_deletes_and_ties_as_the_sagemaker_sdk_does() {
     .unwrap();
     let build = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
-        let mut args = vec![
-            "dataset",
-            "create",
-            "--base-file",
-            base.to_str().unwrap(),
-            "--record-id",
-            "id",
-            "--event-time",
-            "at",
-            "--group",
-            "g:v",
-            "--point-in-time",
-            "--most-recent",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        cli(&server, &args);
+        let options = [&["--point-in-time", "--most-recent", "1"], extra].concat();
+        create_dataset(&server, &base, "at", "g:v", &out, &options);
         read_dir(&out)
     };
     // The latest delete (01-05) hides the 01-01 row; the 01-05 write, after the delete, stays.
@@ -565,33 +543,25 @@ async fn datasets_match_the_sagemaker_sdk_dataset_builder_row_for_row() {
             for c in &base_cases {
                 built += 1;
                 let out = dir.path().join(format!("out{built}"));
-                let group_arg = format!("{group_name}:v");
-                let mut args: Vec<&str> = vec![
-                    "dataset",
-                    "create",
-                    "--base-file",
-                    base_csv.to_str().unwrap(),
-                    "--record-id",
-                    "id",
-                    "--event-time",
-                    "t",
-                    "--group",
-                    &group_arg,
-                    "--out",
-                    out.to_str().unwrap(),
-                ];
-                args.extend(c.args.iter().map(String::as_str));
+                let mut options: Vec<&str> = c.args.iter().map(String::as_str).collect();
                 if inner {
-                    args.push("--inner-join");
+                    options.push("--inner-join");
                 }
-                cli(&server, &args);
-                let mut options = c.options.clone();
-                options["inner_join"] = json!(inner);
+                create_dataset(
+                    &server,
+                    &base_csv,
+                    "t",
+                    &format!("{group_name}:v"),
+                    &out,
+                    &options,
+                );
+                let mut sdk_options = c.options.clone();
+                sdk_options["inner_join"] = json!(inner);
                 cases.push(json!({
                     "name": format!("{group_name}, {}{}", c.name, if inner { ", inner join" } else { "" }),
                     "group": group_name,
                     "quiver_output": out,
-                    "options": options,
+                    "options": sdk_options,
                 }));
             }
         }

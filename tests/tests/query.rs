@@ -155,20 +155,7 @@ async fn sql_over_the_offline_store_through_grpc_cli_and_flight_sql() {
     assert!(err.to_string().contains("nosuch"), "{err}");
 
     // The CLI: a table on stdout, CSV and Parquet files.
-    let quiver = |args: &[&str]| {
-        let out = Command::new(binary("quiver"))
-            .arg("--endpoint")
-            .arg(server.endpoint())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let quiver = |args: &[&str]| server.cli(args);
     let table = quiver(&["sql", "SELECT id, age FROM latest.customers ORDER BY id"]);
     assert!(table.contains("| c1 | 31  |"), "{table}");
     let csv = dir.path().join("latest.csv");

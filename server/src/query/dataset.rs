@@ -8,21 +8,26 @@
 //! else sorted with spilling within the query memory budget (`query_memory_mb`), so inputs
 //! larger than memory complete.
 //!
-//! Per joined group, in this order (each step a SageMaker option):
+//! The rules are the SageMaker SDK's DatasetBuilder's (its generated SQL, compared row for row
+//! in `tests/tests/datasets.rs`). "Ordered" means by event time, then `api_invocation_time`,
+//! then `write_time` (rows not yet in a file last). Per joined group, in this order:
 //! 1. `as_of`: only rows written (`write_time`) at or before it;
 //! 2. the event-time range: only rows whose event time is within it (both ends inclusive);
-//! 3. unless duplicates are included: one row per (identifier, event time), the latest
+//!    delete markers outside it still count unless it has both ends; base rows whose time is
+//!    outside it are left out;
+//! 3. delete markers never match; unless deleted records are included, the identifier's latest
+//!    marker hides every row ordered at or before it;
+//! 4. unless duplicates are included: one row per (identifier, event time), the latest
 //!    `api_invocation_time`, then `write_time`;
-//! 4. unless deleted records are included: a delete marker hides the identifier's rows at or
-//!    before its event time, and itself;
 //! 5. the join: each base row with the rows of its identifier; point-in-time, only those with
 //!    event time at or before the base row's; with a maximum age, only those at most that much
 //!    older than the base row;
-//! 6. with `most_recent`, per base row only the N latest of those (event time, then
-//!    `api_invocation_time`, then `write_time`, descending).
+//! 6. with `most_recent`, per base row only the N latest of those (ordered, descending).
 //!
-//! Every base row is kept (a left join): one without a match has nulls for the group's
-//! features; one with several matches appears once per match (per group).
+//! Every base row is kept (a left join) unless `inner_join`: one without a match has nulls for
+//! the group's features; one with several matches appears once per match (per group). Last,
+//! with `most_recent_per_identifier` (the SDK's `number_of_recent_records`), per base
+//! identifier only the N rows with the latest base time, then latest matched event times.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -447,24 +452,22 @@ async fn run(
         keys.push(group.key_time.clone());
         keys.push(group.match_time.clone());
     }
-    if let (Some(n), Some(first)) = (options.most_recent_per_identifier, plan.groups.first()) {
-        current = most_recent_per_identifier(current, first, &plan.groups, n)?;
+    if let Some(n) = options.most_recent_per_identifier {
+        current = most_recent_per_identifier(current, &plan.groups, n)?;
     }
     let keys: Vec<Column> = keys.iter().map(Column::new_unqualified).collect();
     current.drop_columns(&keys).map_err(query_error)
 }
 
-/// The SageMaker SDK's `number_of_recent_records`: per base identifier (`first`'s), the `n`
-/// rows with the latest base time, then the latest matched event time of each group in turn
-/// (rows without a match last).
-fn most_recent_per_identifier(
-    frame: DataFrame,
-    first: &GroupPlan,
-    groups: &[GroupPlan],
-    n: u32,
-) -> Result<DataFrame> {
+/// The SageMaker SDK's `number_of_recent_records`: per base identifier (the first group's),
+/// the `n` rows with the latest base time, then the latest matched event time of each group in
+/// turn (rows without a match last).
+fn most_recent_per_identifier(frame: DataFrame, groups: &[GroupPlan], n: u32) -> Result<DataFrame> {
     use datafusion::functions_window::expr_fn::row_number;
     use datafusion::logical_expr::ExprFunctionExt;
+    let Some(first) = groups.first() else {
+        return Ok(frame);
+    };
     let unqualified = |name: &str| Expr::Column(Column::new_unqualified(name));
     let mut order = vec![unqualified(&first.key_time).sort(false, false)];
     order.extend(
