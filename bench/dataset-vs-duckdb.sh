@@ -143,7 +143,8 @@ con = duckdb.connect()
 con.execute("SET threads TO $(nproc)")
 for name, path in (("a", "${DATA_A#file://}"), ("b", "${DATA_B#file://}")):
     # The files, and the rows Quiver holds staged.
-    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet(['{path}/**/*.parquet', '$WORK/staged-{name}.parquet'], hive_partitioning = true, union_by_name = true)")
+    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true) "
+                f"UNION ALL BY NAME SELECT * FROM read_parquet('$WORK/staged-{name}.parquet')")
 con.execute("CREATE VIEW base AS SELECT * FROM read_parquet('$WORK/base.parquet')")
 t0 = time.time()
 con.execute("""COPY (

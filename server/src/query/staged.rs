@@ -11,7 +11,9 @@
 //!   completed after the snapshot, or is still writing, hold rows the snapshot still has staged.
 //!
 //! Staged rows have a null `write_time` (they are not written yet) and the hour partition
-//! columns of their event time, as a file's rows would.
+//! columns of their event time, as a file's rows would. A scan holds its group's staged rows in
+//! memory, outside the query memory budget: normally at most `offline_max_file_mb` of rows wait
+//! (a flush starts there), up to `offline_staging_limit_mb` while the offline store is down.
 
 use std::sync::Arc;
 
@@ -22,13 +24,8 @@ use datafusion::common::stats::Precision;
 use datafusion::common::{DataFusionError, Statistics};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
-use futures::StreamExt;
 
 use crate::feature_store::FeatureStore;
 use crate::model::FeatureGroup;
@@ -164,38 +161,4 @@ pub fn files_flushed_before(
         .with_statistics(statistics)
         .build();
     Ok(DataSourceExec::from_data_source(config))
-}
-
-/// Staged rows as one partition of a scan; their memory counts against the query pool while
-/// the scan runs.
-#[derive(Debug)]
-pub struct StagedPartition {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-}
-
-impl PartitionStream for StagedPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let bytes = self
-            .batches
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum();
-        let reservation = MemoryConsumer::new("staged offline rows").register(ctx.memory_pool());
-        let batches: Vec<datafusion::common::Result<RecordBatch>> =
-            match reservation.try_grow(bytes) {
-                Ok(()) => self.batches.iter().cloned().map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            };
-        let stream = futures::stream::iter(batches).map(move |batch| {
-            // Held until the stream is dropped.
-            let _ = &reservation;
-            batch
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
-    }
 }
