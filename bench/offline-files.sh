@@ -60,7 +60,7 @@ QUERIES=$!
 
 echo "offering $RATE PutRecord/s for $SECONDS_TOTAL s (wall-clock event times)"
 "$BIN/quiver-bench" put --group live --skip-load --features 10 --records 1000000 \
-  --rate "$RATE" --duration "$SECONDS_TOTAL" --concurrency 64 --json > "$WORK/bench.json"
+  --rate "$RATE" --duration "$SECONDS_TOTAL" --concurrency 64 --wall-clock-event-times --json > "$WORK/bench.json"
 kill "$QUERIES" 2>/dev/null || true
 
 # The listing cost at the file counts the 5 s interval made: LISTING_FILES files (default 5,661,
