@@ -755,10 +755,19 @@ pub(crate) mod tests {
     const START_MS: i64 = 1_700_000_000_000;
 
     pub(crate) fn open(dir: &std::path::Path, clock: Arc<dyn crate::time::Clock>) -> FeatureStore {
+        open_with(dir, clock, ServerArgs::default())
+    }
+
+    /// As [`open`], with the settings of `args` (its data dir and WAL sync are the test's).
+    pub(crate) fn open_with(
+        dir: &std::path::Path,
+        clock: Arc<dyn crate::time::Clock>,
+        args: ServerArgs,
+    ) -> FeatureStore {
         let args = ServerArgs {
             data_dir: Some(dir.to_path_buf()),
             wal_sync: Some(WalSync::Periodic),
-            ..ServerArgs::default()
+            ..args
         };
         let config = args.resolve().unwrap();
         let keys = crate::server::local_keys(&config).unwrap();

@@ -552,6 +552,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn flushes_fill_files_up_to_the_size_limit_and_no_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = crate::config::ServerArgs {
+            offline_max_file_mb: Some(1),
+            ..Default::default()
+        };
+        let store = Arc::new(crate::feature_store::tests::open_with(
+            dir.path(),
+            ManualClock::new(1_700_000_000_000),
+            args,
+        ));
+        store.create_feature_group(spec(None, true)).unwrap();
+        // ~2.6 MB of staged rows in one hour partition: three flushes of at most 1 MiB.
+        let t = 1_700_000_000_000;
+        let padding = "x".repeat(240);
+        for chunk in 0..10 {
+            let records = (0..1_000)
+                .map(|n| {
+                    let id = chunk * 1_000 + n;
+                    let (g, mut p) = put(id, t + id);
+                    p.record[2].1 = crate::model::Value::String(format!("{id}{padding}"));
+                    (g, p)
+                })
+                .collect();
+            store.put_records(records).unwrap();
+        }
+        let mut flusher = Flusher::new(store.clone()).await;
+        let mut flushes = 0;
+        while flusher.flush(true).await.unwrap().is_some() {
+            flushes += 1;
+        }
+        let files = parquet_files(dir.path());
+        assert_eq!(rows_in(&files), 10_000);
+        assert_eq!(
+            files.len(),
+            flushes,
+            "one file per flush: a flush never reads past the size at which it splits files"
+        );
+        assert!((3..=4).contains(&flushes), "{flushes} flushes");
+    }
+
+    #[tokio::test]
     async fn rows_accepted_before_a_group_is_deleted_are_still_written() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open(dir.path(), ManualClock::new(1_700_000_000_000)));

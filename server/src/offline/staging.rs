@@ -195,8 +195,8 @@ impl OfflineStaging {
             .transpose()
     }
 
-    /// Staged rows from `start` up to (not including) `end`, stopping early once `max_bytes`
-    /// have been read; returns the rows and where the range read actually ends.
+    /// Staged rows from `start` up to (not including) `end`, at most `max_bytes` of them (at
+    /// least one row); returns the rows and where the range read actually ends.
     pub fn read(
         &self,
         db: &DB,
@@ -217,10 +217,13 @@ impl OfflineStaging {
         ) {
             let (key, value) = item.map_err(|e| Error::storage("reading staged rows", e))?;
             let sequence = decode_key(&key)?;
-            if total >= max_bytes {
+            let bytes = value.len() as u64;
+            // Never past the limit: a flush splits its files at the same limit, so one row over
+            // it would become a file of its own.
+            if !rows.is_empty() && total.saturating_add(bytes) > max_bytes {
                 return Ok((rows, sequence));
             }
-            total += value.len() as u64;
+            total += bytes;
             rows.push(Staged {
                 bytes: value.len() as u64,
                 row: decode(&value, &key, &self.keys)?,
@@ -535,6 +538,12 @@ mod tests {
         assert_eq!(staging.pending_rows(), 2);
         let (rows, end) = staging.read(&db, 0, staging.watermark(), u64::MAX).unwrap();
         assert_eq!((rows.len(), end), (2, 2));
+        // A limit below two rows' bytes reads one row, never more than the limit (and at least
+        // one row, however large).
+        let (first, end_of_first) = staging.read(&db, 0, 2, rows[0].bytes + 1).unwrap();
+        assert_eq!((first.len(), end_of_first), (1, 1));
+        let (one, _) = staging.read(&db, 0, 2, 1).unwrap();
+        assert_eq!(one.len(), 1);
         assert!(
             rows.iter().all(|r| r.row == row),
             "sealed and plain rows read back alike"
