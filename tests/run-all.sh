@@ -30,6 +30,9 @@ if ! "$QUIVER_TEST_VENV/bin/python" -c "import adbc_driver_flightsql.dbapi, duck
     'adbc-driver-flightsql>=1.0' 'adbc-driver-manager>=1.0' 'duckdb>=1.1'
 fi
 
+# Each server crate depends only on the layers below it (docs/development.md, "Crates").
+bash tests/check-deps.sh
+
 # The end-to-end tests start the real binaries, so build them first.
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"

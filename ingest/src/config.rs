@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::{IngestError, Result};
 use crate::mapping::{EventTimeFormat, MappingConfig, UnknownFields};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,10 +181,17 @@ impl SourceConfig {
     }
 
     /// Checks what the types cannot: one source kind, sane sizes, names.
-    pub fn validate(&self) -> Result<(), String> {
-        let at = |problem: String| Err(format!("source {:?}: {problem}", self.name));
+    pub fn validate(&self) -> Result<()> {
+        let at = |problem: String| {
+            Err(IngestError::Config(format!(
+                "source {:?}: {problem}",
+                self.name
+            )))
+        };
         if self.name.is_empty() {
-            return Err("a source's name must not be empty".into());
+            return Err(IngestError::Config(
+                "a source's name must not be empty".into(),
+            ));
         }
         match (&self.kafka, &self.kinesis) {
             (Some(_), Some(_)) => {
@@ -223,20 +231,24 @@ impl SourceConfig {
 
 impl IngestConfig {
     /// Parses and checks a configuration file's text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let config: IngestConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Self> {
+        let config: IngestConfig =
+            toml::from_str(text).map_err(|e| IngestError::Config(e.to_string()))?;
         validate_sources(&config.sources)?;
         Ok(config)
     }
 }
 
 /// Checks each source, and that no two share a name (their positions would mix).
-pub fn validate_sources(sources: &[SourceConfig]) -> Result<(), String> {
+pub fn validate_sources(sources: &[SourceConfig]) -> Result<()> {
     let mut names = std::collections::HashSet::new();
     for source in sources {
         source.validate()?;
         if !names.insert(&source.name) {
-            return Err(format!("two sources are named {:?}", source.name));
+            return Err(IngestError::Config(format!(
+                "two sources are named {:?}",
+                source.name
+            )));
         }
     }
     Ok(())
@@ -297,7 +309,10 @@ mod tests {
 
     #[test]
     fn bad_configurations_say_what_is_wrong() {
-        let err = |text: &str| IngestConfig::parse(text).unwrap_err();
+        let err = |text: &str| match IngestConfig::parse(text).unwrap_err() {
+            IngestError::Config(message) => message,
+            other => panic!("not a configuration error: {other:?}"),
+        };
         assert!(
             err("[[source]]\nname = \"a\"\nfeature_group = \"g\"\n")
                 .contains("needs a [source.kafka]")

@@ -11,6 +11,8 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 
+use crate::error::{IngestError, Result};
+
 /// One bad message, as written to the destination.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BadMessage {
@@ -63,19 +65,16 @@ pub enum DeadLetter {
 }
 
 impl DeadLetter {
-    pub fn file(path: PathBuf) -> Result<Self, String> {
+    pub fn file(path: PathBuf) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("dead-letter directory {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                IngestError::DeadLetter(format!("dead-letter directory {}: {e}", dir.display()))
+            })?;
         }
         Ok(Self::File(path))
     }
 
-    pub fn kafka(
-        brokers: &str,
-        topic: &str,
-        properties: &[(String, String)],
-    ) -> Result<Self, String> {
+    pub fn kafka(brokers: &str, topic: &str, properties: &[(String, String)]) -> Result<Self> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", brokers);
         for (k, v) in properties {
@@ -84,7 +83,7 @@ impl DeadLetter {
         config.set("enable.idempotence", "true");
         let producer: FutureProducer = config
             .create()
-            .map_err(|e| format!("dead-letter producer: {e}"))?;
+            .map_err(|e| IngestError::DeadLetter(format!("dead-letter producer: {e}")))?;
         Ok(Self::Kafka {
             producer,
             topic: topic.to_string(),
@@ -99,7 +98,7 @@ impl DeadLetter {
     }
 
     /// Writes `messages`; returns once they are durable at the destination.
-    pub async fn send(&self, messages: &[BadMessage]) -> Result<(), String> {
+    pub async fn send(&self, messages: &[BadMessage]) -> Result<()> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -107,7 +106,8 @@ impl DeadLetter {
             DeadLetter::File(path) => {
                 let mut lines = Vec::new();
                 for m in messages {
-                    serde_json::to_writer(&mut lines, m).map_err(|e| e.to_string())?;
+                    serde_json::to_writer(&mut lines, m)
+                        .map_err(|e| IngestError::DeadLetter(e.to_string()))?;
                     lines.push(b'\n');
                 }
                 let path = path.clone();
@@ -116,17 +116,28 @@ impl DeadLetter {
                         .create(true)
                         .append(true)
                         .open(&path)
-                        .map_err(|e| format!("dead-letter file {}: {e}", path.display()))?;
+                        .map_err(|e| {
+                            IngestError::DeadLetter(format!(
+                                "dead-letter file {}: {e}",
+                                path.display()
+                            ))
+                        })?;
                     file.write_all(&lines)
                         .and_then(|()| file.sync_data())
-                        .map_err(|e| format!("dead-letter file {}: {e}", path.display()))
+                        .map_err(|e| {
+                            IngestError::DeadLetter(format!(
+                                "dead-letter file {}: {e}",
+                                path.display()
+                            ))
+                        })
                 })
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| IngestError::DeadLetter(e.to_string()))?
             }
             DeadLetter::Kafka { producer, topic } => {
                 let sends = messages.iter().map(|m| async move {
-                    let body = serde_json::to_vec(m).map_err(|e| e.to_string())?;
+                    let body = serde_json::to_vec(m)
+                        .map_err(|e| IngestError::DeadLetter(e.to_string()))?;
                     let key = format!("{}@{}", m.partition, m.position);
                     producer
                         .send(
@@ -135,7 +146,9 @@ impl DeadLetter {
                         )
                         .await
                         .map(|_| ())
-                        .map_err(|(e, _)| format!("dead-letter topic {topic:?}: {e}"))
+                        .map_err(|(e, _)| {
+                            IngestError::DeadLetter(format!("dead-letter topic {topic:?}: {e}"))
+                        })
                 });
                 futures::future::try_join_all(sends).await.map(|_| ())
             }
@@ -150,10 +163,12 @@ async fn put_to_stream(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
     messages: &[BadMessage],
-) -> Result<(), String> {
+) -> Result<()> {
     use aws_sdk_kinesis::primitives::Blob;
     use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-    let fail = |e: &dyn std::fmt::Display| format!("dead-letter stream {stream:?}: {e}");
+    let fail = |e: &dyn std::fmt::Display| {
+        IngestError::DeadLetter(format!("dead-letter stream {stream:?}: {e}"))
+    };
     for chunk in messages.chunks(500) {
         let mut entries = Vec::with_capacity(chunk.len());
         for m in chunk {

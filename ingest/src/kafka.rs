@@ -23,6 +23,7 @@ use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::watch;
 
 use crate::config::{KafkaConfig, SourceConfig};
+use crate::error::IngestError;
 use crate::worker::{Lanes, Pipeline, lingered};
 
 /// Partitions' last applied offsets, by `topic/partition`, as last heard from the server.
@@ -123,7 +124,7 @@ pub async fn run(
     kafka: &KafkaConfig,
     pipeline: Arc<Pipeline>,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), IngestError> {
     let positions: Positions = Arc::default();
     for (partition, position) in pipeline.stored_positions_retrying().await? {
         if let Ok(offset) = position.parse::<i64>() {
@@ -151,13 +152,16 @@ pub async fn run(
     for (key, value) in &kafka.properties {
         client.set(key, value);
     }
-    let consumer: StreamConsumer<Context> = client
-        .create_with_context(context)
-        .map_err(|e| format!("source {:?}: kafka consumer: {e}", config.name))?;
+    let consumer: StreamConsumer<Context> = client.create_with_context(context).map_err(|e| {
+        IngestError::Stream(format!("source {:?}: kafka consumer: {e}", config.name))
+    })?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|e| format!("source {:?}: subscribing to {topics:?}: {e}", config.name))?;
+    consumer.subscribe(&topics).map_err(|e| {
+        IngestError::Stream(format!(
+            "source {:?}: subscribing to {topics:?}: {e}",
+            config.name
+        ))
+    })?;
 
     let mut lanes = Lanes::new(pipeline.clone(), config);
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);

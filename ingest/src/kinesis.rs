@@ -31,25 +31,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::{KinesisConfig, SourceConfig, StartingPosition};
+use crate::error::IngestError;
+use crate::kinesis_client::client;
 use crate::worker::{Lanes, Pipeline, lingered};
-
-/// A Kinesis client for `region` (else the environment's) and `endpoint` (else AWS's), with
-/// credentials from the usual AWS chain. The SDK's own retries are off: every caller retries
-/// with its own backoff, and counts throttling.
-pub async fn client(region: Option<&str>, endpoint: Option<&str>) -> Client {
-    let region_chain = aws_config::meta::region::RegionProviderChain::first_try(
-        region.map(|r| aws_config::Region::new(r.to_string())),
-    )
-    .or_default_provider()
-    .or_else(aws_config::Region::new("us-east-1"));
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(region_chain)
-        .retry_config(aws_config::retry::RetryConfig::disabled());
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    Client::new(&loader.load().await)
-}
 
 /// Where a shard's reading begins.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,7 +144,7 @@ pub async fn run(
     kinesis: &KinesisConfig,
     pipeline: Arc<Pipeline>,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), IngestError> {
     let client = client(kinesis.region.as_deref(), kinesis.endpoint.as_deref()).await;
     let mut stored = pipeline.stored_positions_retrying().await?;
     let mut latest_first =
@@ -188,7 +172,7 @@ pub async fn run(
                         continue;
                     }
                     Err(Retry::Never(e)) => {
-                        return Err(format!("source {source:?}: stream {:?}: {e}", kinesis.stream));
+                        return Err(IngestError::Stream(format!("source {source:?}: stream {:?}: {e}", kinesis.stream)));
                     }
                 };
                 for (shard, start) in shards.listed(listing, &stored, latest_first) {
@@ -232,10 +216,10 @@ pub async fn run(
                     Event::Failed { shard, error } => {
                         lanes.flush().await?;
                         lanes.finish().await?;
-                        return Err(format!(
+                        return Err(IngestError::Stream(format!(
                             "source {source:?}: shard {shard} of {:?}: {error}",
                             kinesis.stream
-                        ));
+                        )));
                     }
                 }
             }
@@ -244,7 +228,9 @@ pub async fn run(
                 // server restarts it; the standalone worker exits for its supervisor).
                 lanes.flush().await?;
                 lanes.finish().await?;
-                return Err(format!("source {source:?}: a shard reader failed: {e}"));
+                return Err(IngestError::Task(format!(
+                    "source {source:?}: a shard reader failed: {e}"
+                )));
             }
             _ = gauges.tick() => pipeline.record_rate(),
             () = linger => note(&mut stored, lanes.flush().await?),

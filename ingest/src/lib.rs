@@ -1,7 +1,7 @@
 //! Quiver's stream ingest: workers that read Kafka topics and Kinesis streams and write their
 //! messages into a feature group, exactly once in both stores.
 //!
-//! Where things live: the configuration in [`config`]; payload-to-record mapping in
+//! Where things live: the configuration in [`config`]; the one error type in [`error`]; payload-to-record mapping in
 //! [`mapping`]; batching, dead letters and the write with positions in [`worker`] (shared by
 //! every source), over [`sink`] (the server's API) and [`dead_letter`]; Kafka's consumer-group
 //! side in [`kafka`]; Kinesis shards and resharding in [`kinesis`]. [`run`] runs a
@@ -9,8 +9,10 @@
 
 pub mod config;
 pub mod dead_letter;
+pub mod error;
 pub mod kafka;
 pub mod kinesis;
+pub mod kinesis_client;
 pub mod mapping;
 pub mod sink;
 pub mod worker;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::SourceConfig;
+use crate::error::IngestError;
 use crate::sink::SharedSink;
 use crate::worker::Pipeline;
 
@@ -43,7 +46,7 @@ pub async fn run(
     sink: SharedSink,
     shutdown: watch::Receiver<bool>,
     on_failure: OnFailure,
-) -> Result<(), String> {
+) -> Result<(), IngestError> {
     let mut workers = tokio::task::JoinSet::new();
     for source in sources {
         let (sink, mut shutdown) = (sink.clone(), shutdown.clone());
@@ -78,7 +81,7 @@ pub async fn run(
                 failed.get_or_insert(e);
             }
             Err(e) => {
-                failed.get_or_insert(e.to_string());
+                failed.get_or_insert(IngestError::Task(e.to_string()));
             }
         }
     }
@@ -89,7 +92,7 @@ async fn run_source(
     source: &SourceConfig,
     sink: SharedSink,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), IngestError> {
     // Waiting for the server (or the group) must not hold a shutdown up.
     let pipeline = tokio::select! {
         pipeline = Pipeline::new(source, sink) => Arc::new(pipeline?),
@@ -98,6 +101,9 @@ async fn run_source(
     match (&source.kafka, &source.kinesis) {
         (Some(kafka), _) => kafka::run(source, kafka, pipeline, shutdown).await,
         (None, Some(kinesis)) => kinesis::run(source, kinesis, pipeline, shutdown).await,
-        (None, None) => Err(format!("source {:?} names no stream", source.name)),
+        (None, None) => Err(IngestError::Config(format!(
+            "source {:?} names no stream",
+            source.name
+        ))),
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quiver_ingest::config::IngestConfig;
+use quiver_ingest::error::IngestError;
 use quiver_ingest::sink::{Server, SharedSink};
 use tokio::sync::watch;
 
@@ -47,13 +48,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let text = std::fs::read_to_string(&args.config)
-        .map_err(|e| format!("{}: {e}", args.config.display()))?;
-    let config =
-        IngestConfig::parse(&text).map_err(|e| format!("{}: {e}", args.config.display()))?;
+async fn run(args: Args) -> Result<(), IngestError> {
+    let in_file =
+        |e: &dyn std::fmt::Display| IngestError::Config(format!("{}: {e}", args.config.display()));
+    let text = std::fs::read_to_string(&args.config).map_err(|e| in_file(&e))?;
+    let config = IngestConfig::parse(&text).map_err(|e| in_file(&e))?;
     if config.sources.is_empty() {
-        return Err(format!("{} lists no [[source]]", args.config.display()));
+        return Err(in_file(&"lists no [[source]]"));
     }
     let server = Server::new(args.server.as_deref().unwrap_or(&config.server))?;
     let server: SharedSink = std::sync::Arc::new(server);
@@ -81,14 +82,17 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 /// Installs the Prometheus recorder and serves it at `http://addr/metrics`.
-async fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), String> {
+async fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), IngestError> {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;
+    metrics::set_global_recorder(recorder)
+        .map_err(|e| IngestError::Config(format!("metrics recorder: {e}")))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("metrics_addr {addr}: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| IngestError::Config(format!("metrics_addr {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| IngestError::Config(format!("metrics_addr {addr}: {e}")))?;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {

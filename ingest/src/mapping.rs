@@ -10,6 +10,8 @@ use pb::feature_value::Value;
 use quiver_proto::v1 as pb;
 use serde::Deserialize;
 
+use crate::error::IngestError;
+
 /// How the event-time field's values are written in the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,14 +131,19 @@ impl Mapping {
     pub fn new(
         config: &MappingConfig,
         described: &pb::DescribeFeatureGroupResponse,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, IngestError> {
         let mut by_feature = HashMap::new();
         for d in &described.feature_definitions {
             let kind = match pb::FeatureType::try_from(d.feature_type) {
                 Ok(pb::FeatureType::Integral) => Kind::Integral,
                 Ok(pb::FeatureType::Fractional) => Kind::Fractional,
                 Ok(pb::FeatureType::String) => Kind::String,
-                _ => return Err(format!("feature {:?} has an unknown type", d.feature_name)),
+                _ => {
+                    return Err(IngestError::Config(format!(
+                        "feature {:?} has an unknown type",
+                        d.feature_name
+                    )));
+                }
             };
             let list = d.collection_type != pb::CollectionType::None as i32;
             by_feature.insert(d.feature_name.clone(), (kind, list));
@@ -155,10 +162,10 @@ impl Mapping {
         }
         for (field, feature) in &config.fields {
             let Some(&(kind, list)) = by_feature.get(feature) else {
-                return Err(format!(
+                return Err(IngestError::Config(format!(
                     "fields maps {field:?} to {feature:?}, which is no feature of group {:?}",
                     described.feature_group_name
-                ));
+                )));
             };
             // A feature fed from a renamed field is not also read under its own name.
             if field != feature && !config.fields.contains_key(feature) {
@@ -195,10 +202,10 @@ impl Mapping {
             (&event_time_field, &described.event_time_feature_name),
         ] {
             let kind = by_feature.get(feature).map(|k| k.0).ok_or_else(|| {
-                format!(
+                IngestError::Config(format!(
                     "group {:?} does not define feature {feature:?}",
                     described.feature_group_name
-                )
+                ))
             })?;
             fields.insert(
                 field.clone(),
@@ -217,7 +224,9 @@ impl Mapping {
         }
         let event_time_kind = fields[&event_time_field].kind;
         if event_time_kind == Kind::Integral {
-            return Err("the event-time feature must be Fractional or String".into());
+            return Err(IngestError::Config(
+                "the event-time feature must be Fractional or String".into(),
+            ));
         }
         Ok(Self {
             group: described.feature_group_name.clone(),
@@ -604,7 +613,12 @@ mod tests {
             fields: [("a".to_string(), "nope".to_string())].into(),
             ..Default::default()
         };
-        assert!(Mapping::new(&bad, &group()).unwrap_err().contains("nope"));
+        assert!(
+            Mapping::new(&bad, &group())
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ use quiver_proto::v1::feature_store_client::FeatureStoreClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::error::{IngestError, Result};
+
 /// What a worker needs of the server: the target group's description, a source's stored
 /// positions, and the write of records with the positions they advance. Errors are gRPC
 /// statuses, in process too, so [`retryable`] means the same for every sink.
@@ -52,8 +54,12 @@ impl Server {
     /// the profile file, if any (`quiver_proto::signing::Credentials::load`). It connects on
     /// first use, so a worker started before its server waits for it rather than failing.
     /// An `https://` endpoint is reached over TLS as `quiver_proto::tls` describes.
-    pub fn new(endpoint: &str) -> Result<Self, String> {
-        Self::with_credentials(endpoint, Credentials::load()?, tls::for_endpoint(endpoint)?)
+    pub fn new(endpoint: &str) -> Result<Self> {
+        Self::with_credentials(
+            endpoint,
+            Credentials::load().map_err(IngestError::Config)?,
+            tls::for_endpoint(endpoint).map_err(IngestError::Config)?,
+        )
     }
 
     /// A client that signs its requests with `credentials` (none: unsigned), over TLS with
@@ -62,17 +68,17 @@ impl Server {
         endpoint: &str,
         credentials: Option<Credentials>,
         tls: Option<ClientTls>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let target = Endpoint::from_shared(endpoint.to_string())
-            .map_err(|e| format!("server endpoint {endpoint:?}: {e}"))?
+            .map_err(|e| IngestError::Config(format!("server endpoint {endpoint:?}: {e}")))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
         let channel = match tls {
             Some(tls) => tls.connect_lazy(&target),
             None if endpoint.starts_with("https://") => {
-                return Err(format!(
+                return Err(IngestError::Config(format!(
                     "server endpoint {endpoint:?}: https needs TLS settings"
-                ));
+                )));
             }
             None => target.connect_lazy(),
         };

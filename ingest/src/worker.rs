@@ -14,6 +14,7 @@ use quiver_proto::v1 as pb;
 
 use crate::config::{DeadLetterConfig, SourceConfig};
 use crate::dead_letter::{BadMessage, DeadLetter};
+use crate::error::IngestError;
 use crate::mapping::Mapping;
 use crate::sink::{SharedSink, with_retries};
 
@@ -69,21 +70,21 @@ pub struct Pipeline {
 impl Pipeline {
     /// Looks the target group up (waiting for the server if it is not up yet) and prepares the
     /// mapping and the dead-letter destination.
-    pub async fn new(config: &SourceConfig, sink: SharedSink) -> Result<Self, String> {
+    pub async fn new(config: &SourceConfig, sink: SharedSink) -> Result<Self, IngestError> {
         let described = with_retries("describing the feature group", || {
             sink.describe(&config.feature_group)
         })
         .await
         .map_err(|s| {
-            format!(
+            IngestError::Server(format!(
                 "source {:?}: feature group {:?}: {}",
                 config.name,
                 config.feature_group,
                 s.message()
-            )
+            ))
         })?;
         let mapping = Mapping::new(&config.mapping(), &described)
-            .map_err(|e| format!("source {:?}: {e}", config.name))?;
+            .map_err(|e| IngestError::Config(format!("source {:?}: {e}", config.name)))?;
         let dead_letter = match &config.dead_letter {
             None => DeadLetter::file(format!("dead-letter/{}.jsonl", config.name).into())?,
             Some(DeadLetterConfig::File { path }) => DeadLetter::file(path.clone())?,
@@ -93,7 +94,10 @@ impl Pipeline {
                     .clone()
                     .or_else(|| kafka.map(|k| k.brokers.clone()))
                     .ok_or_else(|| {
-                        format!("source {:?}: dead_letter.brokers is required", config.name)
+                        IngestError::Config(format!(
+                            "source {:?}: dead_letter.brokers is required",
+                            config.name
+                        ))
                     })?;
                 let properties: Vec<(String, String)> = kafka
                     .map(|k| k.properties.clone().into_iter().collect())
@@ -112,7 +116,10 @@ impl Pipeline {
                 let endpoint = endpoint
                     .as_deref()
                     .or_else(|| source.and_then(|k| k.endpoint.as_deref()));
-                DeadLetter::kinesis(crate::kinesis::client(region, endpoint).await, stream)
+                DeadLetter::kinesis(
+                    crate::kinesis_client::client(region, endpoint).await,
+                    stream,
+                )
             }
         };
         Ok(Self {
@@ -146,20 +153,20 @@ impl Pipeline {
     }
 
     /// The source's stored positions, by partition (one try).
-    pub async fn stored_positions(&self) -> Result<HashMap<String, String>, String> {
+    pub async fn stored_positions(&self) -> Result<HashMap<String, String>, IngestError> {
         self.sink
             .positions(&self.source)
             .await
-            .map_err(|s| s.message().to_string())
+            .map_err(|s| IngestError::Server(s.message().to_string()))
     }
 
     /// The source's stored positions, waiting for the server if need be.
-    pub async fn stored_positions_retrying(&self) -> Result<HashMap<String, String>, String> {
+    pub async fn stored_positions_retrying(&self) -> Result<HashMap<String, String>, IngestError> {
         with_retries("reading stored positions", || {
             self.sink.positions(&self.source)
         })
         .await
-        .map_err(|s| format!("source {:?}: {}", self.source, s.message()))
+        .map_err(|s| IngestError::Server(format!("source {:?}: {}", self.source, s.message())))
     }
 
     /// Maps the message at `position` of `partition` into `batch`: a record, or a bad message
@@ -191,7 +198,7 @@ impl Pipeline {
     /// Writes `batch`: its bad messages to the dead-letter destination first, then its records
     /// with its positions, retrying while the server is away or behind. Returns the stored
     /// position of the batch's partition.
-    pub async fn write(&self, batch: Batch) -> Result<Vec<pb::SourcePosition>, String> {
+    pub async fn write(&self, batch: Batch) -> Result<Vec<pb::SourcePosition>, IngestError> {
         let source = self.source.as_str();
         self.dead_letters(&batch.bad).await;
         let request = pb::PutSourceRecordsRequest {
@@ -208,10 +215,10 @@ impl Pipeline {
             .put(request, &batch.partition, &batch.origins)
             .await
             .map_err(|s| {
-                format!(
+                IngestError::Server(format!(
                     "source {source:?}: the server refused a batch: {}",
                     s.message()
-                )
+                ))
             })?;
         let (mut written, mut skipped) = (0u64, 0u64);
         let mut refused = Vec::new();
@@ -275,8 +282,10 @@ impl Pipeline {
                 Ok(response) => return Ok(response),
                 Err(status) => status,
             };
-            let too_large =
-                status.code() == tonic::Code::OutOfRange && status.message().contains("too large");
+            // OutOfRange is how the server refuses a request over its size limit, whatever the
+            // message says (with --auth, the signature check in front of the service words it
+            // differently): halve the batch until it fits.
+            let too_large = status.code() == tonic::Code::OutOfRange;
             if !too_large || origins.len() < 2 {
                 return Err(status);
             }
@@ -382,7 +391,7 @@ fn source_record(
     }
 }
 
-type Write = JoinHandle<Result<Vec<pb::SourcePosition>, String>>;
+type Write = JoinHandle<Result<Vec<pb::SourcePosition>, IngestError>>;
 
 /// One partition's batch, and its write in flight.
 #[derive(Default)]
@@ -430,7 +439,7 @@ impl Lanes {
         partition: &str,
         position: &str,
         payload: &[u8],
-    ) -> Result<Vec<pb::SourcePosition>, String> {
+    ) -> Result<Vec<pb::SourcePosition>, IngestError> {
         let mut stored = Vec::new();
         if !self.lanes.contains_key(partition) {
             self.lanes.insert(partition.to_string(), Lane::default());
@@ -459,7 +468,7 @@ impl Lanes {
     }
 
     /// Hands every partition's batch to writing (after that partition's write in flight).
-    pub async fn flush(&mut self) -> Result<Vec<pb::SourcePosition>, String> {
+    pub async fn flush(&mut self) -> Result<Vec<pb::SourcePosition>, IngestError> {
         let mut stored = Vec::new();
         for lane in self.lanes.values_mut() {
             if !lane.batch.is_empty() {
@@ -473,7 +482,7 @@ impl Lanes {
 
     /// Waits for the first write in flight to end; returns the positions it stored. Pending
     /// when none is in flight. Cancel-safe.
-    pub async fn next_written(&mut self) -> Result<Vec<pb::SourcePosition>, String> {
+    pub async fn next_written(&mut self) -> Result<Vec<pb::SourcePosition>, IngestError> {
         let (partitions, writes): (Vec<&String>, Vec<&mut Write>) = self
             .lanes
             .iter_mut()
@@ -488,11 +497,11 @@ impl Lanes {
             .get_mut(&partition)
             .expect("a lane in flight")
             .in_flight = None;
-        result.map_err(|e| format!("the write task failed: {e}"))?
+        result.map_err(|e| IngestError::Task(format!("the write task failed: {e}")))?
     }
 
     /// Waits for every write in flight; returns the positions they stored.
-    pub async fn finish(&mut self) -> Result<Vec<pb::SourcePosition>, String> {
+    pub async fn finish(&mut self) -> Result<Vec<pb::SourcePosition>, IngestError> {
         let mut stored = Vec::new();
         for lane in self.lanes.values_mut() {
             stored.extend(finish(lane).await?);
@@ -510,20 +519,20 @@ pub async fn lingered(deadline: Option<Instant>) {
 }
 
 /// Waits for `lane`'s write in flight; returns the positions it stored.
-async fn finish(lane: &mut Lane) -> Result<Vec<pb::SourcePosition>, String> {
+async fn finish(lane: &mut Lane) -> Result<Vec<pb::SourcePosition>, IngestError> {
     let Some(write) = lane.in_flight.as_mut() else {
         return Ok(Vec::new());
     };
     let result = write.await;
     lane.in_flight = None;
-    result.map_err(|e| format!("the write task failed: {e}"))?
+    result.map_err(|e| IngestError::Task(format!("the write task failed: {e}")))?
 }
 
 /// Waits for `lane`'s write in flight, then starts writing its batch.
 async fn submit(
     pipeline: &Arc<Pipeline>,
     lane: &mut Lane,
-) -> Result<Vec<pb::SourcePosition>, String> {
+) -> Result<Vec<pb::SourcePosition>, IngestError> {
     let stored = finish(lane).await?;
     let batch = std::mem::take(&mut lane.batch);
     if !batch.is_empty() {
@@ -549,10 +558,12 @@ impl Drop for Lanes {
 mod tests {
     use super::*;
 
-    /// A sink that refuses the first `failures` writes as unavailable, and keeps every
-    /// request it is sent.
+    /// A sink that refuses the first `failures` writes as unavailable, and any of more than
+    /// `most_records` records as OUT_OF_RANGE (worded as the server's signature check words
+    /// it), and keeps every request it is sent.
     struct Flaky {
         failures: Mutex<usize>,
+        most_records: usize,
         seen: Mutex<Vec<pb::PutSourceRecordsRequest>>,
     }
 
@@ -600,6 +611,10 @@ mod tests {
             let result = if *failures > 0 {
                 *failures -= 1;
                 Err(tonic::Status::unavailable("restarting"))
+            } else if records > self.most_records {
+                Err(tonic::Status::out_of_range(
+                    "the request is larger than the server's limit of 1048576 bytes",
+                ))
             } else {
                 use pb::source_record_result::Result as R;
                 Ok(pb::PutSourceRecordsResponse {
@@ -635,6 +650,7 @@ topics = ["t"]
         .unwrap();
         let sink = Arc::new(Flaky {
             failures: Mutex::new(2),
+            most_records: usize::MAX,
             seen: Mutex::new(Vec::new()),
         });
         let pipeline = Pipeline::new(&config.sources[0], sink.clone())
@@ -670,6 +686,51 @@ topics = ["t"]
         assert_eq!(first.feature_names.len(), first.records[0].values.len());
         let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
         assert!(dead.contains("not JSON"), "{dead}");
+    }
+
+    /// A batch the server refuses as OUT_OF_RANGE, whatever the message, is written in
+    /// halves until each part fits; every record is written once, in order, and the last part
+    /// stores the batch's position.
+    #[tokio::test]
+    async fn a_batch_refused_as_out_of_range_is_written_in_halves() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::IngestConfig::parse(&format!(
+            r#"
+[[source]]
+name = "s"
+feature_group = "g"
+dead_letter = {{ kind = "file", path = "{}" }}
+[source.kafka]
+brokers = "127.0.0.1:9"
+topics = ["t"]
+"#,
+            dir.path().join("dead.jsonl").display()
+        ))
+        .unwrap();
+        let sink = Arc::new(Flaky {
+            failures: Mutex::new(0),
+            most_records: 2,
+            seen: Mutex::new(Vec::new()),
+        });
+        let pipeline = Pipeline::new(&config.sources[0], sink.clone())
+            .await
+            .unwrap();
+        let mut batch = Batch::default();
+        for n in 0..7 {
+            let payload = format!(r#"{{"id":"k{n}","ts":1700000000,"x":{n}}}"#);
+            pipeline.add(&mut batch, "t/0", &n.to_string(), payload.as_bytes());
+        }
+        pipeline.write(batch).await.unwrap();
+        assert_eq!(pipeline.written(), 7);
+        let seen = sink.seen.lock().unwrap();
+        let written: Vec<&pb::PutSourceRecordsRequest> =
+            seen.iter().filter(|r| r.records.len() <= 2).collect();
+        let positions: Vec<&str> = written
+            .iter()
+            .flat_map(|r| r.records.iter().map(|x| x.position.as_str()))
+            .collect();
+        assert_eq!(positions, ["0", "1", "2", "3", "4", "5", "6"]);
+        assert_eq!(written.last().unwrap().positions[0].position, "6");
     }
 
     #[test]

@@ -4,11 +4,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
-use crate::tls::TlsFiles;
+use quiver_core::StoreOptions;
+use quiver_net::TlsFiles;
+use quiver_offline::OfflineConfig;
+use quiver_storage::kms::DataKeyPolicy;
+use quiver_types::model::arn::ArnContext;
 
 /// How long staged rows wait for a flush by default: few, large offline files (at most one per
 /// hour partition and group every 5 minutes) for outside readers; Quiver's queries read staged
@@ -287,18 +292,28 @@ impl Config {
     }
 }
 
-/// How the offline store is written.
-#[derive(Debug, Clone)]
-pub struct OfflineConfig {
-    pub default_uri: String,
-    pub flush_interval_ms: u64,
-    pub max_file_bytes: u64,
-    pub staging_limit_bytes: u64,
-    pub s3_endpoint: Option<String>,
-    /// SSE-KMS on S3 objects of groups naming an AWS KMS key.
-    pub s3_sse_kms: bool,
-    /// Register tables with Glue; `Some(None)` uses AWS's endpoint.
-    pub glue: Option<Option<String>>,
+impl Config {
+    /// What the feature store's operations need of the configuration.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            data_dir: self.data_dir.clone(),
+            block_cache_bytes: self.block_cache_mb * 1024 * 1024,
+            arns: ArnContext {
+                region: self.region.clone(),
+                account_id: self.account_id.clone(),
+            },
+            sync_writes: self.wal_sync == WalSync::Always,
+            data_key_policy: DataKeyPolicy {
+                max_age: Duration::from_secs(self.encryption.data_key_max_age_secs),
+                max_uses: self.encryption.data_key_max_uses,
+            },
+            default_key_id: self
+                .encryption
+                .all_groups
+                .then(|| self.encryption.default_key_id.clone()),
+            offline: self.offline.clone(),
+        }
+    }
 }
 
 impl ServerArgs {
@@ -462,7 +477,7 @@ impl ServerArgs {
                 all_groups: merged.encrypt_at_rest.unwrap_or(false),
                 default_key_id: merged
                     .kms_key_id
-                    .unwrap_or_else(|| crate::kms::DEFAULT_KEY_ID.to_string()),
+                    .unwrap_or_else(|| quiver_storage::kms::DEFAULT_KEY_ID.to_string()),
                 aws: match (merged.kms, merged.kms_endpoint) {
                     (Some(false), _) => None,
                     (_, Some(endpoint)) => Some(Some(endpoint)),
@@ -483,7 +498,7 @@ impl ServerArgs {
             "data_key_max_uses must be between 1 and 4294967296 (AES-GCM's limit per key)"
         );
         if config.encryption.default_key_id.starts_with("local/") {
-            crate::kms::LocalKeys::check_key_id(&config.encryption.default_key_id)
+            quiver_storage::kms::LocalKeys::check_key_id(&config.encryption.default_key_id)
                 .map_err(|e| anyhow::anyhow!("kms_key_id: {}", e.message()))?;
         } else {
             anyhow::ensure!(

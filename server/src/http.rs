@@ -10,9 +10,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::auth::Access;
-use crate::feature_store::FeatureStore;
-use crate::group_commit::GroupCommit;
+use quiver_auth::Access;
+use quiver_core::FeatureStore;
+use quiver_core::group_commit::GroupCommit;
 
 #[derive(Clone)]
 struct HttpState {
@@ -34,7 +34,7 @@ pub fn router(
             store: store.clone(),
             metrics,
         })
-        .merge(crate::sagemaker::router(store, puts, access, max_body))
+        .merge(quiver_sagemaker::router(store, puts, access, max_body))
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {

@@ -5,14 +5,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use rocksdb::DB;
 
-use crate::db::{CF_RECORDS, cf};
-use crate::feature_store::FeatureStore;
-
-const REQUEST_DURATION: &str = "quiver_grpc_request_duration_seconds";
-/// Seconds from a write's acknowledgement to its row being in an offline file.
-pub const OFFLINE_FRESHNESS: &str = "quiver_offline_freshness_seconds";
+use quiver_core::FeatureStore;
+use quiver_grpc::metrics::REQUEST_DURATION;
+use quiver_offline::flusher::OFFLINE_FRESHNESS;
+use quiver_storage::db::{self, CF_RECORDS};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -45,35 +42,6 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// One gRPC method's request counter and latency histogram, registered once so that recording
-/// a request neither formats labels nor looks the metric up (docs/benchmarks.md).
-pub struct MethodMetrics {
-    method: &'static str,
-    ok: metrics::Counter,
-    duration: metrics::Histogram,
-}
-
-impl MethodMetrics {
-    /// Registers against the installed recorder: create after [`install`].
-    pub fn new(method: &'static str) -> Self {
-        Self {
-            method,
-            ok: metrics::counter!("quiver_grpc_requests_total", "method" => method, "code" => "Ok"),
-            duration: metrics::histogram!(REQUEST_DURATION, "method" => method),
-        }
-    }
-
-    pub fn record(&self, code: tonic::Code, elapsed: Duration) {
-        if code == tonic::Code::Ok {
-            self.ok.increment(1);
-        } else {
-            metrics::counter!("quiver_grpc_requests_total", "method" => self.method, "code" => format!("{code:?}"))
-                .increment(1);
-        }
-        self.duration.record(elapsed.as_secs_f64());
-    }
-}
-
 /// Histograms buffer each observation until they are summarised; without a scrape the buffers
 /// would grow with every request, so summarise them on a timer too.
 pub async fn run_upkeep(handle: PrometheusHandle, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -87,10 +55,6 @@ pub async fn run_upkeep(handle: PrometheusHandle, mut stop: tokio::sync::watch::
     }
 }
 
-pub fn record_writes(records: usize) {
-    metrics::counter!("quiver_records_written_total").increment(records as u64);
-}
-
 pub fn record_purged(records: u64) {
     metrics::counter!("quiver_records_expired_purged_total").increment(records);
 }
@@ -98,17 +62,13 @@ pub fn record_purged(records: u64) {
 /// Reads the store's current figures (groups, offline backlog, RocksDB) into gauges, then
 /// renders everything.
 pub fn render(handle: &PrometheusHandle, store: &FeatureStore) -> String {
-    let db: &DB = store.online().db();
+    let db = store.online().db();
     let staging = store.online().staging();
     metrics::gauge!("quiver_offline_staged_rows").set(staging.pending_rows() as f64);
     metrics::gauge!("quiver_offline_staged_bytes").set(staging.pending_bytes() as f64);
     let feature_groups = store.registry().all().len();
-    let property = |cf_name: &str, name: &str| -> f64 {
-        db.property_int_value_cf(cf(db, cf_name), name)
-            .ok()
-            .flatten()
-            .unwrap_or(0) as f64
-    };
+    let property =
+        |cf_name: &str, name: &str| -> f64 { db::int_property(db, Some(cf_name), name) as f64 };
     metrics::gauge!("quiver_feature_groups").set(feature_groups as f64);
     metrics::gauge!("quiver_online_records_estimate")
         .set(property(CF_RECORDS, "rocksdb.estimate-num-keys"));
@@ -148,8 +108,7 @@ pub fn render(handle: &PrometheusHandle, store: &FeatureStore) -> String {
             "rocksdb.num-running-flushes",
         ),
     ] {
-        let value = db.property_int_value(prop).ok().flatten().unwrap_or(0);
-        metrics::gauge!(metric).set(value as f64);
+        metrics::gauge!(metric).set(db::int_property(db, None, prop) as f64);
     }
     handle.render()
 }

@@ -15,26 +15,24 @@ use quiver_proto::v1_server::feature_store_server::FeatureStoreServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::Access;
-use crate::auth::admin::AdminService;
-use crate::auth::grpc::AuthLayer;
-use crate::auth::store::AuthStore;
 use crate::config::{Config, WalSync};
-use crate::db::{self, StorageOptions};
-use crate::feature_store::FeatureStore;
-use crate::group_commit::GroupCommit;
-use crate::grpc::in_process::InProcess;
-use crate::grpc::{GrpcService, threads};
-use crate::kms::{AwsKms, DataKeyPolicy, DataKeys, Keys, LocalKeys};
-use crate::offline::OfflineStore;
-use crate::offline::flusher::Flusher;
-use crate::online::OnlineStore;
-use crate::query::flight::FlightSql;
-use crate::query::service::QueryService;
-use crate::query::{QueryEngine, QueryOptions};
-use crate::registry::{ArnContext, Registry};
-use crate::time::{Clock, SystemClock};
-use crate::tls::{Peer, ServerTls};
+use quiver_auth::Access;
+use quiver_auth::store::AuthStore;
+use quiver_core::FeatureStore;
+use quiver_core::group_commit::GroupCommit;
+use quiver_grpc::admin::AdminService;
+use quiver_grpc::auth_layer::AuthLayer;
+use quiver_grpc::flight_sql::FlightSql;
+use quiver_grpc::in_process::InProcess;
+use quiver_grpc::query_service::QueryService;
+use quiver_grpc::{GrpcService, threads};
+use quiver_net::{Peer, ServerTls};
+use quiver_offline::flusher::Flusher;
+use quiver_query::{QueryEngine, QueryOptions};
+use quiver_storage::auth_records::AuthRecords;
+use quiver_storage::kms::{AwsKms, Keys, LocalKeys};
+use quiver_types::model::arn::ArnContext;
+use quiver_types::time::{Clock, SystemClock};
 
 pub struct Listeners {
     pub grpc: TcpListener,
@@ -65,12 +63,16 @@ impl Listeners {
 
 /// Opens the principals and policies stored with `store`, the local master keys, and the audit
 /// log; with authentication on, makes the root principal on the first start.
-pub fn open_access(config: &Config, store: &FeatureStore) -> anyhow::Result<Arc<Access>> {
+pub fn open_access(
+    config: &Config,
+    store: &FeatureStore,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Access>> {
     let auth = Arc::new(
         AuthStore::open(
-            store.online().db().clone(),
+            AuthRecords::new(store.online().db().clone()),
             store.online().data_keys().provider().clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
             config.account_id.clone(),
         )?
         .with_secret_key(config.encryption.default_key_id.clone()),
@@ -104,6 +106,7 @@ pub fn open_access(config: &Config, store: &FeatureStore) -> anyhow::Result<Arc<
         auth,
         &config.data_dir,
         arns,
+        clock,
     )?))
 }
 
@@ -117,54 +120,17 @@ pub async fn open_keys(config: &Config) -> anyhow::Result<Arc<Keys>> {
     Ok(Arc::new(Keys::new(local, aws)))
 }
 
-/// The local master keys alone (no AWS KMS), for tools and tests that open a data dir.
-pub fn local_keys(config: &Config) -> anyhow::Result<Arc<Keys>> {
-    let local = LocalKeys::open(&config.data_dir.join("keys"))?;
-    Ok(Arc::new(Keys::new(local, None)))
-}
-
 /// Opens the stores under `config.data_dir`, encrypting with `keys`.
 pub fn open_store(
     config: &Config,
     clock: Arc<dyn Clock>,
     keys: Arc<Keys>,
 ) -> anyhow::Result<Arc<FeatureStore>> {
-    let db = db::open(
-        &config.data_dir,
-        &StorageOptions {
-            block_cache_bytes: config.block_cache_mb * 1024 * 1024,
-        },
-    )?;
-    let arns = ArnContext {
-        region: config.region.clone(),
-        account_id: config.account_id.clone(),
-    };
-    let registry = Registry::open(db.clone(), arns, clock.clone())?;
-    let encryption = &config.encryption;
-    let data_keys = Arc::new(DataKeys::new(
-        db.clone(),
-        keys,
-        DataKeyPolicy {
-            max_age: Duration::from_secs(encryption.data_key_max_age_secs),
-            max_uses: encryption.data_key_max_uses,
-        },
-        encryption
-            .all_groups
-            .then(|| encryption.default_key_id.clone()),
-    ));
-    let online = OnlineStore::open(
-        db,
+    Ok(Arc::new(FeatureStore::open(
+        &config.store_options(),
         clock,
-        config.wal_sync == WalSync::Always,
-        config.offline.staging_limit_bytes,
-        data_keys,
-    )?;
-    let offline = OfflineStore::new(
-        config.offline.clone(),
-        config.account_id.clone(),
-        config.region.clone(),
-    );
-    Ok(Arc::new(FeatureStore::new(registry, online, offline)))
+        keys,
+    )?))
 }
 
 pub async fn run(
@@ -174,8 +140,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = crate::metrics::install();
     let keys = open_keys(&config).await?;
-    let store = open_store(&config, Arc::new(SystemClock), keys)?;
-    let access = open_access(&config, &store)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&config, clock.clone(), keys)?;
+    let access = open_access(&config, &store, clock)?;
     let tls = config.tls.as_ref().map(ServerTls::load).transpose()?;
     if tls.is_none() {
         tracing::warn!(
@@ -210,7 +177,7 @@ pub async fn run(
         metrics.clone(),
         stop_rx.clone(),
     )));
-    let flusher = Flusher::new(store.clone()).await;
+    let flusher = Flusher::new(store.flush_sources()).await;
     background.push(tokio::spawn(flusher.run(stop_rx.clone())));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -263,7 +230,7 @@ pub async fn run(
         h2_tls.clone(),
     );
     let http = axum::serve(
-        crate::tls::Listener::new(listeners.http, tls.as_ref().map(|t| t.http1.clone()))?,
+        quiver_net::Listener::new(listeners.http, tls.as_ref().map(|t| t.http1.clone()))?,
         crate::http::router(store.clone(), puts, metrics, access.clone(), max_request)
             .into_make_service_with_connect_info::<Peer>(),
     )
@@ -274,8 +241,8 @@ pub async fn run(
             FlightSql::new(queries.clone(), access.clone()).context("starting Flight SQL")?,
         ))
         .serve_with_incoming_shutdown(
-            crate::tls::incoming(crate::tls::accept(
-                crate::tls::tcp_connections(listeners.flight_sql),
+            quiver_net::incoming(quiver_net::accept(
+                quiver_net::tcp_connections(listeners.flight_sql),
                 h2_tls,
             )),
             stopped(stop_rx.clone()),

@@ -161,6 +161,16 @@ impl Drop for Worker {
 
 /// Starts `quiver-ingest`; with `log`, its log (at info) goes to that file.
 fn start_worker(config: &std::path::Path, endpoint: &str, log: Option<&std::path::Path>) -> Worker {
+    start_worker_with(config, endpoint, log, None)
+}
+
+/// As [`start_worker`], signing with the profile file `credentials` if given.
+fn start_worker_with(
+    config: &std::path::Path,
+    endpoint: &str,
+    log: Option<&std::path::Path>,
+    credentials: Option<&std::path::Path>,
+) -> Worker {
     let mut command = Command::new(binary("quiver-ingest"));
     command
         .arg("--config")
@@ -168,6 +178,12 @@ fn start_worker(config: &std::path::Path, endpoint: &str, log: Option<&std::path
         .args(["--server", endpoint])
         .envs(AWS_ENV)
         .stdin(Stdio::null());
+    if let Some(credentials) = credentials {
+        command
+            .env_remove("QUIVER_ACCESS_KEY_ID")
+            .env_remove("QUIVER_SECRET_ACCESS_KEY")
+            .env("QUIVER_SHARED_CREDENTIALS_FILE", credentials);
+    }
     match log {
         Some(path) => {
             command
@@ -1092,12 +1108,37 @@ async fn kafka_ingest_runs_inside_the_server() {
 /// 20 KB in one batch) is written in halves, in order, and every message is applied once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_batches_over_the_request_limit_are_written_in_halves() {
+    batches_over_the_request_limit_are_written_in_halves(false).await;
+}
+
+/// As above, against a server with `--auth`, whose signature check refuses the oversized
+/// request before the service does, in its own words (still OUT_OF_RANGE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_batches_over_the_request_limit_are_written_in_halves_with_auth() {
+    batches_over_the_request_limit_are_written_in_halves(true).await;
+}
+
+async fn batches_over_the_request_limit_are_written_in_halves(auth: bool) {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic("big", 1, 1).expect("topic created");
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(&dir.path().join("data"), &["--max-request-mb", "1"]).await;
-    let client = server.client().await;
+    let mut args = vec!["--max-request-mb", "1"];
+    if auth {
+        args.push("--auth");
+    }
+    let server = TestServer::start_in(&dir.path().join("data"), &args).await;
+    // With --auth, the test and the worker sign as root, from the profile the server wrote.
+    let credentials = server.data_dir().join("root-credentials");
+    let client = if auth {
+        let text = std::fs::read_to_string(&credentials).expect("root credentials");
+        let root = quiver_proto::signing::Credentials::from_profile(&text, "default")
+            .unwrap()
+            .expect("a default profile");
+        server.client_with(Some(root)).await
+    } else {
+        server.client().await
+    };
     client
         .create_feature_group(id_ts_group(
             "big",
@@ -1149,7 +1190,12 @@ topics = ["big"]
     )
     .unwrap();
     let log = dir.path().join("worker.log");
-    let worker = start_worker(&config, &server.endpoint(), Some(&log));
+    let worker = start_worker_with(
+        &config,
+        &server.endpoint(),
+        Some(&log),
+        auth.then_some(credentials.as_path()),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = positions(&client, "big-from-kafka").await;

@@ -438,7 +438,7 @@ fn key_json(k: &pb::AccessKey) -> Value {
         "AccessKeyId": k.access_key_id,
         "Principal": k.principal,
         "Status": k.status,
-        "Created": super::values::format_iso8601_millis(k.created_unix_ms),
+        "Created": super::output::format_iso8601_millis(k.created_unix_ms),
     })
 }
 
@@ -452,7 +452,7 @@ fn policy_json(p: &pb::Policy) -> Value {
     json!({
         "Name": p.name,
         "Arn": p.arn,
-        "Updated": super::values::format_iso8601_millis(p.updated_unix_ms),
+        "Updated": super::output::format_iso8601_millis(p.updated_unix_ms),
         "Document": p.document,
     })
 }

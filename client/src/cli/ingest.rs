@@ -3,16 +3,94 @@
 //! record by record so one bad row never stops the others. Every rejected row is reported with
 //! its reason. And `quiver ingest status`: a stream source's progress ([`source_status`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_client::{Client, ClientError, pb};
 
+use super::output::{Output, print_json};
 use super::rows::read_table;
 use super::values;
+
+/// `quiver ingest GROUP FILE`, or `quiver ingest status --source NAME`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct IngestArgs {
+    #[command(subcommand)]
+    command: Option<IngestCommand>,
+    #[arg(required = true)]
+    group: Option<String>,
+    #[arg(required = true)]
+    file: Option<PathBuf>,
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngestCommand {
+    /// A stream source's stored positions per partition (from the server) and, with --worker,
+    /// the worker's lag, rate and dead-letter counts (from its /metrics).
+    Status {
+        /// The source's name, as its quiver-ingest configuration gives it.
+        #[arg(long)]
+        source: String,
+        /// The worker's metrics address (its `metrics_addr`), e.g. http://127.0.0.1:7950.
+        #[arg(long)]
+        worker: Option<String>,
+    },
+}
+
+/// Runs the command; exit code 2 when some rows were rejected.
+pub async fn run(client: &Client, out: Output, args: IngestArgs) -> Result<ExitCode> {
+    if let Some(IngestCommand::Status { source, worker }) = args.command {
+        let status = source_status(client, &source, worker.as_deref()).await?;
+        match out {
+            Output::Json => print_json(&serde_json::to_value(&status)?),
+            Output::Table => status.print(),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(group), Some(file)) = (args.group, args.file) else {
+        bail!("quiver ingest needs GROUP and FILE (or: quiver ingest status --source NAME)");
+    };
+    let options = IngestOptions {
+        batch_size: args.batch_size,
+        concurrency: args.concurrency,
+        progress: !args.no_progress,
+    };
+    let summary = ingest(client, &group, &file, options).await?;
+    match out {
+        Output::Json => print_json(&serde_json::to_value(&summary)?),
+        Output::Table => {
+            println!(
+                "{} rows: {} written, {} rejected in {:.2}s ({:.0} rows/s)",
+                summary.rows,
+                summary.written,
+                summary.rejected.len(),
+                summary.elapsed.as_secs_f64(),
+                summary.rows_per_second()
+            );
+            for r in &summary.rejected {
+                println!("row {}: {}", r.row, r.reason);
+            }
+        }
+    }
+    Ok(if summary.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct IngestOptions {

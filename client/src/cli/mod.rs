@@ -1,12 +1,19 @@
-//! The `quiver` command-line tool's parts: reading SageMaker-shaped specs ([`spec`]), reading
-//! CSV and Parquet rows ([`rows`]), inferring feature definitions ([`infer`]), converting cells
-//! to typed values ([`values`]), bulk ingest ([`ingest`]), printing results ([`output`]) and
-//! administering principals and policies ([`auth`]).
+//! The `quiver` command-line tool's parts, one module per command family (`main.rs` only
+//! parses the arguments and dispatches): feature groups ([`group`]), records ([`records`]),
+//! SQL ([`sql`]), training datasets ([`dataset`]), bulk ingest and stream-source status
+//! ([`ingest`]), principals and policies ([`auth`]); and what they share: reading
+//! SageMaker-shaped specs ([`spec`]), reading CSV and Parquet rows ([`rows`]), inferring
+//! feature definitions ([`infer`]), converting cells to typed values ([`values`]) and printing
+//! results ([`output`]).
 
 pub mod auth;
+pub mod dataset;
+pub mod group;
 pub mod infer;
 pub mod ingest;
 pub mod output;
+pub mod records;
 pub mod rows;
 pub mod spec;
+pub mod sql;
 pub mod values;

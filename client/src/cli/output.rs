@@ -56,3 +56,11 @@ pub fn cell(value: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// Milliseconds since the epoch as ISO-8601 text with milliseconds (`2026-01-05T00:00:00.000Z`),
+/// as SageMaker prints times; out-of-range values as the number.
+pub fn format_iso8601_millis(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| millis.to_string())
+}

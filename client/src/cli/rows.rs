@@ -153,7 +153,7 @@ pub fn cell(array: &ArrayRef, row: usize) -> Result<Cell, String> {
                 TimeUnit::Microsecond => raw.div_euclid(1000),
                 TimeUnit::Nanosecond => raw.div_euclid(1_000_000),
             };
-            Cell::Text(crate::cli::values::format_iso8601_millis(millis))
+            Cell::Text(crate::cli::output::format_iso8601_millis(millis))
         }
         DataType::List(_) => {
             let list = array.as_list::<i32>().value(row);

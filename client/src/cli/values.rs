@@ -6,12 +6,6 @@ use quiver_client::value;
 
 use super::rows::Cell;
 
-pub fn format_iso8601_millis(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_else(|| millis.to_string())
-}
-
 /// A JSON value as a cell.
 pub fn json_cell(value: &serde_json::Value) -> Result<Cell, String> {
     use serde_json::Value as J;

@@ -146,7 +146,7 @@ properties = {{ "fetch.max.bytes" = "52428800", "queued.max.messages.kbytes" = "
         args.linger_ms,
         dir.join("dead-letters.jsonl").display()
     );
-    let config = IngestConfig::parse(&source_table)?;
+    let config = IngestConfig::parse(&source_table).map_err(|e| e.to_string())?;
     let source_config = config.sources[0].clone();
     let server = Spawned::start(
         server_bin,
@@ -155,14 +155,18 @@ properties = {{ "fetch.max.bytes" = "52428800", "queued.max.messages.kbytes" = "
     )
     .await?;
     create_group(&server.grpc, &group, args.features).await?;
-    let client: SharedSink = Arc::new(Server::new(&server.grpc)?);
+    let client: SharedSink = Arc::new(Server::new(&server.grpc).map_err(|e| e.to_string())?);
     let cpu_before = (cpu_seconds("self"), cpu_seconds(&server.pid().to_string()));
     let started = Instant::now();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let worker = match mode {
         Mode::InServer => None,
         Mode::Standalone => {
-            let pipeline = Arc::new(Pipeline::new(&source_config, client.clone()).await?);
+            let pipeline = Arc::new(
+                Pipeline::new(&source_config, client.clone())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
             let running = pipeline.clone();
             let worker = tokio::spawn(async move {
                 let kafka = source_config.kafka.clone().expect("a kafka source");

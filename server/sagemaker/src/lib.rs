@@ -1,0 +1,97 @@
+//! The SageMaker Feature Store wire API on the HTTP listener, so that boto3 and the SageMaker
+//! Python SDK work against Quiver by changing only `endpoint_url`:
+//!
+//! - [`control`]: the `sagemaker` JSON 1.1 control plane (`POST /`, `X-Amz-Target`);
+//! - [`runtime`]: the `sagemaker-featurestore-runtime` REST-JSON operations;
+//! - [`search`]: `Search` over feature groups and feature metadata;
+//! - [`shapes`]: the JSON shapes of groups and features that several operations share;
+//! - [`wire`]: errors, bodies and enums both share;
+//! - [`auth`]: AWS Signature V4 (or the client certificate) of every request, with `--auth`;
+//!   each handler authorizes what it parsed ([`Api::authorize`]), as the gRPC handlers do.
+//!
+//! This layer only translates: every rule lives in the domain ([`quiver_core`]), which
+//! the gRPC API calls too.
+
+pub mod auth;
+pub mod control;
+pub mod runtime;
+pub mod search;
+pub mod shapes;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::post;
+
+use quiver_auth::{Access, Caller, Features};
+use quiver_core::FeatureStore;
+use quiver_core::group_commit::GroupCommit;
+use quiver_types::error::Result;
+
+/// What the handlers of both APIs work with.
+#[derive(Clone)]
+pub struct Api {
+    pub store: Arc<FeatureStore>,
+    /// Group commit, for PutRecord.
+    pub puts: GroupCommit,
+    pub access: Arc<Access>,
+}
+
+impl Api {
+    /// Authorizes `action` on `group` (a name or ARN; `None`: on no particular group) for
+    /// `caller`, with the features the request reads or writes. Every handler calls this (or
+    /// [`Api::authorize_writes`]) once it has parsed its request, before it does anything.
+    pub(crate) fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        group: Option<&str>,
+        features: Features,
+    ) -> Result<()> {
+        self.access
+            .authorize_group(caller, action, group, features, |g| {
+                self.store.feature_names(g)
+            })
+    }
+
+    /// `sagemaker:PutRecord` on each (group, features written) of `writes`: the one
+    /// authorization of writes, shared with the gRPC API.
+    pub(crate) fn authorize_writes<'a, N: Iterator<Item = &'a str>>(
+        &self,
+        caller: &Caller,
+        writes: impl Iterator<Item = (&'a str, N)>,
+    ) -> Result<()> {
+        self.access
+            .authorize_writes(caller, writes, |g| self.store.feature_names(g))
+    }
+}
+
+/// Both APIs' routes; merged into the HTTP listener's router. With authentication on, every
+/// request passes [`auth::authenticate`] (its signature) first.
+pub fn router(
+    store: Arc<FeatureStore>,
+    puts: GroupCommit,
+    access: Arc<Access>,
+    max_body: usize,
+) -> Router {
+    let enabled = access.enabled();
+    let api = Api {
+        store,
+        puts,
+        access: access.clone(),
+    };
+    let routes = Router::new()
+        .route("/", post(control::handle))
+        .merge(runtime::routes())
+        .with_state(api);
+    if enabled {
+        let state = auth::AuthState { access, max_body };
+        routes.layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::authenticate,
+        ))
+    } else {
+        routes
+    }
+}
