@@ -630,12 +630,9 @@ mod tests {
         }
     }
 
-    /// A write tried again after the server was unavailable sends the same records (mapped
-    /// again from their payloads) and the same positions; a bad message is not among them.
-    #[tokio::test]
-    async fn a_retried_write_sends_the_same_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = crate::config::IngestConfig::parse(&format!(
+    /// Source `s` into group `g` from a Kafka topic, dead letters to a file in `dir`.
+    fn kafka_source(dir: &std::path::Path) -> crate::config::IngestConfig {
+        crate::config::IngestConfig::parse(&format!(
             r#"
 [[source]]
 name = "s"
@@ -645,9 +642,17 @@ dead_letter = {{ kind = "file", path = "{}" }}
 brokers = "127.0.0.1:9"
 topics = ["t"]
 "#,
-            dir.path().join("dead.jsonl").display()
+            dir.join("dead.jsonl").display()
         ))
-        .unwrap();
+        .unwrap()
+    }
+
+    /// A write tried again after the server was unavailable sends the same records (mapped
+    /// again from their payloads) and the same positions; a bad message is not among them.
+    #[tokio::test]
+    async fn a_retried_write_sends_the_same_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kafka_source(dir.path());
         let sink = Arc::new(Flaky {
             failures: Mutex::new(2),
             most_records: usize::MAX,
@@ -694,19 +699,7 @@ topics = ["t"]
     #[tokio::test]
     async fn a_batch_refused_as_out_of_range_is_written_in_halves() {
         let dir = tempfile::tempdir().unwrap();
-        let config = crate::config::IngestConfig::parse(&format!(
-            r#"
-[[source]]
-name = "s"
-feature_group = "g"
-dead_letter = {{ kind = "file", path = "{}" }}
-[source.kafka]
-brokers = "127.0.0.1:9"
-topics = ["t"]
-"#,
-            dir.path().join("dead.jsonl").display()
-        ))
-        .unwrap();
+        let config = kafka_source(dir.path());
         let sink = Arc::new(Flaky {
             failures: Mutex::new(0),
             most_records: 2,
