@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "quiver/featurestore/v1/featurestore.proto",
         "quiver/featurestore/v1/query.proto",
         "quiver/featurestore/v1/auth.proto",
+        "quiver/featurestore/v1/lineage.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

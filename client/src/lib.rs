@@ -32,6 +32,7 @@ use quiver_proto::signing::{Credentials, Signed};
 pub use quiver_proto::v1 as pb;
 use quiver_proto::v1::auth_client::AuthClient;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
+use quiver_proto::v1::lineage_client::LineageClient;
 use quiver_proto::v1::query_client::QueryClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -98,6 +99,7 @@ pub struct Client {
     inner: FeatureStoreClient<Transport>,
     queries: QueryClient<Transport>,
     admin: AuthClient<Transport>,
+    lineage: LineageClient<Transport>,
     retry: RetryPolicy,
 }
 
@@ -146,7 +148,8 @@ impl Client {
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(64 * 1024 * 1024),
             queries: QueryClient::new(channel.clone()).max_decoding_message_size(256 * 1024 * 1024),
-            admin: AuthClient::new(channel),
+            admin: AuthClient::new(channel.clone()),
+            lineage: LineageClient::new(channel),
             retry: RetryPolicy::default(),
         }
     }
@@ -155,6 +158,12 @@ impl Client {
     /// as generated: each call takes and returns the protobuf messages.
     pub fn admin(&self) -> AuthClient<Transport> {
         self.admin.clone()
+    }
+
+    /// The `Lineage` service (the lineage graph: entities, associations, QueryLineage), as
+    /// generated: each call takes and returns the protobuf messages.
+    pub fn lineage(&self) -> LineageClient<Transport> {
+        self.lineage.clone()
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {

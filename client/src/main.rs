@@ -86,6 +86,10 @@ enum Command {
     /// Write every row of a CSV or Parquet file, in parallel batches (`quiver ingest GROUP
     /// FILE`); or, `quiver ingest status`, show a stream source's progress.
     Ingest(cli::ingest::IngestArgs),
+    /// The lineage graph: `query` walks it from an entity (as a table, JSON, DOT or Mermaid);
+    /// `list` and `describe` show entities and associations.
+    #[command(subcommand)]
+    Lineage(cli::lineage::LineageCommand),
 }
 
 #[tokio::main]
@@ -129,6 +133,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             out: file,
         } => cli::sql::run(&client, out, statement, file).await?,
         Command::Ingest(args) => return cli::ingest::run(&client, out, args).await,
+        Command::Lineage(command) => cli::lineage::run(&client, out, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,26 @@ pub struct SourceConfig {
     pub dead_letter: Option<DeadLetterConfig>,
 }
 
+impl SourceConfig {
+    /// Where the source reads, as the lineage graph names it: `kafka://<brokers>/<topic>` per
+    /// topic, `kinesis://<region>/<stream>` (`kinesis://<stream>` without a region).
+    pub fn source_uris(&self) -> Vec<String> {
+        let mut uris = Vec::new();
+        if let Some(kafka) = &self.kafka {
+            for topic in &kafka.topics {
+                uris.push(format!("kafka://{}/{topic}", kafka.brokers));
+            }
+        }
+        if let Some(kinesis) = &self.kinesis {
+            uris.push(match &kinesis.region {
+                Some(region) => format!("kinesis://{region}/{}", kinesis.stream),
+                None => format!("kinesis://{}", kinesis.stream),
+            });
+        }
+        uris
+    }
+}
+
 fn default_batch_size() -> usize {
     1000
 }

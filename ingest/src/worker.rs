@@ -58,6 +58,8 @@ pub fn compare_positions(a: &str, b: &str) -> Ordering {
 /// One source's way from messages to stored records.
 pub struct Pipeline {
     source: String,
+    /// Where the source reads, sent with each write for the server's lineage graph.
+    source_uris: Vec<String>,
     mapping: Mapping,
     sink: SharedSink,
     dead_letter: DeadLetter,
@@ -124,6 +126,7 @@ impl Pipeline {
         };
         Ok(Self {
             source: config.name.clone(),
+            source_uris: config.source_uris(),
             mapping,
             sink,
             dead_letter,
@@ -210,6 +213,7 @@ impl Pipeline {
                 partition: batch.partition.clone(),
                 position: batch.last,
             }],
+            source_uris: self.source_uris.clone(),
         };
         let response = self
             .put(request, &batch.partition, &batch.origins)
@@ -268,6 +272,7 @@ impl Pipeline {
                 feature_names: request.feature_names.clone(),
                 positions: request.positions.clone(),
                 records: Vec::new(),
+                source_uris: request.source_uris.clone(),
             };
             let mut first = Some(request);
             let status = match with_retries("writing records", || {

@@ -167,6 +167,16 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_ALLOW_INSECURE", num_args = 0..=1, default_missing_value = "true")]
     pub allow_insecure: Option<bool>,
 
+    /// Run the lineage service (docs/lineage.md): SageMaker's lineage operations and the
+    /// lineage Quiver records by itself. Default true.
+    #[arg(long, env = "QUIVER_LINEAGE", num_args = 0..=1, default_missing_value = "true")]
+    pub lineage: Option<bool>,
+
+    /// Most lineage entities the graph holds; creating more is refused with
+    /// ResourceLimitExceeded. Default 10000000.
+    #[arg(long, env = "QUIVER_LINEAGE_MAX_ENTITIES")]
+    pub lineage_max_entities: Option<u64>,
+
     /// Encrypt every feature group's data at rest (online records, offline staging and files)
     /// under kms_key_id, not only groups that name a KmsKeyId. Default false.
     #[arg(long, env = "QUIVER_ENCRYPT_AT_REST", num_args = 0..=1, default_missing_value = "true")]
@@ -242,6 +252,9 @@ pub struct Config {
     /// Signed requests and policy enforcement.
     pub auth: bool,
     pub allow_insecure: bool,
+    /// The lineage service.
+    pub lineage: bool,
+    pub lineage_max_entities: u64,
     /// TLS on every listener.
     pub tls: Option<TlsFiles>,
     pub encryption: EncryptionConfig,
@@ -365,6 +378,8 @@ impl ServerArgs {
             query_threads: self.query_threads.or(file.query_threads),
             auth: self.auth.or(file.auth),
             allow_insecure: self.allow_insecure.or(file.allow_insecure),
+            lineage: self.lineage.or(file.lineage),
+            lineage_max_entities: self.lineage_max_entities.or(file.lineage_max_entities),
             encrypt_at_rest: self.encrypt_at_rest.or(file.encrypt_at_rest),
             kms_key_id: self.kms_key_id.or(file.kms_key_id),
             kms_endpoint: self.kms_endpoint.or(file.kms_endpoint),
@@ -461,6 +476,10 @@ impl ServerArgs {
             sources: merged.sources,
             auth: merged.auth.unwrap_or(false),
             allow_insecure: merged.allow_insecure.unwrap_or(false),
+            lineage: merged.lineage.unwrap_or(true),
+            lineage_max_entities: merged
+                .lineage_max_entities
+                .unwrap_or(quiver_lineage::DEFAULT_MAX_ENTITIES),
             tls: match (merged.tls_cert, merged.tls_key, merged.tls_client_ca) {
                 (Some(cert), Some(key), client_ca) => Some(TlsFiles {
                     cert,

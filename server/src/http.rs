@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use quiver_auth::Access;
 use quiver_core::FeatureStore;
 use quiver_core::group_commit::GroupCommit;
+use quiver_lineage::Lineage;
 
 #[derive(Clone)]
 struct HttpState {
@@ -25,6 +26,7 @@ pub fn router(
     puts: GroupCommit,
     metrics: PrometheusHandle,
     access: Arc<Access>,
+    lineage: Option<Arc<Lineage>>,
     max_body: usize,
 ) -> Router {
     Router::new()
@@ -34,7 +36,9 @@ pub fn router(
             store: store.clone(),
             metrics,
         })
-        .merge(quiver_sagemaker::router(store, puts, access, max_body))
+        .merge(quiver_sagemaker::router(
+            store, puts, access, lineage, max_body,
+        ))
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {

@@ -1,10 +1,23 @@
 //! `quiver-server`: parses configuration, binds the listeners, and runs until SIGINT or SIGTERM.
+//!
+//! The binary holds configuration ([`config`]), assembly and lifecycle ([`server`]), the HTTP
+//! listener's `/metrics` and `/healthz` beside the SageMaker API ([`http`]) and the metrics it
+//! renders ([`metrics`]). Everything else is a crate under `server/`, each a layer over the ones
+//! below it (docs/development.md has the map): `quiver-types`, `quiver-storage`,
+//! `quiver-offline`, `quiver-core`, `quiver-auth`, `quiver-query`, and the front doors
+//! `quiver-grpc` and `quiver-sagemaker` (over `quiver-net`'s listeners). It is a binary-only
+//! crate: a library beside it would be one more test binary to link after every change below.
+
+mod config;
+mod http;
+mod metrics;
+mod server;
 
 use std::io::IsTerminal;
 
 use clap::Parser;
-use quiver_server::config::{LogFormat, ServerArgs};
-use quiver_server::server::{self, Listeners};
+use config::{LogFormat, ServerArgs};
+use server::Listeners;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: the read and write paths allocate many small, short-lived buffers; glibc malloc

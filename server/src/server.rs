@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use quiver_proto::v1::auth_server::AuthServer;
+use quiver_proto::v1::lineage_server::LineageServer;
 use quiver_proto::v1::query_server::QueryServer;
 use quiver_proto::v1_server::feature_store_server::FeatureStoreServer;
 use tokio::net::TcpListener;
@@ -24,13 +25,18 @@ use quiver_grpc::admin::AdminService;
 use quiver_grpc::auth_layer::AuthLayer;
 use quiver_grpc::flight_sql::FlightSql;
 use quiver_grpc::in_process::InProcess;
+use quiver_grpc::lineage_service::LineageService;
 use quiver_grpc::query_service::QueryService;
 use quiver_grpc::{GrpcService, threads};
+use quiver_lineage::Lineage;
+use quiver_lineage::feature_groups::FeatureGroupLineage;
+use quiver_lineage::sources::SourceLineage;
 use quiver_net::{Peer, ServerTls};
 use quiver_offline::flusher::Flusher;
 use quiver_query::{QueryEngine, QueryOptions};
 use quiver_storage::auth_records::AuthRecords;
 use quiver_storage::kms::{AwsKms, Keys, LocalKeys};
+use quiver_storage::lineage_records::LineageRecords;
 use quiver_types::model::arn::ArnContext;
 use quiver_types::time::{Clock, SystemClock};
 
@@ -110,6 +116,38 @@ pub fn open_access(
     )?))
 }
 
+/// The lineage graph kept with `store`, unless the configuration turns it off.
+pub fn open_lineage(
+    config: &Config,
+    store: &FeatureStore,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<Lineage>>> {
+    if !config.lineage {
+        return Ok(None);
+    }
+    let records = LineageRecords::new(
+        store.online().db().clone(),
+        config.wal_sync == WalSync::Always,
+    );
+    let arns = ArnContext {
+        region: config.region.clone(),
+        account_id: config.account_id.clone(),
+    };
+    let lineage = Arc::new(Lineage::open(
+        records,
+        arns,
+        clock,
+        config.lineage_max_entities,
+    )?);
+    // Groups created before the lineage service existed (or while it was off) get their
+    // contexts now; groups created from now on, as they are.
+    for group in store.registry().all() {
+        lineage.record_feature_group(&group)?;
+    }
+    store.observe(Arc::new(FeatureGroupLineage(lineage.clone())));
+    Ok(Some(lineage))
+}
+
 /// The key providers: local master keys under `<data_dir>/keys`, and AWS KMS when configured.
 pub async fn open_keys(config: &Config) -> anyhow::Result<Arc<Keys>> {
     let local = LocalKeys::open(&config.data_dir.join("keys"))?;
@@ -142,7 +180,8 @@ pub async fn run(
     let keys = open_keys(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config, clock.clone(), keys)?;
-    let access = open_access(&config, &store, clock)?;
+    let access = open_access(&config, &store, clock.clone())?;
+    let lineage = open_lineage(&config, &store, clock)?;
     let tls = config.tls.as_ref().map(ServerTls::load).transpose()?;
     if tls.is_none() {
         tracing::warn!(
@@ -198,17 +237,27 @@ pub async fn run(
         .context("building the gRPC reflection service (v1alpha)")?;
     let max_request = config.max_request_mb * 1024 * 1024;
     let puts = GroupCommit::start(store.clone()).context("starting the group-commit writer")?;
-    let service = GrpcService::new(store.clone(), puts.clone(), access.clone());
+    let mut service = GrpcService::new(store.clone(), puts.clone(), access.clone());
+    if let Some(lineage) = &lineage {
+        service = service.with_source_lineage(Arc::new(SourceLineage::new(lineage.clone())));
+    }
     let api = FeatureStoreServer::new(service.clone())
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(max_request);
-    let query_api = QueryServer::new(QueryService::new(queries.clone(), access.clone()))
-        .max_decoding_message_size(max_request)
-        .max_encoding_message_size(max_request);
+    let query_api = QueryServer::new(QueryService::new(
+        queries.clone(),
+        access.clone(),
+        lineage.clone(),
+    ))
+    .max_decoding_message_size(max_request)
+    .max_encoding_message_size(max_request);
     let admin_api = AuthServer::new(AdminService::new(
         access.clone(),
         store.online().data_keys().clone(),
     ));
+    let lineage_api = lineage
+        .clone()
+        .map(|l| LineageServer::new(LineageService::new(l, access.clone())));
     let authenticate = AuthLayer::new(access.clone(), max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
         tonic::transport::Server::builder()
@@ -220,6 +269,7 @@ pub async fn run(
             .add_service(api.clone())
             .add_service(query_api.clone())
             .add_service(admin_api.clone())
+            .add_optional_service(lineage_api.clone())
     });
     let h2_tls = tls.as_ref().map(|t| t.h2.clone());
     let grpc = threads::serve(
@@ -231,8 +281,15 @@ pub async fn run(
     );
     let http = axum::serve(
         quiver_net::Listener::new(listeners.http, tls.as_ref().map(|t| t.http1.clone()))?,
-        crate::http::router(store.clone(), puts, metrics, access.clone(), max_request)
-            .into_make_service_with_connect_info::<Peer>(),
+        crate::http::router(
+            store.clone(),
+            puts,
+            metrics,
+            access.clone(),
+            lineage,
+            max_request,
+        )
+        .into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
     let flight_sql = tonic::transport::Server::builder()

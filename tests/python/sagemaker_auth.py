@@ -5,7 +5,7 @@ itself, using Quiver access keys.
         NOBODY_KEY NOBODY_SECRET
 
 The reader's policy allows sagemaker:GetRecord on the `authz` group and denies its `ssn`
-feature; nobody has no policy, and calls every operation Quiver serves (nobody_<Operation>). Prints {"results": {name: outcome}} as JSON, each outcome "ok" or
+feature, and allows querying and describing the group's lineage contexts; nobody has no policy, and calls every operation Quiver serves (nobody_<Operation>). Prints {"results": {name: outcome}} as JSON, each outcome "ok" or
 "<error code> <HTTP status>", for the Rust test to assert on.
 """
 
@@ -130,6 +130,18 @@ outcome(
     ),
 )
 
+# Lineage: the reader may query and describe the group's contexts (which Quiver made with the
+# group), nothing else.
+contexts = root_sm.list_contexts(ContextType="FeatureGroup")["ContextSummaries"]
+group_context = [c["ContextArn"] for c in contexts if c["ContextName"].startswith("authz-")][0]
+artifact = root_sm.create_artifact(ArtifactType="DataSet", Source={"SourceUri": "s3://b/authz"})["ArtifactArn"]
+outcome("root_add_association", lambda: root_sm.add_association(SourceArn=artifact, DestinationArn=group_context))
+outcome("reader_query_context", lambda: reader_sm.query_lineage(StartArns=[group_context], Direction="Ascendants"))
+outcome("reader_describe_context", lambda: reader_sm.describe_context(ContextName=group_context))
+outcome("reader_query_artifact", lambda: reader_sm.query_lineage(StartArns=[artifact]))
+outcome("reader_create_artifact", lambda: reader_sm.create_artifact(ArtifactType="t", Source={"SourceUri": "u"}))
+outcome("reader_delete_association", lambda: reader_sm.delete_association(SourceArn=artifact, DestinationArn=group_context))
+
 nobody_sm, nobody_rt = clients(NOBODY_KEY, NOBODY_SECRET)
 G = {"FeatureGroupName": "authz"}
 EVERY_OPERATION = [
@@ -148,6 +160,11 @@ EVERY_OPERATION = [
     (nobody_rt.get_record, dict(G, RecordIdentifierValueAsString="u1")),
     (nobody_rt.delete_record, dict(G, RecordIdentifierValueAsString="u1", EventTime="2024-01-02T00:00:00Z")),
     (nobody_rt.batch_get_record, dict(Identifiers=[{"FeatureGroupName": "authz", "RecordIdentifiersValueAsString": ["u1"]}])),
+    (nobody_sm.create_artifact, dict(ArtifactType="t", Source={"SourceUri": "u"})),
+    (nobody_sm.describe_artifact, dict(ArtifactArn=artifact)),
+    (nobody_sm.list_contexts, {}),
+    (nobody_sm.add_association, dict(SourceArn=artifact, DestinationArn=group_context)),
+    (nobody_sm.query_lineage, dict(StartArns=[group_context])),
 ]
 for method, params in EVERY_OPERATION:
     outcome("nobody_" + method.__name__, lambda: method(**params))

@@ -561,6 +561,7 @@ async fn shared_form_source_writes_are_authorized_per_group_and_feature() {
             ],
         }],
         positions: vec![],
+        source_uris: vec![],
     };
     let written = as_ingester
         .put_source_records(write("customers", 1, None))
@@ -834,7 +835,8 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         "reader",
         r#"{"Version":"2012-10-17","Statement":[
             {"Sid":"Read","Effect":"Allow","Action":["sagemaker:GetRecord","sagemaker:BatchGetRecord"],"Resource":"arn:aws:sagemaker:*:*:feature-group/authz"},
-            {"Sid":"NoSsn","Effect":"Deny","Action":"*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"quiver:FeatureNames":"ssn"}}}]}"#,
+            {"Sid":"NoSsn","Effect":"Deny","Action":"*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"quiver:FeatureNames":"ssn"}}},
+            {"Sid":"Lineage","Effect":"Allow","Action":["sagemaker:QueryLineage","sagemaker:DescribeContext"],"Resource":"arn:aws:sagemaker:*:*:context/authz-*"}]}"#,
     )
     .await;
     let nobody = principal(&root, "nobody", "").await;
@@ -874,6 +876,12 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         ("reader_put", "AccessDeniedException 403"),
         ("reader_describe", "AccessDeniedException 400"),
         ("reader_batch_get_ssn", "AccessDeniedException 403"),
+        ("root_add_association", "ok"),
+        ("reader_query_context", "ok"),
+        ("reader_describe_context", "ok"),
+        ("reader_query_artifact", "AccessDeniedException 400"),
+        ("reader_create_artifact", "AccessDeniedException 400"),
+        ("reader_delete_association", "AccessDeniedException 400"),
     ];
     // Every operation the HTTP API serves refuses a principal without policies.
     let every = results.as_object().unwrap();
@@ -881,7 +889,7 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         .iter()
         .filter(|(k, _)| k.starts_with("nobody_"))
         .collect();
-    assert_eq!(nobody_results.len(), 14, "{report}");
+    assert_eq!(nobody_results.len(), 19, "{report}");
     for (name, got) in nobody_results {
         assert!(
             got.as_str().unwrap().starts_with("AccessDeniedException"),

@@ -1231,3 +1231,95 @@ topics = ["big"]
     );
     server.stop().await;
 }
+
+/// Lineage recorded by Quiver itself: a group fed by a Kafka topic, then a dataset built from
+/// it; QueryLineage up from the dataset's artifact reaches the group's context, the SQL it
+/// started from, and the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_built_from_kafka_ingest_traces_back_to_the_topic() {
+    let mut s = Scenario::start(300, false, None).await;
+    let (worker, _log) = s.worker("lineage");
+    s.wait_consumed().await;
+    assert!(worker.terminate().success(), "the worker stops cleanly");
+    let out = s._dir.path().join("dataset");
+    s.server.cli(&[
+        "dataset",
+        "create",
+        "--base-sql",
+        "SELECT id, ts FROM events",
+        "--record-id",
+        "id",
+        "--event-time",
+        "ts",
+        "--group",
+        "events:v",
+        "--point-in-time",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut lineage = s.client.lineage();
+    let manifest = format!("file://{}/manifest.json", out.display());
+    let datasets = lineage
+        .list_entities(pb::ListLineageEntitiesRequest {
+            kind: pb::LineageEntityKind::Artifact.into(),
+            source_uri: Some(manifest.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("ListEntities")
+        .into_inner()
+        .entities;
+    assert_eq!(
+        datasets.len(),
+        1,
+        "one artifact for {manifest}: {datasets:?}"
+    );
+    let dataset = &datasets[0];
+    assert_eq!(dataset.entity_type, "DataSet");
+    assert_eq!(
+        dataset.properties.get("point_in_time").map(String::as_str),
+        Some("true")
+    );
+    let up = lineage
+        .query_lineage(pb::QueryLineageRequest {
+            start_arns: vec![dataset.arn.clone()],
+            direction: Some("Ascendants".into()),
+            include_edges: true,
+            ..Default::default()
+        })
+        .await
+        .expect("QueryLineage")
+        .into_inner();
+    let found: Vec<(&str, &str)> = up
+        .vertices
+        .iter()
+        .map(|v| (v.r#type.as_str(), v.source_uri.as_str()))
+        .collect();
+    let brokers_topic = format!("/{TOPIC}");
+    assert!(
+        found.iter().any(|(t, uri)| *t == "KafkaTopic"
+            && uri.starts_with("kafka://")
+            && uri.ends_with(&brokers_topic)),
+        "the topic is upstream of the dataset: {found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(t, uri)| *t == "FeatureGroup" && uri.ends_with(":feature-group/events")),
+        "the group is upstream of the dataset: {found:?}"
+    );
+    assert!(
+        found.iter().any(|(t, _)| *t == "Query"),
+        "the base query: {found:?}"
+    );
+    let types: HashSet<&str> = up
+        .edges
+        .iter()
+        .filter_map(|e| e.association_type.as_deref())
+        .collect();
+    assert!(
+        types.contains("ContributedTo") && types.contains("DerivedFrom"),
+        "{types:?}"
+    );
+    s.server.stop().await;
+}

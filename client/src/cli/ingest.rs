@@ -69,6 +69,9 @@ pub async fn run(client: &Client, out: Output, args: IngestArgs) -> Result<ExitC
         progress: !args.no_progress,
     };
     let summary = ingest(client, &group, &file, options).await?;
+    if let Err(e) = record_lineage(client, &group, &file, &summary).await {
+        eprintln!("warning: the ingest was not recorded in the lineage graph: {e:#}");
+    }
     match out {
         Output::Json => print_json(&serde_json::to_value(&summary)?),
         Output::Table => {
@@ -90,6 +93,80 @@ pub async fn run(client: &Client, out: Output, args: IngestArgs) -> Result<ExitC
     } else {
         ExitCode::from(2)
     })
+}
+
+/// Records the ingest in the server's lineage graph (docs/lineage.md): an action of type
+/// `BatchIngest` (the file as its SourceUri, the row counts as properties) that ContributedTo
+/// the group's context. Nothing is recorded by a server without the lineage service.
+async fn record_lineage(
+    client: &Client,
+    group: &str,
+    file: &Path,
+    summary: &IngestSummary,
+) -> Result<()> {
+    let described = client
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: group.to_string(),
+        })
+        .await?;
+    let mut lineage = client.lineage();
+    let contexts = match lineage
+        .list_entities(pb::ListLineageEntitiesRequest {
+            kind: pb::LineageEntityKind::Context.into(),
+            source_uri: Some(described.feature_group_arn.clone()),
+            entity_type: Some("FeatureGroup".into()),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(response) => response.into_inner().entities,
+        Err(status) if status.code() == tonic::Code::Unimplemented => return Ok(()),
+        Err(status) => return Err(status.into()),
+    };
+    let Some(context) = contexts.first() else {
+        return Ok(());
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let name = format!(
+        "ingest-{}-{now_ms}",
+        described.feature_group_name.replace('_', "-")
+    );
+    let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let properties = [
+        ("FeatureGroupName", described.feature_group_name.clone()),
+        ("rows", summary.rows.to_string()),
+        ("written", summary.written.to_string()),
+        ("rejected", summary.rejected.len().to_string()),
+        ("elapsed_ms", summary.elapsed.as_millis().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let action = lineage
+        .create_entity(pb::CreateLineageEntityRequest {
+            kind: pb::LineageEntityKind::Action.into(),
+            name: Some(name),
+            source: Some(pb::LineageSource {
+                source_uri: format!("file://{}", path.display()),
+                ..Default::default()
+            }),
+            entity_type: "BatchIngest".into(),
+            status: Some("Completed".into()),
+            properties,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    lineage
+        .add_association(pb::LineageAssociationRequest {
+            source_arn: action.arn,
+            destination_arn: context.arn.clone(),
+            association_type: Some("ContributedTo".into()),
+        })
+        .await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,8 @@
 //! The `quiver` command-line tool's parts, one module per command family (`main.rs` only
 //! parses the arguments and dispatches): feature groups ([`group`]), records ([`records`]),
 //! SQL ([`sql`]), training datasets ([`dataset`]), bulk ingest and stream-source status
-//! ([`ingest`]), principals and policies ([`auth`]); and what they share: reading
+//! ([`ingest`]), principals and policies ([`auth`]), the lineage graph ([`lineage`]); and what
+//! they share: reading
 //! SageMaker-shaped specs ([`spec`]), reading CSV and Parquet rows ([`rows`]), inferring
 //! feature definitions ([`infer`]), converting cells to typed values ([`values`]) and printing
 //! results ([`output`]).
@@ -11,6 +12,7 @@ pub mod dataset;
 pub mod group;
 pub mod infer;
 pub mod ingest;
+pub mod lineage;
 pub mod output;
 pub mod records;
 pub mod rows;

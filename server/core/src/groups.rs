@@ -21,7 +21,11 @@ impl FeatureStore {
         if let Some(key_id) = spec.offline.as_ref().and_then(|o| o.kms_key_id.as_deref()) {
             provider.check_key_id("OfflineStoreConfig.S3StorageConfig.KmsKeyId", key_id)?;
         }
-        self.registry.create(spec)
+        let group = self.registry.create(spec)?;
+        for observer in self.observers.read().iter() {
+            observer.group_created(&group);
+        }
+        Ok(group)
     }
 
     pub fn describe_feature_group(&self, name: &str) -> Result<Arc<FeatureGroup>> {
@@ -63,10 +67,15 @@ impl FeatureStore {
 
     /// Deletes the group's definition and online records in one atomic write.
     pub fn delete_feature_group(&self, name: &str) -> Result<()> {
+        let group = self.registry.get(name)?;
         self.registry.delete(name, |batch, group_id| {
             self.online.delete_group_records(batch, group_id);
             self.online.staging().watermark()
-        })
+        })?;
+        for observer in self.observers.read().iter() {
+            observer.group_deleted(&group);
+        }
+        Ok(())
     }
 
     pub fn update_feature_metadata(

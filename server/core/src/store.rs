@@ -11,6 +11,7 @@ use quiver_storage::kms::{DataKeyPolicy, DataKeys, Keys};
 use quiver_storage::online::OnlineStore;
 use quiver_storage::registry::Registry;
 use quiver_types::error::{Error, Result};
+use quiver_types::events::GroupObserver;
 use quiver_types::model::arn::ArnContext;
 use quiver_types::time::Clock;
 
@@ -36,6 +37,8 @@ pub struct FeatureStore {
     pub(crate) offline: Arc<OfflineStore>,
     /// Source writes compare stored positions and write new ones: one at a time.
     pub(crate) source_writes: parking_lot::Mutex<()>,
+    /// Told of groups created and deleted ([`FeatureStore::observe`]).
+    pub(crate) observers: parking_lot::RwLock<Vec<Arc<dyn GroupObserver>>>,
 }
 
 impl FeatureStore {
@@ -76,7 +79,13 @@ impl FeatureStore {
             online: Arc::new(online),
             offline: Arc::new(offline),
             source_writes: parking_lot::Mutex::new(()),
+            observers: parking_lot::RwLock::new(Vec::new()),
         }
+    }
+
+    /// Tells `observer` of every feature group created or deleted from now on.
+    pub fn observe(&self, observer: Arc<dyn GroupObserver>) {
+        self.observers.write().push(observer);
     }
 
     pub fn offline(&self) -> &OfflineStore {

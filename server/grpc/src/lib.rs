@@ -4,6 +4,7 @@
 //!   messages ([`convert`], [`decode`], [`encode`]) and calling [`quiver_core::FeatureStore`];
 //! - [`query_service`] (`Query`: SQL and datasets) and [`flight_sql`] (Arrow Flight SQL) over
 //!   `quiver-query`; [`admin`] (`Auth`: principals, keys, policies) over `quiver-auth`;
+//!   [`lineage_service`] (`Lineage`: the lineage graph) over `quiver-lineage`;
 //! - [`auth_layer`] checks every request's signature before a handler runs; each handler
 //!   authorizes what it parsed;
 //! - errors become gRPC statuses in one place, [`status`]; [`metrics`] counts requests;
@@ -17,6 +18,7 @@ pub mod decode;
 pub mod encode;
 pub mod flight_sql;
 pub mod in_process;
+pub mod lineage_service;
 pub mod metrics;
 pub mod query_service;
 pub mod service;

@@ -18,6 +18,8 @@ use tonic::{Request, Response, Status};
 use crate::metrics::MethodMetrics;
 use crate::status::{ToStatus, status};
 use quiver_auth::{Access, Caller, Features};
+use quiver_lineage::Lineage;
+use quiver_lineage::datasets::{DatasetBase, DatasetBuild};
 use quiver_query::QueryEngine;
 use quiver_query::dataset::{BaseSource, DatasetOptions, DatasetRequest, JoinedGroup};
 use quiver_types::error::{Error, Result, quote};
@@ -27,11 +29,79 @@ use quiver_types::time;
 pub struct QueryService {
     engine: Arc<QueryEngine>,
     access: Arc<Access>,
+    /// Where each dataset built is recorded, with what it came from.
+    lineage: Option<Arc<Lineage>>,
 }
 
 impl QueryService {
-    pub fn new(engine: Arc<QueryEngine>, access: Arc<Access>) -> Self {
-        Self { engine, access }
+    pub fn new(
+        engine: Arc<QueryEngine>,
+        access: Arc<Access>,
+        lineage: Option<Arc<Lineage>>,
+    ) -> Self {
+        Self {
+            engine,
+            access,
+            lineage,
+        }
+    }
+
+    /// Records a built dataset in the lineage graph. A dataset that was built is answered as
+    /// built: a failure to record it is logged, not returned.
+    async fn record_dataset(
+        &self,
+        caller: &Caller,
+        request: &DatasetRequest,
+        manifest: &quiver_query::dataset::Manifest,
+    ) {
+        let Some(lineage) = self.lineage.clone() else {
+            return;
+        };
+        let engine = self.engine.clone();
+        let by = caller
+            .principal
+            .as_deref()
+            .map(|p| self.access.store().principal_arn(p));
+        let base = match &request.base {
+            BaseSource::Sql(sql) => DatasetBase::Sql(sql.clone()),
+            BaseSource::File(uri) => DatasetBase::File(uri.clone()),
+        };
+        let names: Vec<String> = request.groups.iter().map(|g| g.name.clone()).collect();
+        let mut properties = std::collections::BTreeMap::new();
+        if let Ok(serde_json::Value::Object(options)) = serde_json::to_value(&request.options) {
+            for (key, value) in options {
+                if !value.is_null() {
+                    properties.insert(key, value.to_string().trim_matches('"').to_string());
+                }
+            }
+        }
+        properties.insert("row_count".into(), manifest.row_count.to_string());
+        properties.insert("output_uri".into(), manifest.output_uri.clone());
+        let manifest_uri = format!(
+            "{}/manifest.json",
+            manifest.output_uri.trim_end_matches('/')
+        );
+        let recorded = tokio::task::spawn_blocking(move || {
+            let groups: Vec<_> = names
+                .iter()
+                .filter_map(|n| engine.store().describe_feature_group(n).ok())
+                .collect();
+            lineage.record_dataset(
+                &DatasetBuild {
+                    manifest_uri,
+                    base,
+                    groups: groups.iter().map(|g| g.as_ref()).collect(),
+                    properties,
+                },
+                by.as_deref(),
+            )
+        })
+        .await;
+        match recorded {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot record the dataset's lineage"),
+            Err(e) => tracing::error!(error = %e, "the dataset lineage task failed"),
+        }
     }
 
     fn authorize_sql(&self, caller: &Caller, sql: &str) -> Result<()> {
@@ -136,7 +206,8 @@ impl QueryApi for QueryService {
             if let BaseSource::Sql(sql) = &request.base {
                 self.authorize_sql(&caller, sql)?;
             }
-            let manifest = self.engine.create_dataset(request).await?;
+            let manifest = self.engine.create_dataset(request.clone()).await?;
+            self.record_dataset(&caller, &request, &manifest).await;
             let manifest_json = serde_json::to_string_pretty(&manifest)
                 .map_err(|e| Error::internal(format!("encoding the manifest: {e}")))?;
             Ok(pb::CreateDatasetResponse {

@@ -18,6 +18,7 @@ use crate::metrics::{self, MethodMetrics};
 use quiver_auth::{Access, Caller, Features};
 use quiver_core::group_commit::GroupCommit;
 use quiver_core::{BatchGetEntry, FeatureStore, SharedFeatures, blocking};
+use quiver_lineage::sources::SourceLineage;
 use quiver_types::error::{Error, Result};
 use quiver_types::model::TtlUpdate;
 
@@ -27,6 +28,8 @@ pub struct GrpcService {
     /// PutRecord goes through group commit; other writes run on the blocking pool.
     puts: GroupCommit,
     access: Arc<Access>,
+    /// Records the stream sources that write, in the lineage graph.
+    sources: Option<Arc<SourceLineage>>,
 }
 
 impl GrpcService {
@@ -35,7 +38,37 @@ impl GrpcService {
             store,
             puts,
             access,
+            sources: None,
         }
+    }
+
+    /// Records in the lineage graph which streams feed which groups (PutSourceRecords'
+    /// `source_uris`).
+    pub fn with_source_lineage(mut self, sources: Arc<SourceLineage>) -> Self {
+        self.sources = Some(sources);
+        self
+    }
+
+    /// Records, off the write path, the source URIs of a write not recorded yet for `group`.
+    fn record_sources(&self, source: &str, group: &str, uris: &[String]) {
+        let Some(sources) = self.sources.clone() else {
+            return;
+        };
+        let unseen = sources.unseen(group, uris);
+        if unseen.is_empty() {
+            return;
+        }
+        let (store, source, group) = (self.store.clone(), source.to_string(), group.to_string());
+        tokio::task::spawn_blocking(move || {
+            let Ok(described) = store.describe_feature_group(&group) else {
+                return;
+            };
+            for uri in unseen {
+                if let Err(e) = sources.record(&source, &described, &uri) {
+                    tracing::error!(source, uri, error = %e, "cannot record the stream source's lineage");
+                }
+            }
+        });
     }
 
     /// Authorizes `action` on `group` (or on no group) for the request's caller; every handler
@@ -458,15 +491,21 @@ impl FeatureStoreApi for GrpcService {
                 .into_iter()
                 .map(|p| (p.partition, p.position))
                 .collect();
+            let lineage_group = req.feature_group_name.clone();
+            let source_uris = req.source_uris;
             let shared = shared.then_some(SharedFeatures {
                 group: req.feature_group_name,
                 features: req.feature_names,
             });
             let source = req.source;
+            let source_name = source.clone();
             let written = blocking(&self.store, move |s| {
                 s.put_source_records(&source, records, positions, shared)
             })
             .await?;
+            if !lineage_group.is_empty() {
+                self.record_sources(&source_name, &lineage_group, &source_uris);
+            }
             let applied = written
                 .results
                 .iter()

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::shapes::*;
 use super::wire::{self, AwsError, CONTROL_CONTENT_TYPE, TtlJson, parse_body, to_json};
-use super::{Api, auth, search};
+use super::{Api, auth, lineage, search};
 use quiver_auth::{Caller, Features};
 use quiver_core::blocking;
 use quiver_types::error::{Error, Result};
@@ -167,10 +167,13 @@ async fn dispatch(
             authorize(None, Features::Unnamed)?;
             search::search(store, request)
         }
+        lineage_operation if lineage::is_lineage_operation(lineage_operation) => {
+            lineage::dispatch(api, caller, lineage_operation, body).await
+        }
         other => {
             authorize(None, Features::Unnamed)?;
             Err(Error::validation(format!(
-                "operation SageMaker.{other} is not supported by Quiver (feature-group operations and Search are)"
+                "operation SageMaker.{other} is not supported by Quiver (feature-group, lineage and Search operations are)"
             )))
         }
     }

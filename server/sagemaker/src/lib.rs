@@ -4,6 +4,7 @@
 //! - [`control`]: the `sagemaker` JSON 1.1 control plane (`POST /`, `X-Amz-Target`);
 //! - [`runtime`]: the `sagemaker-featurestore-runtime` REST-JSON operations;
 //! - [`search`]: `Search` over feature groups and feature metadata;
+//! - [`lineage`]: the ML Lineage Tracking operations, over [`quiver_lineage`];
 //! - [`shapes`]: the JSON shapes of groups and features that several operations share;
 //! - [`wire`]: errors, bodies and enums both share;
 //! - [`auth`]: AWS Signature V4 (or the client certificate) of every request, with `--auth`;
@@ -14,6 +15,7 @@
 
 pub mod auth;
 pub mod control;
+pub mod lineage;
 pub mod runtime;
 pub mod search;
 pub mod shapes;
@@ -27,6 +29,7 @@ use axum::routing::post;
 use quiver_auth::{Access, Caller, Features};
 use quiver_core::FeatureStore;
 use quiver_core::group_commit::GroupCommit;
+use quiver_lineage::Lineage;
 use quiver_types::error::Result;
 
 /// What the handlers of both APIs work with.
@@ -36,6 +39,8 @@ pub struct Api {
     /// Group commit, for PutRecord.
     pub puts: GroupCommit,
     pub access: Arc<Access>,
+    /// The lineage graph; `None` when the server runs without it.
+    pub lineage: Option<Arc<Lineage>>,
 }
 
 impl Api {
@@ -53,6 +58,18 @@ impl Api {
             .authorize_group(caller, action, group, features, |g| {
                 self.store.feature_names(g)
             })
+    }
+
+    /// `sagemaker:<operation>` on `resource` (an ARN, or `*` for no particular resource): the
+    /// lineage operations, whose resources are the entities' ARNs.
+    pub(crate) fn authorize_resource(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        resource: &str,
+    ) -> Result<()> {
+        self.access
+            .authorize(caller, &format!("sagemaker:{operation}"), resource, None)
     }
 
     /// `sagemaker:PutRecord` on each (group, features written) of `writes`: the one
@@ -73,6 +90,7 @@ pub fn router(
     store: Arc<FeatureStore>,
     puts: GroupCommit,
     access: Arc<Access>,
+    lineage: Option<Arc<Lineage>>,
     max_body: usize,
 ) -> Router {
     let enabled = access.enabled();
@@ -80,6 +98,7 @@ pub fn router(
         store,
         puts,
         access: access.clone(),
+        lineage,
     };
     let routes = Router::new()
         .route("/", post(control::handle))

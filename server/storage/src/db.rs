@@ -29,6 +29,12 @@ pub const CF_AUTH: &str = "auth";
 pub const CF_SOURCE_POSITIONS: &str = "source_positions";
 /// Feature groups' wrapped data keys (see `kms/data_keys.rs`).
 pub const CF_DATA_KEYS: &str = "data_keys";
+/// The lineage graph (see `lineage_records.rs`): entities by ARN, ...
+pub const CF_LINEAGE_ENTITIES: &str = "lineage_entities";
+/// ... its associations, by source and by destination, ...
+pub const CF_LINEAGE_EDGES: &str = "lineage_edges";
+/// ... and its name and SourceUri indexes.
+pub const CF_LINEAGE_INDEX: &str = "lineage_index";
 
 /// The storage settings that come from configuration.
 #[derive(Debug, Clone)]
@@ -62,6 +68,9 @@ pub fn open(path: &Path, options: &StorageOptions) -> Result<Arc<DB>> {
         ColumnFamilyDescriptor::new(CF_SOURCE_POSITIONS, Options::default()),
         ColumnFamilyDescriptor::new(CF_AUTH, Options::default()),
         ColumnFamilyDescriptor::new(CF_DATA_KEYS, Options::default()),
+        ColumnFamilyDescriptor::new(CF_LINEAGE_ENTITIES, lineage_options(&cache)),
+        ColumnFamilyDescriptor::new(CF_LINEAGE_EDGES, lineage_options(&cache)),
+        ColumnFamilyDescriptor::new(CF_LINEAGE_INDEX, lineage_options(&cache)),
     ];
     let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(|e| {
         Error::internal(format!(
@@ -134,6 +143,22 @@ fn headers_options(cache: &Cache) -> Options {
 fn staging_options() -> Options {
     let mut options = Options::default();
     options.set_compression_type(rocksdb::DBCompressionType::None);
+    options
+}
+
+/// The lineage graph is walked by QueryLineage: a point read per vertex and a short prefix scan
+/// of its edges, so its blocks share the records' cache and have bloom filters for the reads
+/// of entities that do not exist. Small memtables: the graph is written at control-plane rates.
+fn lineage_options(cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_format_version(5);
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table);
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    options.set_level_compaction_dynamic_level_bytes(true);
+    options.set_write_buffer_size(16 * 1024 * 1024);
     options
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`db`]: opens the database and owns its layout (column families and their tuning);
 //! - [`auth_records`]: the stored principals, groups, policies and access keys;
+//! - [`lineage_records`]: the lineage graph's entities, edges and indexes;
 //! - [`registry`]: the durable feature-group definitions, names and ARNs;
 //! - [`online`]: the latest record per identifier ([`online::OnlineStore`]), whose writes commit
 //!   the online effect, the row staged for the offline store ([`staging`]) and the ingest
@@ -18,6 +19,7 @@ pub mod auth_records;
 pub mod db;
 pub mod hex_bytes;
 pub mod kms;
+pub mod lineage_records;
 pub mod online;
 pub mod registry;
 pub mod sources;

@@ -1,0 +1,273 @@
+//! AddAssociation, DeleteAssociation, ListAssociations. An association is keyed by its two
+//! ends (its type is not part of the key, as in SageMaker) and stored twice, under its source
+//! and under its destination, so that a walk either way is a prefix scan.
+
+use serde::{Deserialize, Serialize};
+
+use quiver_storage::lineage_records::LineageTable;
+use quiver_types::error::{Error, Result, quote};
+use quiver_types::time::EpochMillis;
+
+use crate::model::{Association, AssociationType, Entity, Page};
+use crate::{Lineage, encode, keys, paging, validate};
+
+/// What is stored under both keys of an association.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredEdge {
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub association_type: Option<AssociationType>,
+    #[serde(rename = "c")]
+    pub created_ms: EpochMillis,
+    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+pub(crate) fn decode_edge(bytes: &[u8]) -> Result<StoredEdge> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::internal(format!("a stored lineage association is corrupt: {e}")))
+}
+
+/// How ListAssociations orders its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssociationSort {
+    SourceArn,
+    DestinationArn,
+    SourceType,
+    DestinationType,
+    CreationTime,
+}
+
+/// ListAssociations' filters and paging.
+#[derive(Debug, Clone, Default)]
+pub struct AssociationListQuery {
+    pub source_arn: Option<String>,
+    pub destination_arn: Option<String>,
+    pub source_type: Option<String>,
+    pub destination_type: Option<String>,
+    pub association_type: Option<AssociationType>,
+    pub created_after_ms: Option<EpochMillis>,
+    pub created_before_ms: Option<EpochMillis>,
+    pub sort_by: Option<AssociationSort>,
+    pub descending: bool,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ListToken {
+    key: String,
+    source: String,
+    destination: String,
+}
+
+impl Lineage {
+    /// Associates two existing entities. Adding an association that exists is refused
+    /// (ValidationException, as SageMaker answers; the SageMaker SDK relies on it).
+    pub fn add_association(
+        &self,
+        source_arn: &str,
+        destination_arn: &str,
+        association_type: Option<AssociationType>,
+        by: Option<&str>,
+    ) -> Result<()> {
+        validate::check_arn("SourceArn", source_arn)?;
+        validate::check_arn("DestinationArn", destination_arn)?;
+        if source_arn == destination_arn {
+            return Err(Error::validation(format!(
+                "SourceArn and DestinationArn are both {}; an entity cannot be associated with itself",
+                quote(source_arn)
+            )));
+        }
+        let edge = StoredEdge {
+            association_type,
+            created_ms: self.clock.now_ms(),
+            created_by: by.map(str::to_string),
+        };
+        let written = {
+            let _writer = self.writer.lock();
+            for (field, arn) in [
+                ("SourceArn", source_arn),
+                ("DestinationArn", destination_arn),
+            ] {
+                if self.get(arn)?.is_none() {
+                    return Err(Error::not_found(format!(
+                        "{field} {} names no artifact, action or context",
+                        quote(arn)
+                    )));
+                }
+            }
+            let out_key = keys::out_edge(source_arn, destination_arn);
+            if self.records.get(LineageTable::Edges, &out_key)?.is_some() {
+                return Err(Error::validation(format!(
+                    "an association from {source_arn} to {destination_arn} already exists"
+                )));
+            }
+            let value = encode(&edge)?;
+            let mut batch = self.records.batch();
+            batch.put(LineageTable::Edges, &out_key, &value);
+            batch.put(
+                LineageTable::Edges,
+                &keys::in_edge(destination_arn, source_arn),
+                &value,
+            );
+            batch.write("adding a lineage association")?
+        };
+        written.sync()
+    }
+
+    /// Removes the association between two entities, whatever its type.
+    pub fn delete_association(&self, source_arn: &str, destination_arn: &str) -> Result<()> {
+        validate::check_arn("SourceArn", source_arn)?;
+        validate::check_arn("DestinationArn", destination_arn)?;
+        let written = {
+            let _writer = self.writer.lock();
+            let out_key = keys::out_edge(source_arn, destination_arn);
+            if self.records.get(LineageTable::Edges, &out_key)?.is_none() {
+                return Err(Error::not_found(format!(
+                    "no association from {source_arn} to {destination_arn} exists"
+                )));
+            }
+            let mut batch = self.records.batch();
+            batch.delete(LineageTable::Edges, &out_key);
+            batch.delete(
+                LineageTable::Edges,
+                &keys::in_edge(destination_arn, source_arn),
+            );
+            batch.write("deleting a lineage association")?
+        };
+        written.sync()
+    }
+
+    /// The associations that pass the filters, sorted (by creation time, newest first, unless
+    /// told otherwise), one page at a time (at most 100, 10 by default).
+    pub fn list_associations(&self, query: &AssociationListQuery) -> Result<Page<Association>> {
+        let max = paging::page_size(query.max_results, 10, 100)?;
+        for (field, arn) in [
+            ("SourceArn", &query.source_arn),
+            ("DestinationArn", &query.destination_arn),
+        ] {
+            if let Some(arn) = arn {
+                validate::check_arn(field, arn)?;
+            }
+        }
+        let after: Option<ListToken> = query
+            .next_token
+            .as_deref()
+            .map(|t| paging::decode("ListAssociations", t))
+            .transpose()?;
+        // The narrowest scan: under one end when a filter names it.
+        let (prefix, outgoing) = match (&query.source_arn, &query.destination_arn) {
+            (Some(source), _) => (keys::edges_from("o", source), true),
+            (None, Some(destination)) => (keys::edges_from("i", destination), false),
+            (None, None) => (b"o\0".to_vec(), true),
+        };
+        let mut edges = Vec::new();
+        self.records
+            .scan(LineageTable::Edges, &prefix, None, |key, value| {
+                let rest = String::from_utf8_lossy(&key[2..]).into_owned();
+                let Some((first, second)) = rest.split_once('\0') else {
+                    return Ok(true);
+                };
+                let (source, destination) = if outgoing {
+                    (first.to_string(), second.to_string())
+                } else {
+                    (second.to_string(), first.to_string())
+                };
+                let edge = decode_edge(value)?;
+                let keep = query
+                    .destination_arn
+                    .as_ref()
+                    .is_none_or(|d| *d == destination)
+                    && query
+                        .association_type
+                        .is_none_or(|t| edge.association_type == Some(t))
+                    && query.created_after_ms.is_none_or(|t| edge.created_ms > t)
+                    && query.created_before_ms.is_none_or(|t| edge.created_ms < t);
+                if keep {
+                    edges.push((source, destination, edge));
+                }
+                Ok(true)
+            })?;
+        let mut found = Vec::new();
+        for (source, destination, edge) in edges {
+            let (Some(from), Some(to)) = (self.get(&source)?, self.get(&destination)?) else {
+                continue;
+            };
+            let association = describe(&from, &to, edge);
+            let keep = query
+                .source_type
+                .as_ref()
+                .is_none_or(|t| association.source_type == *t)
+                && query
+                    .destination_type
+                    .as_ref()
+                    .is_none_or(|t| association.destination_type == *t);
+            if keep {
+                found.push(association);
+            }
+        }
+        let sort = query.sort_by.unwrap_or(AssociationSort::CreationTime);
+        let sort_key = |a: &Association| match sort {
+            AssociationSort::SourceArn => a.source_arn.clone(),
+            AssociationSort::DestinationArn => a.destination_arn.clone(),
+            AssociationSort::SourceType => a.source_type.clone(),
+            AssociationSort::DestinationType => a.destination_type.clone(),
+            AssociationSort::CreationTime => format!("{:020}", a.created_ms.max(0)),
+        };
+        let mut keyed: Vec<(String, Association)> =
+            found.into_iter().map(|a| (sort_key(&a), a)).collect();
+        let order = |k: &String, a: &Association| {
+            (k.clone(), a.source_arn.clone(), a.destination_arn.clone())
+        };
+        keyed.sort_by(|(ka, a), (kb, b)| {
+            (ka, &a.source_arn, &a.destination_arn).cmp(&(kb, &b.source_arn, &b.destination_arn))
+        });
+        if query.descending {
+            keyed.reverse();
+        }
+        if let Some(after) = &after {
+            let mark = (
+                after.key.clone(),
+                after.source.clone(),
+                after.destination.clone(),
+            );
+            keyed.retain(|(k, a)| {
+                let o = order(k, a).cmp(&mark);
+                if query.descending {
+                    o.is_lt()
+                } else {
+                    o.is_gt()
+                }
+            });
+        }
+        let more = keyed.len() > max;
+        keyed.truncate(max);
+        let next_token = more.then(|| {
+            let (key, last) = keyed.last().expect("a full page");
+            paging::encode(&ListToken {
+                key: key.clone(),
+                source: last.source_arn.clone(),
+                destination: last.destination_arn.clone(),
+            })
+        });
+        Ok(Page {
+            items: keyed.into_iter().map(|(_, a)| a).collect(),
+            next_token,
+        })
+    }
+}
+
+/// An association's type as a vertex shows it: the entity's own type.
+fn describe(from: &Entity, to: &Entity, edge: StoredEdge) -> Association {
+    Association {
+        source_arn: from.arn.clone(),
+        destination_arn: to.arn.clone(),
+        association_type: edge.association_type,
+        source_type: from.entity_type.clone(),
+        destination_type: to.entity_type.clone(),
+        source_name: from.name.clone(),
+        destination_name: to.name.clone(),
+        created_ms: edge.created_ms,
+        created_by: edge.created_by,
+    }
+}

@@ -1,0 +1,77 @@
+//! How the graph is laid out in its column families. ARNs and SourceUris hold no NUL (they are
+//! validated), so NUL separates the parts of a key and prefix scans stop at the right place.
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | entities | `<arn segment> \0 <arn>` | the entity, JSON |
+//! | edges | `o \0 <source arn> \0 <destination arn>` | the association, JSON |
+//! | edges | `i \0 <destination arn> \0 <source arn>` | the same |
+//! | index | `n \0 <arn segment> \0 <lower-case name>` | the ARN (actions, contexts) |
+//! | index | `u \0 <arn segment> \0 <source uri> \0 <arn>` | nothing |
+//! | index | `#count` | how many entities exist, u64 big-endian |
+
+use crate::model::EntityKind;
+
+pub fn entity(kind: EntityKind, arn: &str) -> Vec<u8> {
+    join(&[kind.arn_segment(), arn])
+}
+
+/// Every entity of a kind, in ARN order.
+pub fn entities_of(kind: EntityKind) -> Vec<u8> {
+    let mut key = kind.arn_segment().as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+/// The ARN of an entity key.
+pub fn arn_of_entity(key: &[u8]) -> &[u8] {
+    key.splitn(2, |b| *b == 0).nth(1).unwrap_or_default()
+}
+
+pub fn out_edge(source: &str, destination: &str) -> Vec<u8> {
+    join(&["o", source, destination])
+}
+
+pub fn in_edge(destination: &str, source: &str) -> Vec<u8> {
+    join(&["i", destination, source])
+}
+
+/// The associations leaving `source` (`o`) or arriving at `destination` (`i`).
+pub fn edges_from(direction: &str, arn: &str) -> Vec<u8> {
+    let mut key = join(&[direction, arn]);
+    key.push(0);
+    key
+}
+
+/// The far end of an edge key under [`edges_from`].
+pub fn far_end<'a>(prefix: &[u8], key: &'a [u8]) -> &'a [u8] {
+    &key[prefix.len()..]
+}
+
+pub fn name(kind: EntityKind, name: &str) -> Vec<u8> {
+    join(&["n", kind.arn_segment(), &name.to_ascii_lowercase()])
+}
+
+pub fn source_uri(kind: EntityKind, uri: &str, arn: &str) -> Vec<u8> {
+    join(&["u", kind.arn_segment(), uri, arn])
+}
+
+/// The entities of a kind with a SourceUri; the ARN follows the prefix.
+pub fn source_uri_prefix(kind: EntityKind, uri: &str) -> Vec<u8> {
+    let mut key = join(&["u", kind.arn_segment(), uri]);
+    key.push(0);
+    key
+}
+
+pub const COUNT: &[u8] = b"#count";
+
+fn join(parts: &[&str]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(0);
+        }
+        key.extend_from_slice(part.as_bytes());
+    }
+    key
+}

@@ -1,0 +1,683 @@
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use quiver_storage::db::{StorageOptions, open};
+use quiver_storage::lineage_records::LineageRecords;
+use quiver_types::error::ErrorKind;
+use quiver_types::model::arn::ArnContext;
+use quiver_types::time::ManualClock;
+
+use crate::Lineage;
+use crate::associations::{AssociationListQuery, AssociationSort};
+use crate::entities::{EntityListQuery, EntitySort};
+use crate::model::*;
+use crate::query::{Direction, LineageQuery, QueryFilters};
+
+fn open_graph(dir: &Path, clock: Arc<ManualClock>, max_entities: u64) -> Lineage {
+    let db = open(
+        dir,
+        &StorageOptions {
+            block_cache_bytes: 8 << 20,
+        },
+    )
+    .unwrap();
+    Lineage::open(
+        LineageRecords::new(db, false),
+        ArnContext {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+        },
+        clock,
+        max_entities,
+    )
+    .unwrap()
+}
+
+fn new(kind: EntityKind, name: Option<&str>, uri: &str, entity_type: &str) -> NewEntity {
+    NewEntity {
+        kind,
+        name: name.map(str::to_string),
+        source: Source {
+            source_uri: uri.into(),
+            source_types: Vec::new(),
+            source_type: None,
+            source_id: None,
+        },
+        entity_type: entity_type.into(),
+        description: None,
+        status: None,
+        properties: BTreeMap::new(),
+        metadata: MetadataProperties::default(),
+        tags: Vec::new(),
+    }
+}
+
+fn list(kind: EntityKind) -> EntityListQuery {
+    EntityListQuery {
+        kind,
+        source_uri: None,
+        entity_type: None,
+        created_after_ms: None,
+        created_before_ms: None,
+        sort_by: EntitySort::CreationTime,
+        descending: false,
+        max_results: None,
+        next_token: None,
+    }
+}
+
+#[test]
+fn entities_are_created_described_updated_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let graph = open_graph(dir.path(), clock.clone(), 100);
+    let action = graph
+        .create(
+            new(
+                EntityKind::Action,
+                Some("Train-1"),
+                "s3://b/job",
+                "TrainingJob",
+            ),
+            Some("alice"),
+        )
+        .unwrap();
+    assert_eq!(
+        action.arn,
+        "arn:aws:sagemaker:us-east-1:123456789012:action/train-1"
+    );
+    // By name (any case) or ARN.
+    assert_eq!(
+        graph
+            .describe(EntityKind::Action, "ActionName", "train-1")
+            .unwrap(),
+        action
+    );
+    assert_eq!(
+        graph
+            .describe(EntityKind::Action, "ActionName", &action.arn)
+            .unwrap(),
+        action
+    );
+    let err = graph
+        .create(new(EntityKind::Action, Some("TRAIN-1"), "x", "t"), None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    assert!(
+        err.message().contains("already exists"),
+        "{}",
+        err.message()
+    );
+    // An action's ARN is not a context's.
+    let err = graph
+        .describe(EntityKind::Context, "ContextName", &action.arn)
+        .unwrap_err();
+    assert!(
+        err.message().contains("not of a context"),
+        "{}",
+        err.message()
+    );
+
+    let artifact = graph
+        .create(
+            new(EntityKind::Artifact, None, "s3://b/data.csv", "DataSet"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(artifact.arn.rsplit('/').next().unwrap().len(), 32);
+
+    clock.advance_ms(500);
+    let mut update = EntityUpdate {
+        status: Some("Completed".into()),
+        ..Default::default()
+    };
+    update.properties.insert("rows".into(), "42".into());
+    let updated = graph
+        .update(
+            EntityKind::Action,
+            "ActionName",
+            "train-1",
+            update,
+            Some("bob"),
+        )
+        .unwrap();
+    assert_eq!(updated.status.as_deref(), Some("Completed"));
+    assert_eq!(updated.modified_ms, 1_500);
+    assert_eq!(updated.modified_by.as_deref(), Some("bob"));
+    let err = graph
+        .update(
+            EntityKind::Action,
+            "ActionName",
+            "train-1",
+            EntityUpdate {
+                status: Some("Done".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        err.message().starts_with("Status 'Done'"),
+        "{}",
+        err.message()
+    );
+
+    // Thirty properties at most, counted after the update.
+    let mut many = EntityUpdate::default();
+    for i in 0..30 {
+        many.properties.insert(format!("k{i}"), "v".into());
+    }
+    let err = graph
+        .update(EntityKind::Action, "ActionName", "train-1", many, None)
+        .unwrap_err();
+    assert!(err.message().contains("at most 30"), "{}", err.message());
+
+    graph
+        .add_association(
+            &artifact.arn,
+            &action.arn,
+            Some(AssociationType::ContributedTo),
+            None,
+        )
+        .unwrap();
+    assert_eq!(graph.entity_count(), 2);
+    graph
+        .delete(EntityKind::Action, "ActionName", "train-1")
+        .unwrap();
+    assert_eq!(graph.entity_count(), 1);
+    // Its associations went with it.
+    let page = graph
+        .list_associations(&AssociationListQuery::default())
+        .unwrap();
+    assert!(page.items.is_empty());
+    let err = graph
+        .describe(EntityKind::Action, "ActionName", "train-1")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // The name is free again.
+    graph
+        .create(new(EntityKind::Action, Some("train-1"), "x", "t"), None)
+        .unwrap();
+}
+
+#[test]
+fn artifacts_are_deleted_by_source_when_it_names_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = open_graph(dir.path(), ManualClock::new(0), 100);
+    let a = graph
+        .create(new(EntityKind::Artifact, None, "s3://b/a", "DataSet"), None)
+        .unwrap();
+    let source = a.source.clone();
+    graph
+        .create(new(EntityKind::Artifact, None, "s3://b/a", "DataSet"), None)
+        .unwrap();
+    let err = graph.delete_artifact_by_source(&source).unwrap_err();
+    assert!(
+        err.message().contains("names 2 artifacts"),
+        "{}",
+        err.message()
+    );
+    graph
+        .delete(EntityKind::Artifact, "ArtifactArn", &a.arn)
+        .unwrap();
+    graph.delete_artifact_by_source(&source).unwrap();
+    let err = graph.delete_artifact_by_source(&source).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn listings_filter_sort_and_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let graph = open_graph(dir.path(), clock.clone(), 1000);
+    for i in 0..25 {
+        clock.advance_ms(10);
+        let t = if i % 2 == 0 { "Even" } else { "Odd" };
+        graph
+            .create(
+                new(
+                    EntityKind::Context,
+                    Some(&format!("c{i:02}")),
+                    &format!("uri{}", i % 5),
+                    t,
+                ),
+                None,
+            )
+            .unwrap();
+    }
+    let mut query = list(EntityKind::Context);
+    query.entity_type = Some("Even".into());
+    query.sort_by = EntitySort::Name;
+    query.descending = true;
+    let mut names = Vec::new();
+    loop {
+        let page = graph.list(&query).unwrap();
+        assert!(page.items.len() <= 10);
+        names.extend(page.items.into_iter().map(|e| e.name.unwrap()));
+        match page.next_token {
+            Some(token) => query.next_token = Some(token),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25)
+        .rev()
+        .filter(|i| i % 2 == 0)
+        .map(|i| format!("c{i:02}"))
+        .collect();
+    assert_eq!(names, expected);
+
+    let mut query = list(EntityKind::Context);
+    query.source_uri = Some("uri3".into());
+    query.created_after_ms = Some(100);
+    let page = graph.list(&query).unwrap();
+    let names: Vec<_> = page.items.iter().map(|e| e.name.clone().unwrap()).collect();
+    assert_eq!(names, ["c13", "c18", "c23"]);
+
+    let mut query = list(EntityKind::Artifact);
+    query.sort_by = EntitySort::Name;
+    assert!(graph.list(&query).unwrap_err().message().contains("SortBy"));
+    let mut query = list(EntityKind::Context);
+    query.max_results = Some(101);
+    assert!(
+        graph
+            .list(&query)
+            .unwrap_err()
+            .message()
+            .starts_with("MaxResults")
+    );
+    query.max_results = None;
+    query.next_token = Some("garbage".into());
+    assert!(
+        graph
+            .list(&query)
+            .unwrap_err()
+            .message()
+            .starts_with("NextToken")
+    );
+}
+
+#[test]
+fn associations_are_unique_per_pair_and_listed_with_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let graph = open_graph(dir.path(), clock.clone(), 100);
+    let data = graph
+        .create(new(EntityKind::Artifact, None, "s3://d", "DataSet"), None)
+        .unwrap();
+    let job = graph
+        .create(
+            new(EntityKind::Action, Some("job"), "j", "TrainingJob"),
+            None,
+        )
+        .unwrap();
+    let model = graph
+        .create(new(EntityKind::Artifact, None, "s3://m", "Model"), None)
+        .unwrap();
+    graph
+        .add_association(
+            &data.arn,
+            &job.arn,
+            Some(AssociationType::ContributedTo),
+            None,
+        )
+        .unwrap();
+    clock.advance_ms(10);
+    graph
+        .add_association(
+            &job.arn,
+            &model.arn,
+            Some(AssociationType::Produced),
+            Some("alice"),
+        )
+        .unwrap();
+    let err = graph
+        .add_association(
+            &data.arn,
+            &job.arn,
+            Some(AssociationType::DerivedFrom),
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    let missing = "arn:aws:sagemaker:us-east-1:123456789012:context/nope";
+    let err = graph
+        .add_association(&data.arn, missing, None, None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        err.message().starts_with("DestinationArn"),
+        "{}",
+        err.message()
+    );
+
+    let by_destination = graph
+        .list_associations(&AssociationListQuery {
+            destination_arn: Some(model.arn.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_destination.items.len(), 1);
+    let only = &by_destination.items[0];
+    assert_eq!(
+        (only.source_type.as_str(), only.destination_type.as_str()),
+        ("TrainingJob", "Model")
+    );
+    assert_eq!(only.source_name.as_deref(), Some("job"));
+    assert_eq!(only.created_by.as_deref(), Some("alice"));
+
+    let sorted = graph
+        .list_associations(&AssociationListQuery {
+            sort_by: Some(AssociationSort::SourceType),
+            ..Default::default()
+        })
+        .unwrap();
+    let types: Vec<_> = sorted
+        .items
+        .iter()
+        .map(|a| a.source_type.as_str())
+        .collect();
+    assert_eq!(types, ["DataSet", "TrainingJob"]);
+    let typed = graph
+        .list_associations(&AssociationListQuery {
+            association_type: Some(AssociationType::Produced),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(typed.items.len(), 1);
+
+    graph.delete_association(&data.arn, &job.arn).unwrap();
+    let err = graph.delete_association(&data.arn, &job.arn).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+/// A random graph of 1,200 entities and 3,000 associations, queried from many starts in every
+/// direction and depth, against a walk written here over an in-memory copy.
+#[test]
+fn queries_match_a_reference_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let graph = open_graph(dir.path(), clock.clone(), 10_000);
+    let kinds = [
+        EntityKind::Artifact,
+        EntityKind::Action,
+        EntityKind::Context,
+    ];
+    let mut arns = Vec::new();
+    for i in 0..1_200 {
+        clock.advance_ms(1);
+        let kind = kinds[i % 3];
+        let name = (kind != EntityKind::Artifact).then(|| format!("e{i}"));
+        let mut entity = new(
+            kind,
+            name.as_deref(),
+            &format!("uri{i}"),
+            ["DataSet", "Job", "Endpoint"][i % 3],
+        );
+        entity
+            .properties
+            .insert("shard".into(), (i % 7).to_string());
+        arns.push(graph.create(entity, None).unwrap().arn);
+    }
+    let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    while edges.len() < 3_000 {
+        let (a, b) = (next(1_200), next(1_200));
+        if a != b && !edges.contains(&(a, b)) {
+            graph
+                .add_association(
+                    &arns[a],
+                    &arns[b],
+                    Some(AssociationType::ContributedTo),
+                    None,
+                )
+                .unwrap();
+            edges.insert((a, b));
+        }
+    }
+    let reference = |start: usize,
+                     direction: Direction,
+                     depth: u32|
+     -> (HashSet<usize>, HashSet<(usize, usize)>) {
+        let mut seen = HashSet::from([start]);
+        let mut walked = HashSet::new();
+        let mut level = vec![start];
+        for _ in 0..depth {
+            let mut next_level = Vec::new();
+            for &v in &level {
+                for &(a, b) in &edges {
+                    let far = match direction {
+                        Direction::Descendants if a == v => b,
+                        Direction::Ascendants if b == v => a,
+                        Direction::Both if a == v => b,
+                        Direction::Both if b == v => a,
+                        _ => continue,
+                    };
+                    walked.insert((a, b));
+                    if seen.insert(far) {
+                        next_level.push(far);
+                    }
+                }
+            }
+            level = next_level;
+        }
+        (seen, walked)
+    };
+    let position: std::collections::HashMap<&str, usize> = arns
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str(), i))
+        .collect();
+    for start in [0, 17, 301, 999] {
+        for direction in [
+            Direction::Descendants,
+            Direction::Ascendants,
+            Direction::Both,
+        ] {
+            for depth in [0, 1, 2, 10] {
+                let (expected, expected_edges) = reference(start, direction, depth);
+                let mut query = LineageQuery {
+                    start_arns: vec![arns[start].clone()],
+                    direction,
+                    include_edges: true,
+                    max_depth: Some(i64::from(depth)),
+                    ..Default::default()
+                };
+                let mut got = HashSet::new();
+                let mut got_edges = HashSet::new();
+                loop {
+                    let result = graph.query(&query).unwrap();
+                    assert!(result.vertices.len() <= 50);
+                    for v in &result.vertices {
+                        assert!(
+                            got.insert(position[v.arn.as_str()]),
+                            "a vertex returned twice"
+                        );
+                    }
+                    for e in &result.edges {
+                        got_edges.insert((
+                            position[e.source_arn.as_str()],
+                            position[e.destination_arn.as_str()],
+                        ));
+                    }
+                    match result.next_token {
+                        Some(token) => query.next_token = Some(token),
+                        None => break,
+                    }
+                }
+                assert_eq!(got, expected, "start {start} {direction:?} depth {depth}");
+                assert_eq!(
+                    got_edges, expected_edges,
+                    "edges: start {start} {direction:?} depth {depth}"
+                );
+            }
+        }
+    }
+    // Filters choose the vertices returned, not where the walk goes.
+    let query = LineageQuery {
+        start_arns: vec![arns[0].clone()],
+        direction: Direction::Both,
+        max_depth: Some(3),
+        max_results: Some(50),
+        filters: QueryFilters {
+            lineage_types: vec!["Context".into()],
+            properties: vec![("shard".into(), "2".into()), ("shard".into(), "5".into())],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (reachable, _) = reference(0, Direction::Both, 3);
+    let expected: HashSet<usize> = reachable
+        .into_iter()
+        .filter(|i| i % 3 == 2 && (i % 7 == 2 || i % 7 == 5))
+        .collect();
+    let mut got = HashSet::new();
+    let mut query = query;
+    loop {
+        let result = graph.query(&query).unwrap();
+        assert!(result.edges.is_empty(), "IncludeEdges was not asked for");
+        got.extend(result.vertices.iter().map(|v| position[v.arn.as_str()]));
+        match result.next_token {
+            Some(token) => query.next_token = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn queries_refuse_what_the_model_forbids() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = open_graph(dir.path(), ManualClock::new(0), 100);
+    let a = graph
+        .create(new(EntityKind::Artifact, None, "u", "DataSet"), None)
+        .unwrap();
+    let cases: Vec<(LineageQuery, &str)> = vec![
+        (
+            LineageQuery {
+                start_arns: vec![a.arn.clone(), a.arn.clone()],
+                ..Default::default()
+            },
+            "StartArns has 2",
+        ),
+        (
+            LineageQuery {
+                start_arns: vec!["nope".into()],
+                ..Default::default()
+            },
+            "StartArns[0]",
+        ),
+        (
+            LineageQuery {
+                start_arns: vec![a.arn.clone()],
+                max_depth: Some(11),
+                ..Default::default()
+            },
+            "MaxDepth 11",
+        ),
+        (
+            LineageQuery {
+                start_arns: vec![a.arn.clone()],
+                max_results: Some(51),
+                ..Default::default()
+            },
+            "MaxResults 51",
+        ),
+        (
+            LineageQuery {
+                start_arns: vec![a.arn.clone()],
+                filters: QueryFilters {
+                    lineage_types: vec!["Model".into()],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            "Filters.LineageTypes[0]",
+        ),
+        (
+            LineageQuery {
+                start_arns: vec![a.arn.clone()],
+                filters: QueryFilters {
+                    types: vec!["t".into(); 6],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            "Filters.Types has 6",
+        ),
+        (
+            LineageQuery {
+                start_arns: vec![a.arn.clone()],
+                next_token: Some("x".into()),
+                ..Default::default()
+            },
+            "NextToken",
+        ),
+    ];
+    for (query, message) in cases {
+        let err = graph.query(&query).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert!(
+            err.message().starts_with(message),
+            "{} / {message}",
+            err.message()
+        );
+    }
+    let missing = "arn:aws:sagemaker:us-east-1:123456789012:artifact/0123";
+    let err = graph
+        .query(&LineageQuery {
+            start_arns: vec![missing.into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let empty = graph.query(&LineageQuery::default()).unwrap();
+    assert!(empty.vertices.is_empty() && empty.edges.is_empty());
+}
+
+#[test]
+fn the_graph_survives_a_restart_and_its_cap_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (a, b) = {
+        let graph = open_graph(dir.path(), clock.clone(), 2);
+        let a = graph
+            .create(new(EntityKind::Context, Some("a"), "u", "T"), None)
+            .unwrap();
+        let b = graph
+            .create(new(EntityKind::Context, Some("b"), "u", "T"), None)
+            .unwrap();
+        let err = graph
+            .create(new(EntityKind::Context, Some("c"), "u", "T"), None)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LimitExceeded);
+        graph.add_association(&a.arn, &b.arn, None, None).unwrap();
+        (a, b)
+    };
+    let graph = open_graph(dir.path(), clock, 3);
+    assert_eq!(graph.entity_count(), 2);
+    assert_eq!(
+        graph
+            .describe(EntityKind::Context, "ContextName", "a")
+            .unwrap(),
+        a
+    );
+    let result = graph
+        .query(&LineageQuery {
+            start_arns: vec![a.arn.clone()],
+            direction: Direction::Descendants,
+            include_edges: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let arns: Vec<_> = result.vertices.iter().map(|v| v.arn.clone()).collect();
+    assert_eq!(arns, [a.arn.clone(), b.arn.clone()]);
+    assert_eq!(result.edges.len(), 1);
+    assert_eq!(result.edges[0].association_type, None);
+}

@@ -1,0 +1,350 @@
+//! The lineage service through SageMaker's API, driven by boto3 (`tests/python/sagemaker_lineage.py`):
+//! every operation, its errors and limits, pagination and filters, and QueryLineage over a
+//! graph of 1,200 entities checked against a reference walk; the graph kept across a restart;
+//! and a server started without the service.
+
+use quiver_tests::TestServer;
+use quiver_tests::aws::python;
+
+fn run(endpoint: String, mode: &'static str) -> tokio::task::JoinHandle<serde_json::Value> {
+    tokio::task::spawn_blocking(move || python("sagemaker_lineage.py", &[&endpoint, mode]))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_runs_every_lineage_operation_against_quiver() {
+    let (_dir, server) = quiver_tests::start().await;
+    let report = run(format!("http://{}", server.http), "checks")
+        .await
+        .expect("python ran");
+    let failed = report["failed"].as_array().expect("failed list");
+    assert!(
+        failed.is_empty(),
+        "boto3 lineage checks failed:\n{}",
+        failed
+            .iter()
+            .map(|f| format!("- {}: {}", f["name"], f["error"].as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let passed = report["passed"].as_array().expect("passed list");
+    assert_eq!(passed.len(), 7, "every check ran: {passed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lineage_graph_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let server = TestServer::start_in(&data, &[]).await;
+    let seeded = run(format!("http://{}", server.http), "seed")
+        .await
+        .expect("python ran");
+    server.stop().await;
+
+    let server = TestServer::start_in(&data, &[]).await;
+    let seen = run(format!("http://{}", server.http), "verify")
+        .await
+        .expect("python ran");
+    assert_eq!(seen["context"], seeded["context"]);
+    let mut expected = vec![
+        seeded["artifact"].as_str().unwrap().to_string(),
+        seeded["context"].as_str().unwrap().to_string(),
+    ];
+    expected.sort();
+    assert_eq!(seen["vertices"], serde_json::json!(expected));
+    assert_eq!(
+        seen["edges"],
+        serde_json::json!([[seeded["artifact"], seeded["context"], "ContributedTo"]])
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_lineage_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(&dir.path().join("data"), &["--lineage", "false"]).await;
+    let seen = run(format!("http://{}", server.http), "off")
+        .await
+        .expect("python ran");
+    assert_eq!(seen["code"], "ValidationException");
+    let message = seen["message"].as_str().unwrap();
+    assert!(message.contains("--lineage false"), "{message}");
+}
+
+/// The SageMaker Python SDK's lineage classes (`tests/python/sagemaker_lineage_sdk.py`), and
+/// the feature processor's check for a feature group's lineage contexts.
+#[tokio::test(flavor = "multi_thread")]
+async fn sagemaker_sdk_lineage_classes_work_against_quiver() {
+    let (_dir, server) = quiver_tests::start().await;
+    let endpoint = format!("http://{}", server.http);
+    let seen =
+        tokio::task::spawn_blocking(move || python("sagemaker_lineage_sdk.py", &[&endpoint]))
+            .await
+            .expect("python ran");
+    assert_eq!(
+        seen["loaded"],
+        serde_json::json!({"name": "train-data", "type": "DataSet", "uri": "s3://bucket/train.csv", "properties": {"rows": "1000"}})
+    );
+    assert_eq!(seen["listed"], true);
+    assert_eq!(seen["datasets_upstream"], true, "{seen}");
+    let edges = seen["edges"].as_array().expect("edges");
+    let types: Vec<&str> = edges.iter().map(|e| e[2].as_str().unwrap()).collect();
+    assert_eq!(edges.len(), 3, "every association on the way up: {edges:?}");
+    assert!(
+        types.contains(&"ContributedTo") && types.contains(&"Produced"),
+        "{types:?}"
+    );
+    assert_eq!(
+        seen["vertex_object"],
+        serde_json::json!(["DatasetArtifact", true])
+    );
+    assert_eq!(
+        seen["downstream"],
+        serde_json::json!(["Action", "Artifact", "Artifact", "Context"])
+    );
+    assert_eq!(
+        seen["context_saved"],
+        serde_json::json!({"description": "serving v2", "properties": {"stage": "prod"}})
+    );
+    assert_eq!(seen["after_model_delete"], 0);
+    let contexts = &seen["feature_group_contexts"];
+    let epoch = contexts["epoch"].as_i64().expect("epoch");
+    assert_eq!(contexts["name"], "lineage-orders");
+    assert_eq!(
+        contexts["pipeline"],
+        format!("lineage-orders-{epoch}-feature-group-pipeline")
+    );
+    assert_eq!(
+        contexts["version"],
+        format!("lineage-orders-{epoch}-feature-group-pipeline-version")
+    );
+    assert_eq!(seen["version_type"], "FeatureGroupPipelineVersion");
+    assert_eq!(seen["contexts_after_delete"], "ResourceNotFound");
+}
+
+/// The same graph over gRPC (the Rust client) and the CLI: entities made over gRPC, found by
+/// name, drawn as a table, JSON, DOT and Mermaid; bad input refused naming the field; and a
+/// feature group's contexts there as soon as it exists.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_and_the_cli_serve_the_same_graph() {
+    use quiver_client::pb;
+
+    let (dir, server) = quiver_tests::start().await;
+    let client = server.client().await;
+    let mut lineage = client.lineage();
+    let create = |kind: pb::LineageEntityKind, name: Option<&str>, uri: &str, entity_type: &str| {
+        pb::CreateLineageEntityRequest {
+            kind: kind.into(),
+            name: name.map(str::to_string),
+            source: Some(pb::LineageSource {
+                source_uri: uri.into(),
+                ..Default::default()
+            }),
+            entity_type: entity_type.into(),
+            ..Default::default()
+        }
+    };
+    let data = lineage
+        .create_entity(create(
+            pb::LineageEntityKind::Artifact,
+            None,
+            "s3://b/train.csv",
+            "DataSet",
+        ))
+        .await
+        .expect("artifact")
+        .into_inner();
+    let job = lineage
+        .create_entity(create(
+            pb::LineageEntityKind::Action,
+            Some("train"),
+            "job",
+            "TrainingJob",
+        ))
+        .await
+        .expect("action")
+        .into_inner();
+    let model = lineage
+        .create_entity(create(
+            pb::LineageEntityKind::Context,
+            Some("model-group"),
+            "models",
+            "ModelGroup",
+        ))
+        .await
+        .expect("context")
+        .into_inner();
+    for (from, to, t) in [(&data, &job, "ContributedTo"), (&job, &model, "Produced")] {
+        lineage
+            .add_association(pb::LineageAssociationRequest {
+                source_arn: from.arn.clone(),
+                destination_arn: to.arn.clone(),
+                association_type: Some(t.into()),
+            })
+            .await
+            .expect("association");
+    }
+    let err = lineage
+        .create_entity(create(
+            pb::LineageEntityKind::Action,
+            Some("bad name"),
+            "x",
+            "t",
+        ))
+        .await
+        .expect_err("a bad name is refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("ActionName 'bad name'"),
+        "{}",
+        err.message()
+    );
+    let err = lineage
+        .query_lineage(pb::QueryLineageRequest {
+            start_arns: vec![data.arn.clone()],
+            max_depth: Some(11),
+            ..Default::default()
+        })
+        .await
+        .expect_err("depth 11 is refused");
+    assert!(
+        err.message().starts_with("MaxDepth 11"),
+        "{}",
+        err.message()
+    );
+
+    // By name: a context first, else an action.
+    let found = lineage
+        .describe_entity(pb::DescribeLineageEntityRequest {
+            kind: pb::LineageEntityKind::Unspecified.into(),
+            name_or_arn: "train".into(),
+        })
+        .await
+        .expect("describe by name")
+        .into_inner();
+    assert_eq!(found.arn, job.arn);
+
+    let table = server.cli(&[
+        "lineage",
+        "query",
+        "model-group",
+        "--direction",
+        "ascendants",
+    ]);
+    assert!(
+        table.contains("context/model-group") && table.contains("action/train"),
+        "{table}"
+    );
+    assert!(
+        table.contains("ContributedTo") && table.contains("Produced"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&server.cli(&[
+        "--output",
+        "json",
+        "lineage",
+        "query",
+        &model.arn,
+        "--direction",
+        "ascendants",
+        "--lineage-type",
+        "Artifact",
+    ]))
+    .expect("JSON");
+    assert_eq!(json["vertices"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["vertices"][0]["arn"], data.arn);
+    assert_eq!(json["edges"].as_array().unwrap().len(), 2, "{json}");
+    let dot = server.cli(&[
+        "lineage", "query", "train", "--format", "dot", "--depth", "1",
+    ]);
+    assert!(dot.starts_with("digraph lineage {"), "{dot}");
+    assert!(
+        dot.contains(&format!(
+            "\"{}\" -> \"{}\" [label=\"Produced\"]",
+            job.arn, model.arn
+        )),
+        "{dot}"
+    );
+    let mermaid = server.cli(&["lineage", "query", "train", "--format", "mermaid"]);
+    assert!(mermaid.starts_with("graph LR\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("-->|ContributedTo|") && mermaid.contains("s3://b/train.csv"),
+        "{mermaid}"
+    );
+    let listed = server.cli(&["lineage", "list", "artifacts", "--type", "DataSet"]);
+    assert!(listed.contains("s3://b/train.csv"), "{listed}");
+    let associations = server.cli(&["lineage", "list", "associations", "--source-arn", &job.arn]);
+    assert!(
+        associations.contains("Produced") && associations.contains("(ModelGroup)"),
+        "{associations}"
+    );
+    let described = server.cli(&["lineage", "describe", "model-group"]);
+    assert!(described.contains("ModelGroup"), "{described}");
+
+    // A feature group's contexts exist as soon as the group does.
+    client
+        .create_feature_group(quiver_tests::customers_group("orders", None))
+        .await
+        .expect("group created");
+    let contexts = server.cli(&[
+        "--output",
+        "json",
+        "lineage",
+        "list",
+        "contexts",
+        "--type",
+        "FeatureGroupPipelineVersion",
+    ]);
+    let contexts: serde_json::Value = serde_json::from_str(&contexts).expect("JSON");
+    let names: Vec<&str> = contexts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1, "{contexts}");
+    assert!(
+        names[0].starts_with("orders-") && names[0].ends_with("-feature-group-pipeline-version"),
+        "{names:?}"
+    );
+
+    // `quiver ingest` records itself: an action contributing to the group.
+    let csv = dir.path().join("orders.csv");
+    std::fs::write(
+        &csv,
+        "id,ts,age,score\na,2024-01-01T00:00:00Z,1,0.5\nb,2024-01-01T00:00:00Z,2,1.5\n",
+    )
+    .unwrap();
+    server.cli(&["ingest", "orders", csv.to_str().unwrap(), "--no-progress"]);
+    let actions = lineage
+        .list_entities(pb::ListLineageEntitiesRequest {
+            kind: pb::LineageEntityKind::Action.into(),
+            entity_type: Some("BatchIngest".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("ListEntities")
+        .into_inner()
+        .entities;
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(
+        actions[0].properties.get("written").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(actions[0].status.as_deref(), Some("Completed"));
+    let downstream = lineage
+        .query_lineage(pb::QueryLineageRequest {
+            start_arns: vec![actions[0].arn.clone()],
+            direction: Some("Descendants".into()),
+            max_depth: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("QueryLineage")
+        .into_inner();
+    let types: Vec<&str> = downstream
+        .vertices
+        .iter()
+        .map(|v| v.r#type.as_str())
+        .collect();
+    assert_eq!(types, ["BatchIngest", "FeatureGroup"]);
+}
