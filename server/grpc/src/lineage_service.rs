@@ -305,13 +305,8 @@ impl LineageApi for LineageService {
             let kind = s.required_kind(&caller, "ListEntities", r.kind)?;
             s.authorize(&caller, &format!("List{}s", kind.name()), "*")?;
             let sort_by = match r.sort_by.as_deref() {
-                None | Some("CreationTime") => EntitySort::CreationTime,
-                Some("Name") => EntitySort::Name,
-                Some(other) => {
-                    return Err(Error::validation(format!(
-                        "sort_by: '{other}' is not CreationTime or Name"
-                    )));
-                }
+                None => EntitySort::CreationTime,
+                Some(text) => EntitySort::parse("sort_by", kind, text)?,
             };
             let page = s.lineage.list(&EntityListQuery {
                 kind,
@@ -433,19 +428,11 @@ impl LineageApi for LineageService {
         let r = request.into_inner();
         self.blocking(move |s| {
             s.authorize(&caller, "ListAssociations", "*")?;
-            let sort_by = match r.sort_by.as_deref() {
-                None => None,
-                Some("SourceArn") => Some(AssociationSort::SourceArn),
-                Some("DestinationArn") => Some(AssociationSort::DestinationArn),
-                Some("SourceType") => Some(AssociationSort::SourceType),
-                Some("DestinationType") => Some(AssociationSort::DestinationType),
-                Some("CreationTime") => Some(AssociationSort::CreationTime),
-                Some(other) => {
-                    return Err(Error::validation(format!(
-                        "sort_by: '{other}' is not SourceArn, DestinationArn, SourceType, DestinationType or CreationTime"
-                    )));
-                }
-            };
+            let sort_by = r
+                .sort_by
+                .as_deref()
+                .map(|text| AssociationSort::parse("sort_by", text))
+                .transpose()?;
             let page = s.lineage.list_associations(&AssociationListQuery {
                 source_arn: r.source_arn,
                 destination_arn: r.destination_arn,
@@ -479,14 +466,8 @@ impl LineageApi for LineageService {
                 None => s.authorize(&caller, "QueryLineage", "*")?,
             }
             let direction = match r.direction.as_deref() {
-                None | Some("Both") => Direction::Both,
-                Some("Ascendants") => Direction::Ascendants,
-                Some("Descendants") => Direction::Descendants,
-                Some(other) => {
-                    return Err(Error::validation(format!(
-                        "direction: '{other}' is not Both, Ascendants or Descendants"
-                    )));
-                }
+                None => Direction::Both,
+                Some(text) => Direction::parse("direction", text)?,
             };
             let filters = r.filters.unwrap_or_default();
             let result = s.lineage.query(&LineageQuery {

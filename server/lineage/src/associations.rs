@@ -53,11 +53,21 @@ pub struct AssociationListQuery {
     pub next_token: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct ListToken {
-    key: String,
-    source: String,
-    destination: String,
+impl AssociationSort {
+    /// `SortBy` as SageMaker spells it.
+    pub fn parse(field: &str, text: &str) -> Result<Self> {
+        match text {
+            "SourceArn" => Ok(Self::SourceArn),
+            "DestinationArn" => Ok(Self::DestinationArn),
+            "SourceType" => Ok(Self::SourceType),
+            "DestinationType" => Ok(Self::DestinationType),
+            "CreationTime" => Ok(Self::CreationTime),
+            other => Err(Error::validation(format!(
+                "{field} {} is not one of SourceArn, DestinationArn, SourceType, DestinationType, CreationTime",
+                quote(other)
+            ))),
+        }
+    }
 }
 
 impl Lineage {
@@ -150,11 +160,6 @@ impl Lineage {
                 validate::check_arn(field, arn)?;
             }
         }
-        let after: Option<ListToken> = query
-            .next_token
-            .as_deref()
-            .map(|t| paging::decode("ListAssociations", t))
-            .transpose()?;
         // The narrowest scan: under one end when a filter names it.
         let (prefix, outgoing) = match (&query.source_arn, &query.destination_arn) {
             (Some(source), _) => (keys::edges_from("o", source), true),
@@ -207,53 +212,23 @@ impl Lineage {
             }
         }
         let sort = query.sort_by.unwrap_or(AssociationSort::CreationTime);
-        let sort_key = |a: &Association| match sort {
-            AssociationSort::SourceArn => a.source_arn.clone(),
-            AssociationSort::DestinationArn => a.destination_arn.clone(),
-            AssociationSort::SourceType => a.source_type.clone(),
-            AssociationSort::DestinationType => a.destination_type.clone(),
-            AssociationSort::CreationTime => format!("{:020}", a.created_ms.max(0)),
+        let position = |a: &Association| -> paging::Position {
+            let key = match sort {
+                AssociationSort::SourceArn => a.source_arn.clone(),
+                AssociationSort::DestinationArn => a.destination_arn.clone(),
+                AssociationSort::SourceType => a.source_type.clone(),
+                AssociationSort::DestinationType => a.destination_type.clone(),
+                AssociationSort::CreationTime => format!("{:020}", a.created_ms.max(0)),
+            };
+            (key, a.source_arn.clone(), a.destination_arn.clone())
         };
-        let mut keyed: Vec<(String, Association)> =
-            found.into_iter().map(|a| (sort_key(&a), a)).collect();
-        let order = |k: &String, a: &Association| {
-            (k.clone(), a.source_arn.clone(), a.destination_arn.clone())
-        };
-        keyed.sort_by(|(ka, a), (kb, b)| {
-            (ka, &a.source_arn, &a.destination_arn).cmp(&(kb, &b.source_arn, &b.destination_arn))
-        });
-        if query.descending {
-            keyed.reverse();
-        }
-        if let Some(after) = &after {
-            let mark = (
-                after.key.clone(),
-                after.source.clone(),
-                after.destination.clone(),
-            );
-            keyed.retain(|(k, a)| {
-                let o = order(k, a).cmp(&mark);
-                if query.descending {
-                    o.is_lt()
-                } else {
-                    o.is_gt()
-                }
-            });
-        }
-        let more = keyed.len() > max;
-        keyed.truncate(max);
-        let next_token = more.then(|| {
-            let (key, last) = keyed.last().expect("a full page");
-            paging::encode(&ListToken {
-                key: key.clone(),
-                source: last.source_arn.clone(),
-                destination: last.destination_arn.clone(),
-            })
-        });
-        Ok(Page {
-            items: keyed.into_iter().map(|(_, a)| a).collect(),
-            next_token,
-        })
+        paging::sorted_page(
+            "ListAssociations",
+            found.into_iter().map(|a| (position(&a), a)).collect(),
+            query.descending,
+            query.next_token.as_deref(),
+            max,
+        )
     }
 }
 

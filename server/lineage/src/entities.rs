@@ -1,7 +1,5 @@
 //! Create, Describe, List, Update and Delete of artifacts, actions and contexts.
 
-use serde::{Deserialize, Serialize};
-
 use quiver_storage::lineage_records::{LineageBatch, LineageTable};
 use quiver_types::error::{Error, Result, quote};
 use quiver_types::time::EpochMillis;
@@ -31,11 +29,23 @@ pub struct EntityListQuery {
     pub next_token: Option<String>,
 }
 
-/// Where a page ended: the last entity's sort key and ARN.
-#[derive(Serialize, Deserialize)]
-struct ListToken {
-    key: String,
-    arn: String,
+impl EntitySort {
+    /// `SortBy` as SageMaker spells it: `CreationTime`, or `Name` (not for artifacts).
+    pub fn parse(field: &str, kind: EntityKind, text: &str) -> Result<Self> {
+        match text {
+            "CreationTime" => Ok(Self::CreationTime),
+            "Name" if kind != EntityKind::Artifact => Ok(Self::Name),
+            other => Err(Error::validation(format!(
+                "{field} {} is not one of {}",
+                quote(other),
+                if kind == EntityKind::Artifact {
+                    "CreationTime (artifacts have no unique name)"
+                } else {
+                    "Name, CreationTime"
+                }
+            ))),
+        }
+    }
 }
 
 impl Lineage {
@@ -261,11 +271,6 @@ impl Lineage {
                 "SortBy 'Name' is not allowed for artifacts (only CreationTime)",
             ));
         }
-        let after: Option<ListToken> = query
-            .next_token
-            .as_deref()
-            .map(|t| paging::decode(&format!("List{}s", query.kind.name()), t))
-            .transpose()?;
         let keep = |e: &Entity| {
             query
                 .entity_type
@@ -297,40 +302,20 @@ impl Lineage {
                     })?;
             }
         }
-        let sort_key = |e: &Entity| match query.sort_by {
-            EntitySort::CreationTime => format!("{:020}", e.created_ms.max(0)),
-            EntitySort::Name => e.name.clone().unwrap_or_default(),
-        };
-        let mut keyed: Vec<(String, Entity)> =
-            found.into_iter().map(|e| (sort_key(&e), e)).collect();
-        keyed.sort_by(|(ka, a), (kb, b)| (ka, &a.arn).cmp(&(kb, &b.arn)));
-        if query.descending {
-            keyed.reverse();
-        }
-        if let Some(after) = &after {
-            let past = |(k, e): &(String, Entity)| {
-                let order = (k, &e.arn).cmp(&(&after.key, &after.arn));
-                if query.descending {
-                    order.is_lt()
-                } else {
-                    order.is_gt()
-                }
+        let position = |e: &Entity| -> paging::Position {
+            let key = match query.sort_by {
+                EntitySort::CreationTime => format!("{:020}", e.created_ms.max(0)),
+                EntitySort::Name => e.name.clone().unwrap_or_default(),
             };
-            keyed.retain(past);
-        }
-        let more = keyed.len() > max;
-        keyed.truncate(max);
-        let next_token = more.then(|| {
-            let (key, last) = keyed.last().expect("a full page");
-            paging::encode(&ListToken {
-                key: key.clone(),
-                arn: last.arn.clone(),
-            })
-        });
-        Ok(Page {
-            items: keyed.into_iter().map(|(_, e)| e).collect(),
-            next_token,
-        })
+            (key, e.arn.clone(), String::new())
+        };
+        paging::sorted_page(
+            &format!("List{}s", query.kind.name()),
+            found.into_iter().map(|e| (position(&e), e)).collect(),
+            query.descending,
+            query.next_token.as_deref(),
+            max,
+        )
     }
 }
 

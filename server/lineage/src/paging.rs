@@ -9,6 +9,12 @@ use serde::de::DeserializeOwned;
 
 use quiver_types::error::{Error, Result};
 
+use crate::model::Page;
+
+/// Where an item sorts in a listing: its sort key, then what makes it unique (an ARN; an
+/// association's two ARNs). A listing's token is the position of the last item it returned.
+pub type Position = (String, String, String);
+
 /// The longest token the service model allows.
 pub const MAX_TOKEN_LEN: usize = 8192;
 
@@ -34,4 +40,37 @@ pub fn page_size(requested: Option<i64>, default: usize, max: usize) -> Result<u
             "MaxResults {n} is not in 1..{max}"
         ))),
     }
+}
+
+/// One page of `items` (each with its position): sorted by position, descending when asked,
+/// those after the token's position, at most `max`, and the token of the next page.
+pub fn sorted_page<T>(
+    operation: &str,
+    mut items: Vec<(Position, T)>,
+    descending: bool,
+    token: Option<&str>,
+    max: usize,
+) -> Result<Page<T>> {
+    let after: Option<Position> = token.map(|t| decode(operation, t)).transpose()?;
+    items.sort_by(|(a, _), (b, _)| a.cmp(b));
+    if descending {
+        items.reverse();
+    }
+    if let Some(after) = &after {
+        items.retain(|(position, _)| {
+            let order = position.cmp(after);
+            if descending {
+                order.is_lt()
+            } else {
+                order.is_gt()
+            }
+        });
+    }
+    let more = items.len() > max;
+    items.truncate(max);
+    let next_token = more.then(|| encode(&items.last().expect("a full page").0));
+    Ok(Page {
+        items: items.into_iter().map(|(_, item)| item).collect(),
+        next_token,
+    })
 }

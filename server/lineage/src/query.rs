@@ -37,6 +37,21 @@ pub enum Direction {
 
 /// Which vertices are returned. Each filter given must hold; `properties` holds when any one
 /// of its pairs is among the entity's properties.
+impl Direction {
+    /// `Direction` as SageMaker spells it.
+    pub fn parse(field: &str, text: &str) -> Result<Self> {
+        match text {
+            "Both" => Ok(Self::Both),
+            "Ascendants" => Ok(Self::Ascendants),
+            "Descendants" => Ok(Self::Descendants),
+            other => Err(Error::validation(format!(
+                "{field} {} is not one of Both, Ascendants, Descendants",
+                quote(other)
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Hash)]
 pub struct QueryFilters {
     /// The entity's own type (`ArtifactType`, `ActionType`, `ContextType`).

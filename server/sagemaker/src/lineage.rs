@@ -265,18 +265,8 @@ impl Handler<'_> {
             EntityKind::Context => request.context_type,
         };
         let sort_by = match request.sort_by.as_deref() {
-            None | Some("CreationTime") => EntitySort::CreationTime,
-            Some("Name") if kind != EntityKind::Artifact => EntitySort::Name,
-            Some(other) => {
-                let allowed = if kind == EntityKind::Artifact {
-                    "CreationTime"
-                } else {
-                    "Name, CreationTime"
-                };
-                return Err(Error::validation(format!(
-                    "SortBy '{other}' is not one of {allowed}"
-                )));
-            }
+            None => EntitySort::CreationTime,
+            Some(text) => EntitySort::parse("SortBy", kind, text)?,
         };
         let page = self.lineage.list(&EntityListQuery {
             kind,
@@ -347,19 +337,11 @@ impl Handler<'_> {
     fn list_associations(&self, body: &[u8]) -> Result<Value> {
         let request: ListAssociationsRequest = parse_body(body)?;
         self.authorize("*")?;
-        let sort_by = match request.sort_by.as_deref() {
-            None => None,
-            Some("SourceArn") => Some(AssociationSort::SourceArn),
-            Some("DestinationArn") => Some(AssociationSort::DestinationArn),
-            Some("SourceType") => Some(AssociationSort::SourceType),
-            Some("DestinationType") => Some(AssociationSort::DestinationType),
-            Some("CreationTime") => Some(AssociationSort::CreationTime),
-            Some(other) => {
-                return Err(Error::validation(format!(
-                    "SortBy '{other}' is not one of SourceArn, DestinationArn, SourceType, DestinationType, CreationTime"
-                )));
-            }
-        };
+        let sort_by = request
+            .sort_by
+            .as_deref()
+            .map(|text| AssociationSort::parse("SortBy", text))
+            .transpose()?;
         let page = self.lineage.list_associations(&AssociationListQuery {
             source_arn: request.source_arn,
             destination_arn: request.destination_arn,
@@ -393,14 +375,8 @@ impl Handler<'_> {
             None => self.authorize("*")?,
         }
         let direction = match request.direction.as_deref() {
-            None | Some("Both") => Direction::Both,
-            Some("Ascendants") => Direction::Ascendants,
-            Some("Descendants") => Direction::Descendants,
-            Some(other) => {
-                return Err(Error::validation(format!(
-                    "Direction '{other}' is not one of Both, Ascendants, Descendants"
-                )));
-            }
+            None => Direction::Both,
+            Some(text) => Direction::parse("Direction", text)?,
         };
         let filters = request.filters.unwrap_or_default();
         let result = self.lineage.query(&LineageQuery {
