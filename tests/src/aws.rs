@@ -59,6 +59,23 @@ pub fn python(script: &str, args: &[&str]) -> serde_json::Value {
     })
 }
 
+/// Checks a report of the Python check scripts (`{"passed": [names], "failed": [{"name",
+/// "error"}]}`): panics listing every failed check, else asserts that `expected` checks ran.
+pub fn assert_all_checks_passed(report: &serde_json::Value, expected: usize) {
+    let failed = report["failed"].as_array().expect("failed list");
+    assert!(
+        failed.is_empty(),
+        "checks failed:\n{}",
+        failed
+            .iter()
+            .map(|f| format!("- {}: {}", f["name"], f["error"].as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let passed = report["passed"].as_array().expect("passed list");
+    assert_eq!(passed.len(), expected, "every check ran: {passed:?}");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -16,18 +16,7 @@ async fn boto3_runs_every_lineage_operation_against_quiver() {
     let report = run(format!("http://{}", server.http), "checks")
         .await
         .expect("python ran");
-    let failed = report["failed"].as_array().expect("failed list");
-    assert!(
-        failed.is_empty(),
-        "boto3 lineage checks failed:\n{}",
-        failed
-            .iter()
-            .map(|f| format!("- {}: {}", f["name"], f["error"].as_str().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let passed = report["passed"].as_array().expect("passed list");
-    assert_eq!(passed.len(), 7, "every check ran: {passed:?}");
+    quiver_tests::aws::assert_all_checks_passed(&report, 7);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,18 +14,7 @@ async fn boto3_runs_every_operation_against_quiver() {
     let report = tokio::task::spawn_blocking(move || python("sagemaker_api.py", &[&endpoint]))
         .await
         .expect("python ran");
-    let failed = report["failed"].as_array().expect("failed list");
-    assert!(
-        failed.is_empty(),
-        "boto3 checks failed:\n{}",
-        failed
-            .iter()
-            .map(|f| format!("- {}: {}", f["name"], f["error"].as_str().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let passed = report["passed"].as_array().expect("passed list");
-    assert_eq!(passed.len(), 21, "every check ran: {passed:?}");
+    quiver_tests::aws::assert_all_checks_passed(&report, 21);
 
     // What boto3 wrote is what gRPC reads.
     let client = server.client().await;
