@@ -52,6 +52,8 @@ pub struct Lineage {
     arns: ArnContext,
     clock: Arc<dyn Clock>,
     max_entities: u64,
+    /// The most entities one QueryLineage walk visits.
+    max_walk: usize,
     /// Held by every change from its checks to its write, so that two changes never both see
     /// a name free or an entity present; the fsync happens after it is released.
     writer: Mutex<Writer>,
@@ -85,8 +87,15 @@ impl Lineage {
             arns,
             clock,
             max_entities,
+            max_walk: query::MAX_WALK,
             writer: Mutex::new(Writer { entities }),
         })
+    }
+
+    /// Refuses QueryLineage walks that visit more than `max_walk` entities.
+    pub fn with_max_walk(mut self, max_walk: usize) -> Self {
+        self.max_walk = max_walk.max(1);
+        self
     }
 
     /// How many entities the graph holds.

@@ -22,6 +22,10 @@ use crate::model::{AssociationType, Entity, EntityKind};
 use crate::{Lineage, keys, paging, validate};
 
 pub const MAX_DEPTH: u32 = 10;
+/// The most entities one walk visits by default ([`crate::Lineage::with_max_walk`]): a query
+/// that reaches more is refused, naming what narrows it, rather than holding a thread and its
+/// memory for the whole graph.
+pub const MAX_WALK: usize = 100_000;
 pub const MAX_RESULTS: usize = 50;
 const MAX_TYPES: usize = 5;
 const MAX_TYPE_LEN: usize = 40;
@@ -233,6 +237,13 @@ impl Lineage {
                 // the same write); skip rather than fail if one ever does not.
                 let Some(bytes) = value else { continue };
                 let entity = crate::decode_entity(&bytes)?;
+                if vertices.len() >= self.max_walk {
+                    return Err(Error::validation(format!(
+                        "the walk reached more than {} entities by depth {}; narrow it with a smaller MaxDepth or one Direction",
+                        self.max_walk,
+                        depth + 1
+                    )));
+                }
                 index.insert(arn, vertices.len());
                 frontier.push_back((vertices.len(), depth + 1));
                 vertices.push(entity);

@@ -681,3 +681,41 @@ fn the_graph_survives_a_restart_and_its_cap_holds() {
     assert_eq!(result.edges.len(), 1);
     assert_eq!(result.edges[0].association_type, None);
 }
+
+#[test]
+fn a_walk_past_its_limit_is_refused_with_what_narrows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = open_graph(dir.path(), ManualClock::new(0), 100).with_max_walk(10);
+    let mut previous: Option<String> = None;
+    for i in 0..20 {
+        let arn = graph
+            .create(
+                new(EntityKind::Context, Some(&format!("c{i}")), "u", "T"),
+                None,
+            )
+            .unwrap()
+            .arn;
+        if let Some(p) = previous {
+            graph.add_association(&p, &arn, None, None).unwrap();
+        }
+        previous = Some(arn);
+    }
+    let start = graph
+        .describe(EntityKind::Context, "ContextName", "c0")
+        .unwrap()
+        .arn;
+    let query = |depth| LineageQuery {
+        start_arns: vec![start.clone()],
+        direction: Direction::Descendants,
+        max_depth: Some(depth),
+        ..Default::default()
+    };
+    assert_eq!(graph.query(&query(5)).unwrap().vertices.len(), 6);
+    let err = graph.query(&query(10)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    assert!(
+        err.message().contains("more than 10 entities") && err.message().contains("MaxDepth"),
+        "{}",
+        err.message()
+    );
+}
