@@ -30,6 +30,11 @@ if ! "$QUIVER_TEST_VENV/bin/python" -c "import adbc_driver_flightsql.dbapi, duck
     'adbc-driver-flightsql>=1.0' 'adbc-driver-manager>=1.0' 'duckdb>=1.1'
 fi
 
+# The OpenLineage test posts events with OpenLineage's own Python client.
+if ! "$QUIVER_TEST_VENV/bin/python" -c "import openlineage.client" >/dev/null 2>&1; then
+  "$QUIVER_TEST_VENV/bin/pip" install -q --disable-pip-version-check 'openlineage-python>=1.20'
+fi
+
 # Each server crate depends only on the layers below it (docs/development.md, "Crates").
 bash tests/check-deps.sh
 

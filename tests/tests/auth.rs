@@ -697,6 +697,8 @@ async fn every_grpc_method_and_http_route_checks_authorization() {
             None,
         ),
         ("/BatchGetRecord", None),
+        ("/", Some("SageMaker.QueryLineage")),
+        ("/api/v1/lineage", None),
     ] {
         let status = http_post(&server, path, target).await;
         assert_eq!(status, 403, "{path} {target:?}");

@@ -337,3 +337,156 @@ async fn grpc_and_the_cli_serve_the_same_graph() {
         .collect();
     assert_eq!(types, ["BatchIngest", "FeatureGroup"]);
 }
+
+/// OpenLineage: the `openlineage-python` client's HTTP transport posts run and job events
+/// (`tests/python/openlineage_events.py`); the datasets, jobs and runs are in the graph, a
+/// dataset naming a feature group's offline table is joined to the group, and the column
+/// lineage is queryable (`quiver lineage columns`).
+#[tokio::test(flavor = "multi_thread")]
+async fn openlineage_events_join_the_graph_with_their_column_lineage() {
+    use quiver_client::pb;
+
+    let (_dir, server) = quiver_tests::start().await;
+    let client = server.client().await;
+    let mut group = quiver_tests::customers_group("orders", None);
+    group.offline_store_config = Some(pb::OfflineStoreConfig::default());
+    client.create_feature_group(group).await.expect("group");
+    let catalog = client
+        .get_offline_store_catalog(pb::GetOfflineStoreCatalogRequest {
+            feature_group_name: "orders".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("catalog");
+    let table = format!("{}.{}", catalog.database, catalog.table_name);
+    let endpoint = format!("http://{}", server.http);
+    let seen = tokio::task::spawn_blocking(move || {
+        python("openlineage_events.py", &[&endpoint, "-", &table])
+    })
+    .await
+    .expect("python ran");
+    let upstream: Vec<(String, String, String)> =
+        serde_json::from_value(seen["upstream_of_report"].clone()).expect("vertices");
+    let has = |lineage_type: &str, entity_type: &str, uri: &str| {
+        upstream
+            .iter()
+            .any(|(l, t, u)| l == lineage_type && t == entity_type && u == uri)
+    };
+    assert!(
+        has("Artifact", "DataSet", "s3://warehouse/report"),
+        "{upstream:?}"
+    );
+    assert!(
+        has("Action", "JobRun", "airflow/reports.revenue"),
+        "{upstream:?}"
+    );
+    assert!(
+        has("Artifact", "DataSet", "s3://warehouse/orders_daily"),
+        "{upstream:?}"
+    );
+    assert!(
+        has("Action", "JobRun", "airflow/etl.orders_daily"),
+        "{upstream:?}"
+    );
+    assert!(
+        has("Action", "Job", "airflow/etl.orders_daily"),
+        "{upstream:?}"
+    );
+    assert!(
+        has(
+            "Artifact",
+            "DataSet",
+            "postgres://db:5432/shop.public.orders"
+        ),
+        "{upstream:?}"
+    );
+    assert_eq!(
+        seen["failed_run"],
+        serde_json::json!({"status": "Failed", "error": "division by zero", "job": "reports.revenue"})
+    );
+    assert_eq!(
+        seen["runs"],
+        serde_json::json!([[true, "Completed"], [true, "Failed"]]),
+        "the first run's COMPLETE followed its START"
+    );
+    assert_eq!(
+        seen["jobs"],
+        serde_json::json!([
+            "airflow/etl.orders_daily",
+            "airflow/reports.revenue",
+            "dbt/models.customers"
+        ])
+    );
+    assert_eq!(
+        seen["daily_same_as_group"],
+        serde_json::json!([["SameAs", "FeatureGroup"]]),
+        "the group's offline table is joined to its context"
+    );
+
+    let columns: serde_json::Value = serde_json::from_str(&server.cli(&[
+        "--output",
+        "json",
+        "lineage",
+        "columns",
+        "s3://warehouse/report",
+        "--depth",
+        "2",
+    ]))
+    .expect("JSON");
+    let edges: Vec<(String, String, String, String)> = columns
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["output_column"].as_str().unwrap().into(),
+                e["input_dataset"].as_str().unwrap().into(),
+                e["input_field"].as_str().unwrap().into(),
+                e["transformation"].as_str().unwrap_or("-").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            (
+                "revenue".into(),
+                "s3://warehouse/orders_daily".into(),
+                "total".into(),
+                "-".into()
+            ),
+            (
+                "total".into(),
+                "postgres://db:5432/shop.public.orders".into(),
+                "amount".into(),
+                "AGGREGATION".into()
+            ),
+        ],
+        "revenue <- orders_daily.total <- orders.amount"
+    );
+}
+
+/// With `--auth`, OpenLineage producers authenticate with their API key: Quiver's
+/// `<access key id>:<secret>`; without it, or with a wrong secret, they get 403.
+#[tokio::test(flavor = "multi_thread")]
+async fn openlineage_producers_authenticate_with_an_access_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(&dir.path().join("data"), &["--auth"]).await;
+    let text = std::fs::read_to_string(server.data_dir().join("root-credentials")).expect("root");
+    let root = quiver_proto::signing::Credentials::from_profile(&text, "default")
+        .unwrap()
+        .expect("a default profile");
+    let endpoint = format!("http://{}", server.http);
+    let status = |key: String| {
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            python("openlineage_events.py", &[&endpoint, &key, "one"])
+        })
+    };
+    let good = format!("{}:{}", root.access_key_id, root.secret_access_key);
+    let wrong = format!("{}:not-the-secret", root.access_key_id);
+    assert_eq!(status(good).await.unwrap()["status"], 201);
+    assert_eq!(status(wrong).await.unwrap()["status"], 403);
+    assert_eq!(status("-".into()).await.unwrap()["status"], 403);
+    server.stop().await;
+}

@@ -51,6 +51,18 @@ pub enum LineageCommand {
     },
     /// Show one entity (an ARN, or an action's or context's name).
     Describe { name_or_arn: String },
+    /// Column lineage reported by OpenLineage producers: which input fields a dataset's
+    /// columns are made from.
+    Columns {
+        /// The dataset's URI (`<namespace>/<name>` of OpenLineage).
+        dataset: String,
+        /// One column; all of them by default.
+        #[arg(long)]
+        column: Option<String>,
+        /// How many levels up (1 to 10): 2 also shows what the input fields are made from.
+        #[arg(long, default_value_t = 1)]
+        depth: i32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -217,6 +229,59 @@ pub async fn run(client: &Client, out: Output, command: LineageCommand) -> Resul
                                     .unwrap_or_default(),
                                 format_iso8601_millis(e.creation_time_ms),
                                 e.arn.clone(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            }
+        }
+        LineageCommand::Columns {
+            dataset,
+            column,
+            depth,
+        } => {
+            let edges = lineage
+                .column_lineage(pb::ColumnLineageRequest {
+                    dataset_uri: dataset,
+                    column,
+                    depth: Some(depth),
+                })
+                .await
+                .context("ColumnLineage")?
+                .into_inner()
+                .edges;
+            match out {
+                Output::Json => print_json(&Value::Array(
+                    edges
+                        .iter()
+                        .map(|e| {
+                            json!({
+                                "output_dataset": e.output_dataset,
+                                "output_column": e.output_column,
+                                "input_dataset": e.input_dataset,
+                                "input_field": e.input_field,
+                                "transformation": e.transformation,
+                            })
+                        })
+                        .collect(),
+                )),
+                Output::Table => print_table(
+                    &[
+                        "DATASET",
+                        "COLUMN",
+                        "FROM DATASET",
+                        "FIELD",
+                        "TRANSFORMATION",
+                    ],
+                    &edges
+                        .iter()
+                        .map(|e| {
+                            vec![
+                                e.output_dataset.clone(),
+                                e.output_column.clone(),
+                                e.input_dataset.clone(),
+                                e.input_field.clone(),
+                                e.transformation.clone().unwrap_or_else(|| "-".into()),
                             ]
                         })
                         .collect::<Vec<_>>(),

@@ -289,6 +289,33 @@ impl Access {
         })
     }
 
+    /// Checks a bearer token `<access key id>:<secret access key>` (OpenLineage producers send
+    /// their API key as `Authorization: Bearer <key>`, and cannot sign): a known active key
+    /// and its secret, compared in constant time. Returns the principal; failures are audited.
+    pub fn authenticate_bearer(
+        &self,
+        token: &str,
+        source_ip: Option<IpAddr>,
+        path: &str,
+    ) -> Result<String> {
+        let (key_id, secret) = token.split_once(':').unwrap_or((token, ""));
+        let result = match self.store.key(key_id) {
+            None => Err(Error::unauthenticated(format!(
+                "the bearer token names access key {key_id:?}, which does not exist (the token is <access key id>:<secret access key>)"
+            ))),
+            Some(key) if key.status != crate::keys::KeyStatus::Active => Err(
+                Error::unauthenticated(format!("access key {key_id} is inactive")),
+            ),
+            Some(key) if !constant_time_eq(key.secret.as_bytes(), secret.as_bytes()) => {
+                Err(Error::unauthenticated(format!(
+                    "the bearer token's secret is not access key {key_id}'s"
+                )))
+            }
+            Some(key) => Ok(key.principal.clone()),
+        };
+        result.inspect_err(|e| self.audit_unauthenticated(Some(key_id), path, source_ip, e))
+    }
+
     /// The condition keys of a request by `caller`.
     pub fn context(&self, caller: &Caller) -> Context {
         let mut context = Context::default();
@@ -586,6 +613,11 @@ impl ReplayCache {
     }
 }
 
+/// Equal byte strings, in a time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,5 +631,13 @@ mod tests {
         // Long after, the bucket is gone (and the date check refuses the request anyway).
         assert!(cache.first_use("a", 2_000_000, 300_000));
         assert!(cache.buckets.len() <= 2);
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"ab"));
+        assert!(super::constant_time_eq(b"", b""));
     }
 }

@@ -512,4 +512,42 @@ impl LineageApi for LineageService {
         })
         .await
     }
+
+    async fn column_lineage(
+        &self,
+        request: Request<pb::ColumnLineageRequest>,
+    ) -> Result<Response<pb::ColumnLineageResponse>, Status> {
+        let caller = caller(&request).clone();
+        let r = request.into_inner();
+        self.blocking(move |s| {
+            s.access
+                .authorize(&caller, "quiver:ColumnLineage", "*", None)?;
+            if r.dataset_uri.is_empty() {
+                return Err(Error::validation("dataset_uri is required"));
+            }
+            let depth = match r.depth {
+                None => 1,
+                Some(d) if (1..=10).contains(&d) => d as usize,
+                Some(d) => {
+                    return Err(Error::validation(format!("depth {d} is not in 1..10")));
+                }
+            };
+            let edges = s
+                .lineage
+                .column_lineage(&r.dataset_uri, r.column.as_deref(), depth)?;
+            Ok(pb::ColumnLineageResponse {
+                edges: edges
+                    .into_iter()
+                    .map(|e| pb::ColumnEdge {
+                        output_dataset: e.output_dataset,
+                        output_column: e.output_column,
+                        input_dataset: e.input_dataset,
+                        input_field: e.input_field,
+                        transformation: e.transformation,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
 }

@@ -113,7 +113,7 @@ fn artifact(uri: &str, artifact_type: &str, properties: BTreeMap<String, String>
 }
 
 /// A stable 64-bit hash of a statement (FNV-1a): the same SQL is the same artifact.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -8,6 +8,7 @@
 //! | edges | `i \0 <destination arn> \0 <source arn>` | the same |
 //! | index | `n \0 <arn segment> \0 <lower-case name>` | the ARN (actions, contexts) |
 //! | index | `u \0 <arn segment> \0 <source uri> \0 <arn>` | nothing |
+//! | index | `c \0 <dataset uri> \0 <column>` | the column's edges from input fields, JSON |
 //! | index | `#count` | how many entities exist, u64 big-endian |
 
 use crate::model::EntityKind;
@@ -59,6 +60,18 @@ pub fn source_uri(kind: EntityKind, uri: &str, arn: &str) -> Vec<u8> {
 /// The entities of a kind with a SourceUri; the ARN follows the prefix.
 pub fn source_uri_prefix(kind: EntityKind, uri: &str) -> Vec<u8> {
     let mut key = join(&["u", kind.arn_segment(), uri]);
+    key.push(0);
+    key
+}
+
+/// An OpenLineage dataset column's edges (see `openlineage.rs`).
+pub fn column(dataset_uri: &str, column: &str) -> Vec<u8> {
+    join(&["c", dataset_uri, column])
+}
+
+/// Every column of a dataset with edges.
+pub fn columns_of(dataset_uri: &str) -> Vec<u8> {
+    let mut key = join(&["c", dataset_uri]);
     key.push(0);
     key
 }

@@ -10,6 +10,7 @@
 //! - [`feature_groups`]: the contexts recorded for each feature group, as the SDK expects;
 //! - [`datasets`]: the artifacts recorded for each training dataset built, and their sources;
 //! - [`sources`]: the artifacts recorded for the Kafka topics and Kinesis streams ingested;
+//! - [`openlineage`]: OpenLineage events from other tools onto the same graph, column lineage;
 //! - [`keys`]: the layout of the column families; [`paging`]: page tokens.
 //!
 //! The front doors (the SageMaker JSON API; gRPC) translate wire shapes to these calls; the
@@ -24,6 +25,7 @@ pub mod entities;
 pub mod feature_groups;
 pub mod keys;
 pub mod model;
+pub mod openlineage;
 pub mod paging;
 pub mod query;
 pub mod sources;

@@ -4,7 +4,9 @@
 //! certificate names the principal. The caller goes to the handler, which authorizes what it
 //! parsed with SageMaker's action name on the feature group it names, with the features it
 //! reads or writes as `quiver:FeatureNames` ([`crate::Api::authorize`]), as the gRPC
-//! handlers do. A success from a handler that authorized nothing is refused.
+//! handlers do. A success from a handler that authorized nothing is refused. OpenLineage's
+//! `POST /api/v1/lineage` also takes `Authorization: Bearer <access key id>:<secret>`, the way
+//! its producers send an API key.
 
 use std::sync::Arc;
 
@@ -86,15 +88,26 @@ pub async fn authenticate(
         };
         // Unsigned on a connection with a verified client certificate: the certificate
         // authenticates (mutual TLS); signed: the signature, by the certificate's principal.
-        let principal =
-            if parts.headers.contains_key("authorization") || peer.certificate_name.is_none() {
-                state
-                    .access
-                    .authenticate_sigv4(&signed, source_ip)
-                    .map(Some)
-            } else {
-                Ok(None)
-            };
+        let bearer = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .filter(|_| path == crate::openlineage::PATH);
+        let principal = if let Some(token) = bearer {
+            // OpenLineage producers send an API key; Quiver's is `<key id>:<secret>`.
+            state
+                .access
+                .authenticate_bearer(token.trim(), source_ip, &path)
+                .map(Some)
+        } else if parts.headers.contains_key("authorization") || peer.certificate_name.is_none() {
+            state
+                .access
+                .authenticate_sigv4(&signed, source_ip)
+                .map(Some)
+        } else {
+            Ok(None)
+        };
         principal
             .and_then(|p| {
                 state.access.authenticate_certificate(

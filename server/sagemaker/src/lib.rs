@@ -5,6 +5,8 @@
 //! - [`runtime`]: the `sagemaker-featurestore-runtime` REST-JSON operations;
 //! - [`search`]: `Search` over feature groups and feature metadata;
 //! - [`lineage`]: the ML Lineage Tracking operations, over [`quiver_lineage`];
+//! - [`openlineage`]: OpenLineage's `POST /api/v1/lineage`, the other JSON API on this
+//!   listener, onto the same graph;
 //! - [`shapes`]: the JSON shapes of groups and features that several operations share;
 //! - [`wire`]: errors, bodies and enums both share;
 //! - [`auth`]: AWS Signature V4 (or the client certificate) of every request, with `--auth`;
@@ -16,6 +18,7 @@
 pub mod auth;
 pub mod control;
 pub mod lineage;
+pub mod openlineage;
 pub mod runtime;
 pub mod search;
 pub mod shapes;
@@ -102,6 +105,7 @@ pub fn router(
     };
     let routes = Router::new()
         .route("/", post(control::handle))
+        .route(openlineage::PATH, post(openlineage::post))
         .merge(runtime::routes())
         .with_state(api);
     if enabled {
