@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
 use quiver_core::StoreOptions;
+use quiver_lineage::emit::EmitterConfig;
 use quiver_net::TlsFiles;
 use quiver_offline::OfflineConfig;
 use quiver_storage::kms::DataKeyPolicy;
@@ -41,7 +42,14 @@ pub enum LogFormat {
 
 /// The settings as given: every field optional, so flags, environment and file can be merged.
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
-#[command(name = "quiver-server", version, about = "Quiver feature store server")]
+#[command(
+    name = "quiver-server",
+    version,
+    about = "Quiver feature store server",
+    // A flag given twice takes its last value, as in most Unix tools (a wrapper's defaults,
+    // then the caller's).
+    args_override_self = true
+)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct ServerArgs {
     /// TOML configuration file; flags and environment variables override its values.
@@ -177,6 +185,19 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_LINEAGE_MAX_ENTITIES")]
     pub lineage_max_entities: Option<u64>,
 
+    /// Also send the lineage Quiver records by itself as OpenLineage events to this server
+    /// (http://host:port; events go to <url>/api/v1/lineage, as Marquez takes them).
+    #[arg(long, env = "QUIVER_OPENLINEAGE_URL")]
+    pub openlineage_url: Option<String>,
+
+    /// Sent to openlineage_url as `Authorization: Bearer <key>`.
+    #[arg(long, env = "QUIVER_OPENLINEAGE_API_KEY")]
+    pub openlineage_api_key: Option<String>,
+
+    /// The namespace of Quiver's jobs in the events it sends. Default quiver.
+    #[arg(long, env = "QUIVER_OPENLINEAGE_NAMESPACE")]
+    pub openlineage_namespace: Option<String>,
+
     /// Encrypt every feature group's data at rest (online records, offline staging and files)
     /// under kms_key_id, not only groups that name a KmsKeyId. Default false.
     #[arg(long, env = "QUIVER_ENCRYPT_AT_REST", num_args = 0..=1, default_missing_value = "true")]
@@ -255,6 +276,8 @@ pub struct Config {
     /// The lineage service.
     pub lineage: bool,
     pub lineage_max_entities: u64,
+    /// Where Quiver's own lineage is also sent as OpenLineage events.
+    pub openlineage: Option<EmitterConfig>,
     /// TLS on every listener.
     pub tls: Option<TlsFiles>,
     pub encryption: EncryptionConfig,
@@ -380,6 +403,9 @@ impl ServerArgs {
             allow_insecure: self.allow_insecure.or(file.allow_insecure),
             lineage: self.lineage.or(file.lineage),
             lineage_max_entities: self.lineage_max_entities.or(file.lineage_max_entities),
+            openlineage_url: self.openlineage_url.or(file.openlineage_url),
+            openlineage_api_key: self.openlineage_api_key.or(file.openlineage_api_key),
+            openlineage_namespace: self.openlineage_namespace.or(file.openlineage_namespace),
             encrypt_at_rest: self.encrypt_at_rest.or(file.encrypt_at_rest),
             kms_key_id: self.kms_key_id.or(file.kms_key_id),
             kms_endpoint: self.kms_endpoint.or(file.kms_endpoint),
@@ -480,6 +506,15 @@ impl ServerArgs {
             lineage_max_entities: merged
                 .lineage_max_entities
                 .unwrap_or(quiver_lineage::DEFAULT_MAX_ENTITIES),
+            openlineage: merged.openlineage_url.map(|url| EmitterConfig {
+                url,
+                api_key: merged.openlineage_api_key,
+                namespace: merged
+                    .openlineage_namespace
+                    .unwrap_or_else(|| "quiver".to_string()),
+                queue: 10_000,
+                attempts: 8,
+            }),
             tls: match (merged.tls_cert, merged.tls_key, merged.tls_client_ca) {
                 (Some(cert), Some(key), client_ca) => Some(TlsFiles {
                     cert,

@@ -29,6 +29,7 @@ use quiver_grpc::lineage_service::LineageService;
 use quiver_grpc::query_service::QueryService;
 use quiver_grpc::{GrpcService, threads};
 use quiver_lineage::Lineage;
+use quiver_lineage::emit::Emitter;
 use quiver_lineage::feature_groups::FeatureGroupLineage;
 use quiver_lineage::sources::SourceLineage;
 use quiver_net::{Peer, ServerTls};
@@ -133,12 +134,12 @@ pub fn open_lineage(
         region: config.region.clone(),
         account_id: config.account_id.clone(),
     };
-    let lineage = Arc::new(Lineage::open(
-        records,
-        arns,
-        clock,
-        config.lineage_max_entities,
-    )?);
+    let mut lineage = Lineage::open(records, arns, clock, config.lineage_max_entities)?;
+    if let Some(emitter) = &config.openlineage {
+        lineage =
+            lineage.with_emitter(Emitter::start(emitter.clone()).map_err(anyhow::Error::msg)?);
+    }
+    let lineage = Arc::new(lineage);
     // Groups created before the lineage service existed (or while it was off) get their
     // contexts now; groups created from now on, as they are.
     for group in store.registry().all() {

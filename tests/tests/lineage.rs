@@ -490,3 +490,137 @@ async fn openlineage_producers_authenticate_with_an_access_key() {
     assert_eq!(status("-".into()).await.unwrap()["status"], 403);
     server.stop().await;
 }
+
+/// OpenLineage out: a server started with `--openlineage-url` sends what it records by itself
+/// to another OpenLineage server (here a second Quiver, which takes them at
+/// `/api/v1/lineage`), retrying while that server is not up yet.
+#[tokio::test(flavor = "multi_thread")]
+async fn quiver_sends_its_own_lineage_as_openlineage_events() {
+    use quiver_client::pb;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let sender = TestServer::start_in(&dir.path().join("a"), &["--openlineage-url", &url]).await;
+    let client = sender.client().await;
+    let mut group = quiver_tests::customers_group("orders", None);
+    group.offline_store_config = Some(pb::OfflineStoreConfig::default());
+    client.create_feature_group(group).await.expect("group");
+    client
+        .put_record(quiver_tests::put(
+            "orders",
+            quiver_tests::record("c1", "2024-01-01T00:00:00Z", 30),
+        ))
+        .await
+        .expect("put");
+    let base = dir.path().join("base.csv");
+    std::fs::write(&base, "id,t\nc1,2024-01-02T00:00:00Z\n").unwrap();
+    let out = dir.path().join("dataset");
+    sender.cli(&[
+        "dataset",
+        "create",
+        "--base-file",
+        base.to_str().unwrap(),
+        "--record-id",
+        "id",
+        "--event-time",
+        "t",
+        "--group",
+        "orders",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+
+    // The receiver starts only now: the event waits and is sent again.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let receiver = TestServer::start_in(
+        &dir.path().join("b"),
+        &["--http-addr", &format!("127.0.0.1:{port}")],
+    )
+    .await;
+    let mut lineage = receiver.client().await.lineage();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let job = loop {
+        let jobs = lineage
+            .list_entities(pb::ListLineageEntitiesRequest {
+                kind: pb::LineageEntityKind::Action.into(),
+                entity_type: Some("Job".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("ListEntities")
+            .into_inner()
+            .entities;
+        if let Some(job) = jobs
+            .into_iter()
+            .find(|j| j.properties.get("Name").map(String::as_str) == Some("dataset.create"))
+        {
+            break job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dataset.create job arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        job.properties.get("Namespace").map(String::as_str),
+        Some("quiver")
+    );
+    let runs = lineage
+        .list_entities(pb::ListLineageEntitiesRequest {
+            kind: pb::LineageEntityKind::Action.into(),
+            entity_type: Some("JobRun".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("ListEntities")
+        .into_inner()
+        .entities;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status.as_deref(), Some("Completed"));
+    let upstream = lineage
+        .query_lineage(pb::QueryLineageRequest {
+            start_arns: vec![runs[0].arn.clone()],
+            direction: Some("Ascendants".into()),
+            max_depth: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("QueryLineage")
+        .into_inner();
+    let uris: Vec<&str> = upstream
+        .vertices
+        .iter()
+        .map(|v| v.source_uri.as_str())
+        .collect();
+    let base_uri = format!("file://{}", base.display());
+    assert!(uris.contains(&base_uri.as_str()), "{uris:?}");
+    assert!(
+        uris.iter().any(|u| u.ends_with(":feature-group/orders")),
+        "{uris:?}"
+    );
+    let downstream = lineage
+        .query_lineage(pb::QueryLineageRequest {
+            start_arns: vec![runs[0].arn.clone()],
+            direction: Some("Descendants".into()),
+            max_depth: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("QueryLineage")
+        .into_inner();
+    assert!(
+        downstream
+            .vertices
+            .iter()
+            .any(|v| v.source_uri.ends_with("/dataset")),
+        "{:?}",
+        downstream.vertices
+    );
+    receiver.stop().await;
+    sender.stop().await;
+}

@@ -64,6 +64,9 @@ impl QueryService {
             .map(|p| self.access.store().principal_arn(p));
         let base = match &request.base {
             BaseSource::Sql(sql) => DatasetBase::Sql(sql.clone()),
+            BaseSource::File(uri) if uri.starts_with('/') => {
+                DatasetBase::File(format!("file://{uri}"))
+            }
             BaseSource::File(uri) => DatasetBase::File(uri.clone()),
         };
         let names: Vec<String> = request.groups.iter().map(|g| g.name.clone()).collect();

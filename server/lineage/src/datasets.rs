@@ -42,14 +42,17 @@ impl Lineage {
                 by,
             )?
             .arn;
+        let base_uri = match &build.base {
+            DatasetBase::File(uri) => uri.clone(),
+            DatasetBase::Sql(sql) => format!("quiver:sql/{:016x}", fnv1a(sql.as_bytes())),
+        };
         let base = match &build.base {
             DatasetBase::File(uri) => self.artifact_for(uri, DATASET_TYPE, BTreeMap::new(), by)?,
             DatasetBase::Sql(sql) => {
                 let mut properties = BTreeMap::new();
                 let statement: String = sql.chars().take(4096).collect();
                 properties.insert("Sql".to_string(), statement);
-                let uri = format!("quiver:sql/{:016x}", fnv1a(sql.as_bytes()));
-                self.artifact_for(&uri, QUERY_TYPE, properties, by)?
+                self.artifact_for(&base_uri, QUERY_TYPE, properties, by)?
             }
         };
         self.add_association(&base, &dataset, Some(AssociationType::DerivedFrom), by)?;
@@ -58,6 +61,15 @@ impl Lineage {
             self.record_feature_group(group)?;
             let context = crate::feature_groups::group_context_arn(self, group);
             self.add_association(&context, &dataset, Some(AssociationType::DerivedFrom), by)?;
+        }
+        if let Some(emitter) = &self.emitter {
+            let mut inputs = vec![base_uri];
+            inputs.extend(build.groups.iter().map(|g| g.arn.clone()));
+            let output = build
+                .manifest_uri
+                .trim_end_matches("/manifest.json")
+                .to_string();
+            emitter.run_completed("dataset.create", &inputs, &[output], &self.now_iso());
         }
         Ok(dataset)
     }

@@ -11,6 +11,7 @@
 //! - [`datasets`]: the artifacts recorded for each training dataset built, and their sources;
 //! - [`sources`]: the artifacts recorded for the Kafka topics and Kinesis streams ingested;
 //! - [`openlineage`]: OpenLineage events from other tools onto the same graph, column lineage;
+//! - [`emit`]: what Quiver records, sent on as OpenLineage events to another server;
 //! - [`keys`]: the layout of the column families; [`paging`]: page tokens.
 //!
 //! The front doors (the SageMaker JSON API; gRPC) translate wire shapes to these calls; the
@@ -21,6 +22,7 @@
 
 pub mod associations;
 pub mod datasets;
+pub mod emit;
 pub mod entities;
 pub mod feature_groups;
 pub mod keys;
@@ -56,6 +58,8 @@ pub struct Lineage {
     max_entities: u64,
     /// The most entities one QueryLineage walk visits.
     max_walk: usize,
+    /// Where what Quiver records by itself is also sent, as OpenLineage events.
+    emitter: Option<Arc<emit::Emitter>>,
     /// Held by every change from its checks to its write, so that two changes never both see
     /// a name free or an entity present; the fsync happens after it is released.
     writer: Mutex<Writer>,
@@ -90,8 +94,24 @@ impl Lineage {
             clock,
             max_entities,
             max_walk: query::MAX_WALK,
+            emitter: None,
             writer: Mutex::new(Writer { entities }),
         })
+    }
+
+    /// Sends what Quiver records by itself (datasets built, stream sources) to `emitter` too.
+    pub fn with_emitter(mut self, emitter: Arc<emit::Emitter>) -> Self {
+        self.emitter = Some(emitter);
+        self
+    }
+
+    /// The OpenLineage emitter, if events are sent on.
+    pub fn emitter(&self) -> Option<&Arc<emit::Emitter>> {
+        self.emitter.as_ref()
+    }
+
+    fn now_iso(&self) -> String {
+        quiver_types::time::format_iso8601(self.clock.now_ms())
     }
 
     /// Refuses QueryLineage walks that visit more than `max_walk` entities.

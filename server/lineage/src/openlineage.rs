@@ -79,7 +79,16 @@ impl Dataset {
     }
 }
 
+/// A dataset's URI from OpenLineage's naming: `<namespace>/<name>` (`s3://bucket` and `key`),
+/// `file://<path>` for namespace `file`, and an ARN rejoined with `:` when the namespace is an
+/// ARN's prefix (as Quiver names feature groups in the events it sends, `emit.rs`).
 pub fn dataset_uri(namespace: &str, name: &str) -> String {
+    if namespace == "file" {
+        return format!("file://{name}");
+    }
+    if namespace.starts_with("arn:") && !name.contains(':') {
+        return format!("{namespace}:{name}");
+    }
     format!(
         "{}/{}",
         namespace.trim_end_matches('/'),

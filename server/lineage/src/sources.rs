@@ -87,8 +87,17 @@ impl Lineage {
             Some(AssociationType::ContributedTo),
             None,
         ) {
-            Err(e) if e.kind() != ErrorKind::Validation => Err(e),
-            _ => Ok(artifact),
+            Err(e) if e.kind() != ErrorKind::Validation => return Err(e),
+            _ => {}
         }
+        if let Some(emitter) = &self.emitter {
+            emitter.job(
+                &format!("ingest.{source}"),
+                &[uri.to_string()],
+                std::slice::from_ref(&group.arn),
+                &self.now_iso(),
+            );
+        }
+        Ok(artifact)
     }
 }
