@@ -2,29 +2,70 @@
 //! ends (its type is not part of the key, as in SageMaker) and stored twice, under its source
 //! and under its destination, so that a walk either way is a prefix scan.
 
-use serde::{Deserialize, Serialize};
-
 use quiver_storage::lineage_records::LineageTable;
 use quiver_types::error::{Error, Result, quote};
 use quiver_types::time::EpochMillis;
 
 use crate::model::{Association, AssociationType, Entity, Page};
-use crate::{Lineage, encode, keys, paging, validate};
+use crate::{Lineage, keys, paging, validate};
 
-/// What is stored under both keys of an association.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What is stored under both keys of an association: its type (a byte: 0 for none, else
+/// its position in [`AssociationType::ALL`] plus one), when it was made (8 bytes, big-endian
+/// milliseconds) and by whom (the rest, UTF-8). A walk reads thousands of these: the type is its
+/// first byte.
+#[derive(Debug, Clone)]
 pub(crate) struct StoredEdge {
-    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub association_type: Option<AssociationType>,
-    #[serde(rename = "c")]
     pub created_ms: EpochMillis,
-    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
 }
 
+pub(crate) fn encode_edge(edge: &StoredEdge) -> Vec<u8> {
+    let code = edge.association_type.map_or(0, |t| {
+        AssociationType::ALL
+            .iter()
+            .position(|a| *a == t)
+            .unwrap_or(0) as u8
+            + 1
+    });
+    let mut bytes = Vec::with_capacity(9 + edge.created_by.as_ref().map_or(0, String::len));
+    bytes.push(code);
+    bytes.extend_from_slice(&edge.created_ms.to_be_bytes());
+    if let Some(by) = &edge.created_by {
+        bytes.extend_from_slice(by.as_bytes());
+    }
+    bytes
+}
+
+/// The association type of a stored edge, reading only its first byte.
+pub(crate) fn edge_type(bytes: &[u8]) -> Result<Option<AssociationType>> {
+    match bytes.first() {
+        Some(0) => Ok(None),
+        Some(code) => AssociationType::ALL
+            .get(usize::from(*code) - 1)
+            .copied()
+            .map(Some)
+            .ok_or_else(corrupt_edge),
+        None => Err(corrupt_edge()),
+    }
+}
+
 pub(crate) fn decode_edge(bytes: &[u8]) -> Result<StoredEdge> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::internal(format!("a stored lineage association is corrupt: {e}")))
+    let association_type = edge_type(bytes)?;
+    let created: [u8; 8] = bytes
+        .get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt_edge)?;
+    let by = &bytes[9..];
+    Ok(StoredEdge {
+        association_type,
+        created_ms: i64::from_be_bytes(created),
+        created_by: (!by.is_empty()).then(|| String::from_utf8_lossy(by).into_owned()),
+    })
+}
+
+fn corrupt_edge() -> Error {
+    Error::internal("a stored lineage association is corrupt")
 }
 
 /// How ListAssociations orders its results.
@@ -112,7 +153,7 @@ impl Lineage {
                     "an association from {source_arn} to {destination_arn} already exists"
                 )));
             }
-            let value = encode(&edge)?;
+            let value = encode_edge(&edge);
             let mut batch = self.records.batch();
             batch.put(LineageTable::Edges, &out_key, &value);
             batch.put(

@@ -8,7 +8,7 @@
 //! never where the walk goes; the edges are every association walked, returned with the first
 //! page only; with no StartArns the result is empty.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use quiver_storage::lineage_records::LineageTable;
 use quiver_types::error::{Error, Result, quote};
 use quiver_types::time::EpochMillis;
 
-use crate::associations::decode_edge;
+use crate::associations::edge_type;
 use crate::model::{AssociationType, Entity, EntityKind};
 use crate::{Lineage, keys, paging, validate};
 
@@ -137,8 +137,9 @@ impl Lineage {
                 quote(start)
             )));
         };
-        let walk = self.walk(start_entity, query.direction, max_depth)?;
-        let matching: Vec<&Entity> = walk
+        let with_properties = !query.filters.properties.is_empty();
+        let walk = self.walk(start_entity, query.direction, max_depth, with_properties)?;
+        let matching: Vec<&Found> = walk
             .vertices
             .iter()
             .filter(|e| passes(&query.filters, e))
@@ -174,51 +175,68 @@ impl Lineage {
     }
 
     /// Breadth first from `start`, each vertex once, in the order reached; the associations
-    /// walked, each once.
-    fn walk(&self, start: Entity, direction: Direction, max_depth: u32) -> Result<Walk> {
+    /// walked, each once. Vertices are numbered as they are first seen, so that an edge is two
+    /// numbers and only a vertex seen for the first time costs an allocation.
+    fn walk(
+        &self,
+        start: Entity,
+        direction: Direction,
+        max_depth: u32,
+        with_properties: bool,
+    ) -> Result<Walk> {
         let directions: &[&str] = match direction {
             Direction::Descendants => &["o"],
             Direction::Ascendants => &["i"],
             Direction::Both => &["o", "i"],
         };
-        let mut index: HashMap<String, usize> = HashMap::new();
-        index.insert(start.arn.clone(), 0);
-        let mut vertices = vec![start];
-        let mut edges: HashMap<(String, String), Option<AssociationType>> = HashMap::new();
-        let mut edge_order = Vec::new();
-        let mut frontier = VecDeque::from([(0usize, 0u32)]);
+        let mut number: HashMap<String, u32> = HashMap::new();
+        number.insert(start.arn.clone(), 0);
+        let mut arns: Vec<String> = vec![start.arn.clone()];
+        // Filled once read; `None` for an end that does not exist (never written, as a delete
+        // removes an entity's associations with it; skipped rather than failed on).
+        let mut entities: Vec<Option<Found>> = vec![Some(Found::of(start))];
+        let mut seen_edges: HashSet<(u32, u32)> = HashSet::new();
+        let mut edges: Vec<(u32, u32, Option<AssociationType>)> = Vec::new();
+        let mut frontier = VecDeque::from([(0u32, 0u32)]);
+        let mut scanner = self.records.scanner(LineageTable::Edges);
         while let Some((at, depth)) = frontier.pop_front() {
             if depth >= max_depth {
                 continue;
             }
-            let arn = vertices[at].arn.clone();
-            let mut reached = Vec::new();
+            let first_new = arns.len();
+            let arn = arns[at as usize].clone();
             for direction in directions {
                 let prefix = keys::edges_from(direction, &arn);
-                self.records
-                    .scan(LineageTable::Edges, &prefix, None, |key, value| {
-                        let far = String::from_utf8_lossy(keys::far_end(&prefix, key)).into_owned();
-                        let edge = decode_edge(value)?;
-                        let ends = if *direction == "o" {
-                            (arn.clone(), far.clone())
-                        } else {
-                            (far.clone(), arn.clone())
-                        };
-                        if !edges.contains_key(&ends) {
-                            edges.insert(ends.clone(), edge.association_type);
-                            edge_order.push(ends);
+                scanner.scan(&prefix, |key, value| {
+                    let far = std::str::from_utf8(keys::far_end(&prefix, key))
+                        .map_err(|_| Error::internal("a stored lineage association is corrupt"))?;
+                    let far = match number.get(far) {
+                        Some(n) => *n,
+                        None => {
+                            if arns.len() >= self.max_walk {
+                                return Err(Error::validation(format!(
+                                    "the walk reached more than {} entities by depth {}; narrow it with a smaller MaxDepth or one Direction",
+                                    self.max_walk,
+                                    depth + 1
+                                )));
+                            }
+                            let n = arns.len() as u32;
+                            number.insert(far.to_string(), n);
+                            arns.push(far.to_string());
+                            n
                         }
-                        if !index.contains_key(&far) {
-                            reached.push(far);
-                        }
-                        Ok(true)
-                    })?;
+                    };
+                    let ends = if *direction == "o" { (at, far) } else { (far, at) };
+                    if seen_edges.insert(ends) {
+                        edges.push((ends.0, ends.1, edge_type(value)?));
+                    }
+                    Ok(true)
+                })?;
             }
-            reached.dedup();
-            let fresh: Vec<String> = reached
-                .into_iter()
-                .filter(|arn| !index.contains_key(arn))
-                .collect();
+            let fresh = &arns[first_new..];
+            if fresh.is_empty() {
+                continue;
+            }
             let keys: Vec<Vec<u8>> = fresh
                 .iter()
                 .map(|arn| {
@@ -226,38 +244,25 @@ impl Lineage {
                     keys::entity(kind, arn)
                 })
                 .collect();
-            for (arn, value) in fresh
-                .into_iter()
-                .zip(self.records.multi_get(LineageTable::Entities, &keys)?)
+            for (n, value) in
+                (first_new..).zip(self.records.multi_get(LineageTable::Entities, &keys)?)
             {
-                if index.contains_key(&arn) {
-                    continue;
+                let entity = value
+                    .map(|bytes| Found::decode(&bytes, with_properties))
+                    .transpose()?;
+                if entity.is_some() {
+                    frontier.push_back((n as u32, depth + 1));
                 }
-                // An association always has both ends (a delete removes its associations in
-                // the same write); skip rather than fail if one ever does not.
-                let Some(bytes) = value else { continue };
-                let entity = crate::decode_entity(&bytes)?;
-                if vertices.len() >= self.max_walk {
-                    return Err(Error::validation(format!(
-                        "the walk reached more than {} entities by depth {}; narrow it with a smaller MaxDepth or one Direction",
-                        self.max_walk,
-                        depth + 1
-                    )));
-                }
-                index.insert(arn, vertices.len());
-                frontier.push_back((vertices.len(), depth + 1));
-                vertices.push(entity);
+                entities.push(entity);
             }
         }
-        let edges = edge_order
+        let vertices = entities.into_iter().flatten().collect();
+        let edges = edges
             .into_iter()
-            .map(|(source_arn, destination_arn)| {
-                let association_type = edges[&(source_arn.clone(), destination_arn.clone())];
-                Edge {
-                    source_arn,
-                    destination_arn,
-                    association_type,
-                }
+            .map(|(from, to, association_type)| Edge {
+                source_arn: arns[from as usize].clone(),
+                destination_arn: arns[to as usize].clone(),
+                association_type,
             })
             .collect();
         Ok(Walk { vertices, edges })
@@ -265,11 +270,67 @@ impl Lineage {
 }
 
 struct Walk {
-    vertices: Vec<Entity>,
+    vertices: Vec<Found>,
     edges: Vec<Edge>,
 }
 
-fn passes(filters: &QueryFilters, entity: &Entity) -> bool {
+/// What a walk needs of an entity: what the filters test and a vertex shows. Decoded without
+/// the rest of the entity (and without its properties unless a filter tests them): a walk
+/// decodes every entity it reaches.
+#[derive(Deserialize)]
+struct Found {
+    kind: EntityKind,
+    arn: String,
+    entity_type: String,
+    source: FoundSource,
+    created_ms: EpochMillis,
+    modified_ms: EpochMillis,
+    #[serde(skip)]
+    properties: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct FoundSource {
+    #[serde(rename = "SourceUri")]
+    source_uri: String,
+}
+
+/// An entity's properties alone.
+#[derive(Deserialize)]
+struct FoundProperties {
+    properties: BTreeMap<String, String>,
+}
+
+impl Found {
+    fn of(entity: Entity) -> Self {
+        Self {
+            kind: entity.kind,
+            arn: entity.arn,
+            entity_type: entity.entity_type,
+            source: FoundSource {
+                source_uri: entity.source.source_uri,
+            },
+            created_ms: entity.created_ms,
+            modified_ms: entity.modified_ms,
+            properties: entity.properties,
+        }
+    }
+
+    fn decode(bytes: &[u8], with_properties: bool) -> Result<Self> {
+        let corrupt = |e: serde_json::Error| {
+            Error::internal(format!("a stored lineage entity is corrupt: {e}"))
+        };
+        let mut found: Found = serde_json::from_slice(bytes).map_err(corrupt)?;
+        if with_properties {
+            found.properties = serde_json::from_slice::<FoundProperties>(bytes)
+                .map_err(corrupt)?
+                .properties;
+        }
+        Ok(found)
+    }
+}
+
+fn passes(filters: &QueryFilters, entity: &Found) -> bool {
     (filters.types.is_empty() || filters.types.contains(&entity.entity_type))
         && (filters.lineage_types.is_empty()
             || filters

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{DB, DBRawIterator, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use crate::db::{CF_LINEAGE_EDGES, CF_LINEAGE_ENTITIES, CF_LINEAGE_INDEX, cf};
 use quiver_types::error::{Error, Result};
@@ -101,6 +101,14 @@ impl LineageRecords {
         Ok(())
     }
 
+    /// A reader of many prefixes of one table: one iterator, positioned again for each prefix
+    /// (cheaper than an iterator per prefix when a walk reads thousands).
+    pub fn scanner(&self, table: LineageTable) -> Scanner<'_> {
+        Scanner {
+            iterator: self.db.raw_iterator_cf(cf(&self.db, table.cf_name())),
+        }
+    }
+
     /// An empty change, applied by [`LineageBatch::write`].
     pub fn batch(&self) -> LineageBatch<'_> {
         LineageBatch {
@@ -122,6 +130,32 @@ impl LineageRecords {
             .map_err(|e| Error::storage("syncing the lineage graph", e))?;
         *synced = covered;
         Ok(())
+    }
+}
+
+/// See [`LineageRecords::scanner`].
+pub struct Scanner<'a> {
+    iterator: DBRawIterator<'a>,
+}
+
+impl Scanner<'_> {
+    /// Visits the entries whose keys start with `prefix`, in key order, until `visit` returns
+    /// false.
+    pub fn scan(
+        &mut self,
+        prefix: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.iterator.seek(prefix);
+        while let (Some(key), Some(value)) = (self.iterator.key(), self.iterator.value()) {
+            if !key.starts_with(prefix) || !visit(key, value)? {
+                break;
+            }
+            self.iterator.next();
+        }
+        self.iterator
+            .status()
+            .map_err(|e| Error::storage("reading the lineage graph", e))
     }
 }
 
@@ -238,6 +272,18 @@ mod tests {
                 .unwrap(),
             [Some(b"v".to_vec()), None]
         );
+        let mut scanner = records.scanner(LineageTable::Edges);
+        for (prefix, expected) in [(&b"b/"[..], 1), (b"a/", 3), (b"c/", 0), (b"a", 5)] {
+            let mut n = 0;
+            scanner
+                .scan(prefix, |k, _| {
+                    assert!(k.starts_with(prefix));
+                    n += 1;
+                    Ok(true)
+                })
+                .unwrap();
+            assert_eq!(n, expected, "{prefix:?}");
+        }
         assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
         assert_eq!(prefix_successor(b"\xff"), None);
     }
