@@ -7,7 +7,8 @@
 # Starts a release server on a fresh data dir (default settings: every change fsynced before it
 # is answered, concurrent changes sharing the fsync), builds a graph of ENTITIES entities and
 # EDGES associations in clusters of CLUSTER entities (associations only inside a cluster, so a
-# query at depth 10 reaches one cluster), from 64 requests in flight; then times QUERIES
+# query at depth 10 reaches one cluster), from 64 requests in flight; waits 30 s for RocksDB to
+# finish compacting the load (SETTLE_SECS overrides); then times QUERIES
 # QueryLineage calls (Direction Both, MaxDepth 10, IncludeEdges) from random entities, one at a
 # time. Prints the rates and latency percentiles against the targets: 10,000 entities a second,
 # p99 under 20 ms.
@@ -30,6 +31,6 @@ for _ in $(seq 100); do [ -s "$WORK/addrs.json" ] && break; sleep 0.1; done
 GRPC=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['grpc'])" "$WORK/addrs.json")
 
 "$BIN/quiver-lineage-bench" --endpoint "http://$GRPC" --entities "$ENTITIES" --edges "$EDGES" \
-  --cluster "$CLUSTER" --queries "$QUERIES"
+  --cluster "$CLUSTER" --queries "$QUERIES" --settle-secs "${SETTLE_SECS:-30}"
 echo "server RSS at the end: $(ps -o rss= -p "$(cat "$WORK/server.pid")" | awk '{printf "%.0f MiB", $1/1024}')"
 echo "data dir: $(du -sh "$WORK/data" | cut -f1)"

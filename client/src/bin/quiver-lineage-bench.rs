@@ -3,7 +3,7 @@
 //! Builds a graph of `--entities` entities (artifacts, actions and contexts in turn) and about
 //! `--edges` associations, in clusters of `--cluster` entities with associations only inside a
 //! cluster (so a query reaches one cluster: `--cluster` vertices), from `--concurrency`
-//! requests in flight; then times `--queries` QueryLineage calls from random entities
+//! requests in flight; waits `--settle-secs` for the load's compactions; then times `--queries` QueryLineage calls from random entities
 //! (Direction Both, MaxDepth 10, IncludeEdges, the first page of 50 vertices), one at a time.
 //! Prints creation rates and query latency percentiles against the targets (10,000 entities a
 //! second; p99 under 20 ms), or one JSON object with `--json`.
@@ -41,6 +41,10 @@ struct Args {
     concurrency: usize,
     #[arg(long, default_value_t = 2_000)]
     queries: usize,
+    /// Seconds to wait after loading, before the queries: the server's flushes and
+    /// compactions of the load finish (as a graph built over time would be).
+    #[arg(long, default_value_t = 30)]
+    settle_secs: u64,
     #[arg(long)]
     json: bool,
 }
@@ -159,6 +163,9 @@ async fn main() -> Result<()> {
         "added {} associations in {edge_secs:.1} s: {edges_per_sec:.0}/s ({failed} failed)",
         pairs.len()
     );
+
+    eprintln!("waiting {} s for the load's compactions", args.settle_secs);
+    tokio::time::sleep(std::time::Duration::from_secs(args.settle_secs)).await;
 
     // How far a query reaches: every page of one query.
     let mut lineage = client.lineage();

@@ -8,7 +8,7 @@
 //! never where the walk goes; the edges are every association walked, returned with the first
 //! page only; with no StartArns the result is empty.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -197,63 +197,68 @@ impl Lineage {
         let mut entities: Vec<Option<Found>> = vec![Some(Found::of(start))];
         let mut seen_edges: HashSet<(u32, u32)> = HashSet::new();
         let mut edges: Vec<(u32, u32, Option<AssociationType>)> = Vec::new();
-        let mut frontier = VecDeque::from([(0u32, 0u32)]);
+        // Level by level: each level's vertices scanned in key order (the iterator moves
+        // forward through the table), then the entities first reached at that level read in
+        // one batch.
+        let mut level: Vec<u32> = vec![0];
         let mut scanner = self.records.scanner(LineageTable::Edges);
-        while let Some((at, depth)) = frontier.pop_front() {
-            if depth >= max_depth {
-                continue;
+        for depth in 0..max_depth {
+            if level.is_empty() {
+                break;
             }
+            level.sort_by(|a, b| arns[*a as usize].cmp(&arns[*b as usize]));
             let first_new = arns.len();
-            let arn = arns[at as usize].clone();
             for direction in directions {
-                let prefix = keys::edges_from(direction, &arn);
-                scanner.scan(&prefix, |key, value| {
-                    let far = std::str::from_utf8(keys::far_end(&prefix, key))
-                        .map_err(|_| Error::internal("a stored lineage association is corrupt"))?;
-                    let far = match number.get(far) {
-                        Some(n) => *n,
-                        None => {
-                            if arns.len() >= self.max_walk {
-                                return Err(Error::validation(format!(
-                                    "the walk reached more than {} entities by depth {}; narrow it with a smaller MaxDepth or one Direction",
-                                    self.max_walk,
-                                    depth + 1
-                                )));
+                for &at in &level {
+                    let prefix = keys::edges_from(direction, &arns[at as usize]);
+                    scanner.scan(&prefix, |key, value| {
+                        let far = std::str::from_utf8(keys::far_end(&prefix, key)).map_err(|_| {
+                            Error::internal("a stored lineage association is corrupt")
+                        })?;
+                        let far = match number.get(far) {
+                            Some(n) => *n,
+                            None => {
+                                if arns.len() >= self.max_walk {
+                                    return Err(Error::validation(format!(
+                                        "the walk reached more than {} entities by depth {}; narrow it with a smaller MaxDepth or one Direction",
+                                        self.max_walk,
+                                        depth + 1
+                                    )));
+                                }
+                                let n = arns.len() as u32;
+                                number.insert(far.to_string(), n);
+                                arns.push(far.to_string());
+                                n
                             }
-                            let n = arns.len() as u32;
-                            number.insert(far.to_string(), n);
-                            arns.push(far.to_string());
-                            n
+                        };
+                        let ends = if *direction == "o" { (at, far) } else { (far, at) };
+                        if seen_edges.insert(ends) {
+                            edges.push((ends.0, ends.1, edge_type(value)?));
                         }
-                    };
-                    let ends = if *direction == "o" { (at, far) } else { (far, at) };
-                    if seen_edges.insert(ends) {
-                        edges.push((ends.0, ends.1, edge_type(value)?));
-                    }
-                    Ok(true)
-                })?;
+                        Ok(true)
+                    })?;
+                }
             }
-            let fresh = &arns[first_new..];
-            if fresh.is_empty() {
-                continue;
-            }
+            let mut fresh: Vec<u32> = (first_new as u32..arns.len() as u32).collect();
+            fresh.sort_by(|a, b| arns[*a as usize].cmp(&arns[*b as usize]));
             let keys: Vec<Vec<u8>> = fresh
                 .iter()
-                .map(|arn| {
+                .map(|n| {
+                    let arn = &arns[*n as usize];
                     let kind = EntityKind::of_arn(arn).unwrap_or(EntityKind::Artifact);
                     keys::entity(kind, arn)
                 })
                 .collect();
-            for (n, value) in
-                (first_new..).zip(self.records.multi_get(LineageTable::Entities, &keys)?)
+            entities.resize_with(arns.len(), || None);
+            level.clear();
+            for (n, value) in fresh
+                .into_iter()
+                .zip(self.records.multi_get(LineageTable::Entities, &keys)?)
             {
-                let entity = value
-                    .map(|bytes| Found::decode(&bytes, with_properties))
-                    .transpose()?;
-                if entity.is_some() {
-                    frontier.push_back((n as u32, depth + 1));
+                if let Some(bytes) = value {
+                    entities[n as usize] = Some(Found::decode(&bytes, with_properties)?);
+                    level.push(n);
                 }
-                entities.push(entity);
             }
         }
         let vertices = entities.into_iter().flatten().collect();
