@@ -363,3 +363,47 @@ pub fn feature(record: &[pb::FeatureValue], feature: &str) -> Option<serde_json:
         .find(|v| v.feature_name == feature)
         .map(quiver_client::value::to_json)
 }
+
+/// The lineage entities of `kind`, of type `entity_type` when given (one page of up to 100).
+pub async fn lineage_entities(
+    client: &Client,
+    kind: pb::LineageEntityKind,
+    entity_type: Option<&str>,
+    source_uri: Option<&str>,
+) -> Vec<pb::LineageEntity> {
+    client
+        .lineage()
+        .list_entities(pb::ListLineageEntitiesRequest {
+            kind: kind.into(),
+            entity_type: entity_type.map(str::to_string),
+            source_uri: source_uri.map(str::to_string),
+            max_results: Some(100),
+            ..Default::default()
+        })
+        .await
+        .expect("ListEntities")
+        .into_inner()
+        .entities
+}
+
+/// QueryLineage from `start` in `direction` (`Ascendants`, `Descendants`, `Both`), `depth`
+/// deep (10 when `None`), with the edges walked: the first page.
+pub async fn query_lineage(
+    client: &Client,
+    start: &str,
+    direction: &str,
+    depth: Option<i32>,
+) -> pb::QueryLineageResponse {
+    client
+        .lineage()
+        .query_lineage(pb::QueryLineageRequest {
+            start_arns: vec![start.to_string()],
+            direction: Some(direction.to_string()),
+            include_edges: true,
+            max_depth: depth,
+            ..Default::default()
+        })
+        .await
+        .expect("QueryLineage")
+        .into_inner()
+}

@@ -1257,18 +1257,14 @@ async fn a_dataset_built_from_kafka_ingest_traces_back_to_the_topic() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let mut lineage = s.client.lineage();
     let manifest = format!("file://{}/manifest.json", out.display());
-    let datasets = lineage
-        .list_entities(pb::ListLineageEntitiesRequest {
-            kind: pb::LineageEntityKind::Artifact.into(),
-            source_uri: Some(manifest.clone()),
-            ..Default::default()
-        })
-        .await
-        .expect("ListEntities")
-        .into_inner()
-        .entities;
+    let datasets = quiver_tests::lineage_entities(
+        &s.client,
+        pb::LineageEntityKind::Artifact,
+        None,
+        Some(&manifest),
+    )
+    .await;
     assert_eq!(
         datasets.len(),
         1,
@@ -1280,16 +1276,7 @@ async fn a_dataset_built_from_kafka_ingest_traces_back_to_the_topic() {
         dataset.properties.get("point_in_time").map(String::as_str),
         Some("true")
     );
-    let up = lineage
-        .query_lineage(pb::QueryLineageRequest {
-            start_arns: vec![dataset.arn.clone()],
-            direction: Some("Ascendants".into()),
-            include_edges: true,
-            ..Default::default()
-        })
-        .await
-        .expect("QueryLineage")
-        .into_inner();
+    let up = quiver_tests::query_lineage(&s.client, &dataset.arn, "Ascendants", None).await;
     let found: Vec<(&str, &str)> = up
         .vertices
         .iter()

@@ -304,32 +304,21 @@ async fn grpc_and_the_cli_serve_the_same_graph() {
     )
     .unwrap();
     server.cli(&["ingest", "orders", csv.to_str().unwrap(), "--no-progress"]);
-    let actions = lineage
-        .list_entities(pb::ListLineageEntitiesRequest {
-            kind: pb::LineageEntityKind::Action.into(),
-            entity_type: Some("BatchIngest".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("ListEntities")
-        .into_inner()
-        .entities;
+    let actions = quiver_tests::lineage_entities(
+        &client,
+        pb::LineageEntityKind::Action,
+        Some("BatchIngest"),
+        None,
+    )
+    .await;
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert_eq!(
         actions[0].properties.get("written").map(String::as_str),
         Some("2")
     );
     assert_eq!(actions[0].status.as_deref(), Some("Completed"));
-    let downstream = lineage
-        .query_lineage(pb::QueryLineageRequest {
-            start_arns: vec![actions[0].arn.clone()],
-            direction: Some("Descendants".into()),
-            max_depth: Some(1),
-            ..Default::default()
-        })
-        .await
-        .expect("QueryLineage")
-        .into_inner();
+    let downstream =
+        quiver_tests::query_lineage(&client, &actions[0].arn, "Descendants", Some(1)).await;
     let types: Vec<&str> = downstream
         .vertices
         .iter()
@@ -541,19 +530,16 @@ async fn quiver_sends_its_own_lineage_as_openlineage_events() {
         &["--http-addr", &format!("127.0.0.1:{port}")],
     )
     .await;
-    let mut lineage = receiver.client().await.lineage();
+    let receiver_client = receiver.client().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
     let job = loop {
-        let jobs = lineage
-            .list_entities(pb::ListLineageEntitiesRequest {
-                kind: pb::LineageEntityKind::Action.into(),
-                entity_type: Some("Job".into()),
-                ..Default::default()
-            })
-            .await
-            .expect("ListEntities")
-            .into_inner()
-            .entities;
+        let jobs = quiver_tests::lineage_entities(
+            &receiver_client,
+            pb::LineageEntityKind::Action,
+            Some("Job"),
+            None,
+        )
+        .await;
         if let Some(job) = jobs
             .into_iter()
             .find(|j| j.properties.get("Name").map(String::as_str) == Some("dataset.create"))
@@ -570,28 +556,17 @@ async fn quiver_sends_its_own_lineage_as_openlineage_events() {
         job.properties.get("Namespace").map(String::as_str),
         Some("quiver")
     );
-    let runs = lineage
-        .list_entities(pb::ListLineageEntitiesRequest {
-            kind: pb::LineageEntityKind::Action.into(),
-            entity_type: Some("JobRun".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("ListEntities")
-        .into_inner()
-        .entities;
+    let runs = quiver_tests::lineage_entities(
+        &receiver_client,
+        pb::LineageEntityKind::Action,
+        Some("JobRun"),
+        None,
+    )
+    .await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status.as_deref(), Some("Completed"));
-    let upstream = lineage
-        .query_lineage(pb::QueryLineageRequest {
-            start_arns: vec![runs[0].arn.clone()],
-            direction: Some("Ascendants".into()),
-            max_depth: Some(1),
-            ..Default::default()
-        })
-        .await
-        .expect("QueryLineage")
-        .into_inner();
+    let upstream =
+        quiver_tests::query_lineage(&receiver_client, &runs[0].arn, "Ascendants", Some(1)).await;
     let uris: Vec<&str> = upstream
         .vertices
         .iter()
@@ -603,16 +578,8 @@ async fn quiver_sends_its_own_lineage_as_openlineage_events() {
         uris.iter().any(|u| u.ends_with(":feature-group/orders")),
         "{uris:?}"
     );
-    let downstream = lineage
-        .query_lineage(pb::QueryLineageRequest {
-            start_arns: vec![runs[0].arn.clone()],
-            direction: Some("Descendants".into()),
-            max_depth: Some(1),
-            ..Default::default()
-        })
-        .await
-        .expect("QueryLineage")
-        .into_inner();
+    let downstream =
+        quiver_tests::query_lineage(&receiver_client, &runs[0].arn, "Descendants", Some(1)).await;
     assert!(
         downstream
             .vertices
