@@ -201,23 +201,27 @@ impl Lineage {
                 validate::check_arn(field, arn)?;
             }
         }
-        // The narrowest scan: under one end when a filter names it.
-        let (prefix, outgoing) = match (&query.source_arn, &query.destination_arn) {
-            (Some(source), _) => (keys::edges_from("o", source), true),
-            (None, Some(destination)) => (keys::edges_from("i", destination), false),
-            (None, None) => (b"o\0".to_vec(), true),
+        // The narrowest scan: under one end when a filter names it; else every association,
+        // each once (under its source).
+        let prefix = match (&query.source_arn, &query.destination_arn) {
+            (Some(source), _) => keys::edges_from("o", source),
+            (None, Some(destination)) => keys::edges_from("i", destination),
+            (None, None) => Vec::new(),
         };
         let mut edges = Vec::new();
         self.records
             .scan(LineageTable::Edges, &prefix, None, |key, value| {
-                let rest = String::from_utf8_lossy(&key[2..]).into_owned();
-                let Some((first, second)) = rest.split_once('\0') else {
+                let Some((near, direction, far)) = keys::parse_edge(key) else {
                     return Ok(true);
                 };
-                let (source, destination) = if outgoing {
-                    (first.to_string(), second.to_string())
-                } else {
-                    (second.to_string(), first.to_string())
+                let (near, far) = (
+                    String::from_utf8_lossy(near).into_owned(),
+                    String::from_utf8_lossy(far).into_owned(),
+                );
+                let (source, destination) = match (direction, prefix.is_empty()) {
+                    (b'o', _) => (near, far),
+                    (_, true) => return Ok(true),
+                    _ => (far, near),
                 };
                 let edge = decode_edge(value)?;
                 let keep = query

@@ -1,11 +1,13 @@
 //! How the graph is laid out in its column families. ARNs and SourceUris hold no NUL (they are
 //! validated), so NUL separates the parts of a key and prefix scans stop at the right place.
+//! An entity's associations both ways are under one prefix, its ARN: a walk in both
+//! directions reads them with one seek.
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
 //! | entities | `<arn segment> \0 <arn>` | the entity, JSON |
-//! | edges | `o \0 <source arn> \0 <destination arn>` | the association, JSON |
-//! | edges | `i \0 <destination arn> \0 <source arn>` | the same |
+//! | edges | `<source arn> \0 o \0 <destination arn>` | the association (see `associations.rs`) |
+//! | edges | `<destination arn> \0 i \0 <source arn>` | the same |
 //! | index | `n \0 <arn segment> \0 <lower-case name>` | the ARN (actions, contexts) |
 //! | index | `u \0 <arn segment> \0 <source uri> \0 <arn>` | nothing |
 //! | index | `c \0 <dataset uri> \0 <column>` | the column's edges from input fields, JSON |
@@ -30,16 +32,23 @@ pub fn arn_of_entity(key: &[u8]) -> &[u8] {
 }
 
 pub fn out_edge(source: &str, destination: &str) -> Vec<u8> {
-    join(&["o", source, destination])
+    join(&[source, "o", destination])
 }
 
 pub fn in_edge(destination: &str, source: &str) -> Vec<u8> {
-    join(&["i", destination, source])
+    join(&[destination, "i", source])
 }
 
-/// The associations leaving `source` (`o`) or arriving at `destination` (`i`).
+/// The associations leaving `arn` (`o`) or arriving at it (`i`).
 pub fn edges_from(direction: &str, arn: &str) -> Vec<u8> {
-    let mut key = join(&[direction, arn]);
+    let mut key = join(&[arn, direction]);
+    key.push(0);
+    key
+}
+
+/// Every association of `arn`, both ways.
+pub fn edges_of(arn: &str) -> Vec<u8> {
+    let mut key = arn.as_bytes().to_vec();
     key.push(0);
     key
 }
@@ -47,6 +56,18 @@ pub fn edges_from(direction: &str, arn: &str) -> Vec<u8> {
 /// The far end of an edge key under [`edges_from`].
 pub fn far_end<'a>(prefix: &[u8], key: &'a [u8]) -> &'a [u8] {
     &key[prefix.len()..]
+}
+
+/// An edge key's parts: the near end, the direction (`o` or `i`) and the far end.
+pub fn parse_edge(key: &[u8]) -> Option<(&[u8], u8, &[u8])> {
+    let mut parts = key.splitn(3, |b| *b == 0);
+    let near = parts.next()?;
+    let direction = parts.next()?;
+    let far = parts.next()?;
+    match direction {
+        [d @ (b'o' | b'i')] => Some((near, *d, far)),
+        _ => None,
+    }
 }
 
 pub fn name(kind: EntityKind, name: &str) -> Vec<u8> {

@@ -184,11 +184,6 @@ impl Lineage {
         max_depth: u32,
         with_properties: bool,
     ) -> Result<Walk> {
-        let directions: &[&str] = match direction {
-            Direction::Descendants => &["o"],
-            Direction::Ascendants => &["i"],
-            Direction::Both => &["o", "i"],
-        };
         let mut number: HashMap<String, u32> = HashMap::new();
         number.insert(start.arn.clone(), 0);
         let mut arns: Vec<String> = vec![start.arn.clone()];
@@ -208,36 +203,41 @@ impl Lineage {
             }
             level.sort_by(|a, b| arns[*a as usize].cmp(&arns[*b as usize]));
             let first_new = arns.len();
-            for direction in directions {
-                for &at in &level {
-                    let prefix = keys::edges_from(direction, &arns[at as usize]);
-                    scanner.scan(&prefix, |key, value| {
-                        let far = std::str::from_utf8(keys::far_end(&prefix, key)).map_err(|_| {
-                            Error::internal("a stored lineage association is corrupt")
-                        })?;
-                        let far = match number.get(far) {
-                            Some(n) => *n,
-                            None => {
-                                if arns.len() >= self.max_walk {
-                                    return Err(Error::validation(format!(
-                                        "the walk reached more than {} entities by depth {}; narrow it with a smaller MaxDepth or one Direction",
-                                        self.max_walk,
-                                        depth + 1
-                                    )));
-                                }
-                                let n = arns.len() as u32;
-                                number.insert(far.to_string(), n);
-                                arns.push(far.to_string());
-                                n
+            for &at in &level {
+                // One seek per vertex: both directions are under its ARN.
+                let prefix = match direction {
+                    Direction::Descendants => keys::edges_from("o", &arns[at as usize]),
+                    Direction::Ascendants => keys::edges_from("i", &arns[at as usize]),
+                    Direction::Both => keys::edges_of(&arns[at as usize]),
+                };
+                scanner.scan(&prefix, |key, value| {
+                    let Some((_, outgoing, far)) = keys::parse_edge(key) else {
+                        return Err(Error::internal("a stored lineage association is corrupt"));
+                    };
+                    let far = std::str::from_utf8(far)
+                        .map_err(|_| Error::internal("a stored lineage association is corrupt"))?;
+                    let far = match number.get(far) {
+                        Some(n) => *n,
+                        None => {
+                            if arns.len() >= self.max_walk {
+                                return Err(Error::validation(format!(
+                                    "the walk reached more than {} entities by depth {}; narrow it with a smaller MaxDepth or one Direction",
+                                    self.max_walk,
+                                    depth + 1
+                                )));
                             }
-                        };
-                        let ends = if *direction == "o" { (at, far) } else { (far, at) };
-                        if seen_edges.insert(ends) {
-                            edges.push((ends.0, ends.1, edge_type(value)?));
+                            let n = arns.len() as u32;
+                            number.insert(far.to_string(), n);
+                            arns.push(far.to_string());
+                            n
                         }
-                        Ok(true)
-                    })?;
-                }
+                    };
+                    let ends = if outgoing == b'o' { (at, far) } else { (far, at) };
+                    if seen_edges.insert(ends) {
+                        edges.push((ends.0, ends.1, edge_type(value)?));
+                    }
+                    Ok(true)
+                })?;
             }
             let mut fresh: Vec<u32> = (first_new as u32..arns.len() as u32).collect();
             fresh.sort_by(|a, b| arns[*a as usize].cmp(&arns[*b as usize]));
