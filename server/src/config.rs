@@ -622,6 +622,30 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_given_twice_takes_its_last_value_and_lineage_settings_resolve() {
+        let flags = ServerArgs::parse_from([
+            "quiver-server",
+            "--http-addr",
+            "127.0.0.1:1",
+            "--http-addr",
+            "127.0.0.1:2",
+            "--openlineage-url",
+            "http://marquez:5000",
+        ]);
+        let config = flags.resolve().unwrap();
+        assert_eq!(config.http_addr.port(), 2);
+        assert!(config.lineage, "the lineage service runs by default");
+        let emitter = config.openlineage.expect("OpenLineage out");
+        assert_eq!(emitter.url, "http://marquez:5000");
+        assert_eq!(emitter.namespace, "quiver");
+        let off = ServerArgs::from_toml("lineage = false")
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(!off.lineage);
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = ServerArgs::from_toml("data_dirr = \"x\"").unwrap_err();
         assert!(err.to_string().contains("data_dirr"), "{err}");
