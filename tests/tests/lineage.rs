@@ -588,6 +588,12 @@ async fn quiver_sends_its_own_lineage_as_openlineage_events() {
         "{:?}",
         downstream.vertices
     );
+    let (status, metrics) = sender.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("quiver_openlineage_events_total{outcome=\"sent\"} 1"),
+        "{metrics}"
+    );
     receiver.stop().await;
     sender.stop().await;
 }

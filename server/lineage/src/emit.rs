@@ -16,6 +16,10 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+/// The events sent (`outcome` `sent`), dropped with the queue full (`dropped`) or given up
+/// after every try (`failed`), on the server's `/metrics`.
+pub const EVENTS: &str = "quiver_openlineage_events_total";
+
 /// Where and how events go.
 #[derive(Debug, Clone)]
 pub struct EmitterConfig {
@@ -36,7 +40,7 @@ pub struct Emitter {
     queue: mpsc::Sender<Value>,
     namespace: String,
     producer: String,
-    sent: Arc<AtomicU64>,
+    /// Events dropped so far (for the log's back-off; `/metrics` counts them too).
     dropped: Arc<AtomicU64>,
 }
 
@@ -54,9 +58,8 @@ impl Emitter {
             ));
         }
         let (queue, mut events) = mpsc::channel::<Value>(config.queue.max(1));
-        let sent = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
-        let (sent_by_task, dropped_by_task) = (sent.clone(), dropped.clone());
+        let dropped_by_task = dropped.clone();
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let attempts = config.attempts.max(1);
@@ -99,9 +102,10 @@ impl Emitter {
                     }
                 }
                 if delivered {
-                    sent_by_task.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(EVENTS, "outcome" => "sent").increment(1);
                 } else {
                     dropped_by_task.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(EVENTS, "outcome" => "failed").increment(1);
                 }
             }
         });
@@ -109,21 +113,13 @@ impl Emitter {
             queue,
             namespace: config.namespace,
             producer: "https://github.com/quiver-feature-store/quiver".to_string(),
-            sent,
             dropped,
         }))
     }
 
-    /// Events delivered, and events dropped (queue full, or every try failed).
-    pub fn counts(&self) -> (u64, u64) {
-        (
-            self.sent.load(Ordering::Relaxed),
-            self.dropped.load(Ordering::Relaxed),
-        )
-    }
-
     fn enqueue(&self, event: Value) {
         if self.queue.try_send(event).is_err() {
+            metrics::counter!(EVENTS, "outcome" => "dropped").increment(1);
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "the OpenLineage queue is full: events are dropped");

@@ -26,11 +26,6 @@ pub fn entities_of(kind: EntityKind) -> Vec<u8> {
     key
 }
 
-/// The ARN of an entity key.
-pub fn arn_of_entity(key: &[u8]) -> &[u8] {
-    key.splitn(2, |b| *b == 0).nth(1).unwrap_or_default()
-}
-
 pub fn out_edge(source: &str, destination: &str) -> Vec<u8> {
     join(&[source, "o", destination])
 }

@@ -105,11 +105,6 @@ impl Lineage {
         self
     }
 
-    /// The OpenLineage emitter, if events are sent on.
-    pub fn emitter(&self) -> Option<&Arc<emit::Emitter>> {
-        self.emitter.as_ref()
-    }
-
     fn now_iso(&self) -> String {
         quiver_types::time::format_iso8601(self.clock.now_ms())
     }
@@ -123,10 +118,6 @@ impl Lineage {
     /// How many entities the graph holds.
     pub fn entity_count(&self) -> u64 {
         self.writer.lock().entities
-    }
-
-    pub fn arn_context(&self) -> &ArnContext {
-        &self.arns
     }
 
     /// The ARN of the entity of `kind` whose id (a lower-case name, or an artifact's id) is `id`.
