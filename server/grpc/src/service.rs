@@ -64,7 +64,7 @@ impl GrpcService {
                 return;
             };
             for uri in unseen {
-                if let Err(e) = sources.record(&source, &described, &uri) {
+                if let Err(e) = sources.record(&source, &group, &described, &uri) {
                     tracing::error!(source, uri, error = %e, "cannot record the stream source's lineage");
                 }
             }
@@ -491,20 +491,27 @@ impl FeatureStoreApi for GrpcService {
                 .into_iter()
                 .map(|p| (p.partition, p.position))
                 .collect();
-            let lineage_group = req.feature_group_name.clone();
-            let source_uris = req.source_uris;
+            // Kept only when the lineage service records stream sources.
+            let lineage = self.sources.is_some().then(|| {
+                (
+                    req.source.clone(),
+                    req.feature_group_name.clone(),
+                    req.source_uris,
+                )
+            });
             let shared = shared.then_some(SharedFeatures {
                 group: req.feature_group_name,
                 features: req.feature_names,
             });
             let source = req.source;
-            let source_name = source.clone();
             let written = blocking(&self.store, move |s| {
                 s.put_source_records(&source, records, positions, shared)
             })
             .await?;
-            if !lineage_group.is_empty() {
-                self.record_sources(&source_name, &lineage_group, &source_uris);
+            if let Some((source, group, uris)) = lineage
+                && !group.is_empty()
+            {
+                self.record_sources(&source, &group, &uris);
             }
             let applied = written
                 .results

@@ -210,7 +210,7 @@ impl Lineage {
         };
         let mut edges = Vec::new();
         self.records
-            .scan(LineageTable::Edges, &prefix, None, |key, value| {
+            .scan(LineageTable::Edges, &prefix, |key, value| {
                 let Some((near, direction, far)) = keys::parse_edge(key) else {
                     return Ok(true);
                 };

@@ -84,18 +84,17 @@ impl Lineage {
     ) -> Result<String> {
         let prefix = keys::source_uri_prefix(EntityKind::Artifact, uri);
         let mut existing = None;
-        self.records
-            .scan(LineageTable::Index, &prefix, None, |key, _| {
-                let arn = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                if self
-                    .get(&arn)?
-                    .is_some_and(|e| e.entity_type == artifact_type)
-                {
-                    existing = Some(arn);
-                    return Ok(false);
-                }
-                Ok(true)
-            })?;
+        self.records.scan(LineageTable::Index, &prefix, |key, _| {
+            let arn = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            if self
+                .get(&arn)?
+                .is_some_and(|e| e.entity_type == artifact_type)
+            {
+                existing = Some(arn);
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
         match existing {
             Some(arn) => Ok(arn),
             None => Ok(self

@@ -234,15 +234,14 @@ impl Lineage {
         );
         for (direction, reverse) in [("o", "i"), ("i", "o")] {
             let prefix = keys::edges_from(direction, &entity.arn);
-            self.records
-                .scan(LineageTable::Edges, &prefix, None, |key, _| {
-                    let far = String::from_utf8_lossy(keys::far_end(&prefix, key));
-                    batch.delete(LineageTable::Edges, key);
-                    let mut mirror = keys::edges_from(reverse, &far);
-                    mirror.extend_from_slice(entity.arn.as_bytes());
-                    batch.delete(LineageTable::Edges, &mirror);
-                    Ok(true)
-                })?;
+            self.records.scan(LineageTable::Edges, &prefix, |key, _| {
+                let far = String::from_utf8_lossy(keys::far_end(&prefix, key));
+                batch.delete(LineageTable::Edges, key);
+                let mut mirror = keys::edges_from(reverse, &far);
+                mirror.extend_from_slice(entity.arn.as_bytes());
+                batch.delete(LineageTable::Edges, &mirror);
+                Ok(true)
+            })?;
         }
         let entities = writer.entities.saturating_sub(1);
         batch.put(LineageTable::Index, keys::COUNT, &entities.to_be_bytes());
@@ -254,11 +253,10 @@ impl Lineage {
     fn arns_with_source_uri(&self, kind: EntityKind, uri: &str) -> Result<Vec<String>> {
         let prefix = keys::source_uri_prefix(kind, uri);
         let mut arns = Vec::new();
-        self.records
-            .scan(LineageTable::Index, &prefix, None, |key, _| {
-                arns.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
-                Ok(true)
-            })?;
+        self.records.scan(LineageTable::Index, &prefix, |key, _| {
+            arns.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+            Ok(true)
+        })?;
         Ok(arns)
     }
 
@@ -293,7 +291,7 @@ impl Lineage {
             None => {
                 let prefix = keys::entities_of(query.kind);
                 self.records
-                    .scan(LineageTable::Entities, &prefix, None, |_, value| {
+                    .scan(LineageTable::Entities, &prefix, |_, value| {
                         let entity = decode_entity(value)?;
                         if keep(&entity) {
                             found.push(entity);

@@ -14,7 +14,8 @@
 //! - [`emit`]: what Quiver records, sent on as OpenLineage events to another server;
 //! - [`keys`]: the layout of the column families; [`paging`]: page tokens.
 //!
-//! The front doors (the SageMaker JSON API; gRPC) translate wire shapes to these calls; the
+//! The front doors (the SageMaker JSON API and OpenLineage's HTTP route; gRPC) translate wire
+//! shapes to these calls (OpenLineage's events are parsed here, [`openlineage`]); the
 //! feature store's own operations record their lineage through the same calls. Writes here go
 //! through one lock and never touch the records' column families, so they do not slow
 //! PutRecord or GetRecord; each is synced (with `wal_sync = always`) after the lock is released,

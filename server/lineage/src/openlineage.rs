@@ -230,7 +230,7 @@ fn facet_text(
     for key in &path[1..] {
         value = value.get(key)?;
     }
-    value.as_str().map(|s| s.chars().take(2500).collect())
+    value.as_str().map(clip)
 }
 
 impl Lineage {
@@ -269,10 +269,7 @@ impl Lineage {
             let uri = dataset.uri();
             let mut properties = BTreeMap::new();
             properties.insert("Namespace".to_string(), dataset.namespace.clone());
-            properties.insert(
-                "Name".to_string(),
-                dataset.name.chars().take(2500).collect(),
-            );
+            properties.insert("Name".to_string(), clip(&dataset.name));
             let artifact =
                 self.artifact_for(&uri, crate::datasets::DATASET_TYPE, properties, by)?;
             if let Some(group) = group_of(&dataset.namespace, &dataset.name, &uri) {
@@ -302,15 +299,9 @@ impl Lineage {
             return Ok(arn);
         }
         let mut properties = BTreeMap::new();
-        properties.insert(
-            "Namespace".into(),
-            job.namespace.chars().take(2500).collect(),
-        );
-        properties.insert("Name".into(), job.name.chars().take(2500).collect());
-        properties.insert(
-            "Producer".into(),
-            event.producer.chars().take(2500).collect(),
-        );
+        properties.insert("Namespace".into(), clip(&job.namespace));
+        properties.insert("Name".into(), clip(&job.name));
+        properties.insert("Producer".into(), clip(&event.producer));
         if let Some(sql) = facet_text(&job.facets, &["sql", "query"]) {
             properties.insert("Sql".into(), sql);
         }
@@ -368,15 +359,9 @@ impl Lineage {
             )?;
             return Ok(arn);
         }
-        properties.insert(
-            "JobNamespace".into(),
-            job.namespace.chars().take(2500).collect(),
-        );
-        properties.insert("JobName".into(), job.name.chars().take(2500).collect());
-        properties.insert(
-            "Producer".into(),
-            event.producer.chars().take(2500).collect(),
-        );
+        properties.insert("JobNamespace".into(), clip(&job.namespace));
+        properties.insert("JobName".into(), clip(&job.name));
+        properties.insert("Producer".into(), clip(&event.producer));
         self.create(
             NewEntity {
                 kind: EntityKind::Action,
@@ -501,7 +486,6 @@ impl Lineage {
                         self.records.scan(
                             LineageTable::Index,
                             &keys::columns_of(&uri),
-                            None,
                             |_, value| {
                                 edges.extend(decode_edges(value)?);
                                 Ok(true)
@@ -528,6 +512,13 @@ impl Lineage {
         }
         Ok(found)
     }
+}
+
+/// A property value within the limit of actions' properties (longer text is cut).
+fn clip(text: &str) -> String {
+    text.chars()
+        .take(crate::validate::MAX_PROPERTY_KEY_LEN)
+        .collect()
 }
 
 fn decode_edges(bytes: &[u8]) -> Result<Vec<ColumnEdge>> {

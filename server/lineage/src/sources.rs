@@ -4,7 +4,7 @@
 //! `Stream`, with the source's name as a property) that ContributedTo the group it feeds. Each
 //! (group, URI) is recorded once per server process, off the write path.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -19,38 +19,51 @@ use crate::model::AssociationType;
 /// costs one set lookup and only the first write of a pair records it.
 pub struct SourceLineage {
     lineage: Arc<Lineage>,
-    seen: Mutex<HashSet<(String, String)>>,
+    /// Group (as writes name it) -> the URIs recorded for it.
+    seen: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl SourceLineage {
     pub fn new(lineage: Arc<Lineage>) -> Self {
         Self {
             lineage,
-            seen: Mutex::new(HashSet::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
     /// Those of `uris` not yet recorded for `group`; they count as recorded from now on (see
-    /// [`SourceLineage::record`] for a failure).
+    /// [`SourceLineage::record`] for a failure). Called on every stream write: when nothing is
+    /// new, it allocates nothing.
     pub fn unseen(&self, group: &str, uris: &[String]) -> Vec<String> {
-        if uris.is_empty() {
+        let mut seen = self.seen.lock();
+        if uris.is_empty()
+            || seen
+                .get(group)
+                .is_some_and(|known| uris.iter().all(|u| known.contains(u)))
+        {
             return Vec::new();
         }
-        let mut seen = self.seen.lock();
+        let known = seen.entry(group.to_string()).or_default();
         uris.iter()
-            .filter(|uri| seen.insert((group.to_ascii_lowercase(), (*uri).clone())))
+            .filter(|uri| known.insert((*uri).clone()))
             .cloned()
             .collect()
     }
 
-    /// Records that `uri`, read by the source `source`, feeds `group`. On failure the pair is
-    /// forgotten, so a later write records it again.
-    pub fn record(&self, source: &str, group: &FeatureGroup, uri: &str) -> Result<()> {
+    /// Records that `uri`, read by the source `source`, feeds `group` (named `as_written` by
+    /// the writes). On failure the pair is forgotten, so a later write records it again.
+    pub fn record(
+        &self,
+        source: &str,
+        as_written: &str,
+        group: &FeatureGroup,
+        uri: &str,
+    ) -> Result<()> {
         let recorded = self.lineage.record_stream_source(source, group, uri);
-        if recorded.is_err() {
-            self.seen
-                .lock()
-                .remove(&(group.name.to_ascii_lowercase(), uri.to_string()));
+        if recorded.is_err()
+            && let Some(known) = self.seen.lock().get_mut(as_written)
+        {
+            known.remove(uri);
         }
         recorded.map(|_| ())
     }

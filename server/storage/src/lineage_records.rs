@@ -69,13 +69,12 @@ impl LineageRecords {
             .collect()
     }
 
-    /// Visits the entries of `table` whose keys start with `prefix`, in key order, starting
-    /// after `start_after` when given, until `visit` returns false.
+    /// Visits the entries of `table` whose keys start with `prefix` (every entry for an empty
+    /// prefix), in key order, until `visit` returns false.
     pub fn scan(
         &self,
         table: LineageTable,
         prefix: &[u8],
-        start_after: Option<&[u8]>,
         mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let mut options = ReadOptions::default();
@@ -83,17 +82,13 @@ impl LineageRecords {
         if let Some(upper) = prefix_successor(prefix) {
             options.set_iterate_upper_bound(upper);
         }
-        let from = start_after.unwrap_or(prefix);
         let iterator = self.db.iterator_cf_opt(
             cf(&self.db, table.cf_name()),
             options,
-            IteratorMode::From(from, Direction::Forward),
+            IteratorMode::From(prefix, Direction::Forward),
         );
         for item in iterator {
             let (key, value) = item.map_err(|e| Error::storage("reading the lineage graph", e))?;
-            if start_after.is_some_and(|after| &*key == after) {
-                continue;
-            }
             if !visit(&key, &value)? {
                 break;
             }
@@ -176,10 +171,6 @@ impl<'a> LineageBatch<'a> {
         self.batch.delete_cf(cf(db, table.cf_name()), key);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.batch.is_empty()
-    }
-
     /// Applies the change: readers see it at once. It is durable once the returned
     /// [`Written::sync`] returns, which the caller does after releasing its own locks, so that
     /// concurrent writers share one fsync. `context` says what the change was, for the error.
@@ -234,7 +225,7 @@ mod tests {
     use crate::db::{StorageOptions, open};
 
     #[test]
-    fn scans_stay_inside_the_prefix_and_resume_after_a_key() {
+    fn scans_stay_inside_the_prefix_and_stop_when_told() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(
             dir.path(),
@@ -251,7 +242,7 @@ mod tests {
         batch.write("test").unwrap().sync().unwrap();
         let mut seen = Vec::new();
         records
-            .scan(LineageTable::Edges, b"a/", None, |k, _| {
+            .scan(LineageTable::Edges, b"a/", |k, _| {
                 seen.push(String::from_utf8(k.to_vec()).unwrap());
                 Ok(true)
             })
@@ -259,12 +250,12 @@ mod tests {
         assert_eq!(seen, ["a/1", "a/2", "a/3"]);
         seen.clear();
         records
-            .scan(LineageTable::Edges, b"a/", Some(b"a/1"), |k, _| {
+            .scan(LineageTable::Edges, b"a/", |k, _| {
                 seen.push(String::from_utf8(k.to_vec()).unwrap());
                 Ok(seen.is_empty())
             })
             .unwrap();
-        assert_eq!(seen, ["a/2"]);
+        assert_eq!(seen, ["a/1"]);
         assert_eq!(records.get(LineageTable::Entities, b"a/1").unwrap(), None);
         assert_eq!(
             records
