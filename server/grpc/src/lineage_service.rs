@@ -124,6 +124,9 @@ fn kind_of(kind: i32) -> Result<Option<EntityKind>> {
         Ok(pb::LineageEntityKind::Artifact) => Ok(Some(EntityKind::Artifact)),
         Ok(pb::LineageEntityKind::Action) => Ok(Some(EntityKind::Action)),
         Ok(pb::LineageEntityKind::Context) => Ok(Some(EntityKind::Context)),
+        Ok(pb::LineageEntityKind::Experiment) => Ok(Some(EntityKind::Experiment)),
+        Ok(pb::LineageEntityKind::Trial) => Ok(Some(EntityKind::Trial)),
+        Ok(pb::LineageEntityKind::TrialComponent) => Ok(Some(EntityKind::TrialComponent)),
         Err(_) => Err(Error::validation(format!(
             "kind: {kind} is not a lineage entity kind"
         ))),
@@ -135,6 +138,9 @@ fn kind_pb(kind: EntityKind) -> pb::LineageEntityKind {
         EntityKind::Artifact => pb::LineageEntityKind::Artifact,
         EntityKind::Action => pb::LineageEntityKind::Action,
         EntityKind::Context => pb::LineageEntityKind::Context,
+        EntityKind::Experiment => pb::LineageEntityKind::Experiment,
+        EntityKind::Trial => pb::LineageEntityKind::Trial,
+        EntityKind::TrialComponent => pb::LineageEntityKind::TrialComponent,
     }
 }
 
@@ -318,6 +324,7 @@ impl LineageApi for LineageService {
                 descending: !r.ascending,
                 max_results: max(r.max_results),
                 next_token: r.next_token,
+                within: None,
             })?;
             Ok(pb::ListLineageEntitiesResponse {
                 entities: page.items.into_iter().map(entity_pb).collect(),

@@ -121,8 +121,8 @@ impl Lineage {
         association_type: Option<AssociationType>,
         by: Option<&str>,
     ) -> Result<()> {
-        validate::check_arn("SourceArn", source_arn)?;
-        validate::check_arn("DestinationArn", destination_arn)?;
+        validate::check_association_end("SourceArn", source_arn)?;
+        validate::check_association_end("DestinationArn", destination_arn)?;
         if source_arn == destination_arn {
             return Err(Error::validation(format!(
                 "SourceArn and DestinationArn are both {}; an entity cannot be associated with itself",
@@ -142,7 +142,7 @@ impl Lineage {
             ] {
                 if self.get(arn)?.is_none() {
                     return Err(Error::not_found(format!(
-                        "{field} {} names no artifact, action or context",
+                        "{field} {} names no entity of the lineage graph",
                         quote(arn)
                     )));
                 }
@@ -168,8 +168,8 @@ impl Lineage {
 
     /// Removes the association between two entities, whatever its type.
     pub fn delete_association(&self, source_arn: &str, destination_arn: &str) -> Result<()> {
-        validate::check_arn("SourceArn", source_arn)?;
-        validate::check_arn("DestinationArn", destination_arn)?;
+        validate::check_association_end("SourceArn", source_arn)?;
+        validate::check_association_end("DestinationArn", destination_arn)?;
         let written = {
             let _writer = self.writer.lock();
             let out_key = keys::out_edge(source_arn, destination_arn);
@@ -198,7 +198,7 @@ impl Lineage {
             ("DestinationArn", &query.destination_arn),
         ] {
             if let Some(arn) = arn {
-                validate::check_arn(field, arn)?;
+                validate::check_association_end(field, arn)?;
             }
         }
         // The narrowest scan: under one end when a filter names it; else every association,

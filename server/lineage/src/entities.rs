@@ -1,10 +1,11 @@
-//! Create, Describe, List, Update and Delete of artifacts, actions and contexts.
+//! Create, Describe, List, Update and Delete of artifacts, actions and contexts, and what
+//! experiments, trials and trial components share with them (see `experiments.rs`).
 
 use quiver_storage::lineage_records::{LineageBatch, LineageTable};
 use quiver_types::error::{Error, Result, quote};
 use quiver_types::time::EpochMillis;
 
-use crate::model::{Entity, EntityKind, EntityUpdate, NewEntity, Page, Source};
+use crate::model::{Entity, EntityKind, EntityUpdate, ExperimentFields, NewEntity, Page, Source};
 use crate::{Lineage, decode_entity, encode, keys, not_found, paging, validate};
 
 /// How a listing is ordered.
@@ -27,6 +28,8 @@ pub struct EntityListQuery {
     pub descending: bool,
     pub max_results: Option<i64>,
     pub next_token: Option<String>,
+    /// Only these ARNs (a trial's components, an experiment's trials), when given.
+    pub within: Option<Vec<String>>,
 }
 
 impl EntitySort {
@@ -52,6 +55,18 @@ impl Lineage {
     /// Creates an entity; `by` is the caller that asked, recorded as its creator.
     pub fn create(&self, new: NewEntity, by: Option<&str>) -> Result<Entity> {
         validate::check_new_entity(&new)?;
+        self.create_entity(new, None, by, |_, _| Ok(()))
+    }
+
+    /// Creates a validated entity; `link` checks what it refers to and adds its index keys,
+    /// under the write lock and in the entity's batch.
+    pub(crate) fn create_entity(
+        &self,
+        new: NewEntity,
+        experiment: Option<ExperimentFields>,
+        by: Option<&str>,
+        link: impl FnOnce(&mut LineageBatch<'_>, &Entity) -> Result<()>,
+    ) -> Result<Entity> {
         let kind = new.kind;
         let now = self.clock.now_ms();
         let arn = match (&new.name, kind) {
@@ -76,6 +91,7 @@ impl Lineage {
             created_by: by.map(str::to_string),
             modified_ms: now,
             modified_by: by.map(str::to_string),
+            experiment,
         };
         let written = {
             let mut writer = self.writer.lock();
@@ -99,6 +115,7 @@ impl Lineage {
                 )));
             }
             let mut batch = self.records.batch();
+            link(&mut batch, &entity)?;
             put_entity(&mut batch, &entity)?;
             writer.entities += 1;
             batch.put(
@@ -119,6 +136,7 @@ impl Lineage {
     }
 
     /// DescribeArtifact (by ARN), DescribeAction and DescribeContext (by name or ARN).
+    /// (And DescribeExperiment, DescribeTrial, DescribeTrialComponent.)
     pub fn describe(&self, kind: EntityKind, field: &str, name_or_arn: &str) -> Result<Entity> {
         self.load(kind, field, name_or_arn)
     }
@@ -168,8 +186,10 @@ impl Lineage {
         Ok(entity)
     }
 
-    /// DeleteAction, DeleteContext, DeleteArtifact by ARN: the entity and every association
-    /// it is an end of, in one write, so that no association ever points at nothing.
+    /// DeleteAction, DeleteContext, DeleteArtifact by ARN (and DeleteExperiment, DeleteTrial,
+    /// DeleteTrialComponent): the entity and every association it is an end of, in one
+    /// write, so that no association ever points at nothing. An experiment with trials, a
+    /// trial with trial components and a trial component in a trial are refused.
     pub fn delete(&self, kind: EntityKind, field: &str, name_or_arn: &str) -> Result<Entity> {
         let (entity, written) = {
             let mut writer = self.writer.lock();
@@ -218,7 +238,9 @@ impl Lineage {
         writer: &mut crate::Writer,
         entity: &Entity,
     ) -> Result<quiver_storage::lineage_records::Written<'_>> {
+        self.check_unreferenced(entity)?;
         let mut batch = self.records.batch();
+        self.unlink(&mut batch, entity);
         batch.delete(
             LineageTable::Entities,
             &keys::entity(entity.kind, &entity.arn),
@@ -228,10 +250,12 @@ impl Lineage {
         {
             batch.delete(LineageTable::Index, &keys::name(entity.kind, name));
         }
-        batch.delete(
-            LineageTable::Index,
-            &keys::source_uri(entity.kind, &entity.source.source_uri, &entity.arn),
-        );
+        if !entity.source.source_uri.is_empty() {
+            batch.delete(
+                LineageTable::Index,
+                &keys::source_uri(entity.kind, &entity.source.source_uri, &entity.arn),
+            );
+        }
         for (direction, reverse) in [("o", "i"), ("i", "o")] {
             let prefix = keys::edges_from(direction, &entity.arn);
             self.records.scan(LineageTable::Edges, &prefix, |key, _| {
@@ -250,7 +274,7 @@ impl Lineage {
         Ok(written)
     }
 
-    fn arns_with_source_uri(&self, kind: EntityKind, uri: &str) -> Result<Vec<String>> {
+    pub(crate) fn arns_with_source_uri(&self, kind: EntityKind, uri: &str) -> Result<Vec<String>> {
         let prefix = keys::source_uri_prefix(kind, uri);
         let mut arns = Vec::new();
         self.records.scan(LineageTable::Index, &prefix, |key, _| {
@@ -258,6 +282,20 @@ impl Lineage {
             Ok(true)
         })?;
         Ok(arns)
+    }
+
+    /// Every entity of a kind, in ARN order (Search over experiments).
+    pub fn all_of(&self, kind: EntityKind) -> Result<Vec<Entity>> {
+        let mut found = Vec::new();
+        self.records.scan(
+            LineageTable::Entities,
+            &keys::entities_of(kind),
+            |_, value| {
+                found.push(decode_entity(value)?);
+                Ok(true)
+            },
+        )?;
+        Ok(found)
     }
 
     /// ListArtifacts, ListActions, ListContexts: the entities of a kind that pass the filters,
@@ -278,8 +316,22 @@ impl Lineage {
                 && query.created_before_ms.is_none_or(|t| e.created_ms < t)
         };
         let mut found = Vec::new();
-        match &query.source_uri {
-            Some(uri) => {
+        match (&query.within, &query.source_uri) {
+            (Some(arns), _) => {
+                for arn in arns {
+                    if let Some(entity) = self.get(arn)?
+                        && entity.kind == query.kind
+                        && query
+                            .source_uri
+                            .as_ref()
+                            .is_none_or(|uri| &entity.source.source_uri == uri)
+                        && keep(&entity)
+                    {
+                        found.push(entity);
+                    }
+                }
+            }
+            (None, Some(uri)) => {
                 for arn in self.arns_with_source_uri(query.kind, uri)? {
                     if let Some(entity) = self.get(&arn)?
                         && keep(&entity)
@@ -288,7 +340,7 @@ impl Lineage {
                     }
                 }
             }
-            None => {
+            (None, None) => {
                 let prefix = keys::entities_of(query.kind);
                 self.records
                     .scan(LineageTable::Entities, &prefix, |_, value| {
@@ -332,10 +384,12 @@ fn put_entity(batch: &mut LineageBatch<'_>, entity: &Entity) -> Result<()> {
             entity.arn.as_bytes(),
         );
     }
-    batch.put(
-        LineageTable::Index,
-        &keys::source_uri(entity.kind, &entity.source.source_uri, &entity.arn),
-        b"",
-    );
+    if !entity.source.source_uri.is_empty() {
+        batch.put(
+            LineageTable::Index,
+            &keys::source_uri(entity.kind, &entity.source.source_uri, &entity.arn),
+            b"",
+        );
+    }
     Ok(())
 }

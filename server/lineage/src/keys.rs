@@ -11,6 +11,9 @@
 //! | index | `n \0 <arn segment> \0 <lower-case name>` | the ARN (actions, contexts) |
 //! | index | `u \0 <arn segment> \0 <source uri> \0 <arn>` | nothing |
 //! | index | `c \0 <dataset uri> \0 <column>` | the column's edges from input fields, JSON |
+//! | index | `t \0 <experiment arn> \0 <trial arn>` | nothing: the experiment's trials |
+//! | index | `m \0 <trial arn> \0 <trial component arn>` | nothing: the trial's components |
+//! | index | `p \0 <trial component arn> \0 <trial arn>` | nothing: the component's trials |
 //! | index | `#count` | how many entities exist, u64 big-endian |
 
 use crate::model::EntityKind;
@@ -90,6 +93,39 @@ pub fn columns_of(dataset_uri: &str) -> Vec<u8> {
     let mut key = join(&["c", dataset_uri]);
     key.push(0);
     key
+}
+
+/// Membership: `t` (an experiment's trials), `m` (a trial's components), `p` (a component's
+/// trials); `owner` holds `member`.
+pub fn member(relation: Relation, owner: &str, member: &str) -> Vec<u8> {
+    join(&[relation.tag(), owner, member])
+}
+
+/// Every member of `owner` in `relation`; the member's ARN follows the prefix.
+pub fn members_of(relation: Relation, owner: &str) -> Vec<u8> {
+    let mut key = join(&[relation.tag(), owner]);
+    key.push(0);
+    key
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// An experiment's trials.
+    Trials,
+    /// A trial's components.
+    Components,
+    /// A trial component's trials.
+    Parents,
+}
+
+impl Relation {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Trials => "t",
+            Self::Components => "m",
+            Self::Parents => "p",
+        }
+    }
 }
 
 pub const COUNT: &[u8] = b"#count";

@@ -5,6 +5,8 @@
 //! - [`model`]: entities, associations, pages;
 //! - [`validate`]: every limit SageMaker's service model declares;
 //! - [`entities`]: Create / Describe / List / Update / Delete of the three kinds;
+//! - [`experiments`]: experiments, trials and trial components (runs: parameters, artifacts,
+//!   metrics), which are entities of the same graph;
 //! - [`associations`]: AddAssociation, DeleteAssociation, ListAssociations;
 //! - [`query`]: QueryLineage, a breadth-first walk with filters;
 //! - [`feature_groups`]: the contexts recorded for each feature group, as the SDK expects;
@@ -25,6 +27,7 @@ pub mod associations;
 pub mod datasets;
 pub mod emit;
 pub mod entities;
+pub mod experiments;
 pub mod feature_groups;
 pub mod keys;
 pub mod model;
@@ -167,8 +170,8 @@ impl Lineage {
                 return Err(Error::validation(format!(
                     "{field} {} is the ARN of a {}, not of a {}",
                     quote(name_or_arn),
-                    named.name().to_ascii_lowercase(),
-                    kind.name().to_ascii_lowercase()
+                    named.noun(),
+                    kind.noun()
                 )));
             }
             return Ok(name_or_arn.to_string());

@@ -1,7 +1,9 @@
 //! The lineage graph's entities and associations, as SageMaker's ML Lineage Tracking defines
 //! them: artifacts (data, models, images: things), actions (jobs, deployments: things done),
 //! contexts (a feature group, a pipeline, an endpoint: groupings), joined by typed, directed
-//! associations.
+//! associations. Experiments, trials and trial components (SageMaker Experiments: a run's
+//! parameters, artifacts and metrics) are entities of the same graph, with their own fields in
+//! [`ExperimentFields`].
 
 use std::collections::BTreeMap;
 
@@ -16,10 +18,28 @@ pub enum EntityKind {
     Artifact,
     Action,
     Context,
+    Experiment,
+    /// A group of trial components within an experiment (the SDK's "run group").
+    Trial,
+    /// A run: its status, parameters, input and output artifacts and metrics.
+    TrialComponent,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 3] = [Self::Artifact, Self::Action, Self::Context];
+    pub const ALL: [EntityKind; 6] = [
+        Self::Artifact,
+        Self::Action,
+        Self::Context,
+        Self::Experiment,
+        Self::Trial,
+        Self::TrialComponent,
+    ];
+
+    /// The kinds SageMaker's lineage operations (CreateArtifact, ..., ListContexts) act on.
+    pub const LINEAGE: [EntityKind; 3] = [Self::Artifact, Self::Action, Self::Context];
+
+    /// The kinds SageMaker Experiments' operations act on.
+    pub const EXPERIMENTS: [EntityKind; 3] = [Self::Experiment, Self::Trial, Self::TrialComponent];
 
     /// The resource segment of its ARNs: `arn:aws:sagemaker:<region>:<account>:<segment>/<id>`.
     pub fn arn_segment(self) -> &'static str {
@@ -27,6 +47,9 @@ impl EntityKind {
             Self::Artifact => "artifact",
             Self::Action => "action",
             Self::Context => "context",
+            Self::Experiment => "experiment",
+            Self::Trial => "experiment-trial",
+            Self::TrialComponent => "experiment-trial-component",
         }
     }
 
@@ -37,6 +60,27 @@ impl EntityKind {
             Self::Artifact => "Artifact",
             Self::Action => "Action",
             Self::Context => "Context",
+            Self::Experiment => "Experiment",
+            Self::Trial => "Trial",
+            Self::TrialComponent => "TrialComponent",
+        }
+    }
+
+    /// Whether an association may end at an entity of this kind (SageMaker's model allows
+    /// every kind but trials, which hold trial components through AssociateTrialComponent).
+    pub fn is_association_end(self) -> bool {
+        self != Self::Trial
+    }
+
+    /// Its name in errors: "trial component".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::TrialComponent => "trial component",
+            Self::Artifact => "artifact",
+            Self::Action => "action",
+            Self::Context => "context",
+            Self::Experiment => "experiment",
+            Self::Trial => "trial",
         }
     }
 
@@ -132,6 +176,115 @@ pub struct Entity {
     pub created_by: Option<String>,
     pub modified_ms: EpochMillis,
     pub modified_by: Option<String>,
+    /// Experiments, trials and trial components only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentFields>,
+}
+
+/// What experiments, trials and trial components hold beyond an entity's common fields. Their
+/// `Source` (set when a job of the server's own made them) is the entity's `source`, with the
+/// job's ARN as its `source_uri` and its type as `source_type`; a trial component's
+/// `PrimaryStatus` is the entity's `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// A trial's experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_name: Option<String>,
+    /// A trial component's status message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<EpochMillis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<EpochMillis>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, ParameterValue>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input_artifacts: BTreeMap<String, RunArtifact>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_artifacts: BTreeMap<String, RunArtifact>,
+    /// Each metric's summary, by name (kept up to date by [`crate::experiments`]'s
+    /// `put_metrics`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, MetricSummary>,
+}
+
+/// A trial component's parameter: a string or a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ParameterValue {
+    String(String),
+    Number(f64),
+}
+
+/// A trial component's input or output: a URI or a value, and its media type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunArtifact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    pub value: String,
+}
+
+/// One value of a metric, as SageMaker Metrics' BatchPutMetrics sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDatum {
+    pub name: String,
+    pub timestamp_ms: EpochMillis,
+    pub step: Option<u64>,
+    pub value: f64,
+}
+
+/// What DescribeTrialComponent reports of a metric: its count, minimum, maximum, last value
+/// (the one with the latest timestamp), mean and standard deviation, updated with each value
+/// without keeping the values (Welford's method).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSummary {
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub last: f64,
+    /// The latest timestamp seen, and `last`'s.
+    pub timestamp_ms: EpochMillis,
+    pub mean: f64,
+    /// The sum of squared differences from the mean.
+    pub m2: f64,
+}
+
+impl MetricSummary {
+    pub fn first(value: f64, timestamp_ms: EpochMillis) -> Self {
+        Self {
+            count: 1,
+            min: value,
+            max: value,
+            last: value,
+            timestamp_ms,
+            mean: value,
+            m2: 0.0,
+        }
+    }
+
+    pub fn add(&mut self, value: f64, timestamp_ms: EpochMillis) {
+        self.count += 1;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        if timestamp_ms >= self.timestamp_ms {
+            self.last = value;
+            self.timestamp_ms = timestamp_ms;
+        }
+        let delta = value - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (value - self.mean);
+    }
+
+    /// The sample standard deviation; 0 for one value.
+    pub fn std_dev(&self) -> f64 {
+        if self.count < 2 {
+            0.0
+        } else {
+            (self.m2 / (self.count - 1) as f64).sqrt()
+        }
+    }
 }
 
 /// What CreateArtifact, CreateAction and CreateContext carry.

@@ -133,7 +133,7 @@ impl Lineage {
         };
         let Some(start_entity) = self.get(start)? else {
             return Err(Error::not_found(format!(
-                "StartArns[0] {} names no artifact, action or context",
+                "StartArns[0] {} names no entity of the lineage graph",
                 quote(start)
             )));
         };
@@ -370,7 +370,7 @@ fn check_query(query: &LineageQuery) -> Result<(u32, usize)> {
         )));
     }
     for (i, arn) in query.start_arns.iter().enumerate() {
-        validate::check_arn(&format!("StartArns[{i}]"), arn)?;
+        validate::check_association_end(&format!("StartArns[{i}]"), arn)?;
     }
     let max_depth = match query.max_depth {
         None => MAX_DEPTH,

@@ -11,6 +11,9 @@ use quiver_types::time::ManualClock;
 use crate::Lineage;
 use crate::associations::{AssociationListQuery, AssociationSort};
 use crate::entities::{EntityListQuery, EntitySort};
+use crate::experiments::{
+    ExperimentListQuery, ExperimentUpdate, MetricError, NewExperiment, NewTrial, NewTrialComponent,
+};
 use crate::model::*;
 use crate::query::{Direction, LineageQuery, QueryFilters};
 
@@ -64,6 +67,7 @@ fn list(kind: EntityKind) -> EntityListQuery {
         descending: false,
         max_results: None,
         next_token: None,
+        within: None,
     }
 }
 
@@ -717,5 +721,356 @@ fn a_walk_past_its_limit_is_refused_with_what_narrows_it() {
         err.message().contains("more than 10 entities") && err.message().contains("MaxDepth"),
         "{}",
         err.message()
+    );
+}
+
+fn list_runs(kind: EntityKind) -> ExperimentListQuery {
+    ExperimentListQuery {
+        kind,
+        experiment_name: None,
+        trial_name: None,
+        trial_component_name: None,
+        source_arn: None,
+        created_after_ms: None,
+        created_before_ms: None,
+        sort_by: EntitySort::Name,
+        descending: false,
+        max_results: None,
+        next_token: None,
+    }
+}
+
+fn names(page: &Page<Entity>) -> Vec<String> {
+    page.items.iter().filter_map(|e| e.name.clone()).collect()
+}
+
+#[test]
+fn experiments_hold_trials_which_hold_trial_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let graph = open_graph(dir.path(), clock.clone(), 100);
+    let experiment = graph
+        .create_experiment(
+            NewExperiment {
+                name: "Churn".into(),
+                description: Some("who leaves".into()),
+                ..NewExperiment::default()
+            },
+            Some("arn:aws:iam::123456789012:user/ana"),
+        )
+        .unwrap();
+    assert_eq!(
+        experiment.arn,
+        "arn:aws:sagemaker:us-east-1:123456789012:experiment/churn"
+    );
+    let missing = graph
+        .create_trial(
+            NewTrial {
+                name: "t1".into(),
+                experiment_name: "nope".into(),
+                ..NewTrial::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{}", missing.message());
+    for trial in ["t1", "t2"] {
+        graph
+            .create_trial(
+                NewTrial {
+                    name: trial.into(),
+                    experiment_name: "churn".into(),
+                    ..NewTrial::default()
+                },
+                None,
+            )
+            .unwrap();
+    }
+    let run = graph
+        .create_trial_component(
+            NewTrialComponent {
+                name: "run-1".into(),
+                status: Some("InProgress".into()),
+                start_ms: Some(1_000),
+                parameters: [
+                    ("lr".to_string(), ParameterValue::Number(0.1)),
+                    ("algo".to_string(), ParameterValue::String("gbm".into())),
+                ]
+                .into(),
+                input_artifacts: [(
+                    "train".to_string(),
+                    RunArtifact {
+                        media_type: Some("text/csv".into()),
+                        value: "s3://b/train.csv".into(),
+                    },
+                )]
+                .into(),
+                ..NewTrialComponent::default()
+            },
+            None,
+        )
+        .unwrap();
+    graph.associate_trial_component("run-1", "t1").unwrap();
+    graph.associate_trial_component("run-1", "t1").unwrap();
+    graph.associate_trial_component(&run.arn, "t2").unwrap();
+
+    let in_t1 = graph
+        .list_experiment_entities(&ExperimentListQuery {
+            trial_name: Some("t1".into()),
+            ..list_runs(EntityKind::TrialComponent)
+        })
+        .unwrap();
+    assert_eq!(names(&in_t1), ["run-1"]);
+    let trials_of_run = graph
+        .list_experiment_entities(&ExperimentListQuery {
+            trial_component_name: Some("run-1".into()),
+            ..list_runs(EntityKind::Trial)
+        })
+        .unwrap();
+    assert_eq!(names(&trials_of_run), ["t1", "t2"]);
+    let in_experiment = graph
+        .list_experiment_entities(&ExperimentListQuery {
+            experiment_name: Some("Churn".into()),
+            ..list_runs(EntityKind::TrialComponent)
+        })
+        .unwrap();
+    assert_eq!(names(&in_experiment), ["run-1"]);
+    let bad_filter = graph
+        .list_experiment_entities(&ExperimentListQuery {
+            trial_name: Some("t1".into()),
+            ..list_runs(EntityKind::Experiment)
+        })
+        .unwrap_err();
+    assert!(
+        bad_filter.message().starts_with("TrialName"),
+        "{}",
+        bad_filter.message()
+    );
+
+    // Updates merge maps and remove keys; the times stay in order.
+    clock.advance_ms(1_000);
+    let updated = graph
+        .update_experiment_entity(
+            EntityKind::TrialComponent,
+            "TrialComponentName",
+            "run-1",
+            ExperimentUpdate {
+                status: Some("Completed".into()),
+                end_ms: Some(2_000),
+                parameters: [("depth".to_string(), ParameterValue::Number(6.0))].into(),
+                parameters_to_remove: vec!["algo".into()],
+                ..ExperimentUpdate::default()
+            },
+            None,
+        )
+        .unwrap();
+    let fields = updated.experiment.clone().unwrap();
+    assert_eq!(updated.status.as_deref(), Some("Completed"));
+    assert_eq!(
+        fields.parameters.keys().collect::<Vec<_>>(),
+        ["depth", "lr"]
+    );
+    assert_eq!(fields.end_ms, Some(2_000));
+    let backwards = graph
+        .update_experiment_entity(
+            EntityKind::TrialComponent,
+            "TrialComponentName",
+            "run-1",
+            ExperimentUpdate {
+                end_ms: Some(10),
+                ..ExperimentUpdate::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        backwards.message().starts_with("EndTime"),
+        "{}",
+        backwards.message()
+    );
+    let not_a_run = graph
+        .update_experiment_entity(
+            EntityKind::Trial,
+            "TrialName",
+            "t1",
+            ExperimentUpdate {
+                status: Some("Completed".into()),
+                ..ExperimentUpdate::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        not_a_run.message().contains("trial component's"),
+        "{}",
+        not_a_run.message()
+    );
+
+    // Metrics: summaries kept without the values.
+    let datum = |name: &str, ms: i64, value: f64| MetricDatum {
+        name: name.into(),
+        timestamp_ms: ms,
+        step: None,
+        value,
+    };
+    let errors = graph
+        .put_metrics(
+            "run-1",
+            &[
+                datum("loss", 3, 0.5),
+                datum("loss", 1, 0.9),
+                datum("loss", 2, 0.7),
+                datum("", 2, 1.0),
+                datum("auc", 2, f64::NAN),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        errors,
+        [(3, MetricError::Validation), (4, MetricError::Validation)]
+    );
+    let run = graph
+        .describe(EntityKind::TrialComponent, "TrialComponentName", "RUN-1")
+        .unwrap();
+    let loss = &run.experiment.unwrap().metrics["loss"];
+    assert_eq!(
+        (loss.count, loss.min, loss.max, loss.last),
+        (3, 0.5, 0.9, 0.5)
+    );
+    assert!((loss.mean - 0.7).abs() < 1e-12);
+    assert!((loss.std_dev() - 0.2).abs() < 1e-12);
+
+    // A trial component is a vertex of QueryLineage and an end of associations; a trial is not.
+    let data = graph
+        .create(
+            new(EntityKind::Artifact, None, "s3://b/train.csv", "DataSet"),
+            None,
+        )
+        .unwrap();
+    graph
+        .add_association(
+            &data.arn,
+            &run.arn,
+            Some(AssociationType::ContributedTo),
+            None,
+        )
+        .unwrap();
+    let t1_arn = graph.arn(EntityKind::Trial, "t1");
+    let refused = graph
+        .add_association(&data.arn, &t1_arn, None, None)
+        .unwrap_err();
+    assert!(
+        refused.message().starts_with("DestinationArn"),
+        "{}",
+        refused.message()
+    );
+    let found = graph
+        .query(&LineageQuery {
+            start_arns: vec![data.arn.clone()],
+            direction: Direction::Descendants,
+            include_edges: false,
+            filters: QueryFilters {
+                lineage_types: vec!["TrialComponent".into()],
+                ..QueryFilters::default()
+            },
+            max_depth: None,
+            max_results: None,
+            next_token: None,
+        })
+        .unwrap();
+    assert_eq!(found.vertices.len(), 1);
+    assert_eq!(found.vertices[0].lineage_type, EntityKind::TrialComponent);
+
+    // Deletes refuse what is still held, naming what to do.
+    for (kind, field, name, says) in [
+        (EntityKind::Experiment, "ExperimentName", "churn", "trials"),
+        (EntityKind::Trial, "TrialName", "t1", "disassociate"),
+        (
+            EntityKind::TrialComponent,
+            "TrialComponentName",
+            "run-1",
+            "disassociate",
+        ),
+    ] {
+        let err = graph.delete(kind, field, name).unwrap_err();
+        assert!(err.message().contains(says), "{}", err.message());
+    }
+    for trial in ["t1", "t2"] {
+        graph.disassociate_trial_component("run-1", trial).unwrap();
+    }
+    let again = graph
+        .disassociate_trial_component("run-1", "t1")
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::NotFound);
+    graph
+        .delete(EntityKind::TrialComponent, "TrialComponentName", "run-1")
+        .unwrap();
+    for trial in ["t1", "t2"] {
+        graph.delete(EntityKind::Trial, "TrialName", trial).unwrap();
+    }
+    graph
+        .delete(EntityKind::Experiment, "ExperimentName", "churn")
+        .unwrap();
+    assert_eq!(graph.entity_count(), 1, "the data artifact is left");
+}
+
+#[test]
+fn experiment_fields_are_validated_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = open_graph(dir.path(), ManualClock::new(1_000), 100);
+    let component = |f: fn(&mut NewTrialComponent)| {
+        let mut new = NewTrialComponent {
+            name: "run".into(),
+            ..NewTrialComponent::default()
+        };
+        f(&mut new);
+        graph
+            .create_trial_component(new, None)
+            .unwrap_err()
+            .message()
+            .to_string()
+    };
+    type Change = fn(&mut NewTrialComponent);
+    let cases: [(Change, &str); 6] = [
+        (|n| n.name = "bad_name".into(), "TrialComponentName"),
+        (|n| n.status = Some("Done".into()), "Status.PrimaryStatus"),
+        (|n| n.display_name = Some("-x".into()), "DisplayName"),
+        (
+            |n| {
+                n.parameters = (0..301)
+                    .map(|i| (format!("p{i}"), ParameterValue::Number(1.0)))
+                    .collect()
+            },
+            "Parameters has 301",
+        ),
+        (
+            |n| {
+                n.output_artifacts = [(
+                    "model".to_string(),
+                    RunArtifact {
+                        media_type: Some("csv".into()),
+                        value: "s3://b/m".into(),
+                    },
+                )]
+                .into()
+            },
+            "OutputArtifacts['model'].MediaType",
+        ),
+        (
+            |n| n.parameters = [("x".to_string(), ParameterValue::String("v".repeat(2501)))].into(),
+            "Parameters['x'].StringValue",
+        ),
+    ];
+    for (change, field) in cases {
+        let message = component(change);
+        assert!(message.starts_with(field), "{field}: {message}");
+    }
+    let as_lineage = graph
+        .create(new(EntityKind::Experiment, Some("e"), "", ""), None)
+        .unwrap_err();
+    assert!(
+        as_lineage.message().contains("CreateExperiment"),
+        "{}",
+        as_lineage.message()
     );
 }

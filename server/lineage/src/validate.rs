@@ -5,7 +5,12 @@
 use quiver_types::error::{Error, Result, quote};
 use quiver_types::model::validate::check_len;
 
-use crate::model::{ACTION_STATUSES, EntityKind, EntityUpdate, NewEntity, Source, Tag};
+use std::collections::BTreeMap;
+
+use crate::model::{
+    ACTION_STATUSES, EntityKind, EntityUpdate, MetadataProperties, NewEntity, ParameterValue,
+    RunArtifact, Source, Tag,
+};
 
 pub const MAX_NAME_LEN: usize = 120;
 pub const MAX_SOURCE_URI_LEN: usize = 2048;
@@ -21,6 +26,24 @@ pub const MAX_TAG_KEY_LEN: usize = 128;
 pub const MAX_TAG_VALUE_LEN: usize = 256;
 pub const MAX_ARN_LEN: usize = 256;
 const SOURCE_ID_TYPES: [&str; 4] = ["MD5Hash", "S3ETag", "S3Version", "Custom"];
+/// A trial component's `Status.PrimaryStatus`.
+pub const TRIAL_COMPONENT_STATUSES: [&str; 5] =
+    ["InProgress", "Completed", "Failed", "Stopping", "Stopped"];
+pub const MAX_STATUS_MESSAGE_LEN: usize = 1024;
+pub const MAX_PARAMETERS: usize = 300;
+pub const MAX_PARAMETER_KEY_LEN: usize = 320;
+pub const MAX_PARAMETER_STRING_LEN: usize = 2500;
+pub const MAX_RUN_ARTIFACTS: usize = 60;
+pub const MAX_RUN_ARTIFACT_KEY_LEN: usize = 128;
+pub const MAX_MEDIA_TYPE_LEN: usize = 64;
+pub const MAX_RUN_ARTIFACT_VALUE_LEN: usize = 2048;
+pub const MAX_TO_REMOVE_KEY_LEN: usize = 256;
+pub const MAX_METRIC_NAME_LEN: usize = 255;
+/// BatchPutMetrics' `MetricData` holds 1 to 10 values.
+pub const MAX_METRIC_DATA: usize = 10;
+/// Quiver's limit on the distinct metrics of one trial component (their summaries live in the
+/// trial component's record).
+pub const MAX_METRICS: usize = 100;
 
 /// `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}`; contexts also allow `_` between the alphanumerics.
 pub fn check_entity_name(field: &str, kind: EntityKind, name: &str) -> Result<()> {
@@ -48,14 +71,16 @@ pub fn check_entity_name(field: &str, kind: EntityKind, name: &str) -> Result<()
     Ok(())
 }
 
-/// An ARN that may end an association or start a query:
-/// `arn:aws[a-z-]*:sagemaker:[a-z0-9-]*:[0-9]{12}:<kind>/<id>`, at most 256 characters.
+/// An ARN of an entity of the graph (an artifact, action, context, experiment, trial or trial
+/// component): `arn:aws[a-z-]*:sagemaker:[a-z0-9-]*:[0-9]{12}:<kind>/<id>`, at most 256
+/// characters. Ends of associations are checked further ([`check_association_end`]).
 pub fn check_arn(field: &str, arn: &str) -> Result<EntityKind> {
     check_len(field, arn, 1, MAX_ARN_LEN)?;
     let bad = || {
         Error::validation(format!(
-            "{field} {} is not the ARN of an artifact, action or context \
-             (arn:aws:sagemaker:<region>:<12-digit account>:<artifact|action|context>/<id>)",
+            "{field} {} is not the ARN of an artifact, action, context, experiment or trial \
+             component (arn:aws:sagemaker:<region>:<12-digit account>:<artifact|action|context|\
+             experiment|experiment-trial-component>/<id>)",
             quote(arn)
         ))
     };
@@ -80,6 +105,19 @@ pub fn check_arn(field: &str, arn: &str) -> Result<EntityKind> {
         return Err(bad());
     }
     EntityKind::of_arn(arn).ok_or_else(bad)
+}
+
+/// An ARN that may end an association or start a query: every kind but a trial.
+pub fn check_association_end(field: &str, arn: &str) -> Result<EntityKind> {
+    let kind = check_arn(field, arn)?;
+    if !kind.is_association_end() {
+        return Err(Error::validation(format!(
+            "{field} {} is a trial's ARN; trials hold trial components through \
+             AssociateTrialComponent and are not ends of associations",
+            quote(arn)
+        )));
+    }
+    Ok(kind)
 }
 
 fn check_source(kind: EntityKind, source: &Source) -> Result<()> {
@@ -172,7 +210,7 @@ pub fn check_status(field: &str, status: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_description(description: Option<&str>) -> Result<()> {
+pub(crate) fn check_description(description: Option<&str>) -> Result<()> {
     match description {
         Some(d) => check_len("Description", d, 0, MAX_DESCRIPTION_LEN),
         None => Ok(()),
@@ -180,7 +218,7 @@ fn check_description(description: Option<&str>) -> Result<()> {
 }
 
 /// Tag keys and values: Unicode letters, numbers, spaces and `_.:/=+-@`; keys not `aws:`.
-fn check_tags(tags: &[Tag]) -> Result<()> {
+pub(crate) fn check_tags(tags: &[Tag]) -> Result<()> {
     if tags.len() > MAX_TAGS {
         return Err(Error::validation(format!(
             "Tags has {} tags; at most {MAX_TAGS} are allowed",
@@ -218,6 +256,13 @@ fn check_tags(tags: &[Tag]) -> Result<()> {
 
 pub fn check_new_entity(new: &NewEntity) -> Result<()> {
     let kind = new.kind;
+    if !EntityKind::LINEAGE.contains(&kind) {
+        return Err(Error::validation(format!(
+            "a {} is created with Create{}, not as a lineage entity",
+            kind.noun(),
+            kind.name()
+        )));
+    }
     let name_field = format!("{}Name", kind.name());
     match (&new.name, kind) {
         (Some(name), _) => check_entity_name(&name_field, kind, name)?,
@@ -252,21 +297,142 @@ pub fn check_new_entity(new: &NewEntity) -> Result<()> {
     if kind == EntityKind::Context && !new.metadata.is_empty() {
         return Err(Error::validation("a context has no MetadataProperties"));
     }
+    check_metadata(&new.metadata)?;
+    check_tags(&new.tags)
+}
+
+pub(crate) fn check_metadata(metadata: &MetadataProperties) -> Result<()> {
     for (field, value) in [
-        ("MetadataProperties.CommitId", &new.metadata.commit_id),
-        ("MetadataProperties.Repository", &new.metadata.repository),
-        ("MetadataProperties.GeneratedBy", &new.metadata.generated_by),
-        ("MetadataProperties.ProjectId", &new.metadata.project_id),
+        ("MetadataProperties.CommitId", &metadata.commit_id),
+        ("MetadataProperties.Repository", &metadata.repository),
+        ("MetadataProperties.GeneratedBy", &metadata.generated_by),
+        ("MetadataProperties.ProjectId", &metadata.project_id),
     ] {
         if let Some(value) = value {
             check_len(field, value, 0, MAX_METADATA_LEN)?;
         }
     }
-    check_tags(&new.tags)
+    Ok(())
+}
+
+/// `DisplayName`: the pattern of names, at most 120 characters.
+pub fn check_display_name(display_name: Option<&str>) -> Result<()> {
+    match display_name {
+        Some(d) => check_entity_name("DisplayName", EntityKind::Experiment, d),
+        None => Ok(()),
+    }
+}
+
+/// A trial component's `Status`.
+pub fn check_trial_component_status(
+    primary_status: Option<&str>,
+    message: Option<&str>,
+) -> Result<()> {
+    if let Some(status) = primary_status
+        && !TRIAL_COMPONENT_STATUSES.contains(&status)
+    {
+        return Err(Error::validation(format!(
+            "Status.PrimaryStatus {} is not one of {}",
+            quote(status),
+            TRIAL_COMPONENT_STATUSES.join(", ")
+        )));
+    }
+    if let Some(message) = message {
+        check_len("Status.Message", message, 0, MAX_STATUS_MESSAGE_LEN)?;
+    }
+    Ok(())
+}
+
+/// `Parameters`: at most 300, keys of at most 320 characters, string values of at most 2,500,
+/// numbers finite.
+pub fn check_parameters(parameters: &BTreeMap<String, ParameterValue>) -> Result<()> {
+    check_map_count("Parameters", parameters.len(), MAX_PARAMETERS)?;
+    for (key, value) in parameters {
+        check_len("Parameters key", key, 0, MAX_PARAMETER_KEY_LEN)?;
+        match value {
+            ParameterValue::String(text) => check_len(
+                &format!("Parameters[{}].StringValue", quote(key)),
+                text,
+                0,
+                MAX_PARAMETER_STRING_LEN,
+            )?,
+            ParameterValue::Number(n) if !n.is_finite() => {
+                return Err(Error::validation(format!(
+                    "Parameters[{}].NumberValue must be a finite number",
+                    quote(key)
+                )));
+            }
+            ParameterValue::Number(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `InputArtifacts` / `OutputArtifacts`: at most 60, keys of at most 128 characters, a
+/// `MediaType` like `text/csv` of at most 64, a `Value` of at most 2,048.
+pub fn check_run_artifacts(field: &str, artifacts: &BTreeMap<String, RunArtifact>) -> Result<()> {
+    check_map_count(field, artifacts.len(), MAX_RUN_ARTIFACTS)?;
+    for (key, artifact) in artifacts {
+        check_len(&format!("{field} key"), key, 0, MAX_RUN_ARTIFACT_KEY_LEN)?;
+        let at = format!("{field}[{}]", quote(key));
+        check_len(
+            &format!("{at}.Value"),
+            &artifact.value,
+            0,
+            MAX_RUN_ARTIFACT_VALUE_LEN,
+        )?;
+        if let Some(media_type) = &artifact.media_type {
+            check_len(
+                &format!("{at}.MediaType"),
+                media_type,
+                0,
+                MAX_MEDIA_TYPE_LEN,
+            )?;
+            let word = |s: &str, plus: bool| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || (plus && c == '+'))
+            };
+            let ok = media_type
+                .split_once('/')
+                .is_some_and(|(kind, sub)| word(kind, false) && word(sub, true));
+            if !ok {
+                return Err(Error::validation(format!(
+                    "{at}.MediaType {} is not a media type like text/csv",
+                    quote(media_type)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ParametersToRemove`, `InputArtifactsToRemove`, `OutputArtifactsToRemove`.
+pub fn check_keys_to_remove(field: &str, keys: &[String]) -> Result<()> {
+    for (i, key) in keys.iter().enumerate() {
+        check_len(&format!("{field}[{i}]"), key, 0, MAX_TO_REMOVE_KEY_LEN)?;
+    }
+    Ok(())
+}
+
+pub fn check_map_count(field: &str, count: usize, max: usize) -> Result<()> {
+    if count > max {
+        return Err(Error::validation(format!(
+            "{field} has {count} entries; a trial component holds at most {max}"
+        )));
+    }
+    Ok(())
 }
 
 /// The update's own fields; the property count after it is checked against the entity.
 pub fn check_update(kind: EntityKind, update: &EntityUpdate) -> Result<()> {
+    if !EntityKind::LINEAGE.contains(&kind) {
+        return Err(Error::validation(format!(
+            "a {} is changed with Update{}, not as a lineage entity",
+            kind.noun(),
+            kind.name()
+        )));
+    }
     if let Some(name) = &update.name {
         if kind != EntityKind::Artifact {
             return Err(Error::validation(format!(

@@ -165,7 +165,10 @@ async fn dispatch(
         "Search" => {
             let request = parse_body(body)?;
             authorize(None, Features::Unnamed)?;
-            search::search(store, request)
+            let (store, lineage) = (api.store.clone(), api.lineage.clone());
+            tokio::task::spawn_blocking(move || search::search(&store, lineage.as_deref(), request))
+                .await
+                .map_err(|e| Error::internal(format!("search task failed: {e}")))?
         }
         lineage_operation if lineage::is_lineage_operation(lineage_operation) => {
             lineage::dispatch(api, caller, lineage_operation, body).await

@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod control;
+pub mod experiments;
 pub mod lineage;
 pub mod openlineage;
 pub mod runtime;
@@ -106,6 +107,10 @@ pub fn router(
     let routes = Router::new()
         .route("/", post(control::handle))
         .route(openlineage::PATH, post(openlineage::post))
+        .route(
+            experiments::METRICS_PATH,
+            axum::routing::put(experiments::batch_put_metrics),
+        )
         .merge(runtime::routes())
         .with_state(api);
     if enabled {

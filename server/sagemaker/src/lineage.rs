@@ -24,19 +24,22 @@ use quiver_lineage::model::{
 use quiver_lineage::query::{Direction, LineageQuery, QueryFilters};
 use quiver_types::error::{Error, Result};
 
-/// The kind of entity `operation` acts on, if it is `<prefix><Kind>` or `<prefix><Kind>s`.
+/// The kind of entity `operation` acts on, if it is `<prefix><Kind>` or `<prefix><Kind>s` for
+/// an artifact, action or context (the handlers below take only these kinds: experiments,
+/// trials and trial components have their own operations, `experiments.rs`).
 fn kind_of(operation: &str, prefix: &str) -> Option<EntityKind> {
     let noun = operation.strip_prefix(prefix)?;
-    EntityKind::ALL
+    EntityKind::LINEAGE
         .into_iter()
         .find(|k| noun == k.name() || noun.strip_suffix('s') == Some(k.name()))
 }
 
 /// Whether `operation` is one of the lineage operations.
 pub(crate) fn is_lineage_operation(operation: &str) -> bool {
-    ["Create", "Describe", "List", "Update", "Delete"]
-        .iter()
-        .any(|p| kind_of(operation, p).is_some())
+    super::experiments::is_experiment_operation(operation)
+        || ["Create", "Describe", "List", "Update", "Delete"]
+            .iter()
+            .any(|p| kind_of(operation, p).is_some())
         || matches!(
             operation,
             "AddAssociation"
@@ -86,18 +89,21 @@ pub(crate) async fn dispatch(
     .map_err(|e| Error::internal(format!("lineage task failed: {e}")))?
 }
 
-struct Handler<'a> {
+pub(crate) struct Handler<'a> {
     api: &'a Api,
     caller: &'a Caller,
-    operation: &'a str,
-    lineage: &'a Lineage,
+    pub(crate) operation: &'a str,
+    pub(crate) lineage: &'a Lineage,
     /// The caller's principal ARN, recorded as creator and modifier.
-    by: Option<String>,
+    pub(crate) by: Option<String>,
 }
 
 impl Handler<'_> {
     fn run(&self, body: &[u8]) -> Result<Value> {
         let operation = self.operation;
+        if super::experiments::is_experiment_operation(operation) {
+            return self.run_experiment_operation(body);
+        }
         if let Some(kind) = kind_of(operation, "Create") {
             return self.create(kind, body);
         }
@@ -137,7 +143,7 @@ impl Handler<'_> {
         }
     }
 
-    fn authorize(&self, resource: &str) -> Result<()> {
+    pub(crate) fn authorize(&self, resource: &str) -> Result<()> {
         self.api
             .authorize_resource(self.caller, self.operation, resource)
     }
@@ -147,7 +153,7 @@ impl Handler<'_> {
         let name = match kind {
             EntityKind::Artifact => request.artifact_name,
             EntityKind::Action => request.action_name,
-            EntityKind::Context => request.context_name,
+            _ => request.context_name,
         };
         let resource = match (&name, kind) {
             (Some(name), EntityKind::Action | EntityKind::Context) => {
@@ -162,7 +168,7 @@ impl Handler<'_> {
         let entity_type = match kind {
             EntityKind::Artifact => request.artifact_type,
             EntityKind::Action => request.action_type,
-            EntityKind::Context => request.context_type,
+            _ => request.context_type,
         }
         .ok_or_else(|| Error::validation(format!("{}Type is required", kind.name())))?;
         let entity = self.lineage.create(
@@ -186,12 +192,12 @@ impl Handler<'_> {
         let field = match kind {
             EntityKind::Artifact => "ArtifactArn",
             EntityKind::Action => "ActionName",
-            EntityKind::Context => "ContextName",
+            _ => "ContextName",
         };
         let value = match kind {
             EntityKind::Artifact => &request.artifact_arn,
             EntityKind::Action => &request.action_name,
-            EntityKind::Context => &request.context_name,
+            _ => &request.context_name,
         };
         let value = value
             .clone()
@@ -262,7 +268,7 @@ impl Handler<'_> {
         let entity_type = match kind {
             EntityKind::Artifact => request.artifact_type,
             EntityKind::Action => request.action_type,
-            EntityKind::Context => request.context_type,
+            _ => request.context_type,
         };
         let sort_by = match request.sort_by.as_deref() {
             None => EntitySort::CreationTime,
@@ -278,6 +284,7 @@ impl Handler<'_> {
             descending: descending(request.sort_order.as_deref())?,
             max_results: request.max_results,
             next_token: request.next_token,
+            within: None,
         })?;
         let summaries: Vec<Value> = page
             .items
@@ -433,12 +440,12 @@ impl Handler<'_> {
     }
 }
 
-fn timestamp(value: &Option<Value>, field: &str) -> Result<Option<i64>> {
+pub(crate) fn timestamp(value: &Option<Value>, field: &str) -> Result<Option<i64>> {
     value.as_ref().map(|v| timestamp_ms(field, v)).transpose()
 }
 
 /// SageMaker's listings are newest first unless told otherwise.
-fn descending(order: Option<&str>) -> Result<bool> {
+pub(crate) fn descending(order: Option<&str>) -> Result<bool> {
     match order {
         None | Some("Descending") => Ok(true),
         Some("Ascending") => Ok(false),
@@ -448,7 +455,7 @@ fn descending(order: Option<&str>) -> Result<bool> {
     }
 }
 
-fn user_context(principal_arn: &Option<String>) -> Value {
+pub(crate) fn user_context(principal_arn: &Option<String>) -> Value {
     match principal_arn {
         Some(arn) => json!({ "IamIdentity": { "Arn": arn } }),
         None => json!({}),

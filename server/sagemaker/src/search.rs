@@ -1,4 +1,5 @@
-//! SageMaker `Search` over the `FeatureGroup` and `FeatureMetadata` resources: filters on
+//! SageMaker `Search` over the `FeatureGroup` and `FeatureMetadata` resources (and the
+//! experiments' `Experiment`, `ExperimentTrial`, `ExperimentTrialComponent`): filters on
 //! property paths (`OnlineStoreConfig.EnableOnlineStore`, `Parameters.owner`), nested filters
 //! over lists (`FeatureDefinitions`), sub-expressions joined by And / Or, sort and pagination.
 //!
@@ -362,7 +363,11 @@ fn order(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     }
 }
 
-pub fn search(store: &FeatureStore, req: SearchRequest) -> Result<Value> {
+pub fn search(
+    store: &FeatureStore,
+    lineage: Option<&quiver_lineage::Lineage>,
+    req: SearchRequest,
+) -> Result<Value> {
     let expression = compile(
         "SearchExpression",
         &req.search_expression.unwrap_or_default(),
@@ -410,18 +415,26 @@ pub fn search(store: &FeatureStore, req: SearchRequest) -> Result<Value> {
                 .map(|(g, f)| to_json(&feature_metadata_json(g, f)))
                 .collect::<Result<Vec<_>>>()?,
         ),
-        other => {
-            return Err(Error::validation(format!(
-                "Resource '{other}' is not searchable in Quiver: FeatureGroup and FeatureMetadata are"
-            )));
-        }
+        other => match crate::experiments::search_documents(lineage, other) {
+            Some(found) => found?,
+            None => {
+                return Err(Error::validation(format!(
+                    "Resource '{other}' is not searchable in Quiver: FeatureGroup, FeatureMetadata, \
+                     Experiment, ExperimentTrial and ExperimentTrialComponent are"
+                )));
+            }
+        },
     };
     let mut hits: Vec<Value> = docs.into_iter().filter(|d| expression.matches(d)).collect();
     let sort_path = path(req.sort_by.as_deref().unwrap_or("LastModifiedTime"));
     // Ties (and missing values) fall back to the ARN and feature name, so pages are stable.
+    let arn_field = match wrapper {
+        "FeatureGroup" | "FeatureMetadata" => "FeatureGroupArn".to_string(),
+        kind => format!("{kind}Arn"),
+    };
     let identity = |d: &Value| {
         (
-            d.get("FeatureGroupArn")
+            d.get(&arn_field)
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
