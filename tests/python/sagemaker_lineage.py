@@ -358,6 +358,202 @@ def lineage_groups_are_none():
     expect_error("ResourceNotFound", [], sm.describe_lineage_group, LineageGroupName="g")
 
 
+@check
+def experiments_trials_and_trial_components():
+    """The three kinds created, described, updated, associated, listed and deleted as botocore
+    shapes them; deletes refused while something is still held."""
+    arn = sm.create_experiment(ExperimentName="Churn-Exp", DisplayName="Churn", Description="who leaves",
+                               Tags=[{"Key": "team", "Value": "ml"}])["ExperimentArn"]
+    assert arn == ARN_PREFIX + "experiment/churn-exp", arn
+    expect_error("ValidationException", ["already exists"], sm.create_experiment, ExperimentName="churn-exp")
+    e = sm.describe_experiment(ExperimentName="churn-exp")
+    assert (e["ExperimentName"], e["DisplayName"], e["Description"]) == ("Churn-Exp", "Churn", "who leaves"), e
+    assert isinstance(e["CreationTime"], datetime.datetime), e
+    sm.update_experiment(ExperimentName="churn-exp", Description="who leaves, and why")
+    assert sm.describe_experiment(ExperimentName="churn-exp")["Description"] == "who leaves, and why"
+
+    expect_error("ResourceNotFound", ["nope"], sm.create_trial, TrialName="t", ExperimentName="nope")
+    trial = sm.create_trial(TrialName="trial-a", ExperimentName="churn-exp",
+                            MetadataProperties={"CommitId": "abc123"})["TrialArn"]
+    assert trial == ARN_PREFIX + "experiment-trial/trial-a", trial
+    sm.create_trial(TrialName="trial-b", ExperimentName="churn-exp")
+    t = sm.describe_trial(TrialName="trial-a")
+    assert (t["ExperimentName"], t["MetadataProperties"]) == ("Churn-Exp", {"CommitId": "abc123"}), t
+    sm.update_trial(TrialName="trial-a", DisplayName="first")
+    assert sm.describe_trial(TrialName="trial-a")["DisplayName"] == "first"
+
+    start = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    tc = sm.create_trial_component(
+        TrialComponentName="run-1", DisplayName="Run1",
+        Status={"PrimaryStatus": "InProgress", "Message": "training"},
+        StartTime=start,
+        Parameters={"lr": {"NumberValue": 0.1}, "algo": {"StringValue": "gbm"}},
+        InputArtifacts={"train": {"MediaType": "text/csv", "Value": "s3://b/train.csv"}},
+        MetadataProperties={"GeneratedBy": "boto3"},
+    )["TrialComponentArn"]
+    assert tc == ARN_PREFIX + "experiment-trial-component/run-1", tc
+    sm.update_trial_component(
+        TrialComponentName="run-1",
+        Status={"PrimaryStatus": "Completed"},
+        EndTime=start + datetime.timedelta(minutes=5),
+        Parameters={"depth": {"NumberValue": 6}},
+        ParametersToRemove=["algo"],
+        OutputArtifacts={"model": {"MediaType": "application/x-tar", "Value": "s3://b/model.tar.gz"}},
+    )
+    d = sm.describe_trial_component(TrialComponentName=tc)
+    assert d["TrialComponentName"] == "run-1" and d["DisplayName"] == "Run1", d
+    assert d["Status"] == {"PrimaryStatus": "Completed"}, d["Status"]
+    assert d["StartTime"] == start and d["EndTime"] == start + datetime.timedelta(minutes=5), d
+    assert d["Parameters"] == {"lr": {"NumberValue": 0.1}, "depth": {"NumberValue": 6.0}}, d["Parameters"]
+    assert d["InputArtifacts"]["train"] == {"MediaType": "text/csv", "Value": "s3://b/train.csv"}, d
+    assert d["OutputArtifacts"]["model"]["Value"] == "s3://b/model.tar.gz", d
+    assert d["Metrics"] == [], d["Metrics"]
+
+    for trial_name in ["trial-a", "trial-b"]:
+        out = sm.associate_trial_component(TrialComponentName="run-1", TrialName=trial_name)
+        assert out == {"TrialComponentArn": tc, "TrialArn": ARN_PREFIX + f"experiment-trial/{trial_name}"} | {
+            "ResponseMetadata": out["ResponseMetadata"]}, out
+    sm.associate_trial_component(TrialComponentName="run-1", TrialName="trial-a")  # again: no error
+    expect_error("ResourceNotFound", ["ghost"], sm.associate_trial_component,
+                 TrialComponentName="ghost", TrialName="trial-a")
+
+    # A trial component is an end of associations and a QueryLineage vertex.
+    data = sm.create_artifact(Source={"SourceUri": "s3://b/train.csv"}, ArtifactType="DataSet")["ArtifactArn"]
+    sm.add_association(SourceArn=data, DestinationArn=tc, AssociationType="ContributedTo")
+    q = sm.query_lineage(StartArns=[data], Direction="Descendants", IncludeEdges=True)
+    assert [(v["Arn"], v["LineageType"]) for v in q["Vertices"]] == [(data, "Artifact"), (tc, "TrialComponent")], q
+    expect_error("ValidationException", ["DestinationArn", "trial"], sm.add_association,
+                 SourceArn=data, DestinationArn=trial)
+
+    expect_error("ValidationException", ["trials"], sm.delete_experiment, ExperimentName="churn-exp")
+    expect_error("ValidationException", ["DisassociateTrialComponent"], sm.delete_trial, TrialName="trial-a")
+    expect_error("ValidationException", ["DisassociateTrialComponent"], sm.delete_trial_component,
+                 TrialComponentName="run-1")
+    for trial_name in ["trial-a", "trial-b"]:
+        sm.disassociate_trial_component(TrialComponentName="run-1", TrialName=trial_name)
+    expect_error("ResourceNotFound", ["not in trial"], sm.disassociate_trial_component,
+                 TrialComponentName="run-1", TrialName="trial-a")
+    assert sm.delete_trial_component(TrialComponentName="run-1")["TrialComponentArn"] == tc
+    # Its associations went with it.
+    assert sm.list_associations(SourceArn=data)["AssociationSummaries"] == []
+    for trial_name in ["trial-a", "trial-b"]:
+        sm.delete_trial(TrialName=trial_name)
+    assert sm.delete_experiment(ExperimentName="churn-exp")["ExperimentArn"] == arn
+    expect_error("ResourceNotFound", ["churn-exp"], sm.describe_experiment, ExperimentName="churn-exp")
+    sm.delete_artifact(ArtifactArn=data)
+
+
+@check
+def experiment_listings_filter_sort_and_page():
+    sm.create_experiment(ExperimentName="list-exp")
+    sm.create_experiment(ExperimentName="other-exp")
+    for i in range(3):
+        sm.create_trial(TrialName=f"list-trial-{i}", ExperimentName="list-exp")
+    sm.create_trial(TrialName="other-trial", ExperimentName="other-exp")
+    for i in range(12):
+        sm.create_trial_component(TrialComponentName=f"list-run-{i:02d}")
+        sm.associate_trial_component(TrialComponentName=f"list-run-{i:02d}", TrialName=f"list-trial-{i % 3}")
+    sm.create_trial_component(TrialComponentName="loose-run")
+
+    trials = all_pages("list_trials", "TrialSummaries", ExperimentName="list-exp", SortBy="Name",
+                       SortOrder="Ascending", PaginationConfig={"PageSize": 2})
+    assert [t["TrialName"] for t in trials] == ["list-trial-0", "list-trial-1", "list-trial-2"], trials
+    runs = all_pages("list_trial_components", "TrialComponentSummaries", ExperimentName="list-exp",
+                     SortBy="Name", SortOrder="Descending", PaginationConfig={"PageSize": 5})
+    assert [r["TrialComponentName"] for r in runs] == [f"list-run-{i:02d}" for i in reversed(range(12))], runs
+    in_trial = sm.list_trial_components(TrialName="list-trial-1", SortBy="Name", SortOrder="Ascending")
+    assert [r["TrialComponentName"] for r in in_trial["TrialComponentSummaries"]] == [
+        "list-run-01", "list-run-04", "list-run-07", "list-run-10"], in_trial
+    holding = sm.list_trials(TrialComponentName="list-run-04")["TrialSummaries"]
+    assert [t["TrialName"] for t in holding] == ["list-trial-1"], holding
+    every = all_pages("list_experiments", "ExperimentSummaries", SortBy="Name", SortOrder="Ascending")
+    names = [e["ExperimentName"] for e in every]
+    assert "list-exp" in names and "other-exp" in names and names == sorted(names), names
+    expect_error("ResourceNotFound", ["missing"], sm.list_trials, ExperimentName="missing")
+    page = sm.list_trial_components(MaxResults=3, SortBy="CreationTime")
+    assert len(page["TrialComponentSummaries"]) == 3 and "NextToken" in page, page
+    # Search, as the SDK uses it to ask whether a run is in a trial.
+    found = sm.search(Resource="ExperimentTrialComponent", SearchExpression={"Filters": [
+        {"Name": "TrialComponentName", "Operator": "Equals", "Value": "list-run-04"},
+        {"Name": "Parents.TrialName", "Operator": "Equals", "Value": "list-trial-1"}]})
+    assert [r["TrialComponent"]["TrialComponentName"] for r in found["Results"]] == ["list-run-04"], found
+    missed = sm.search(Resource="ExperimentTrialComponent", SearchExpression={"Filters": [
+        {"Name": "TrialComponentName", "Operator": "Equals", "Value": "list-run-04"},
+        {"Name": "Parents.TrialName", "Operator": "Equals", "Value": "list-trial-2"}]})
+    assert missed["Results"] == [], missed
+    experiments = sm.search(Resource="Experiment", SearchExpression={"Filters": [
+        {"Name": "ExperimentName", "Operator": "Equals", "Value": "other-exp"}]})
+    assert [r["Experiment"]["ExperimentName"] for r in experiments["Results"]] == ["other-exp"], experiments
+
+
+@check
+def experiment_limits_are_enforced_by_the_server():
+    sm.create_experiment(ExperimentName="limits-exp")
+    expect_error("ValidationException", ["ExperimentName"], sm.create_experiment, ExperimentName="bad_name")
+    expect_error("ValidationException", ["DisplayName"], sm.create_experiment, ExperimentName="ok",
+                 DisplayName="-x")
+    expect_error("ValidationException", ["Status.PrimaryStatus", "Done"], sm.create_trial_component,
+                 TrialComponentName="lim", Status={"PrimaryStatus": "Done"})
+    expect_error("ValidationException", ["Parameters has 301"], sm.create_trial_component,
+                 TrialComponentName="lim", Parameters={f"p{i}": {"NumberValue": i} for i in range(301)})
+    expect_error("ValidationException", ["InputArtifacts has 61"], sm.create_trial_component,
+                 TrialComponentName="lim",
+                 InputArtifacts={f"a{i}": {"Value": "v"} for i in range(61)})
+    expect_error("ValidationException", ["OutputArtifacts['m'].MediaType"], sm.create_trial_component,
+                 TrialComponentName="lim", OutputArtifacts={"m": {"MediaType": "csv", "Value": "v"}})
+    expect_error("ValidationException", ["Parameters['p']", "StringValue"], sm.create_trial_component,
+                 TrialComponentName="lim", Parameters={"p": {"StringValue": "x" * 2501}})
+    expect_error("ValidationException", ["Parameters['p']", "one of StringValue and NumberValue"],
+                 sm.create_trial_component, TrialComponentName="lim", Parameters={"p": {}})
+    expect_error("ValidationException", ["Tags"], sm.create_trial, TrialName="lim", ExperimentName="limits-exp",
+                 Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)])
+    start = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    expect_error("ValidationException", ["EndTime", "before StartTime"], sm.create_trial_component,
+                 TrialComponentName="lim", StartTime=start, EndTime=start - datetime.timedelta(seconds=1))
+    sm.create_trial(TrialName="lim-trial", ExperimentName="limits-exp")
+    expect_error("ValidationException", ["SortBy", "Size"], sm.list_experiments, SortBy="Size")
+    expect_error("ResourceNotFound", ["ghost"], sm.update_trial_component, TrialComponentName="ghost",
+                 DisplayName="x")
+    sm.delete_trial(TrialName="lim-trial")
+    sm.delete_experiment(ExperimentName="limits-exp")
+
+
+@check
+def batch_put_metrics_summarises_each_metric():
+    """SageMaker Metrics' BatchPutMetrics (the `sagemaker-metrics` client) and the summaries
+    DescribeTrialComponent returns."""
+    metrics = boto3.client(
+        "sagemaker-metrics", endpoint_url=ENDPOINT, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    sm.create_trial_component(TrialComponentName="metrics-run")
+    t0 = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    values = [0.9, 0.7, 0.5, 0.6]
+    out = metrics.batch_put_metrics(TrialComponentName="metrics-run", MetricData=[
+        {"MetricName": "loss", "Timestamp": t0 + datetime.timedelta(seconds=i), "Step": i, "Value": v}
+        for i, v in enumerate(values)
+    ] + [{"MetricName": "auc", "Timestamp": t0, "Value": 0.8}])
+    assert out.get("Errors", []) == [], out
+    d = sm.describe_trial_component(TrialComponentName="metrics-run")
+    by_name = {m["MetricName"]: m for m in d["Metrics"]}
+    loss = by_name["loss"]
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    assert (loss["Count"], loss["Min"], loss["Max"], loss["Last"]) == (4, 0.5, 0.9, 0.6), loss
+    assert abs(loss["Avg"] - mean) < 1e-9 and abs(loss["StdDev"] - std) < 1e-9, loss
+    assert loss["TimeStamp"] == t0 + datetime.timedelta(seconds=3), loss
+    assert loss["SourceArn"] == ARN_PREFIX + "experiment-trial-component/metrics-run", loss
+    assert by_name["auc"]["Count"] == 1 and by_name["auc"]["StdDev"] == 0, by_name
+    try:
+        metrics.batch_put_metrics(TrialComponentName="no-such-run", MetricData=[
+            {"MetricName": "loss", "Timestamp": t0, "Value": 1.0}])
+        raise AssertionError("a missing trial component was accepted")
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "ResourceNotFound", e.response
+    sm.delete_trial_component(TrialComponentName="metrics-run")
+
+
 def seed():
     a = sm.create_artifact(Source={"SourceUri": "s3://keep/data"}, ArtifactType="DataSet")["ArtifactArn"]
     c = sm.create_context(ContextName="keep-context", Source={"SourceUri": "keep"}, ContextType="T")["ContextArn"]

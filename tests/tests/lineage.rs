@@ -1,7 +1,8 @@
 //! The lineage service through SageMaker's API, driven by boto3 (`tests/python/sagemaker_lineage.py`):
 //! every operation, its errors and limits, pagination and filters, and QueryLineage over a
-//! graph of 1,200 entities checked against a reference walk; the graph kept across a restart;
-//! and a server started without the service.
+//! graph of 1,200 entities checked against a reference walk; experiments, trials and trial
+//! components with SageMaker Metrics' BatchPutMetrics and Search; the graph kept across a
+//! restart; and a server started without the service.
 
 use quiver_tests::TestServer;
 use quiver_tests::aws::python;
@@ -16,7 +17,7 @@ async fn boto3_runs_every_lineage_operation_against_quiver() {
     let report = run(format!("http://{}", server.http), "checks")
         .await
         .expect("python ran");
-    quiver_tests::aws::assert_all_checks_passed(&report, 7);
+    quiver_tests::aws::assert_all_checks_passed(&report, 11);
 }
 
 #[tokio::test(flavor = "multi_thread")]

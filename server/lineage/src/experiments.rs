@@ -147,10 +147,16 @@ impl Lineage {
         validate::check_display_name(new.display_name.as_deref())?;
         validate::check_metadata(&new.metadata)?;
         validate::check_tags(&new.tags)?;
-        let experiment_arn = self.arn_of_name(EntityKind::Experiment, &new.experiment_name);
+        // The experiment's own spelling of its name; it is checked again under the lock.
+        let experiment = self.load(
+            EntityKind::Experiment,
+            "ExperimentName",
+            &new.experiment_name,
+        )?;
+        let experiment_arn = experiment.arn;
         let fields = ExperimentFields {
             display_name: new.display_name,
-            experiment_name: Some(new.experiment_name.clone()),
+            experiment_name: experiment.name,
             ..ExperimentFields::default()
         };
         let mut entity = base(kind, new.name, None, new.tags);
