@@ -111,6 +111,49 @@ async fn sagemaker_sdk_lineage_classes_work_against_quiver() {
     assert_eq!(seen["contexts_after_delete"], "ResourceNotFound");
 }
 
+/// The SageMaker Python SDK's experiments (`tests/python/sagemaker_experiments_sdk.py`): a
+/// `Run` logs parameters, metrics and artifacts, fails, is loaded again and listed, and
+/// `Experiment._delete_all` removes it all.
+#[tokio::test(flavor = "multi_thread")]
+async fn sagemaker_sdk_runs_log_parameters_metrics_and_artifacts_to_quiver() {
+    let (_dir, server) = quiver_tests::start().await;
+    let endpoint = format!("http://{}", server.http);
+    let seen =
+        tokio::task::spawn_blocking(move || python("sagemaker_experiments_sdk.py", &[&endpoint]))
+            .await
+            .expect("python ran");
+    assert_eq!(seen["inside"], "InProgress", "{seen}");
+    let run = &seen["run"];
+    assert_eq!(run["status"], "Completed");
+    assert_eq!(run["has_times"], true);
+    assert_eq!(
+        run["parameters"],
+        serde_json::json!({"algo": {"StringValue": "gbm"}, "depth": {"NumberValue": 6.0}, "lr": {"NumberValue": 0.1}})
+    );
+    assert_eq!(
+        run["inputs"],
+        serde_json::json!({"train": {"MediaType": "text/csv", "Value": "s3://bucket/train.csv"}})
+    );
+    assert_eq!(
+        run["outputs"],
+        serde_json::json!({"model": {"Value": "s3://bucket/model.tar.gz"}})
+    );
+    assert_eq!(run["loss"], serde_json::json!([3, 0.3, 0.9, 0.3]));
+    assert_eq!(seen["failed"], serde_json::json!(["Failed", "diverged"]));
+    assert_eq!(seen["loaded"], serde_json::json!(["run-1", "sdk-exp", 6.0]));
+    assert_eq!(
+        seen["after_load"],
+        serde_json::json!(["algo", "depth", "epochs", "lr"])
+    );
+    assert_eq!(seen["listed"], serde_json::json!(["run-1", "run-2"]));
+    assert_eq!(
+        seen["trials"],
+        serde_json::json!(["Default-Run-Group-sdk-exp"])
+    );
+    assert_eq!(seen["after_delete"], "ResourceNotFound");
+    assert_eq!(seen["runs_left"], 0);
+}
+
 /// The same graph over gRPC (the Rust client) and the CLI: entities made over gRPC, found by
 /// name, drawn as a table, JSON, DOT and Mermaid; bad input refused naming the field; and a
 /// feature group's contexts there as soon as it exists.

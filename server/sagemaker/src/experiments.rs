@@ -360,7 +360,8 @@ fn describe_json(lineage: &Lineage, entity: &Entity) -> Result<Value> {
 
 /// Search's `Experiment`, `ExperimentTrial` and `ExperimentTrialComponent` resources: each
 /// entity of the kind as it is described (trial components with their `Parents`, trials with
-/// their `TrialComponentSummaries`). `None` for other resources.
+/// their `TrialComponentSummaries`), with its `Tags` (the SDK tells a `Run`'s trial components
+/// by theirs). `None` for other resources.
 pub(crate) fn search_documents(
     lineage: Option<&Lineage>,
     resource: &str,
@@ -381,7 +382,11 @@ pub(crate) fn search_documents(
             .all_of(kind)
             .and_then(|all| {
                 all.iter()
-                    .map(|e| describe_json(lineage, e))
+                    .map(|e| {
+                        let mut doc = describe_json(lineage, e)?;
+                        doc["Tags"] = json!(e.tags);
+                        Ok(doc)
+                    })
                     .collect::<Result<Vec<_>>>()
             })
             .map(|docs| (wrapper, docs)),
