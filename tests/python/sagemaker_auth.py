@@ -5,7 +5,7 @@ itself, using Quiver access keys.
         NOBODY_KEY NOBODY_SECRET
 
 The reader's policy allows sagemaker:GetRecord on the `authz` group and denies its `ssn`
-feature, and allows querying and describing the group's lineage contexts; nobody has no policy, and calls every operation Quiver serves (nobody_<Operation>). Prints {"results": {name: outcome}} as JSON, each outcome "ok" or
+feature, and allows querying and describing the group's lineage contexts and describing and logging metrics to the runs named authz-*; nobody has no policy, and calls every operation Quiver serves (nobody_<Operation>). Prints {"results": {name: outcome}} as JSON, each outcome "ok" or
 "<error code> <HTTP status>", for the Rust test to assert on.
 """
 
@@ -18,6 +18,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 ENDPOINT, ROOT_KEY, ROOT_SECRET, READER_KEY, READER_SECRET, NOBODY_KEY, NOBODY_SECRET = sys.argv[1:8]
+
+
+def metrics_client(key, secret):
+    """SageMaker Metrics (BatchPutMetrics), on the same endpoint."""
+    return boto3.client("sagemaker-metrics", endpoint_url=ENDPOINT, region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret,
+                        config=Config(retries={"max_attempts": 1}))
 
 
 def clients(key, secret, **config):
@@ -142,7 +149,20 @@ outcome("reader_query_artifact", lambda: reader_sm.query_lineage(StartArns=[arti
 outcome("reader_create_artifact", lambda: reader_sm.create_artifact(ArtifactType="t", Source={"SourceUri": "u"}))
 outcome("reader_delete_association", lambda: reader_sm.delete_association(SourceArn=artifact, DestinationArn=group_context))
 
+# Experiments: the reader may describe and log metrics to the runs named authz-*, nothing else.
+for run in ["authz-run", "other-run"]:
+    root_sm.create_trial_component(TrialComponentName=run)
+metric = [{"MetricName": "loss", "Timestamp": 1_700_000_000, "Value": 0.5}]
+reader_metrics = metrics_client(READER_KEY, READER_SECRET)
+outcome("reader_describe_run", lambda: reader_sm.describe_trial_component(TrialComponentName="authz-run"))
+outcome("reader_describe_other_run", lambda: reader_sm.describe_trial_component(TrialComponentName="other-run"))
+outcome("reader_put_metrics", lambda: reader_metrics.batch_put_metrics(TrialComponentName="authz-run", MetricData=metric))
+outcome("reader_put_other_metrics",
+        lambda: reader_metrics.batch_put_metrics(TrialComponentName="other-run", MetricData=metric))
+outcome("reader_create_experiment", lambda: reader_sm.create_experiment(ExperimentName="authz-exp"))
+
 nobody_sm, nobody_rt = clients(NOBODY_KEY, NOBODY_SECRET)
+nobody_metrics = metrics_client(NOBODY_KEY, NOBODY_SECRET)
 G = {"FeatureGroupName": "authz"}
 EVERY_OPERATION = [
     (nobody_sm.create_feature_group, dict(
@@ -165,6 +185,11 @@ EVERY_OPERATION = [
     (nobody_sm.list_contexts, {}),
     (nobody_sm.add_association, dict(SourceArn=artifact, DestinationArn=group_context)),
     (nobody_sm.query_lineage, dict(StartArns=[group_context])),
+    (nobody_sm.create_experiment, dict(ExperimentName="x")),
+    (nobody_sm.list_trials, {}),
+    (nobody_sm.describe_trial_component, dict(TrialComponentName="authz-run")),
+    (nobody_sm.associate_trial_component, dict(TrialComponentName="authz-run", TrialName="t")),
+    (nobody_metrics.batch_put_metrics, dict(TrialComponentName="authz-run", MetricData=metric)),
 ]
 for method, params in EVERY_OPERATION:
     outcome("nobody_" + method.__name__, lambda: method(**params))

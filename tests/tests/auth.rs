@@ -838,7 +838,8 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         r#"{"Version":"2012-10-17","Statement":[
             {"Sid":"Read","Effect":"Allow","Action":["sagemaker:GetRecord","sagemaker:BatchGetRecord"],"Resource":"arn:aws:sagemaker:*:*:feature-group/authz"},
             {"Sid":"NoSsn","Effect":"Deny","Action":"*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"quiver:FeatureNames":"ssn"}}},
-            {"Sid":"Lineage","Effect":"Allow","Action":["sagemaker:QueryLineage","sagemaker:DescribeContext"],"Resource":"arn:aws:sagemaker:*:*:context/authz-*"}]}"#,
+            {"Sid":"Lineage","Effect":"Allow","Action":["sagemaker:QueryLineage","sagemaker:DescribeContext"],"Resource":"arn:aws:sagemaker:*:*:context/authz-*"},
+            {"Sid":"Runs","Effect":"Allow","Action":["sagemaker:DescribeTrialComponent","sagemaker:BatchPutMetrics"],"Resource":"arn:aws:sagemaker:*:*:experiment-trial-component/authz-*"}]}"#,
     )
     .await;
     let nobody = principal(&root, "nobody", "").await;
@@ -884,6 +885,11 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         ("reader_query_artifact", "AccessDeniedException 400"),
         ("reader_create_artifact", "AccessDeniedException 400"),
         ("reader_delete_association", "AccessDeniedException 400"),
+        ("reader_describe_run", "ok"),
+        ("reader_describe_other_run", "AccessDeniedException 400"),
+        ("reader_put_metrics", "ok"),
+        ("reader_put_other_metrics", "AccessDeniedException 403"),
+        ("reader_create_experiment", "AccessDeniedException 400"),
     ];
     // Every operation the HTTP API serves refuses a principal without policies.
     let every = results.as_object().unwrap();
@@ -891,7 +897,7 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         .iter()
         .filter(|(k, _)| k.starts_with("nobody_"))
         .collect();
-    assert_eq!(nobody_results.len(), 19, "{report}");
+    assert_eq!(nobody_results.len(), 24, "{report}");
     for (name, got) in nobody_results {
         assert!(
             got.as_str().unwrap().starts_with("AccessDeniedException"),
