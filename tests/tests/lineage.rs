@@ -154,6 +154,197 @@ async fn sagemaker_sdk_runs_log_parameters_metrics_and_artifacts_to_quiver() {
     assert_eq!(seen["runs_left"], 0);
 }
 
+/// Experiments over gRPC and the CLI: an experiment, a trial and a run made over gRPC, the run
+/// put in the trial, its parameters updated and metrics added, listed by experiment and
+/// described by the CLI; bad input refused naming the field; deletes refused while held.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_and_the_cli_serve_experiments_and_runs() {
+    use quiver_client::pb;
+
+    let (_dir, server) = quiver_tests::start().await;
+    let client = server.client().await;
+    let mut lineage = client.lineage();
+    let fields = |f: pb::ExperimentFields| Some(f);
+    let experiment = lineage
+        .create_entity(pb::CreateLineageEntityRequest {
+            kind: pb::LineageEntityKind::Experiment.into(),
+            name: Some("fraud".into()),
+            description: Some("card fraud".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("experiment")
+        .into_inner();
+    assert!(
+        experiment.arn.ends_with(":experiment/fraud"),
+        "{}",
+        experiment.arn
+    );
+    let trial = lineage
+        .create_entity(pb::CreateLineageEntityRequest {
+            kind: pb::LineageEntityKind::Trial.into(),
+            name: Some("gbm".into()),
+            experiment: fields(pb::ExperimentFields {
+                experiment_name: Some("fraud".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("trial")
+        .into_inner();
+    let number = |n: f64| pb::RunParameter {
+        value: Some(pb::run_parameter::Value::NumberValue(n)),
+    };
+    let run = lineage
+        .create_entity(pb::CreateLineageEntityRequest {
+            kind: pb::LineageEntityKind::TrialComponent.into(),
+            name: Some("gbm-run-1".into()),
+            status: Some("InProgress".into()),
+            experiment: fields(pb::ExperimentFields {
+                start_time_ms: Some(1_700_000_000_000),
+                parameters: [("lr".to_string(), number(0.1))].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("trial component")
+        .into_inner();
+    let membership = lineage
+        .associate_trial_component(pb::TrialMembershipRequest {
+            trial_component: "gbm-run-1".into(),
+            trial: "gbm".into(),
+        })
+        .await
+        .expect("associate")
+        .into_inner();
+    assert_eq!(
+        (
+            membership.trial_component_arn.as_str(),
+            membership.trial_arn.as_str()
+        ),
+        (run.arn.as_str(), trial.arn.as_str())
+    );
+    lineage
+        .update_entity(pb::UpdateLineageEntityRequest {
+            kind: pb::LineageEntityKind::TrialComponent.into(),
+            name_or_arn: "gbm-run-1".into(),
+            status: Some("Completed".into()),
+            experiment: fields(pb::ExperimentFields {
+                end_time_ms: Some(1_700_000_060_000),
+                parameters: [("depth".to_string(), number(6.0))].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("update");
+    let metric = |value: f64, at: i64| pb::MetricValue {
+        name: "auc".into(),
+        timestamp_ms: at,
+        step: None,
+        value,
+    };
+    let refused = lineage
+        .put_metrics(pb::PutMetricsRequest {
+            trial_component: "gbm-run-1".into(),
+            values: vec![
+                metric(0.81, 1),
+                metric(0.85, 2),
+                pb::MetricValue {
+                    name: String::new(),
+                    ..metric(1.0, 3)
+                },
+            ],
+        })
+        .await
+        .expect("metrics")
+        .into_inner();
+    assert_eq!(refused.errors.len(), 1);
+    assert_eq!(
+        (refused.errors[0].index, refused.errors[0].code.as_str()),
+        (2, "VALIDATION_ERROR")
+    );
+
+    // Bad input names the field.
+    let err = lineage
+        .create_entity(pb::CreateLineageEntityRequest {
+            kind: pb::LineageEntityKind::TrialComponent.into(),
+            name: Some("bad-run".into()),
+            status: Some("Done".into()),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a bad status is refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("Status.PrimaryStatus"),
+        "{}",
+        err.message()
+    );
+    let err = lineage
+        .create_entity(pb::CreateLineageEntityRequest {
+            kind: pb::LineageEntityKind::Trial.into(),
+            name: Some("orphan".into()),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a trial needs its experiment");
+    assert!(
+        err.message().contains("experiment_name"),
+        "{}",
+        err.message()
+    );
+    let err = lineage
+        .delete_entity(pb::DescribeLineageEntityRequest {
+            kind: pb::LineageEntityKind::Trial.into(),
+            name_or_arn: "gbm".into(),
+        })
+        .await
+        .expect_err("a trial holding a run is kept");
+    assert!(
+        err.message().contains("DisassociateTrialComponent"),
+        "{}",
+        err.message()
+    );
+
+    // The CLI lists the experiment's runs and describes one with its metrics.
+    let listed: serde_json::Value = serde_json::from_str(&server.cli(&[
+        "--output",
+        "json",
+        "lineage",
+        "list",
+        "trial-components",
+        "--experiment",
+        "fraud",
+    ]))
+    .expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let run_json = &listed[0];
+    assert_eq!(run_json["name"], "gbm-run-1");
+    assert_eq!(run_json["status"], "Completed");
+    assert_eq!(
+        run_json["parameters"],
+        serde_json::json!({"depth": 6.0, "lr": 0.1})
+    );
+    assert_eq!(run_json["metrics"]["auc"]["count"], 2);
+    assert_eq!(run_json["metrics"]["auc"]["last"], 0.85);
+    let table = server.cli(&[
+        "lineage",
+        "list",
+        "trials",
+        "--trial-component",
+        "gbm-run-1",
+    ]);
+    assert!(
+        table.contains("gbm") && table.contains("experiment-trial/gbm"),
+        "{table}"
+    );
+    let described = server.cli(&["lineage", "describe", "fraud", "--kind", "experiment"]);
+    assert!(described.contains("card fraud"), "{described}");
+}
+
 /// The same graph over gRPC (the Rust client) and the CLI: entities made over gRPC, found by
 /// name, drawn as a table, JSON, DOT and Mermaid; bad input refused naming the field; and a
 /// feature group's contexts there as soon as it exists.

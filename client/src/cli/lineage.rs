@@ -1,6 +1,7 @@
 //! `quiver lineage ...`: the lineage graph on the server's `Lineage` service. `query` walks it
 //! from an entity and prints the vertices and edges as tables, JSON, Graphviz DOT or Mermaid;
-//! `list` and `describe` show entities and associations.
+//! `list` and `describe` show entities (artifacts, actions, contexts, experiments, trials and
+//! trial components, with their runs' parameters and metrics) and associations.
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
@@ -48,9 +49,23 @@ pub enum LineageCommand {
         /// Associations to this ARN.
         #[arg(long)]
         destination_arn: Option<String>,
+        /// Trials of this experiment; trial components in its trials.
+        #[arg(long)]
+        experiment: Option<String>,
+        /// Trial components in this trial.
+        #[arg(long)]
+        trial: Option<String>,
+        /// Trials holding this trial component.
+        #[arg(long)]
+        trial_component: Option<String>,
     },
-    /// Show one entity (an ARN, or an action's or context's name).
-    Describe { name_or_arn: String },
+    /// Show one entity (an ARN, or an action's or context's name; other kinds' names with
+    /// --kind).
+    Describe {
+        name_or_arn: String,
+        #[arg(long, value_enum)]
+        kind: Option<EntityKindArg>,
+    },
     /// Column lineage reported by OpenLineage producers: which input fields a dataset's
     /// columns are made from.
     Columns {
@@ -87,7 +102,33 @@ pub enum ListWhat {
     Artifacts,
     Actions,
     Contexts,
+    Experiments,
+    Trials,
+    TrialComponents,
     Associations,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EntityKindArg {
+    Artifact,
+    Action,
+    Context,
+    Experiment,
+    Trial,
+    TrialComponent,
+}
+
+impl EntityKindArg {
+    fn pb(self) -> pb::LineageEntityKind {
+        match self {
+            Self::Artifact => pb::LineageEntityKind::Artifact,
+            Self::Action => pb::LineageEntityKind::Action,
+            Self::Context => pb::LineageEntityKind::Context,
+            Self::Experiment => pb::LineageEntityKind::Experiment,
+            Self::Trial => pb::LineageEntityKind::Trial,
+            Self::TrialComponent => pb::LineageEntityKind::TrialComponent,
+        }
+    }
 }
 
 pub async fn run(client: &Client, out: Output, command: LineageCommand) -> Result<()> {
@@ -163,11 +204,17 @@ pub async fn run(client: &Client, out: Output, command: LineageCommand) -> Resul
             entity_type,
             source_arn,
             destination_arn,
+            experiment,
+            trial,
+            trial_component,
         } => {
             let kind = match what {
                 ListWhat::Artifacts => pb::LineageEntityKind::Artifact,
                 ListWhat::Actions => pb::LineageEntityKind::Action,
                 ListWhat::Contexts => pb::LineageEntityKind::Context,
+                ListWhat::Experiments => pb::LineageEntityKind::Experiment,
+                ListWhat::Trials => pb::LineageEntityKind::Trial,
+                ListWhat::TrialComponents => pb::LineageEntityKind::TrialComponent,
                 ListWhat::Associations => {
                     let mut all = Vec::new();
                     let mut next_token = None;
@@ -203,6 +250,9 @@ pub async fn run(client: &Client, out: Output, command: LineageCommand) -> Resul
                         entity_type: entity_type.clone(),
                         max_results: Some(100),
                         next_token: next_token.take(),
+                        experiment_name: experiment.clone(),
+                        trial_name: trial.clone(),
+                        trial_component_name: trial_component.clone(),
                         ..Default::default()
                     })
                     .await
@@ -214,8 +264,29 @@ pub async fn run(client: &Client, out: Output, command: LineageCommand) -> Resul
                     None => break,
                 }
             }
+            let runs = matches!(
+                what,
+                ListWhat::Experiments | ListWhat::Trials | ListWhat::TrialComponents
+            );
             match out {
                 Output::Json => print_json(&Value::Array(all.iter().map(entity_json).collect())),
+                Output::Table if runs => print_table(
+                    &["NAME", "DISPLAY NAME", "STATUS", "CREATED", "ARN"],
+                    &all.iter()
+                        .map(|e| {
+                            vec![
+                                e.name.clone().unwrap_or_else(|| "-".into()),
+                                e.experiment
+                                    .as_ref()
+                                    .and_then(|f| f.display_name.clone())
+                                    .unwrap_or_else(|| "-".into()),
+                                e.status.clone().unwrap_or_else(|| "-".into()),
+                                format_iso8601_millis(e.creation_time_ms),
+                                e.arn.clone(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
                 Output::Table => print_table(
                     &["NAME", "TYPE", "SOURCE URI", "CREATED", "ARN"],
                     &all.iter()
@@ -288,10 +359,12 @@ pub async fn run(client: &Client, out: Output, command: LineageCommand) -> Resul
                 ),
             }
         }
-        LineageCommand::Describe { name_or_arn } => {
+        LineageCommand::Describe { name_or_arn, kind } => {
             let entity = lineage
                 .describe_entity(pb::DescribeLineageEntityRequest {
-                    kind: pb::LineageEntityKind::Unspecified.into(),
+                    kind: kind
+                        .map_or(pb::LineageEntityKind::Unspecified, EntityKindArg::pb)
+                        .into(),
                     name_or_arn,
                 })
                 .await
@@ -320,12 +393,15 @@ fn kind_name(kind: i32) -> &'static str {
         Ok(pb::LineageEntityKind::Artifact) => "Artifact",
         Ok(pb::LineageEntityKind::Action) => "Action",
         Ok(pb::LineageEntityKind::Context) => "Context",
+        Ok(pb::LineageEntityKind::Experiment) => "Experiment",
+        Ok(pb::LineageEntityKind::Trial) => "Trial",
+        Ok(pb::LineageEntityKind::TrialComponent) => "TrialComponent",
         _ => "-",
     }
 }
 
 fn entity_json(e: &pb::LineageEntity) -> Value {
-    json!({
+    let mut json = json!({
         "kind": kind_name(e.kind),
         "arn": e.arn,
         "name": e.name,
@@ -337,7 +413,52 @@ fn entity_json(e: &pb::LineageEntity) -> Value {
         "created": format_iso8601_millis(e.creation_time_ms),
         "created_by": e.created_by,
         "last_modified": format_iso8601_millis(e.last_modified_time_ms),
-    })
+    });
+    if let Some(f) = &e.experiment {
+        let artifacts = |map: &std::collections::HashMap<String, pb::RunArtifact>| -> Value {
+            map.iter()
+                .map(|(k, a)| {
+                    (
+                        k.clone(),
+                        json!({"media_type": a.media_type, "value": a.value}),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        json["display_name"] = json!(f.display_name);
+        json["experiment_name"] = json!(f.experiment_name);
+        json["status_message"] = json!(f.status_message);
+        json["start"] = json!(f.start_time_ms.map(format_iso8601_millis));
+        json["end"] = json!(f.end_time_ms.map(format_iso8601_millis));
+        json["parameters"] = f
+            .parameters
+            .iter()
+            .map(|(k, p)| {
+                let value = match &p.value {
+                    Some(pb::run_parameter::Value::StringValue(s)) => json!(s),
+                    Some(pb::run_parameter::Value::NumberValue(n)) => json!(n),
+                    None => Value::Null,
+                };
+                (k.clone(), value)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        json["input_artifacts"] = artifacts(&f.input_artifacts);
+        json["output_artifacts"] = artifacts(&f.output_artifacts);
+        json["metrics"] = f
+            .metrics
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    json!({"count": m.count, "min": m.min, "max": m.max, "last": m.last, "avg": m.avg, "std_dev": m.std_dev}),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    json
 }
 
 fn print_associations(out: Output, associations: &[pb::LineageAssociation]) {

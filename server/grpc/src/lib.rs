@@ -18,6 +18,7 @@ pub mod decode;
 pub mod encode;
 pub mod flight_sql;
 pub mod in_process;
+mod lineage_experiments;
 pub mod lineage_service;
 pub mod metrics;
 pub mod query_service;

@@ -9,6 +9,7 @@ use quiver_proto::v1 as pb;
 use quiver_proto::v1::lineage_server::Lineage as LineageApi;
 use tonic::{Request, Response, Status};
 
+use crate::lineage_experiments as experiments;
 use crate::service::caller;
 use crate::status::status;
 use quiver_auth::{Access, Caller};
@@ -69,10 +70,40 @@ impl LineageService {
                     .authorize(caller, &format!("quiver:{method}"), "*", None)?;
                 other?;
                 Err(Error::validation(
-                    "kind is required (ARTIFACT, ACTION or CONTEXT)",
+                    "kind is required (ARTIFACT, ACTION, CONTEXT, EXPERIMENT, TRIAL or TRIAL_COMPONENT)",
                 ))
             }
         }
+    }
+
+    /// AssociateTrialComponent / DisassociateTrialComponent, authorized on both ends.
+    async fn membership(
+        &self,
+        operation: &'static str,
+        request: Request<pb::TrialMembershipRequest>,
+    ) -> Result<Response<pb::TrialMembershipResponse>, Status> {
+        let caller = caller(&request).clone();
+        let r = request.into_inner();
+        self.blocking(move |s| {
+            for (kind, name) in [
+                (EntityKind::TrialComponent, &r.trial_component),
+                (EntityKind::Trial, &r.trial),
+            ] {
+                s.authorize(&caller, operation, &s.lineage.resource_arn(kind, name))?;
+            }
+            let (trial_component_arn, trial_arn) = if operation == "AssociateTrialComponent" {
+                s.lineage
+                    .associate_trial_component(&r.trial_component, &r.trial)?
+            } else {
+                s.lineage
+                    .disassociate_trial_component(&r.trial_component, &r.trial)?
+            };
+            Ok(pb::TrialMembershipResponse {
+                trial_component_arn,
+                trial_arn,
+            })
+        })
+        .await
     }
 
     /// `DescribeEntity` / `DeleteEntity`: the kind named, or for a bare name a context, else
@@ -95,7 +126,7 @@ impl LineageService {
                 Some(kind) => vec![kind],
                 None if name_or_arn.starts_with("arn:") => {
                     return Err(Error::validation(format!(
-                        "name_or_arn {} is not the ARN of an artifact, action or context",
+                        "name_or_arn {} is not the ARN of an entity of the lineage graph",
                         quiver_types::error::quote(name_or_arn)
                     )));
                 }
@@ -169,6 +200,7 @@ fn entity_pb(e: Entity) -> pb::LineageEntity {
         created_by: e.created_by,
         last_modified_time_ms: e.modified_ms,
         last_modified_by: e.modified_by,
+        experiment: e.experiment.map(experiments::fields_pb),
     }
 }
 
@@ -258,12 +290,16 @@ impl LineageApi for LineageService {
         self.blocking(move |s| {
             let kind = s.required_kind(&caller, "CreateEntity", r.kind)?;
             let resource = match (&r.name, kind) {
-                (Some(name), EntityKind::Action | EntityKind::Context) => {
-                    s.lineage.resource_arn(kind, name)
-                }
-                _ => s.lineage.any_of(kind),
+                (_, EntityKind::Artifact) | (None, _) => s.lineage.any_of(kind),
+                (Some(name), _) => s.lineage.resource_arn(kind, name),
             };
             s.authorize(&caller, &format!("Create{}", kind.name()), &resource)?;
+            if EntityKind::EXPERIMENTS.contains(&kind) {
+                let metadata = metadata_of(r.metadata_properties.clone())?;
+                let by = s.by(&caller);
+                return experiments::create(&s.lineage, kind, r, metadata, by.as_deref())
+                    .map(entity_pb);
+            }
             let new = NewEntity {
                 kind,
                 name: r.name,
@@ -314,6 +350,22 @@ impl LineageApi for LineageService {
                 None => EntitySort::CreationTime,
                 Some(text) => EntitySort::parse("sort_by", kind, text)?,
             };
+            if EntityKind::EXPERIMENTS.contains(&kind) {
+                let page = experiments::list(&s.lineage, kind, r, sort_by)?;
+                return Ok(pb::ListLineageEntitiesResponse {
+                    entities: page.items.into_iter().map(entity_pb).collect(),
+                    next_token: page.next_token,
+                });
+            }
+            if r.experiment_name.is_some()
+                || r.trial_name.is_some()
+                || r.trial_component_name.is_some()
+            {
+                return Err(Error::validation(format!(
+                    "experiment_name, trial_name and trial_component_name filter experiments' entities, not {}s",
+                    kind.noun()
+                )));
+            }
             let page = s.lineage.list(&EntityListQuery {
                 kind,
                 source_uri: r.source_uri,
@@ -350,6 +402,10 @@ impl LineageApi for LineageService {
                 &format!("Update{}", kind.name()),
                 &s.lineage.resource_arn(kind, &r.name_or_arn),
             )?;
+            if EntityKind::EXPERIMENTS.contains(&kind) {
+                let by = s.by(&caller);
+                return experiments::update(&s.lineage, kind, r, by.as_deref()).map(entity_pb);
+            }
             let update = EntityUpdate {
                 name: r.new_name,
                 description: r.description,
@@ -554,6 +610,37 @@ impl LineageApi for LineageService {
                     })
                     .collect(),
             })
+        })
+        .await
+    }
+    async fn associate_trial_component(
+        &self,
+        request: Request<pb::TrialMembershipRequest>,
+    ) -> Result<Response<pb::TrialMembershipResponse>, Status> {
+        self.membership("AssociateTrialComponent", request).await
+    }
+
+    async fn disassociate_trial_component(
+        &self,
+        request: Request<pb::TrialMembershipRequest>,
+    ) -> Result<Response<pb::TrialMembershipResponse>, Status> {
+        self.membership("DisassociateTrialComponent", request).await
+    }
+
+    async fn put_metrics(
+        &self,
+        request: Request<pb::PutMetricsRequest>,
+    ) -> Result<Response<pb::PutMetricsResponse>, Status> {
+        let caller = caller(&request).clone();
+        let r = request.into_inner();
+        self.blocking(move |s| {
+            s.authorize(
+                &caller,
+                "BatchPutMetrics",
+                &s.lineage
+                    .resource_arn(EntityKind::TrialComponent, &r.trial_component),
+            )?;
+            experiments::put_metrics(&s.lineage, r)
         })
         .await
     }
