@@ -185,6 +185,12 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_LINEAGE_MAX_ENTITIES")]
     pub lineage_max_entities: Option<u64>,
 
+    /// Writes through SageMaker's runtime API (boto3, the SDK's FeatureGroup.ingest) by one
+    /// caller and client to one group, with no pause longer than this, are recorded as one
+    /// BatchIngest action when the pause ends. Default 60.
+    #[arg(long, env = "QUIVER_LINEAGE_INGEST_IDLE_SECS")]
+    pub lineage_ingest_idle_secs: Option<u64>,
+
     /// Also send the lineage Quiver records by itself as OpenLineage events to this server
     /// (http://host:port; events go to <url>/api/v1/lineage, as Marquez takes them).
     #[arg(long, env = "QUIVER_OPENLINEAGE_URL")]
@@ -276,6 +282,8 @@ pub struct Config {
     /// The lineage service.
     pub lineage: bool,
     pub lineage_max_entities: u64,
+    /// The pause that ends a runtime-API ingest session.
+    pub lineage_ingest_idle: Duration,
     /// Where Quiver's own lineage is also sent as OpenLineage events.
     pub openlineage: Option<EmitterConfig>,
     /// TLS on every listener.
@@ -403,6 +411,9 @@ impl ServerArgs {
             allow_insecure: self.allow_insecure.or(file.allow_insecure),
             lineage: self.lineage.or(file.lineage),
             lineage_max_entities: self.lineage_max_entities.or(file.lineage_max_entities),
+            lineage_ingest_idle_secs: self
+                .lineage_ingest_idle_secs
+                .or(file.lineage_ingest_idle_secs),
             openlineage_url: self.openlineage_url.or(file.openlineage_url),
             openlineage_api_key: self.openlineage_api_key.or(file.openlineage_api_key),
             openlineage_namespace: self.openlineage_namespace.or(file.openlineage_namespace),
@@ -506,6 +517,12 @@ impl ServerArgs {
             lineage_max_entities: merged
                 .lineage_max_entities
                 .unwrap_or(quiver_lineage::DEFAULT_MAX_ENTITIES),
+            lineage_ingest_idle: Duration::from_secs(
+                merged
+                    .lineage_ingest_idle_secs
+                    .unwrap_or(quiver_lineage::ingests::DEFAULT_IDLE_SECS)
+                    .max(1),
+            ),
             openlineage: merged.openlineage_url.map(|url| EmitterConfig {
                 url,
                 api_key: merged.openlineage_api_key,
@@ -638,11 +655,13 @@ mod tests {
         let emitter = config.openlineage.expect("OpenLineage out");
         assert_eq!(emitter.url, "http://marquez:5000");
         assert_eq!(emitter.namespace, "quiver");
-        let off = ServerArgs::from_toml("lineage = false")
+        assert_eq!(config.lineage_ingest_idle, Duration::from_secs(60));
+        let off = ServerArgs::from_toml("lineage = false\nlineage_ingest_idle_secs = 5")
             .unwrap()
             .resolve()
             .unwrap();
         assert!(!off.lineage);
+        assert_eq!(off.lineage_ingest_idle, Duration::from_secs(5));
     }
 
     #[test]

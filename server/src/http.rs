@@ -14,6 +14,7 @@ use quiver_auth::Access;
 use quiver_core::FeatureStore;
 use quiver_core::group_commit::GroupCommit;
 use quiver_lineage::Lineage;
+use quiver_lineage::ingests::IngestSessions;
 
 #[derive(Clone)]
 struct HttpState {
@@ -27,6 +28,7 @@ pub fn router(
     metrics: PrometheusHandle,
     access: Arc<Access>,
     lineage: Option<Arc<Lineage>>,
+    ingests: Option<Arc<IngestSessions>>,
     max_body: usize,
 ) -> Router {
     Router::new()
@@ -37,7 +39,7 @@ pub fn router(
             metrics,
         })
         .merge(quiver_sagemaker::router(
-            store, puts, access, lineage, max_body,
+            store, puts, access, lineage, ingests, max_body,
         ))
 }
 

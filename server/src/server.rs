@@ -31,6 +31,7 @@ use quiver_grpc::{GrpcService, threads};
 use quiver_lineage::Lineage;
 use quiver_lineage::emit::Emitter;
 use quiver_lineage::feature_groups::FeatureGroupLineage;
+use quiver_lineage::ingests::IngestSessions;
 use quiver_lineage::sources::SourceLineage;
 use quiver_net::{Peer, ServerTls};
 use quiver_offline::flusher::Flusher;
@@ -115,6 +116,41 @@ pub fn open_access(
         arns,
         clock,
     )?))
+}
+
+/// Records the runtime API's ingest sessions as they end, and every open one once the
+/// listeners have stopped (background tasks are awaited after them).
+async fn record_ingest_sessions(
+    ingests: Arc<IngestSessions>,
+    store: Arc<FeatureStore>,
+    access: Arc<Access>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(ingests.tick());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let all = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.wait_for(|stop| *stop) => true,
+        };
+        let (ingests, store, access) = (ingests.clone(), store.clone(), access.clone());
+        let flushed = tokio::task::spawn_blocking(move || {
+            ingests.flush(
+                all,
+                &|name| store.describe_feature_group(name).ok(),
+                &|principal| access.store().principal_arn(principal),
+            )
+        })
+        .await;
+        match flushed {
+            Ok(Err(e)) => tracing::warn!(error = %e, "recording ingest sessions failed"),
+            Err(e) => tracing::warn!(error = %e, "recording ingest sessions failed"),
+            Ok(Ok(_)) => {}
+        }
+        if all {
+            return;
+        }
+    }
 }
 
 /// The lineage graph kept with `store`, unless the configuration turns it off.
@@ -219,6 +255,20 @@ pub async fn run(
     )));
     let flusher = Flusher::new(store.flush_sources()).await;
     background.push(tokio::spawn(flusher.run(stop_rx.clone())));
+    let ingests = lineage.as_ref().map(|lineage| {
+        Arc::new(IngestSessions::new(
+            lineage.clone(),
+            config.lineage_ingest_idle,
+        ))
+    });
+    if let Some(ingests) = &ingests {
+        background.push(tokio::spawn(record_ingest_sessions(
+            ingests.clone(),
+            store.clone(),
+            access.clone(),
+            stop_rx.clone(),
+        )));
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -288,6 +338,7 @@ pub async fn run(
             metrics,
             access.clone(),
             lineage,
+            ingests,
             max_request,
         )
         .into_make_service_with_connect_info::<Peer>(),

@@ -345,6 +345,86 @@ async fn grpc_and_the_cli_serve_experiments_and_runs() {
     assert!(described.contains("card fraud"), "{described}");
 }
 
+/// Writes through SageMaker's runtime API are recorded as ingest sessions: the SageMaker SDK's
+/// `FeatureGroup.ingest` (200 PutRecord calls from four threads) becomes a BatchIngest action
+/// with its row count, ContributedTo the group, once the writes pause; and a session still
+/// open at shutdown is recorded then.
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_api_ingests_are_recorded_as_batch_ingest_actions() {
+    use quiver_client::pb;
+
+    let group_arn = "arn:aws:sagemaker:us-east-1:000000000000:feature-group/sdk_customers";
+    let ingests = |client: quiver_client::Client| async move {
+        quiver_tests::lineage_entities(
+            &client,
+            pb::LineageEntityKind::Action,
+            Some("BatchIngest"),
+            Some(group_arn),
+        )
+        .await
+    };
+    let sdk_ingest = |endpoint: String| {
+        tokio::task::spawn_blocking(move || {
+            quiver_tests::aws::python("sagemaker_sdk.py", &[&endpoint])
+        })
+    };
+
+    // Ended by a pause.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(
+        &dir.path().join("data"),
+        &["--lineage-ingest-idle-secs", "1"],
+    )
+    .await;
+    let seen = sdk_ingest(format!("http://{}", server.http))
+        .await
+        .expect("python ran");
+    assert_eq!(seen["failed_rows"], serde_json::json!([]), "{seen}");
+    let mut actions = Vec::new();
+    for _ in 0..100 {
+        actions = ingests(server.client().await).await;
+        if !actions.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let rows: u64 = actions
+        .iter()
+        .map(|a| a.properties["rows"].parse::<u64>().expect("rows"))
+        .sum();
+    assert_eq!(rows, 200, "{actions:?}");
+    let action = &actions[0];
+    assert_eq!(action.properties["FeatureGroupName"], "sdk_customers");
+    assert!(
+        action.properties["client"].contains("Boto3"),
+        "{:?}",
+        action.properties
+    );
+    let client = server.client().await;
+    let up = quiver_tests::query_lineage(&client, &action.arn, "Descendants", Some(1)).await;
+    let types: Vec<&str> = up.vertices.iter().map(|v| v.r#type.as_str()).collect();
+    assert!(types.contains(&"FeatureGroup"), "{types:?}");
+    server.stop().await;
+
+    // Still open at shutdown.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let server = TestServer::start_in(&data, &["--lineage-ingest-idle-secs", "3600"]).await;
+    sdk_ingest(format!("http://{}", server.http))
+        .await
+        .expect("python ran");
+    assert!(ingests(server.client().await).await.is_empty());
+    server.stop().await;
+    let server = TestServer::start_in(&data, &[]).await;
+    let actions = ingests(server.client().await).await;
+    let rows: u64 = actions
+        .iter()
+        .map(|a| a.properties["rows"].parse::<u64>().expect("rows"))
+        .sum();
+    assert_eq!(rows, 200, "{actions:?}");
+    server.stop().await;
+}
+
 /// The same graph over gRPC (the Rust client) and the CLI: entities made over gRPC, found by
 /// name, drawn as a table, JSON, DOT and Mermaid; bad input refused naming the field; and a
 /// feature group's contexts there as soon as it exists.

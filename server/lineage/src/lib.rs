@@ -12,6 +12,7 @@
 //! - [`feature_groups`]: the contexts recorded for each feature group, as the SDK expects;
 //! - [`datasets`]: the artifacts recorded for each training dataset built, and their sources;
 //! - [`sources`]: the artifacts recorded for the Kafka topics and Kinesis streams ingested;
+//! - [`ingests`]: the actions recorded for batches written through SageMaker's runtime API;
 //! - [`openlineage`]: OpenLineage events from other tools onto the same graph, column lineage;
 //! - [`emit`]: what Quiver records, sent on as OpenLineage events to another server;
 //! - [`keys`]: the layout of the column families; [`paging`]: page tokens.
@@ -29,6 +30,7 @@ pub mod emit;
 pub mod entities;
 pub mod experiments;
 pub mod feature_groups;
+pub mod ingests;
 pub mod keys;
 pub mod model;
 pub mod openlineage;

@@ -1074,3 +1074,92 @@ fn experiment_fields_are_validated_by_name() {
         as_lineage.message()
     );
 }
+
+#[test]
+fn runtime_writes_are_grouped_into_ingest_sessions() {
+    use crate::ingests::IngestSessions;
+    use quiver_types::model::FeatureGroup;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000_000);
+    let graph = Arc::new(open_graph(dir.path(), clock.clone(), 100));
+    use quiver_types::model::{Collection, FeatureGroupSpec, FeatureSpec, FeatureType};
+    let feature = |name: &str| FeatureSpec {
+        name: name.into(),
+        feature_type: FeatureType::String,
+        collection: Collection::Scalar,
+    };
+    let group = FeatureGroup::from_spec(
+        FeatureGroupSpec {
+            name: "orders_v1".into(),
+            record_identifier_feature_name: "id".into(),
+            event_time_feature_name: "ts".into(),
+            features: vec![feature("id"), feature("ts")],
+            online: None,
+            offline: None,
+            role_arn: None,
+            description: None,
+            tags: Vec::new(),
+        },
+        1,
+        "arn:aws:sagemaker:us-east-1:123456789012:feature-group/orders_v1".into(),
+        1_000,
+    );
+    let sessions = IngestSessions::new(graph.clone(), std::time::Duration::from_secs(60));
+    let group_of = |name: &str| (name == "orders_v1").then(|| Arc::new(group.clone()));
+    let arn_of = |p: &str| format!("arn:aws:iam::123456789012:user/{p}");
+    for _ in 0..3 {
+        sessions.observe("orders_v1", Some("ana"), "Boto3/1.35", 25);
+        clock.advance_ms(1_000);
+    }
+    sessions.observe("orders_v1", None, "Boto3/1.35", 1);
+    sessions.observe("gone", None, "Boto3/1.35", 1);
+    assert_eq!(sessions.open_sessions(), 3);
+    // Not idle yet: nothing recorded.
+    assert!(
+        sessions
+            .flush(false, &group_of, &arn_of)
+            .unwrap()
+            .is_empty()
+    );
+    clock.advance_ms(60_000);
+    let mut recorded = sessions.flush(false, &group_of, &arn_of).unwrap();
+    recorded.sort_by_key(|r| r.rows);
+    assert_eq!(
+        recorded.iter().map(|r| r.rows).collect::<Vec<_>>(),
+        [1, 75],
+        "one action per caller; a deleted group's session is dropped"
+    );
+    assert_eq!(sessions.open_sessions(), 0);
+    let action = graph.get(&recorded[1].action_arn).unwrap().unwrap();
+    assert_eq!(action.entity_type, "BatchIngest");
+    assert_eq!(action.properties["rows"], "75");
+    assert_eq!(action.properties["requests"], "3");
+    assert_eq!(
+        action.created_by.as_deref(),
+        Some("arn:aws:iam::123456789012:user/ana")
+    );
+    let context = crate::feature_groups::group_context_arn(&graph, &group);
+    let up = graph
+        .query(&LineageQuery {
+            start_arns: vec![context],
+            direction: Direction::Ascendants,
+            include_edges: false,
+            filters: QueryFilters {
+                types: vec!["BatchIngest".into()],
+                ..QueryFilters::default()
+            },
+            max_depth: Some(1),
+            max_results: None,
+            next_token: None,
+        })
+        .unwrap();
+    assert_eq!(
+        up.vertices.len(),
+        2,
+        "both sessions ContributedTo the group"
+    );
+    // At shutdown every open session is recorded, idle or not.
+    sessions.observe("orders_v1", Some("ana"), "Boto3/1.35", 5);
+    assert_eq!(sessions.flush(true, &group_of, &arn_of).unwrap().len(), 1);
+}

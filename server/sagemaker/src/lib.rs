@@ -34,6 +34,7 @@ use quiver_auth::{Access, Caller, Features};
 use quiver_core::FeatureStore;
 use quiver_core::group_commit::GroupCommit;
 use quiver_lineage::Lineage;
+use quiver_lineage::ingests::IngestSessions;
 use quiver_types::error::Result;
 
 /// What the handlers of both APIs work with.
@@ -45,6 +46,8 @@ pub struct Api {
     pub access: Arc<Access>,
     /// The lineage graph; `None` when the server runs without it.
     pub lineage: Option<Arc<Lineage>>,
+    /// Where runtime writes are counted into ingest sessions, for the lineage graph.
+    pub ingests: Option<Arc<IngestSessions>>,
 }
 
 impl Api {
@@ -95,6 +98,7 @@ pub fn router(
     puts: GroupCommit,
     access: Arc<Access>,
     lineage: Option<Arc<Lineage>>,
+    ingests: Option<Arc<IngestSessions>>,
     max_body: usize,
 ) -> Router {
     let enabled = access.enabled();
@@ -103,6 +107,7 @@ pub fn router(
         puts,
         access: access.clone(),
         lineage,
+        ingests,
     };
     let routes = Router::new()
         .route("/", post(control::handle))

@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Extension, Router};
@@ -130,15 +130,14 @@ async fn put_record(
     State(api): State<Api>,
     caller: Option<Extension<Caller>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
     let body: PutRecordBody = parse_body(&body).map_err(AwsError::runtime)?;
     let names = body.record.iter().map(|v| v.feature_name.as_str());
-    api.authorize_writes(
-        &auth::caller(caller),
-        std::iter::once((name.as_str(), names)),
-    )
-    .map_err(AwsError::runtime)?;
+    let caller = auth::caller(caller);
+    api.authorize_writes(&caller, std::iter::once((name.as_str(), names)))
+        .map_err(AwsError::runtime)?;
     let request = put_request(
         &api.store,
         &name,
@@ -152,7 +151,28 @@ async fn put_record(
         .put_record(&name, request)
         .await
         .map_err(AwsError::runtime)?;
+    observe_ingest(&api, &caller, &headers, [(name.as_str(), 1)]);
     Ok(ok_empty())
+}
+
+/// Counts the rows a request wrote, per group, into the caller's ingest sessions
+/// (docs/lineage.md).
+fn observe_ingest<'a>(
+    api: &Api,
+    caller: &Caller,
+    headers: &HeaderMap,
+    rows: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    let Some(ingests) = &api.ingests else {
+        return;
+    };
+    let client = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    for (group, rows) in rows {
+        ingests.observe(group, caller.principal.as_deref(), client, rows);
+    }
 }
 
 /// Translates a text record into a domain put: values parsed per the group's feature types.
@@ -471,6 +491,7 @@ struct BatchWriteResponse {
 async fn batch_write_record(
     State(api): State<Api>,
     caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
     let body: BatchWriteBody = parse_body(&body).map_err(AwsError::runtime)?;
@@ -484,7 +505,8 @@ async fn batch_write_record(
         let names = entry.record.iter().map(|v| v.feature_name.as_str());
         (entry.feature_group_name.as_str(), names)
     });
-    api.authorize_writes(&auth::caller(caller), writes)
+    let caller = auth::caller(caller);
+    api.authorize_writes(&caller, writes)
         .map_err(AwsError::runtime)?;
     let store = &api.store;
     // Each entry is translated on its own: a bad one becomes its error, not the call's.
@@ -511,11 +533,25 @@ async fn batch_write_record(
     let results = blocking(store, move |s| s.put_records_each(requests))
         .await
         .map_err(AwsError::runtime)?;
+    let mut written: Vec<(String, u64)> = Vec::new();
     for (entry, result) in accepted.into_iter().zip(results) {
-        if let Err(e) = result {
-            errors.push(batch_write_error(entry, &e));
+        match result {
+            Err(e) => errors.push(batch_write_error(entry, &e)),
+            Ok(_) => match written
+                .iter_mut()
+                .find(|(g, _)| *g == entry.feature_group_name)
+            {
+                Some((_, rows)) => *rows += 1,
+                None => written.push((entry.feature_group_name, 1)),
+            },
         }
     }
+    observe_ingest(
+        &api,
+        &caller,
+        &headers,
+        written.iter().map(|(g, rows)| (g.as_str(), *rows)),
+    );
     Ok(ok_json(&BatchWriteResponse {
         errors,
         unprocessed_entries: Vec::new(),
