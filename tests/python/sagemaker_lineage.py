@@ -558,7 +558,16 @@ def seed():
     a = sm.create_artifact(Source={"SourceUri": "s3://keep/data"}, ArtifactType="DataSet")["ArtifactArn"]
     c = sm.create_context(ContextName="keep-context", Source={"SourceUri": "keep"}, ContextType="T")["ContextArn"]
     sm.add_association(SourceArn=a, DestinationArn=c, AssociationType="ContributedTo")
-    print(json.dumps({"artifact": a, "context": c}))
+    sm.create_experiment(ExperimentName="keep-exp")
+    sm.create_trial(TrialName="keep-trial", ExperimentName="keep-exp")
+    sm.create_trial_component(TrialComponentName="keep-run", Parameters={"lr": {"NumberValue": 0.5}})
+    sm.associate_trial_component(TrialComponentName="keep-run", TrialName="keep-trial")
+    print(json.dumps({"artifact": a, "context": c, "runs": runs_of("keep-trial")}))
+
+
+def runs_of(trial):
+    return [[r["TrialComponentName"], sm.describe_trial_component(TrialComponentName=r["TrialComponentName"])[
+        "Parameters"]] for r in sm.list_trial_components(TrialName=trial)["TrialComponentSummaries"]]
 
 
 def verify():
@@ -568,6 +577,7 @@ def verify():
         "context": c,
         "vertices": sorted(v["Arn"] for v in result["Vertices"]),
         "edges": [[e["SourceArn"], e["DestinationArn"], e["AssociationType"]] for e in result["Edges"]],
+        "runs": runs_of("keep-trial"),
     }))
 
 

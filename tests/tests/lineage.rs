@@ -35,6 +35,11 @@ async fn the_lineage_graph_survives_a_restart() {
         .await
         .expect("python ran");
     assert_eq!(seen["context"], seeded["context"]);
+    assert_eq!(
+        seeded["runs"],
+        serde_json::json!([["keep-run", {"lr": {"NumberValue": 0.5}}]])
+    );
+    assert_eq!(seen["runs"], seeded["runs"], "a trial's runs survive the restart");
     let mut expected = vec![
         seeded["artifact"].as_str().unwrap().to_string(),
         seeded["context"].as_str().unwrap().to_string(),
