@@ -338,7 +338,7 @@ def search_feature_metadata():
     assert names == ["city", "id", "name", "tags", "ts"], names
     code, status, message = error_of(sm.search, Resource="TrainingJob")
     assert (code, status) == ("ValidationException", 400), (code, status)
-    assert "FeatureGroup and FeatureMetadata" in message, message
+    assert "FeatureGroup, FeatureMetadata, Experiment" in message, message
     code, _, message = error_of(
         sm.search,
         Resource="FeatureGroup",
