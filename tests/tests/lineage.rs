@@ -39,7 +39,10 @@ async fn the_lineage_graph_survives_a_restart() {
         seeded["runs"],
         serde_json::json!([["keep-run", {"lr": {"NumberValue": 0.5}}]])
     );
-    assert_eq!(seen["runs"], seeded["runs"], "a trial's runs survive the restart");
+    assert_eq!(
+        seen["runs"], seeded["runs"],
+        "a trial's runs survive the restart"
+    );
     let mut expected = vec![
         seeded["artifact"].as_str().unwrap().to_string(),
         seeded["context"].as_str().unwrap().to_string(),
