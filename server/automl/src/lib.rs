@@ -1,0 +1,13 @@
+//! Quiver's AutoML: from a table and the column to predict, the most accurate model a time
+//! budget allows, with reports on the data and the model (docs/automl.md).
+//!
+//! - [`frame`]: the table as learners see it, read from Arrow record batches;
+//! - [`problem`]: the target column and the problem type it makes;
+//! - [`metrics`]: Autopilot's objective metrics and the others reported.
+//!
+//! The crate holds no I/O: callers read the data (a feature group, a training set, a query,
+//! a file) into record batches and store what it returns.
+
+pub mod frame;
+pub mod metrics;
+pub mod problem;
