@@ -3,11 +3,13 @@
 //!
 //! - [`frame`]: the table as learners see it, read from Arrow record batches;
 //! - [`problem`]: the target column and the problem type it makes;
-//! - [`metrics`]: Autopilot's objective metrics and the others reported.
+//! - [`metrics`]: Autopilot's objective metrics and the others reported;
+//! - [`prepare`]: automatic cleaning, reported step by step, and the recipe that repeats it;
 //!
 //! The crate holds no I/O: callers read the data (a feature group, a training set, a query,
 //! a file) into record batches and store what it returns.
 
 pub mod frame;
 pub mod metrics;
+pub mod prepare;
 pub mod problem;
