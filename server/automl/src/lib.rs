@@ -5,11 +5,13 @@
 //! - [`problem`]: the target column and the problem type it makes;
 //! - [`metrics`]: Autopilot's objective metrics and the others reported;
 //! - [`prepare`]: automatic cleaning, reported step by step, and the recipe that repeats it;
+//! - [`learners`]: gradient boosting (perpetual) and linear models (smartcore), fitted and kept;
 //!
 //! The crate holds no I/O: callers read the data (a feature group, a training set, a query,
 //! a file) into record batches and store what it returns.
 
 pub mod frame;
+pub mod learners;
 pub mod metrics;
 pub mod prepare;
 pub mod problem;
