@@ -103,7 +103,7 @@ fn columnar(x: &Matrix) -> ColumnarMatrix<'_, f64> {
 #[derive(Clone, Serialize, Deserialize)]
 pub enum Gbm {
     /// Regression or binary classification.
-    Single(PerpetualBooster),
+    Single(Box<PerpetualBooster>),
     /// Multiclass: one output per class.
     Multi(MultiOutputBooster),
 }
@@ -142,7 +142,7 @@ fn fit_gbm(
                 .set_timeout(timeout)
                 .set_log_iterations(0);
             booster.fit_columnar(&data, y, None, None).map_err(failed)?;
-            Ok(Gbm::Single(booster))
+            Ok(Gbm::Single(Box::new(booster)))
         }
         ProblemType::MulticlassClassification => {
             let classes = task.classes;

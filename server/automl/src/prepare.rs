@@ -383,7 +383,7 @@ fn outlier_bounds(present: &[f64]) -> Option<(f64, f64)> {
     let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
     let (q1, q3) = (q(0.25), q(0.75));
     let iqr = q3 - q1;
-    (iqr > 0.0).then(|| (q1 - OUTLIER_IQRS * iqr, q3 + OUTLIER_IQRS * iqr))
+    (iqr > 0.0).then_some((q1 - OUTLIER_IQRS * iqr, q3 + OUTLIER_IQRS * iqr))
 }
 
 impl Recipe {
