@@ -105,7 +105,7 @@ pub enum Gbm {
     /// Regression or binary classification.
     Single(Box<PerpetualBooster>),
     /// Multiclass: one output per class.
-    Multi(MultiOutputBooster),
+    Multi(Box<MultiOutputBooster>),
 }
 
 fn fit_gbm(
@@ -162,7 +162,7 @@ fn fit_gbm(
             booster
                 .fit_columnar(&data, &targets, None, None)
                 .map_err(failed)?;
-            Ok(Gbm::Multi(booster))
+            Ok(Gbm::Multi(Box::new(booster)))
         }
     }
 }
