@@ -6,6 +6,7 @@
 //! - [`metrics`]: Autopilot's objective metrics and the others reported;
 //! - [`prepare`]: automatic cleaning, reported step by step, and the recipe that repeats it;
 //! - [`learners`]: gradient boosting (perpetual) and linear models (smartcore), fitted and kept;
+//! - [`search`]: cross-validated candidates within a time budget, and their greedy ensemble;
 //!
 //! The crate holds no I/O: callers read the data (a feature group, a training set, a query,
 //! a file) into record batches and store what it returns.
@@ -15,3 +16,4 @@ pub mod learners;
 pub mod metrics;
 pub mod prepare;
 pub mod problem;
+pub mod search;
