@@ -7,6 +7,7 @@
 //! - [`prepare`]: automatic cleaning, reported step by step, and the recipe that repeats it;
 //! - [`learners`]: gradient boosting (perpetual) and linear models (smartcore), fitted and kept;
 //! - [`search`]: cross-validated candidates within a time budget, and their greedy ensemble;
+//! - [`training`]: one build end to end, and the trained model's predictions.
 //!
 //! The crate holds no I/O: callers read the data (a feature group, a training set, a query,
 //! a file) into record batches and store what it returns.
@@ -17,3 +18,4 @@ pub mod metrics;
 pub mod prepare;
 pub mod problem;
 pub mod search;
+pub mod training;

@@ -126,16 +126,22 @@ pub struct SearchResult {
     pub validated: Vec<usize>,
 }
 
-/// The candidates, cheapest first.
-pub fn schedule() -> Vec<Algorithm> {
-    vec![
-        Algorithm::Linear { alpha: 1.0 },
-        Algorithm::Gbm { budget: 0.5 },
-        Algorithm::Gbm { budget: 1.0 },
-        Algorithm::Gbm { budget: 1.5 },
-        Algorithm::Linear { alpha: 0.01 },
-        Algorithm::Gbm { budget: 2.0 },
-    ]
+/// The candidates, cheapest first; perpetual's own categorical splits only where there are
+/// categories.
+pub fn schedule(has_categories: bool) -> Vec<Algorithm> {
+    let gbm = |budget| Algorithm::Gbm {
+        budget,
+        native_categories: false,
+    };
+    let mut candidates = vec![Algorithm::Linear { alpha: 1.0 }, gbm(0.5), gbm(1.0)];
+    if has_categories {
+        candidates.push(Algorithm::Gbm {
+            budget: 1.0,
+            native_categories: true,
+        });
+    }
+    candidates.extend([gbm(1.5), Algorithm::Linear { alpha: 0.01 }, gbm(2.0)]);
+    candidates
 }
 
 /// Each row's fold (`usize::MAX`: training only, in a holdout).
@@ -188,7 +194,7 @@ pub fn search(x: &Matrix, y: &[f64], task: Task, options: &SearchOptions) -> Res
     let actual: Vec<f64> = validated.iter().map(|&r| y[r]).collect();
     let mut leaderboard = Vec::new();
     let mut fitted: Vec<(Bagged, Predictions)> = Vec::new();
-    let mut candidates = schedule();
+    let mut candidates = schedule(x.categorical.iter().any(|c| *c));
     if let Some(most) = options.max_candidates {
         candidates.truncate(most.max(1));
     }
