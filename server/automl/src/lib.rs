@@ -7,6 +7,7 @@
 //! - [`prepare`]: automatic cleaning, reported step by step, and the recipe that repeats it;
 //! - [`learners`]: gradient boosting (perpetual) and linear models (smartcore), fitted and kept;
 //! - [`search`]: cross-validated candidates within a time budget, and their greedy ensemble;
+//! - [`report`]: the data exploration and model quality reports;
 //! - [`training`]: one build end to end, and the trained model's predictions.
 //!
 //! The crate holds no I/O: callers read the data (a feature group, a training set, a query,
@@ -17,5 +18,6 @@ pub mod learners;
 pub mod metrics;
 pub mod prepare;
 pub mod problem;
+pub mod report;
 pub mod search;
 pub mod training;

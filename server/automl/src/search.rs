@@ -21,6 +21,8 @@ use crate::problem::ProblemType;
 
 /// Above this many rows, one 80/20 holdout replaces k folds.
 pub const HOLDOUT_ROWS: usize = 50_000;
+/// The ensemble's name on the leaderboard.
+pub const ENSEMBLE_NAME: &str = "weighted-ensemble";
 /// How many times greedy selection may add a candidate.
 const ENSEMBLE_ROUNDS: usize = 25;
 
@@ -280,7 +282,7 @@ pub fn search(x: &Matrix, y: &[f64], task: Task, options: &SearchOptions) -> Res
         .map(|(i, w)| (*w, fitted[i].0.clone()))
         .collect();
     let ensemble_row = Candidate {
-        name: "weighted-ensemble".into(),
+        name: ENSEMBLE_NAME.into(),
         status: CandidateStatus::Completed,
         reason: None,
         metrics: metrics::report(task.problem, &actual, &oof),

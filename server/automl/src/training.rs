@@ -13,6 +13,7 @@ use crate::learners::Task;
 use crate::metrics::{Metric, Predictions};
 use crate::prepare::{ColumnChoice, Recipe, Step, prepare};
 use crate::problem::{ProblemType, Target};
+use crate::report::{DataReport, ModelReport, explore, model_quality};
 use crate::search::{Candidate, Ensemble, SearchOptions, search};
 
 /// The version of [`TrainedModel`]'s stored form.
@@ -74,6 +75,9 @@ pub struct TrainedModel {
     pub steps: Vec<Step>,
     /// Rows trained on, after cleaning.
     pub rows: usize,
+    pub data_report: DataReport,
+    /// The chosen model's quality on out-of-fold predictions.
+    pub model_report: ModelReport,
 }
 
 /// Builds a model of `spec.target` from `frame`; `stage` is told as the build moves on.
@@ -89,6 +93,7 @@ pub fn train(frame: &Frame, spec: &TrainingSpec, stage: &dyn Fn(Stage)) -> Resul
         }
         None => Metric::default_for(target.problem),
     };
+    let data_report = explore(frame, &target);
     stage(Stage::FeatureEngineering);
     let prepared = prepare(frame, &target, &spec.columns)?;
     if prepared.y.len() < 2 * spec.folds.max(2) {
@@ -117,6 +122,21 @@ pub fn train(frame: &Frame, spec: &TrainingSpec, stage: &dyn Fn(Stage)) -> Resul
         },
     )?;
     stage(Stage::GeneratingReports);
+    let actual: Vec<f64> = found.validated.iter().map(|&r| prepared.y[r]).collect();
+    let ensemble_metrics = found
+        .leaderboard
+        .iter()
+        .find(|c| c.name == crate::search::ENSEMBLE_NAME)
+        .map(|c| c.metrics.clone())
+        .unwrap_or_default();
+    let model_report = model_quality(
+        target.problem,
+        objective,
+        ensemble_metrics,
+        &actual,
+        &found.oof,
+        target.classes.len(),
+    );
     Ok(TrainedModel {
         format_version: MODEL_FORMAT_VERSION,
         target: target.name,
@@ -128,6 +148,8 @@ pub fn train(frame: &Frame, spec: &TrainingSpec, stage: &dyn Fn(Stage)) -> Resul
         leaderboard: found.leaderboard,
         steps: prepared.steps,
         rows: prepared.y.len(),
+        data_report,
+        model_report,
     })
 }
 
@@ -237,6 +259,15 @@ mod tests {
         assert_eq!(model.objective, Metric::F1);
         let best = &model.leaderboard[0];
         assert!(best.objective > 0.9, "{:#?}", model.leaderboard);
+        let confusion = model
+            .model_report
+            .confusion
+            .as_ref()
+            .expect("a confusion matrix");
+        let counted: u64 = confusion.counts.iter().flatten().sum();
+        assert_eq!(counted as usize, model.rows, "every row validated once");
+        assert!(model.model_report.metrics[&Metric::F1] > 0.9);
+        assert!(model.data_report.target.classes.len() == 2);
         // A stored model predicts as the one in memory.
         let stored: TrainedModel =
             serde_json::from_slice(&serde_json::to_vec(&model).unwrap()).unwrap();
