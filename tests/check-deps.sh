@@ -46,6 +46,7 @@ forbid_direct quiver-auth "auth stores its records through quiver-storage's API,
 forbid quiver-auth "auth is beside the operations, below the front doors" quiver-core quiver-query datafusion
 forbid_direct quiver-lineage "lineage stores its graph through quiver-storage's API, not RocksDB" rocksdb
 forbid quiver-lineage "the lineage service is below the front doors and knows no query engine" tonic axum datafusion quiver-core quiver-query quiver-grpc quiver-sagemaker
+forbid quiver-automl "AutoML's learning reads Arrow batches its host gives it, and knows no store or wire format" rocksdb tonic axum datafusion quiver-storage quiver-core quiver-query quiver-grpc quiver-sagemaker
 forbid quiver-query "the query engine knows no wire format" tonic axum quiver-grpc quiver-sagemaker
 forbid quiver-net "the listeners know nothing of what is served" quiver-storage quiver-core quiver-auth
 forbid quiver-grpc "the front doors do not depend on each other" quiver-sagemaker

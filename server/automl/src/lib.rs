@@ -8,12 +8,16 @@
 //! - [`learners`]: gradient boosting (perpetual) and linear models (smartcore), fitted and kept;
 //! - [`search`]: cross-validated candidates within a time budget, and their greedy ensemble;
 //! - [`report`]: the data exploration and model quality reports;
-//! - [`training`]: one build end to end, and the trained model's predictions.
+//! - [`training`]: one build end to end, and the trained model's predictions;
+//! - [`jobs`]: builds as background jobs on a bounded pool, their records and models kept as
+//!   files, and their data read through the host's [`jobs::DataLoader`].
 //!
-//! The crate holds no I/O: callers read the data (a feature group, a training set, a query,
-//! a file) into record batches and store what it returns.
+//! The crate reads no store and speaks no wire format: its host reads the data (a feature
+//! group, a training set, a query, a file) into record batches, and serves the APIs. It keeps
+//! only its jobs' files, in the directory it is given.
 
 pub mod frame;
+pub mod jobs;
 pub mod learners;
 pub mod metrics;
 pub mod prepare;

@@ -33,6 +33,8 @@ pub struct TrainingSpec {
     pub folds: usize,
     pub seed: u64,
     pub max_candidates: Option<usize>,
+    /// Set to stop the build early (StopAutoMLJob): what is trained by then is kept.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl TrainingSpec {
@@ -46,6 +48,7 @@ impl TrainingSpec {
             folds: 5,
             seed: 42,
             max_candidates: None,
+            stop: None,
         }
     }
 }
@@ -119,6 +122,7 @@ pub fn train(frame: &Frame, spec: &TrainingSpec, stage: &dyn Fn(Stage)) -> Resul
             folds: spec.folds,
             seed: spec.seed,
             max_candidates: spec.max_candidates,
+            stop: spec.stop.clone(),
         },
     )?;
     stage(Stage::GeneratingReports);
@@ -241,7 +245,7 @@ mod tests {
     #[test]
     fn a_binary_model_is_built_reported_and_predicts_new_rows() {
         let frame = customers(500);
-        let mut spec = TrainingSpec::new("churned", Duration::from_secs(10));
+        let mut spec = TrainingSpec::new("churned", Duration::from_secs(300));
         spec.columns.identifying = vec!["customer_id".into()];
         spec.max_candidates = Some(3);
         let stages = RefCell::new(Vec::new());
@@ -282,7 +286,7 @@ mod tests {
     #[test]
     fn regression_and_multiclass_are_built_from_the_same_data() {
         let frame = customers(400);
-        let mut spec = TrainingSpec::new("tenure", Duration::from_secs(10));
+        let mut spec = TrainingSpec::new("tenure", Duration::from_secs(300));
         spec.problem = Some(ProblemType::Regression);
         spec.max_candidates = Some(2);
         let model = train(&frame, &spec, &|_| {}).unwrap();
@@ -291,7 +295,7 @@ mod tests {
 
         let spec = TrainingSpec {
             max_candidates: Some(2),
-            ..TrainingSpec::new("plan", Duration::from_secs(10))
+            ..TrainingSpec::new("plan", Duration::from_secs(300))
         };
         let model = train(&frame, &spec, &|_| {}).unwrap();
         assert_eq!(model.problem, ProblemType::MulticlassClassification);
