@@ -185,6 +185,14 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_LINEAGE_MAX_ENTITIES")]
     pub lineage_max_entities: Option<u64>,
 
+    /// Run AutoML jobs (docs/automl.md). Default true.
+    #[arg(long, env = "QUIVER_AUTOML", num_args = 0..=1, default_missing_value = "true")]
+    pub automl: Option<bool>,
+
+    /// How many AutoML jobs train at once (each uses every core). Default 1.
+    #[arg(long, env = "QUIVER_AUTOML_WORKERS")]
+    pub automl_workers: Option<usize>,
+
     /// Writes through SageMaker's runtime API (boto3, the SDK's FeatureGroup.ingest) by one
     /// caller and client to one group, with no pause longer than this, are recorded as one
     /// BatchIngest action when the pause ends. Default 60.
@@ -284,6 +292,9 @@ pub struct Config {
     pub lineage_max_entities: u64,
     /// The pause that ends a runtime-API ingest session.
     pub lineage_ingest_idle: Duration,
+    /// AutoML jobs, and how many train at once.
+    pub automl: bool,
+    pub automl_workers: usize,
     /// Where Quiver's own lineage is also sent as OpenLineage events.
     pub openlineage: Option<EmitterConfig>,
     /// TLS on every listener.
@@ -414,6 +425,8 @@ impl ServerArgs {
             lineage_ingest_idle_secs: self
                 .lineage_ingest_idle_secs
                 .or(file.lineage_ingest_idle_secs),
+            automl: self.automl.or(file.automl),
+            automl_workers: self.automl_workers.or(file.automl_workers),
             openlineage_url: self.openlineage_url.or(file.openlineage_url),
             openlineage_api_key: self.openlineage_api_key.or(file.openlineage_api_key),
             openlineage_namespace: self.openlineage_namespace.or(file.openlineage_namespace),
@@ -517,6 +530,8 @@ impl ServerArgs {
             lineage_max_entities: merged
                 .lineage_max_entities
                 .unwrap_or(quiver_lineage::DEFAULT_MAX_ENTITIES),
+            automl: merged.automl.unwrap_or(true),
+            automl_workers: merged.automl_workers.unwrap_or(1).max(1),
             lineage_ingest_idle: Duration::from_secs(
                 merged
                     .lineage_ingest_idle_secs

@@ -13,8 +13,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use quiver_auth::Access;
 use quiver_core::FeatureStore;
 use quiver_core::group_commit::GroupCommit;
-use quiver_lineage::Lineage;
-use quiver_lineage::ingests::IngestSessions;
 
 #[derive(Clone)]
 struct HttpState {
@@ -27,8 +25,7 @@ pub fn router(
     puts: GroupCommit,
     metrics: PrometheusHandle,
     access: Arc<Access>,
-    lineage: Option<Arc<Lineage>>,
-    ingests: Option<Arc<IngestSessions>>,
+    services: quiver_sagemaker::Services,
     max_body: usize,
 ) -> Router {
     Router::new()
@@ -39,7 +36,7 @@ pub fn router(
             metrics,
         })
         .merge(quiver_sagemaker::router(
-            store, puts, access, lineage, ingests, max_body,
+            store, puts, access, services, max_body,
         ))
 }
 

@@ -8,6 +8,7 @@
 //! `quiver-grpc` and `quiver-sagemaker` (over `quiver-net`'s listeners). It is a binary-only
 //! crate: a library beside it would be one more test binary to link after every change below.
 
+mod automl;
 mod config;
 mod http;
 mod metrics;

@@ -218,6 +218,7 @@ pub async fn run(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config, clock.clone(), keys)?;
     let access = open_access(&config, &store, clock.clone())?;
+    let clock_for_automl = clock.clone();
     let lineage = open_lineage(&config, &store, clock)?;
     let tls = config.tls.as_ref().map(ServerTls::load).transpose()?;
     if tls.is_none() {
@@ -242,6 +243,7 @@ pub async fn run(
         .context("starting the query engine")?,
     );
 
+    let automl = crate::automl::open_jobs(&config, &queries, clock_for_automl.clone())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         // Resolves when the sender says stop, or is gone.
@@ -337,8 +339,11 @@ pub async fn run(
             puts,
             metrics,
             access.clone(),
-            lineage,
-            ingests,
+            quiver_sagemaker::Services {
+                lineage,
+                ingests,
+                automl: automl.clone(),
+            },
             max_request,
         )
         .into_make_service_with_connect_info::<Peer>(),
@@ -403,6 +408,9 @@ pub async fn run(
     grpc_result?;
     http_result.context("HTTP server failed")?;
     flight_sql_result.context("Flight SQL server failed")?;
+    // AutoML's workers stop (a job they were running is marked Failed) before the engine
+    // they read through goes.
+    drop(automl);
     drop(queries);
 
     // Closing: sync the WAL (it matters with wal_sync = periodic) and let RocksDB close.

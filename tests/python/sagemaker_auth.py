@@ -190,6 +190,15 @@ EVERY_OPERATION = [
     (nobody_sm.describe_trial_component, dict(TrialComponentName="authz-run")),
     (nobody_sm.associate_trial_component, dict(TrialComponentName="authz-run", TrialName="t")),
     (nobody_metrics.batch_put_metrics, dict(TrialComponentName="authz-run", MetricData=metric)),
+    (nobody_sm.create_auto_ml_job_v2, dict(
+        AutoMLJobName="x", AutoMLJobInputDataConfig=[{"DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": "file:///tmp/x.csv"}}}],
+        OutputDataConfig={"S3OutputPath": "file:///tmp"}, RoleArn="arn:aws:iam::000000000000:role/r",
+        AutoMLProblemTypeConfig={"TabularJobConfig": {"TargetAttributeName": "y"}})),
+    (nobody_sm.describe_auto_ml_job_v2, dict(AutoMLJobName="x")),
+    (nobody_sm.list_auto_ml_jobs, {}),
+    (nobody_sm.list_candidates_for_auto_ml_job, dict(AutoMLJobName="x")),
+    (nobody_sm.stop_auto_ml_job, dict(AutoMLJobName="x")),
 ]
 for method, params in EVERY_OPERATION:
     outcome("nobody_" + method.__name__, lambda: method(**params))

@@ -897,7 +897,7 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         .iter()
         .filter(|(k, _)| k.starts_with("nobody_"))
         .collect();
-    assert_eq!(nobody_results.len(), 24, "{report}");
+    assert_eq!(nobody_results.len(), 29, "{report}");
     for (name, got) in nobody_results {
         assert!(
             got.as_str().unwrap().starts_with("AccessDeniedException"),

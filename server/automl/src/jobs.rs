@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use quiver_types::error::{Error, ErrorKind, Result, quote};
+use quiver_types::model::arn::ArnContext;
 use quiver_types::time::{Clock, EpochMillis};
 
 use crate::frame::Frame;
@@ -59,6 +60,13 @@ pub struct JobSpec {
     #[serde(default)]
     pub identifying: Vec<String>,
     pub budget_seconds: u64,
+    /// At most this many candidates (Autopilot's `MaxCandidates`).
+    #[serde(default)]
+    pub max_candidates: Option<usize>,
+    /// The API request as given, echoed back by Describe (input and output configuration,
+    /// role, tags).
+    #[serde(default)]
+    pub request: serde_json::Value,
 }
 
 /// Autopilot's job statuses.
@@ -103,6 +111,7 @@ pub struct Jobs {
 
 struct Inner {
     dir: PathBuf,
+    arns: ArnContext,
     loader: Arc<dyn DataLoader>,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
@@ -140,6 +149,7 @@ impl Jobs {
     /// the server stopped are marked Failed.
     pub fn open(
         dir: &Path,
+        arns: ArnContext,
         loader: Arc<dyn DataLoader>,
         clock: Arc<dyn Clock>,
         workers: usize,
@@ -176,6 +186,7 @@ impl Jobs {
         }
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
+            arns,
             loader,
             clock,
             state: Mutex::new(State {
@@ -225,7 +236,7 @@ impl Jobs {
         };
         let mut state = self.inner.state.lock().expect("the jobs' lock");
         if state.records.contains_key(&spec.name) {
-            return Err(Error::conflict(format!(
+            return Err(Error::already_exists(format!(
                 "an AutoML job named {} already exists",
                 quote(&spec.name)
             )));
@@ -239,6 +250,16 @@ impl Jobs {
         drop(state);
         self.inner.wake.notify_one();
         Ok(record)
+    }
+
+    /// A job's ARN: `arn:aws:sagemaker:<region>:<account>:automl-job/<name, lower-case>`.
+    pub fn arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:sagemaker:{}:{}:automl-job/{}",
+            self.inner.arns.region,
+            self.inner.arns.account_id,
+            name.to_ascii_lowercase()
+        )
     }
 
     pub fn describe(&self, name: &str) -> Result<JobRecord> {
@@ -270,6 +291,7 @@ impl Jobs {
             return Ok(());
         }
         record.status = JobStatus::Stopping;
+        record.secondary_status = "Stopping".into();
         let record = record.clone();
         write_record(&self.inner.dir, &record)?;
         if let Some(stop) = state.stops.get(name) {
@@ -459,10 +481,25 @@ impl Inner {
             identifying: spec.identifying.clone(),
         };
         training.stop = Some(stop);
+        training.max_candidates = spec.max_candidates;
         let name = spec.name.clone();
         train(&frame, &training, &|stage: Stage| {
-            self.update(&name, |r| r.secondary_status = format!("{stage:?}"));
+            self.update(&name, |r| {
+                if r.status == JobStatus::InProgress {
+                    r.secondary_status = secondary_status(stage).into();
+                }
+            });
         })
+    }
+}
+
+/// Autopilot's secondary status for a stage.
+pub fn secondary_status(stage: Stage) -> &'static str {
+    match stage {
+        Stage::AnalyzingData => "AnalyzingData",
+        Stage::FeatureEngineering => "FeatureEngineering",
+        Stage::TrainingModels => "TrainingModels",
+        Stage::GeneratingReports => "GeneratingModelInsightsReport",
     }
 }
 
@@ -561,6 +598,13 @@ mod tests {
         }
     }
 
+    fn arns() -> ArnContext {
+        ArnContext {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+        }
+    }
+
     fn spec(name: &str, group: &str, target: &str) -> JobSpec {
         JobSpec {
             name: name.into(),
@@ -575,18 +619,27 @@ mod tests {
             drop_columns: Vec::new(),
             identifying: Vec::new(),
             budget_seconds: 5,
+            max_candidates: None,
+            request: serde_json::Value::Null,
         }
     }
 
     #[test]
     fn jobs_run_fail_with_reasons_and_end_clearly_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let jobs = Jobs::open(dir.path(), Arc::new(Tables), Arc::new(SystemClock), 1).unwrap();
+        let jobs = Jobs::open(
+            dir.path(),
+            arns(),
+            Arc::new(Tables),
+            Arc::new(SystemClock),
+            1,
+        )
+        .unwrap();
         jobs.create(spec("good", "g", "label")).unwrap();
         jobs.create(spec("bad-target", "g", "nope")).unwrap();
         jobs.create(spec("empty", "empty", "label")).unwrap();
         let err = jobs.create(spec("good", "g", "label")).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
         assert!(jobs.create(spec("bad name!", "g", "label")).is_err());
 
         let good = jobs.wait("good", Duration::from_secs(60)).unwrap();
@@ -616,7 +669,14 @@ mod tests {
         running.spec.name = "interrupted".into();
         running.status = JobStatus::InProgress;
         write_record(dir.path(), &running).unwrap();
-        let jobs = Jobs::open(dir.path(), Arc::new(Tables), Arc::new(SystemClock), 1).unwrap();
+        let jobs = Jobs::open(
+            dir.path(),
+            arns(),
+            Arc::new(Tables),
+            Arc::new(SystemClock),
+            1,
+        )
+        .unwrap();
         let interrupted = jobs.describe("interrupted").unwrap();
         assert_eq!(interrupted.status, JobStatus::Failed);
         assert!(
@@ -633,7 +693,14 @@ mod tests {
     #[test]
     fn a_job_stopped_while_it_runs_ends_stopped() {
         let dir = tempfile::tempdir().unwrap();
-        let jobs = Jobs::open(dir.path(), Arc::new(Tables), Arc::new(SystemClock), 1).unwrap();
+        let jobs = Jobs::open(
+            dir.path(),
+            arns(),
+            Arc::new(Tables),
+            Arc::new(SystemClock),
+            1,
+        )
+        .unwrap();
         // Its data takes half a second to load: the stop arrives while it runs.
         jobs.create(spec("long", "slow", "label")).unwrap();
         std::thread::sleep(Duration::from_millis(100));

@@ -170,6 +170,9 @@ async fn dispatch(
                 .await
                 .map_err(|e| Error::internal(format!("search task failed: {e}")))?
         }
+        automl_operation if crate::automl::is_automl_operation(automl_operation) => {
+            crate::automl::dispatch(api, caller, automl_operation, body).await
+        }
         lineage_operation if lineage::is_lineage_operation(lineage_operation) => {
             lineage::dispatch(api, caller, lineage_operation, body).await
         }

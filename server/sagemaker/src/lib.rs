@@ -16,6 +16,7 @@
 //! the gRPC API calls too.
 
 pub mod auth;
+pub mod automl;
 pub mod control;
 pub mod experiments;
 pub mod lineage;
@@ -31,11 +32,22 @@ use axum::Router;
 use axum::routing::post;
 
 use quiver_auth::{Access, Caller, Features};
+use quiver_automl::jobs::Jobs;
 use quiver_core::FeatureStore;
 use quiver_core::group_commit::GroupCommit;
 use quiver_lineage::Lineage;
 use quiver_lineage::ingests::IngestSessions;
 use quiver_types::error::Result;
+
+/// The services the SageMaker API serves besides the feature store; each `None` when the
+/// server runs without it.
+#[derive(Clone, Default)]
+pub struct Services {
+    pub lineage: Option<Arc<Lineage>>,
+    /// Counts runtime writes into ingest sessions (with the lineage service).
+    pub ingests: Option<Arc<IngestSessions>>,
+    pub automl: Option<Arc<Jobs>>,
+}
 
 /// What the handlers of both APIs work with.
 #[derive(Clone)]
@@ -48,6 +60,8 @@ pub struct Api {
     pub lineage: Option<Arc<Lineage>>,
     /// Where runtime writes are counted into ingest sessions, for the lineage graph.
     pub ingests: Option<Arc<IngestSessions>>,
+    /// AutoML's jobs; `None` when the server runs without them.
+    pub automl: Option<Arc<Jobs>>,
 }
 
 impl Api {
@@ -97,8 +111,7 @@ pub fn router(
     store: Arc<FeatureStore>,
     puts: GroupCommit,
     access: Arc<Access>,
-    lineage: Option<Arc<Lineage>>,
-    ingests: Option<Arc<IngestSessions>>,
+    services: Services,
     max_body: usize,
 ) -> Router {
     let enabled = access.enabled();
@@ -106,8 +119,9 @@ pub fn router(
         store,
         puts,
         access: access.clone(),
-        lineage,
-        ingests,
+        lineage: services.lineage,
+        ingests: services.ingests,
+        automl: services.automl,
     };
     let routes = Router::new()
         .route("/", post(control::handle))

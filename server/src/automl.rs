@@ -1,0 +1,159 @@
+//! Hosts the AutoML jobs (`quiver-automl`) in the server: their directory in the data dir, and
+//! the loader that reads their data through the query engine — a feature group's latest
+//! records (`latest.<group>`) or offline history (`<group>`), an SQL query, a CSV or Parquet
+//! file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions};
+
+use quiver_automl::jobs::{DataLoader, DataSource, Jobs};
+use quiver_query::{QueryEngine, query_error};
+use quiver_types::error::{Error, Result, quote};
+use quiver_types::time::Clock;
+
+use crate::config::Config;
+
+/// Reads jobs' data with the query engine, from the AutoML worker threads.
+pub struct QueryLoader {
+    queries: Arc<QueryEngine>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl QueryLoader {
+    fn sql(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        self.runtime.block_on(async {
+            let (schema, mut batches) = self.queries.execute(sql, Ok).await?;
+            let mut all = Vec::new();
+            while let Some(batch) = batches.recv().await {
+                all.push(batch?);
+            }
+            Ok((schema, all))
+        })
+    }
+
+    fn file(&self, uri: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let path = uri.strip_prefix("file://").unwrap_or(uri);
+        if !Path::new(path).is_file() {
+            return Err(Error::validation(format!(
+                "S3Uri {}: no such file on the server (use file:///absolute/path.csv or .parquet)",
+                quote(uri)
+            )));
+        }
+        let ctx = self.queries.context().clone();
+        let path = path.to_string();
+        self.runtime.block_on(async move {
+            let frame = if path.ends_with(".parquet") {
+                ctx.read_parquet(&path, ParquetReadOptions::default()).await
+            } else if path.ends_with(".csv") {
+                ctx.read_csv(&path, CsvReadOptions::new()).await
+            } else {
+                return Err(Error::validation(format!(
+                    "{} is neither .csv nor .parquet",
+                    quote(&path)
+                )));
+            }
+            .map_err(query_error)?;
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await.map_err(query_error)?;
+            Ok((schema, batches))
+        })
+    }
+}
+
+impl QueryLoader {
+    /// A training set: its manifest's Parquet files.
+    fn dataset(&self, uri: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let path = uri.strip_prefix("file://").unwrap_or(uri);
+        let path = if path.ends_with("manifest.json") {
+            path.to_string()
+        } else {
+            format!("{}/manifest.json", path.trim_end_matches('/'))
+        };
+        let manifest: serde_json::Value = std::fs::read(&path)
+            .map_err(|e| {
+                Error::validation(format!("the training set's manifest {}: {e}", quote(&path)))
+            })
+            .and_then(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::validation(format!(
+                        "{} is not a training set's manifest: {e}",
+                        quote(&path)
+                    ))
+                })
+            })?;
+        let files: Vec<String> = manifest["files"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if files.is_empty() {
+            return Err(Error::validation(format!(
+                "the training set {} has no files",
+                quote(uri)
+            )));
+        }
+        let ctx = self.queries.context().clone();
+        self.runtime.block_on(async move {
+            let frame = ctx
+                .read_parquet(files, ParquetReadOptions::default())
+                .await
+                .map_err(query_error)?;
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await.map_err(query_error)?;
+            Ok((schema, batches))
+        })
+    }
+}
+
+impl DataLoader for QueryLoader {
+    fn load(&self, source: &DataSource) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        match source {
+            DataSource::FeatureGroup { name, history } => {
+                self.queries.store().describe_feature_group(name)?;
+                let table = if *history {
+                    format!("\"{name}\"")
+                } else {
+                    format!("latest.\"{name}\"")
+                };
+                self.sql(&format!("SELECT * FROM {table}"))
+            }
+            DataSource::Query { sql } => self.sql(sql),
+            DataSource::File { uri } => self.file(uri),
+            DataSource::Dataset { uri } => self.dataset(uri),
+        }
+    }
+}
+
+/// The AutoML jobs, unless the configuration turns them off.
+pub fn open_jobs(
+    config: &Config,
+    queries: &Arc<QueryEngine>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<Jobs>>> {
+    if !config.automl {
+        return Ok(None);
+    }
+    let loader = Arc::new(QueryLoader {
+        queries: queries.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    });
+    let arns = quiver_types::model::arn::ArnContext {
+        region: config.region.clone(),
+        account_id: config.account_id.clone(),
+    };
+    let jobs = Jobs::open(
+        &config.data_dir.join("automl"),
+        arns,
+        loader,
+        clock,
+        config.automl_workers,
+    )?;
+    Ok(Some(Arc::new(jobs)))
+}
