@@ -1,6 +1,6 @@
 """boto3's AutoML (Autopilot V2) operations against Quiver's SageMaker-compatible API.
 
-    python sagemaker_automl.py http://127.0.0.1:PORT
+    python sagemaker_automl.py http://127.0.0.1:PORT [off]
 
 Creates a feature group of customers, writes 400 of them, and builds a churn model from the
 group with CreateAutoMLJobV2; follows it with DescribeAutoMLJobV2 to the end; reads its
@@ -80,6 +80,11 @@ def wait(name, timeout=180):
             return job
         time.sleep(0.2)
 
+
+if len(sys.argv) > 2 and sys.argv[2] == "off":
+    code, message = error_of(sm.list_auto_ml_jobs)
+    print(json.dumps({"code": code, "message": message}))
+    sys.exit(0)
 
 ARN = setup()
 

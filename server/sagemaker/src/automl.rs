@@ -42,21 +42,16 @@ pub(crate) async fn dispatch(
     operation: &str,
     body: &[u8],
 ) -> Result<Value> {
-    let Some(jobs) = api.automl.clone() else {
-        api.authorize_resource(caller, operation, "*")?;
-        return Err(Error::validation(format!(
-            "operation SageMaker.{operation} needs AutoML, which this server runs without (--automl false)"
-        )));
-    };
-    let (api, caller, operation, body) = (
-        api.clone(),
-        caller.clone(),
-        operation.to_string(),
-        body.to_vec(),
-    );
-    tokio::task::spawn_blocking(move || run(&api, &caller, &jobs, &operation, &body))
-        .await
-        .map_err(|e| Error::internal(format!("AutoML task failed: {e}")))?
+    super::run_service_operation(
+        api,
+        caller,
+        operation,
+        body,
+        api.automl.clone(),
+        "AutoML, which this server runs without (--automl false)",
+        run,
+    )
+    .await
 }
 
 fn run(api: &Api, caller: &Caller, jobs: &Jobs, operation: &str, body: &[u8]) -> Result<Value> {

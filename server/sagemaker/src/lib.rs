@@ -64,6 +64,36 @@ pub struct Api {
     pub automl: Option<Arc<Jobs>>,
 }
 
+/// Runs an operation of an auxiliary service (lineage, AutoML) off the async threads, or,
+/// when the server runs without the service (`service` is `None`), refuses it once the caller
+/// is authorized on `*`, naming the flag (`off`, e.g. "the lineage service ... (--lineage false)").
+pub(crate) async fn run_service_operation<S: Send + Sync + 'static>(
+    api: &Api,
+    caller: &Caller,
+    operation: &str,
+    body: &[u8],
+    service: Option<Arc<S>>,
+    off: &str,
+    run: fn(&Api, &Caller, &S, &str, &[u8]) -> Result<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let Some(service) = service else {
+        api.authorize_resource(caller, operation, "*")?;
+        return Err(quiver_types::error::Error::validation(format!(
+            "operation SageMaker.{operation} needs {off}"
+        )));
+    };
+    let failed = format!("{operation} failed");
+    let (api, caller, operation, body) = (
+        api.clone(),
+        caller.clone(),
+        operation.to_string(),
+        body.to_vec(),
+    );
+    tokio::task::spawn_blocking(move || run(&api, &caller, &service, &operation, &body))
+        .await
+        .map_err(|e| quiver_types::error::Error::internal(format!("{failed}: {e}")))?
+}
+
 impl Api {
     /// Authorizes `action` on `group` (a name or ARN; `None`: on no particular group) for
     /// `caller`, with the features the request reads or writes. Every handler calls this (or

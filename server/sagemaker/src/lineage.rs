@@ -60,33 +60,28 @@ pub(crate) async fn dispatch(
     operation: &str,
     body: &[u8],
 ) -> Result<Value> {
-    let Some(lineage) = api.lineage.clone() else {
-        api.authorize_resource(caller, operation, "*")?;
-        return Err(Error::validation(format!(
-            "operation SageMaker.{operation} needs the lineage service, which this server runs without (--lineage false)"
-        )));
-    };
-    let (api, caller, operation, body) = (
-        api.clone(),
-        caller.clone(),
-        operation.to_string(),
-        body.to_vec(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let handler = Handler {
-            api: &api,
-            caller: &caller,
-            operation: &operation,
-            lineage: &lineage,
-            by: caller
-                .principal
-                .as_deref()
-                .map(|p| api.access.store().principal_arn(p)),
-        };
-        handler.run(&body)
-    })
+    super::run_service_operation(
+        api,
+        caller,
+        operation,
+        body,
+        api.lineage.clone(),
+        "the lineage service, which this server runs without (--lineage false)",
+        |api, caller, lineage, operation, body| {
+            let handler = Handler {
+                api,
+                caller,
+                operation,
+                lineage,
+                by: caller
+                    .principal
+                    .as_deref()
+                    .map(|p| api.access.store().principal_arn(p)),
+            };
+            handler.run(body)
+        },
+    )
     .await
-    .map_err(|e| Error::internal(format!("lineage task failed: {e}")))?
 }
 
 pub(crate) struct Handler<'a> {
