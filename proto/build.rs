@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "quiver/featurestore/v1/query.proto",
         "quiver/featurestore/v1/auth.proto",
         "quiver/featurestore/v1/lineage.proto",
+        "quiver/featurestore/v1/automl.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -31,6 +31,7 @@ use futures::StreamExt;
 use quiver_proto::signing::{Credentials, Signed};
 pub use quiver_proto::v1 as pb;
 use quiver_proto::v1::auth_client::AuthClient;
+use quiver_proto::v1::auto_ml_client::AutoMlClient;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
 use quiver_proto::v1::lineage_client::LineageClient;
 use quiver_proto::v1::query_client::QueryClient;
@@ -100,6 +101,7 @@ pub struct Client {
     queries: QueryClient<Transport>,
     admin: AuthClient<Transport>,
     lineage: LineageClient<Transport>,
+    automl: AutoMlClient<Transport>,
     retry: RetryPolicy,
 }
 
@@ -149,7 +151,8 @@ impl Client {
                 .max_encoding_message_size(64 * 1024 * 1024),
             queries: QueryClient::new(channel.clone()).max_decoding_message_size(256 * 1024 * 1024),
             admin: AuthClient::new(channel.clone()),
-            lineage: LineageClient::new(channel),
+            lineage: LineageClient::new(channel.clone()),
+            automl: AutoMlClient::new(channel),
             retry: RetryPolicy::default(),
         }
     }
@@ -162,6 +165,11 @@ impl Client {
 
     /// The `Lineage` service (the lineage graph: entities, associations, QueryLineage), as
     /// generated: each call takes and returns the protobuf messages.
+    /// The AutoML service's stub (docs/automl.md).
+    pub fn automl(&self) -> AutoMlClient<Transport> {
+        self.automl.clone()
+    }
+
     pub fn lineage(&self) -> LineageClient<Transport> {
         self.lineage.clone()
     }

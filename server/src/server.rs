@@ -311,6 +311,11 @@ pub async fn run(
     let lineage_api = lineage
         .clone()
         .map(|l| LineageServer::new(LineageService::new(l, access.clone())));
+    let automl_api = automl.clone().map(|jobs| {
+        quiver_proto::v1::auto_ml_server::AutoMlServer::new(
+            quiver_grpc::automl_service::AutoMlService::new(jobs, store.clone(), access.clone()),
+        )
+    });
     let authenticate = AuthLayer::new(access.clone(), max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
         tonic::transport::Server::builder()
@@ -323,6 +328,7 @@ pub async fn run(
             .add_service(query_api.clone())
             .add_service(admin_api.clone())
             .add_optional_service(lineage_api.clone())
+            .add_optional_service(automl_api.clone())
     });
     let h2_tls = tls.as_ref().map(|t| t.h2.clone());
     let grpc = threads::serve(

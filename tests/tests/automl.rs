@@ -29,3 +29,223 @@ async fn a_server_without_automl_says_so() {
     assert!(message.contains("--automl false"), "{message}");
     server.stop().await;
 }
+
+/// Over gRPC: every problem type, from a feature group, a query and a file; predictions for
+/// rows given as JSON equal those for the same records read from the online store in the
+/// call; the reports; bad input refused by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() {
+    use quiver_client::{pb, value};
+
+    let (dir, server) = quiver_tests::start().await;
+    let client = server.client().await;
+    let f = quiver_tests::fdef;
+    client
+        .create_feature_group(pb::CreateFeatureGroupRequest {
+            feature_group_name: "churn".into(),
+            record_identifier_feature_name: "id".into(),
+            event_time_feature_name: "ts".into(),
+            feature_definitions: vec![
+                f("id", pb::FeatureType::String),
+                f("ts", pb::FeatureType::Fractional),
+                f("tenure", pb::FeatureType::Integral),
+                f("spend", pb::FeatureType::Fractional),
+                f("plan", pb::FeatureType::String),
+                f("churned", pb::FeatureType::String),
+            ],
+            online_store_config: Some(pb::OnlineStoreConfig {
+                enable_online_store: true,
+                ..Default::default()
+            }),
+            offline_store_config: Some(pb::OfflineStoreConfig::default()),
+            ..Default::default()
+        })
+        .await
+        .expect("group");
+    let row = |i: usize| {
+        let (tenure, spend, plan) = (
+            (i * 7) % 60,
+            ((i * 13) % 200) as f64,
+            ["basic", "plus", "pro"][i % 3],
+        );
+        let churned = if (tenure < 20 && plan == "basic") || spend < 30.0 {
+            "yes"
+        } else {
+            "no"
+        };
+        (tenure as i64, spend, plan, churned)
+    };
+    let mut csv = String::from("tenure,spend,plan,churned\n");
+    for i in 0..300 {
+        let (tenure, spend, plan, churned) = row(i);
+        csv.push_str(&format!("{tenure},{spend},{plan},{churned}\n"));
+        client
+            .put_record(quiver_tests::put(
+                "churn",
+                vec![
+                    value::string("id", format!("c{i}")),
+                    value::fractional("ts", 1_700_000_000.0),
+                    value::integral("tenure", tenure),
+                    value::fractional("spend", spend),
+                    value::string("plan", plan),
+                    value::string("churned", churned),
+                ],
+            ))
+            .await
+            .expect("put");
+    }
+    let file = dir.path().join("customers.csv");
+    std::fs::write(&file, csv).unwrap();
+
+    let mut automl = client.automl();
+    let create = |name: &str, source: pb::create_auto_ml_job_request::Source, target: &str| {
+        pb::CreateAutoMlJobRequest {
+            name: name.into(),
+            source: Some(source),
+            target: target.into(),
+            budget_seconds: 120,
+            max_candidates: Some(3),
+            ..Default::default()
+        }
+    };
+    use pb::create_auto_ml_job_request::Source;
+    for request in [
+        create(
+            "from-group",
+            Source::FeatureGroup("churn".into()),
+            "churned",
+        ),
+        create(
+            "from-query",
+            Source::Sql("SELECT tenure, spend, churned, plan FROM latest.churn".into()),
+            "plan",
+        ),
+        create(
+            "from-file",
+            Source::FileUri(format!("file://{}", file.display())),
+            "spend",
+        ),
+    ] {
+        automl.create_job(request).await.expect("create");
+    }
+    let mut ended = std::collections::BTreeMap::new();
+    for name in ["from-group", "from-query", "from-file"] {
+        let job = loop {
+            let job = automl
+                .describe_job(pb::AutoMlJobName { name: name.into() })
+                .await
+                .expect("describe")
+                .into_inner();
+            if job.status != "InProgress" {
+                break job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(job.status, "Completed", "{name}: {:?}", job.failure_reason);
+        ended.insert(name, job);
+    }
+    assert_eq!(
+        ended["from-group"].problem_type.as_deref(),
+        Some("BinaryClassification")
+    );
+    assert!(
+        ended["from-group"].candidates[0].objective > 0.8,
+        "{:?}",
+        ended["from-group"].candidates[0]
+    );
+    assert_eq!(
+        ended["from-query"].problem_type.as_deref(),
+        Some("MulticlassClassification")
+    );
+    assert_eq!(
+        ended["from-file"].problem_type.as_deref(),
+        Some("Regression")
+    );
+    assert_eq!(ended["from-file"].objective.as_deref(), Some("MSE"));
+
+    // The same rows, given as JSON and read from the online store, predict the same.
+    let ids: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let rows: Vec<serde_json::Value> = (0..6)
+        .map(|i| {
+            let (tenure, spend, plan, _) = row(i);
+            serde_json::json!({"tenure": tenure, "spend": spend, "plan": plan})
+        })
+        .collect();
+    let from_rows = automl
+        .predict(pb::PredictRequest {
+            job: "from-group".into(),
+            input: Some(pb::predict_request::Input::RowsJson(
+                serde_json::to_string(&rows).unwrap(),
+            )),
+        })
+        .await
+        .expect("predict rows")
+        .into_inner()
+        .predictions;
+    let mut online_ids = ids.clone();
+    online_ids.push("nobody".into());
+    let from_online = automl
+        .predict(pb::PredictRequest {
+            job: "from-group".into(),
+            input: Some(pb::predict_request::Input::Online(pb::OnlineRecords {
+                feature_group: "churn".into(),
+                record_identifiers: online_ids,
+            })),
+        })
+        .await
+        .expect("predict online")
+        .into_inner()
+        .predictions;
+    assert_eq!(from_online.len(), 7);
+    assert_eq!(
+        from_online[..6],
+        from_rows[..],
+        "rows and online records predict alike"
+    );
+    assert!(
+        from_online[6].missing,
+        "an unknown identifier is reported missing"
+    );
+    for (i, p) in from_rows.iter().enumerate() {
+        assert_eq!(p.predicted, row(i).3, "row {i}: {p:?}");
+        assert!(p.confidence.unwrap() >= 0.5 && p.probabilities.len() == 2);
+    }
+
+    let report = automl
+        .report(pb::AutoMlJobName {
+            name: "from-group".into(),
+        })
+        .await
+        .expect("report")
+        .into_inner();
+    let data: serde_json::Value = serde_json::from_str(&report.data_report_json).unwrap();
+    assert_eq!(data["rows"], 300);
+    let quality: serde_json::Value = serde_json::from_str(&report.model_report_json).unwrap();
+    assert!(quality["confusion"]["counts"].is_array(), "{quality}");
+
+    let err = automl
+        .create_job(pb::CreateAutoMlJobRequest {
+            name: "no-source".into(),
+            target: "churned".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a job needs a source");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("source is required"),
+        "{}",
+        err.message()
+    );
+    let err = automl
+        .predict(pb::PredictRequest {
+            job: "from-group".into(),
+            input: Some(pb::predict_request::Input::RowsJson(
+                "{\"not\": \"an array\"}".into(),
+            )),
+        })
+        .await
+        .expect_err("rows must be an array");
+    assert!(err.message().starts_with("rows_json"), "{}", err.message());
+    server.stop().await;
+}

@@ -126,6 +126,75 @@ impl Frame {
         Ok(frame)
     }
 
+    /// Rows given as JSON objects (a prediction's input): a column per key seen, numbers as
+    /// numbers, booleans as booleans, text as categories; a key a row lacks, or `null`, is a
+    /// missing value. A value that is neither is refused, naming the row and column.
+    pub fn from_json_rows(rows: &[serde_json::Map<String, serde_json::Value>]) -> Result<Self> {
+        use serde_json::Value;
+        let mut names: Vec<&str> = Vec::new();
+        for row in rows {
+            for key in row.keys() {
+                if !names.contains(&key.as_str()) {
+                    names.push(key);
+                }
+            }
+        }
+        let mut columns = Vec::with_capacity(names.len());
+        for name in names {
+            let values: Vec<Option<&Value>> = rows
+                .iter()
+                .map(|r| r.get(name).filter(|v| !v.is_null()))
+                .collect();
+            for (i, v) in values.iter().enumerate() {
+                if let Some(v) = v
+                    && !(v.is_number() || v.is_string() || v.is_boolean())
+                {
+                    return Err(Error::validation(format!(
+                        "rows[{i}].{name}: {v} is not a number, text or a boolean"
+                    )));
+                }
+            }
+            let column = if values.iter().flatten().all(|v| v.is_number()) {
+                Column::number(
+                    name,
+                    values
+                        .iter()
+                        .map(|v| v.and_then(Value::as_f64).unwrap_or(f64::NAN))
+                        .collect(),
+                )
+            } else if values.iter().flatten().all(|v| v.is_boolean()) {
+                Column {
+                    kind: ColumnKind::Boolean,
+                    ..Column::number(
+                        name,
+                        values
+                            .iter()
+                            .map(|v| {
+                                v.and_then(Value::as_bool)
+                                    .map_or(f64::NAN, |b| if b { 1.0 } else { 0.0 })
+                            })
+                            .collect(),
+                    )
+                }
+            } else {
+                let texts: Vec<Option<String>> = values
+                    .iter()
+                    .map(|v| {
+                        v.map(|v| match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                    })
+                    .collect();
+                Column::category(name, texts.iter().map(|t| t.as_deref()))
+            };
+            columns.push(column);
+        }
+        let mut frame = Self::new(columns)?;
+        frame.rows = rows.len();
+        Ok(frame)
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }

@@ -40,6 +40,42 @@ pub enum DataSource {
     File { uri: String },
 }
 
+impl DataSource {
+    /// A feature group as a source, and the columns of its tables that identify rows rather
+    /// than describe them (left out of the features unless named): its record identifier and
+    /// event time, the offline tables' own columns, and a history's partition columns.
+    pub fn of_group(
+        group: &quiver_types::model::FeatureGroup,
+        history: bool,
+    ) -> (Self, Vec<String>) {
+        let mut identifying = vec![
+            group.record_identifier_feature_name.clone(),
+            group.event_time_feature_name.clone(),
+        ];
+        let offline: &[&str] = if history {
+            &[
+                "write_time",
+                "api_invocation_time",
+                "is_deleted",
+                "year",
+                "month",
+                "day",
+                "hour",
+            ]
+        } else {
+            &["write_time", "api_invocation_time", "is_deleted"]
+        };
+        identifying.extend(offline.iter().map(|c| c.to_string()));
+        (
+            Self::FeatureGroup {
+                name: group.name.clone(),
+                history,
+            },
+            identifying,
+        )
+    }
+}
+
 /// Reads a job's data as Arrow record batches.
 pub trait DataLoader: Send + Sync {
     fn load(&self, source: &DataSource) -> Result<(SchemaRef, Vec<RecordBatch>)>;

@@ -408,6 +408,23 @@ impl Recipe {
                         _ => *v,
                     })
                     .collect(),
+                Transform::Category { levels, other } if source.kind != ColumnKind::Category => {
+                    // Numbers or booleans where the model saw text: matched by their text.
+                    let other = other.map_or(f64::NAN, |o| o as f64);
+                    (0..frame.rows)
+                        .map(|r| {
+                            if source.values[r].is_nan() {
+                                f64::NAN
+                            } else {
+                                let text = source.display(r);
+                                levels
+                                    .iter()
+                                    .position(|l| *l == text)
+                                    .map_or(other, |i| i as f64)
+                            }
+                        })
+                        .collect()
+                }
                 Transform::Category { levels, other } => {
                     // The frame's own codes, mapped to the training levels by their text.
                     let remap = remaps.entry(feature.source.as_str()).or_insert_with(|| {
@@ -591,6 +608,23 @@ mod tests {
         assert_eq!(matrix.columns[0][1], lima);
         assert_ne!(matrix.columns[0][0], lima);
         assert!(matrix.columns[0][2].is_nan() && matrix.columns[0][3].is_nan());
+        // A number where the model saw text is matched by its text (and refused by nothing).
+        let numeric = Frame::new(vec![Column::number("city", vec![7.0])]).unwrap();
+        assert!(prepared.recipe.apply(&numeric).unwrap().columns[0][0].is_nan());
+        let json: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_str(r#"[{"city": "Lima"}, {"city": null}, {}]"#).unwrap();
+        let rows = Frame::from_json_rows(&json).unwrap();
+        let matrix = prepared.recipe.apply(&rows).unwrap();
+        assert_eq!(matrix.columns[0][0], lima);
+        assert!(matrix.columns[0][1].is_nan() && matrix.columns[0][2].is_nan());
+        let bad: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_str(r#"[{"city": [1]}]"#).unwrap();
+        let err = Frame::from_json_rows(&bad).unwrap_err();
+        assert!(
+            err.message().starts_with("rows[0].city"),
+            "{}",
+            err.message()
+        );
         let err = prepared
             .recipe
             .apply(&Frame::new(vec![Column::number("x", vec![1.0])]).unwrap())

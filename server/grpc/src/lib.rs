@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod auth_layer;
+pub mod automl_service;
 pub mod convert;
 pub mod decode;
 pub mod encode;

@@ -198,28 +198,6 @@ fn job_spec(api: &Api, name: String, request: CreateJson, raw: Value) -> Result<
 /// A training channel's URI as a data source, and the columns that identify rows in it.
 fn resolve_source(api: &Api, uri: &str) -> Result<(DataSource, Vec<String>)> {
     let store = &api.store;
-    // The offline tables' own columns, and a history's partition columns.
-    let identifying = |g: &quiver_types::model::FeatureGroup, history: bool| {
-        let mut columns = vec![
-            g.record_identifier_feature_name.clone(),
-            g.event_time_feature_name.clone(),
-        ];
-        let metadata: &[&str] = if history {
-            &[
-                "write_time",
-                "api_invocation_time",
-                "is_deleted",
-                "year",
-                "month",
-                "day",
-                "hour",
-            ]
-        } else {
-            &["write_time", "api_invocation_time", "is_deleted"]
-        };
-        columns.extend(metadata.iter().map(|m| m.to_string()));
-        columns
-    };
     if uri.starts_with("arn:") && uri.contains(":feature-group/") {
         let group = store.describe_feature_group(uri)?;
         if !group.has_offline_store() {
@@ -230,14 +208,7 @@ fn resolve_source(api: &Api, uri: &str) -> Result<(DataSource, Vec<String>)> {
                 quote(&group.name)
             )));
         }
-        let columns = identifying(&group, false);
-        return Ok((
-            DataSource::FeatureGroup {
-                name: group.name.clone(),
-                history: false,
-            },
-            columns,
-        ));
+        return Ok(DataSource::of_group(&group, false));
     }
     if let Some(path) = uri.strip_prefix("file://") {
         if path.ends_with("manifest.json") {
@@ -263,14 +234,7 @@ fn resolve_source(api: &Api, uri: &str) -> Result<(DataSource, Vec<String>)> {
             }
             let location = store.offline().catalog_table(&group).location;
             if location.trim_end_matches('/') == trimmed {
-                let columns = identifying(&group, true);
-                return Ok((
-                    DataSource::FeatureGroup {
-                        name: group.name.clone(),
-                        history: true,
-                    },
-                    columns,
-                ));
+                return Ok(DataSource::of_group(&group, true));
             }
         }
         return Err(Error::validation(format!(
