@@ -90,6 +90,10 @@ enum Command {
     /// `list` and `describe` show entities and associations.
     #[command(subcommand)]
     Lineage(cli::lineage::LineageCommand),
+    /// AutoML: `create` builds a model from a group, a query or a file (following it with a
+    /// progress bar); `describe`, `list`, `stop`, `report`; `predict` for rows or online records.
+    #[command(subcommand)]
+    Automl(cli::automl::AutomlCommand),
 }
 
 #[tokio::main]
@@ -134,6 +138,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         } => cli::sql::run(&client, out, statement, file).await?,
         Command::Ingest(args) => return cli::ingest::run(&client, out, args).await,
         Command::Lineage(command) => cli::lineage::run(&client, out, command).await?,
+        Command::Automl(command) => cli::automl::run(&client, out, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

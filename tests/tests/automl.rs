@@ -223,6 +223,29 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
     let quality: serde_json::Value = serde_json::from_str(&report.model_report_json).unwrap();
     assert!(quality["confusion"]["counts"].is_array(), "{quality}");
 
+    // The CLI: a job created and followed to its end, listed, and a prediction from the
+    // online store.
+    let created = server.cli(&[
+        "--output", "json", "automl", "create", "cli-job", "--group", "churn", "--target",
+        "churned", "--budget", "2m",
+    ]);
+    let created: serde_json::Value = serde_json::from_str(&created).expect("JSON");
+    assert_eq!(created["status"], "Completed", "{created}");
+    let listed = server.cli(&["automl", "list"]);
+    assert!(
+        listed.contains("cli-job") && listed.contains("from-file"),
+        "{listed}"
+    );
+    let predicted = server.cli(&[
+        "automl", "predict", "cli-job", "--group", "churn", "--id", "c0", "--id", "c1",
+    ]);
+    assert!(
+        predicted.contains("c0") && predicted.contains(row(0).3),
+        "{predicted}"
+    );
+    let report = server.cli(&["automl", "report", "cli-job"]);
+    assert!(report.contains("\"model_report\""), "{report}");
+
     let err = automl
         .create_job(pb::CreateAutoMlJobRequest {
             name: "no-source".into(),
