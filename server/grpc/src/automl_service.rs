@@ -230,8 +230,9 @@ impl AutoMlApi for AutoMlService {
         let caller = caller(&request).clone();
         let r = request.into_inner();
         self.blocking(move |s| {
-            check_job_name(&r.name)?;
+            // Authorized first, even on a bad name: a caller without the right learns nothing.
             s.authorize(&caller, "sagemaker:CreateAutoMLJobV2", &r.name)?;
+            check_job_name(&r.name)?;
             let spec = s.spec(r)?;
             s.jobs.create(spec).map(|record| job_pb(&s.jobs, record))
         })

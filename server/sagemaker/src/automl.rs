@@ -64,8 +64,8 @@ fn run(api: &Api, caller: &Caller, jobs: &Jobs, operation: &str, body: &[u8]) ->
                 .auto_ml_job_name
                 .clone()
                 .ok_or_else(|| Error::validation("AutoMLJobName is required"))?;
-            check_job_name(&name)?;
             authorize_job(&name)?;
+            check_job_name(&name)?;
             let spec = job_spec(api, name.clone(), request, raw)?;
             jobs.create(spec)?;
             Ok(json!({ "AutoMLJobArn": jobs.arn(&name) }))
