@@ -1,7 +1,7 @@
 //! Hosts the AutoML jobs (`quiver-automl`) in the server: their directory in the data dir, and
 //! the loader that reads their data through the query engine — a feature group's latest
 //! records (`latest.<group>`) or offline history (`<group>`), an SQL query, a CSV or Parquet
-//! file.
+//! file; and the lineage each job records when it ends.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +10,10 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions};
 
-use quiver_automl::jobs::{DataLoader, DataSource, Jobs};
+use quiver_automl::jobs::{DataLoader, DataSource, JobObserver, JobRecord, JobStatus, Jobs};
+use quiver_lineage::Lineage;
+use quiver_lineage::automl::{AutoMlInput, AutoMlRun};
+use quiver_lineage::datasets::DatasetBase;
 use quiver_query::{QueryEngine, query_error};
 use quiver_types::error::{Error, Result, quote};
 use quiver_types::time::Clock;
@@ -131,10 +134,82 @@ impl DataLoader for QueryLoader {
     }
 }
 
+/// Records each job that ends in the lineage graph: what it read, the job, the model.
+struct LineageRecorder {
+    lineage: Arc<Lineage>,
+    queries: Arc<QueryEngine>,
+}
+
+impl JobObserver for LineageRecorder {
+    fn ended(&self, job: &JobRecord, arn: &str, model: Option<&Path>) {
+        let group;
+        let input = match &job.spec.source {
+            DataSource::FeatureGroup { name, .. } => {
+                match self.queries.store().describe_feature_group(name) {
+                    Ok(found) => {
+                        group = found;
+                        AutoMlInput::Group(&group)
+                    }
+                    // Deleted since: nothing to join the job to.
+                    Err(_) => return,
+                }
+            }
+            DataSource::File { uri } => AutoMlInput::Base(DatasetBase::File(uri.clone())),
+            DataSource::Query { sql } => AutoMlInput::Base(DatasetBase::Sql(sql.clone())),
+            DataSource::Dataset { uri } => AutoMlInput::Dataset(uri.clone()),
+        };
+        let mut parameters = std::collections::BTreeMap::from([
+            ("TargetAttributeName".to_string(), job.spec.target.clone()),
+            (
+                "MaxAutoMLJobRuntimeInSeconds".to_string(),
+                job.spec.budget_seconds.to_string(),
+            ),
+        ]);
+        if let Some(problem) = job.problem {
+            parameters.insert("ProblemType".into(), problem.name().into());
+        }
+        if let Some(objective) = &job.objective {
+            parameters.insert("Objective".into(), objective.clone());
+        }
+        let best = job.best();
+        if let Some(best) = best {
+            parameters.insert("BestCandidate".into(), best.name.clone());
+        }
+        let status = match job.status {
+            JobStatus::Completed => "Completed",
+            JobStatus::Stopped => "Stopped",
+            _ => "Failed",
+        };
+        let run = AutoMlRun {
+            job_name: job.spec.name.clone(),
+            job_arn: arn.to_string(),
+            input,
+            status: status.into(),
+            failure_reason: job.failure_reason.clone(),
+            started_ms: job.created_ms,
+            ended_ms: job.ended_ms.unwrap_or(job.modified_ms),
+            parameters,
+            metrics: best
+                .map(|b| {
+                    b.metrics
+                        .iter()
+                        .map(|(m, v)| (m.name().to_string(), *v))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            model_uri: model.map(|p| format!("file://{}", p.display())),
+        };
+        if let Err(e) = self.lineage.record_automl_job(&run) {
+            tracing::error!(job = %job.spec.name, error = %e, "recording an AutoML job's lineage failed");
+        }
+    }
+}
+
 /// The AutoML jobs, unless the configuration turns them off.
 pub fn open_jobs(
     config: &Config,
     queries: &Arc<QueryEngine>,
+    lineage: Option<Arc<Lineage>>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Option<Arc<Jobs>>> {
     if !config.automl {
@@ -148,10 +223,17 @@ pub fn open_jobs(
         region: config.region.clone(),
         account_id: config.account_id.clone(),
     };
+    let observer = lineage.map(|lineage| {
+        Arc::new(LineageRecorder {
+            lineage,
+            queries: queries.clone(),
+        }) as Arc<dyn JobObserver>
+    });
     let jobs = Jobs::open(
         &config.data_dir.join("automl"),
         arns,
         loader,
+        observer,
         clock,
         config.automl_workers,
     )?;

@@ -243,7 +243,8 @@ pub async fn run(
         .context("starting the query engine")?,
     );
 
-    let automl = crate::automl::open_jobs(&config, &queries, clock_for_automl.clone())?;
+    let automl =
+        crate::automl::open_jobs(&config, &queries, lineage.clone(), clock_for_automl.clone())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         // Resolves when the sender says stop, or is gone.

@@ -211,6 +211,49 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
         assert!(p.confidence.unwrap() >= 0.5 && p.probabilities.len() == 2);
     }
 
+    // Lineage: the group's context ContributedTo the job's trial component, which Produced
+    // the model (recorded as the job ends).
+    let group_arn = client
+        .describe_feature_group(pb::DescribeFeatureGroupRequest {
+            feature_group_name: "churn".into(),
+        })
+        .await
+        .expect("describe group")
+        .feature_group_arn;
+    let contexts = quiver_tests::lineage_entities(
+        &client,
+        pb::LineageEntityKind::Context,
+        Some("FeatureGroup"),
+        Some(&group_arn),
+    )
+    .await;
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        let walk =
+            quiver_tests::query_lineage(&client, &contexts[0].arn, "Descendants", Some(2)).await;
+        found = walk
+            .vertices
+            .iter()
+            .map(|v| (v.lineage_type.clone(), v.r#type.clone(), v.arn.clone()))
+            .collect();
+        if found.iter().any(|(_, t, _)| t == "Model") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        found
+            .iter()
+            .any(|(l, _, arn)| l == "TrialComponent" && arn.ends_with("automl-from-group")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(l, t, _)| l == "Artifact" && t == "Model"),
+        "{found:?}"
+    );
+
     let report = automl
         .report(pb::AutoMlJobName {
             name: "from-group".into(),

@@ -81,6 +81,12 @@ pub trait DataLoader: Send + Sync {
     fn load(&self, source: &DataSource) -> Result<(SchemaRef, Vec<RecordBatch>)>;
 }
 
+/// Told when a job ends (the host records its lineage).
+pub trait JobObserver: Send + Sync {
+    /// `model` is where the job's model is stored, when it has one.
+    fn ended(&self, job: &JobRecord, arn: &str, model: Option<&Path>);
+}
+
 /// What CreateAutoMLJobV2 asks for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -148,6 +154,7 @@ pub struct Jobs {
 struct Inner {
     dir: PathBuf,
     arns: ArnContext,
+    observer: Option<Arc<dyn JobObserver>>,
     loader: Arc<dyn DataLoader>,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
@@ -187,6 +194,7 @@ impl Jobs {
         dir: &Path,
         arns: ArnContext,
         loader: Arc<dyn DataLoader>,
+        observer: Option<Arc<dyn JobObserver>>,
         clock: Arc<dyn Clock>,
         workers: usize,
     ) -> Result<Self> {
@@ -223,6 +231,7 @@ impl Jobs {
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             arns,
+            observer,
             loader,
             clock,
             state: Mutex::new(State {
@@ -290,12 +299,7 @@ impl Jobs {
 
     /// A job's ARN: `arn:aws:sagemaker:<region>:<account>:automl-job/<name, lower-case>`.
     pub fn arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:sagemaker:{}:{}:automl-job/{}",
-            self.inner.arns.region,
-            self.inner.arns.account_id,
-            name.to_ascii_lowercase()
-        )
+        self.inner.arn(name)
     }
 
     pub fn describe(&self, name: &str) -> Result<JobRecord> {
@@ -394,6 +398,40 @@ impl Drop for Jobs {
 }
 
 impl Inner {
+    fn arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:sagemaker:{}:{}:automl-job/{}",
+            self.arns.region,
+            self.arns.account_id,
+            name.to_ascii_lowercase()
+        )
+    }
+
+    /// Tells the observer, if any, that `name` ended.
+    fn observe_end(&self, name: &str) {
+        let Some(observer) = &self.observer else {
+            return;
+        };
+        let Some(record) = self
+            .state
+            .lock()
+            .expect("the jobs' lock")
+            .records
+            .get(name)
+            .cloned()
+        else {
+            return;
+        };
+        let model = model_path(&self.dir, name);
+        let has_model = matches!(record.status, JobStatus::Completed | JobStatus::Stopped)
+            && !record.leaderboard.is_empty();
+        observer.ended(
+            &record,
+            &self.arn(name),
+            has_model.then_some(model.as_path()),
+        );
+    }
+
     fn work(&self) {
         loop {
             let (name, stop) = {
@@ -410,6 +448,7 @@ impl Inner {
                 }
             };
             self.run(&name, stop);
+            self.observe_end(&name);
         }
     }
 
@@ -667,6 +706,7 @@ mod tests {
             dir.path(),
             arns(),
             Arc::new(Tables),
+            None,
             Arc::new(SystemClock),
             1,
         )
@@ -709,6 +749,7 @@ mod tests {
             dir.path(),
             arns(),
             Arc::new(Tables),
+            None,
             Arc::new(SystemClock),
             1,
         )
@@ -733,6 +774,7 @@ mod tests {
             dir.path(),
             arns(),
             Arc::new(Tables),
+            None,
             Arc::new(SystemClock),
             1,
         )

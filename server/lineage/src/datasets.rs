@@ -42,19 +42,7 @@ impl Lineage {
                 by,
             )?
             .arn;
-        let base_uri = match &build.base {
-            DatasetBase::File(uri) => uri.clone(),
-            DatasetBase::Sql(sql) => format!("quiver:sql/{:016x}", fnv1a(sql.as_bytes())),
-        };
-        let base = match &build.base {
-            DatasetBase::File(uri) => self.artifact_for(uri, DATASET_TYPE, BTreeMap::new(), by)?,
-            DatasetBase::Sql(sql) => {
-                let mut properties = BTreeMap::new();
-                let statement: String = sql.chars().take(4096).collect();
-                properties.insert("Sql".to_string(), statement);
-                self.artifact_for(&base_uri, QUERY_TYPE, properties, by)?
-            }
-        };
+        let (base, base_uri) = self.base_artifact(&build.base, by)?;
         self.add_association(&base, &dataset, Some(AssociationType::DerivedFrom), by)?;
         for group in &build.groups {
             // A group created before the lineage service gets its contexts now.
@@ -72,6 +60,24 @@ impl Lineage {
             emitter.run_completed("dataset.create", &inputs, &[output], &self.now_iso());
         }
         Ok(dataset)
+    }
+
+    /// The artifact standing for a file or an SQL statement (`quiver:sql/<hash>`, of type
+    /// `Query`, holding the statement), made if there is none; its ARN and SourceUri.
+    pub fn base_artifact(&self, base: &DatasetBase, by: Option<&str>) -> Result<(String, String)> {
+        match base {
+            DatasetBase::File(uri) => Ok((
+                self.artifact_for(uri, DATASET_TYPE, BTreeMap::new(), by)?,
+                uri.clone(),
+            )),
+            DatasetBase::Sql(sql) => {
+                let uri = format!("quiver:sql/{:016x}", fnv1a(sql.as_bytes()));
+                let mut properties = BTreeMap::new();
+                let statement: String = sql.chars().take(4096).collect();
+                properties.insert("Sql".to_string(), statement);
+                Ok((self.artifact_for(&uri, QUERY_TYPE, properties, by)?, uri))
+            }
+        }
     }
 
     /// The artifact of this type with this SourceUri, made if there is none.

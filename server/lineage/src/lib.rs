@@ -13,6 +13,7 @@
 //! - [`datasets`]: the artifacts recorded for each training dataset built, and their sources;
 //! - [`sources`]: the artifacts recorded for the Kafka topics and Kinesis streams ingested;
 //! - [`ingests`]: the actions recorded for batches written through SageMaker's runtime API;
+//! - [`automl`]: the trial component, input and model recorded for each AutoML job;
 //! - [`openlineage`]: OpenLineage events from other tools onto the same graph, column lineage;
 //! - [`emit`]: what Quiver records, sent on as OpenLineage events to another server;
 //! - [`keys`]: the layout of the column families; [`paging`]: page tokens.
@@ -25,6 +26,7 @@
 //! concurrent writers sharing the fsync.
 
 pub mod associations;
+pub mod automl;
 pub mod datasets;
 pub mod emit;
 pub mod entities;
