@@ -32,7 +32,8 @@ async fn a_server_without_automl_says_so() {
 
 /// Over gRPC: every problem type, from a feature group, a query and a file; predictions for
 /// rows given as JSON equal those for the same records read from the online store in the
-/// call; the reports; bad input refused by name.
+/// call, and those of a batch prediction into a file; lineage; the reports; the CLI; bad input
+/// refused by name.
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() {
     use quiver_client::{pb, value};
@@ -210,6 +211,66 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
         assert_eq!(p.predicted, row(i).3, "row {i}: {p:?}");
         assert!(p.confidence.unwrap() >= 0.5 && p.probabilities.len() == 2);
     }
+
+    // Batch: every record of the group, to a CSV file; the same rows predict as online.
+    let out = dir.path().join("scored.csv");
+    let batch = automl
+        .predict_batch(pb::PredictBatchRequest {
+            job: "from-group".into(),
+            source: Some(pb::predict_batch_request::Source::FeatureGroup(
+                "churn".into(),
+            )),
+            output_uri: format!("file://{}", out.display()),
+        })
+        .await
+        .expect("batch")
+        .into_inner();
+    assert_eq!(batch.rows, 300);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{name} in {header:?}"))
+    };
+    let (id_at, predicted_at, confidence_at) = (at("id"), at("predicted"), at("confidence"));
+    let scored: std::collections::HashMap<String, (String, f64)> = lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (
+                cells[id_at].to_string(),
+                (
+                    cells[predicted_at].to_string(),
+                    cells[confidence_at].parse().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    for (i, p) in from_online[..6].iter().enumerate() {
+        let (predicted, confidence) = &scored[&format!("c{i}")];
+        assert_eq!(*predicted, p.predicted, "c{i}");
+        assert!(
+            (confidence - p.confidence.unwrap()).abs() < 1e-9,
+            "c{i}: {confidence} vs {p:?}"
+        );
+    }
+    let err = automl
+        .predict_batch(pb::PredictBatchRequest {
+            job: "from-group".into(),
+            source: Some(pb::predict_batch_request::Source::FeatureGroup(
+                "churn".into(),
+            )),
+            output_uri: format!("file://{}", out.display()),
+        })
+        .await
+        .expect_err("an existing file is not overwritten");
+    assert!(
+        err.message().contains("exists already"),
+        "{}",
+        err.message()
+    );
 
     // Lineage: the group's context ContributedTo the job's trial component, which Produced
     // the model (recorded as the job ends).

@@ -340,6 +340,11 @@ impl Jobs {
         Ok(())
     }
 
+    /// Reads a source through the host's loader (batch prediction reads its input so).
+    pub fn load(&self, source: &DataSource) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        self.inner.loader.load(source)
+    }
+
     /// The model a completed (or stopped) job trained.
     pub fn model(&self, name: &str) -> Result<Arc<TrainedModel>> {
         let mut state = self.inner.state.lock().expect("the jobs' lock");

@@ -170,6 +170,65 @@ pub struct Scored {
     pub confidence: Option<Vec<f64>>,
 }
 
+/// The input rows with their predictions appended: `predicted` (text), and `value`
+/// (regression) or `confidence` and `probability_<class>` per class (classification).
+pub fn predictions_batch(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[arrow::record_batch::RecordBatch],
+    scored: &Scored,
+    classes: &[String],
+) -> Result<arrow::record_batch::RecordBatch> {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let input = arrow::compute::concat_batches(schema, batches)
+        .map_err(|e| Error::internal(format!("joining the input rows: {e}")))?;
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns: Vec<ArrayRef> = input.columns().to_vec();
+    let taken: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+    let mut add = |name: String, data_type: DataType, column: ArrayRef| -> Result<()> {
+        if taken.contains(&name) {
+            return Err(Error::validation(format!(
+                "the input already has a column named '{name}', which the predictions would add"
+            )));
+        }
+        fields.push(Field::new(name, data_type, true));
+        columns.push(column);
+        Ok(())
+    };
+    add(
+        "predicted".into(),
+        DataType::Utf8,
+        Arc::new(StringArray::from(scored.predicted.clone())),
+    )?;
+    if let Some(values) = &scored.values {
+        add(
+            "value".into(),
+            DataType::Float64,
+            Arc::new(Float64Array::from(values.clone())),
+        )?;
+    }
+    if let (Some(confidence), Some(probabilities)) = (&scored.confidence, &scored.probabilities) {
+        add(
+            "confidence".into(),
+            DataType::Float64,
+            Arc::new(Float64Array::from(confidence.clone())),
+        )?;
+        for (k, class) in classes.iter().enumerate() {
+            let p: Vec<f64> = probabilities.iter().map(|row| row[k]).collect();
+            add(
+                format!("probability_{class}"),
+                DataType::Float64,
+                Arc::new(Float64Array::from(p)),
+            )?;
+        }
+    }
+    arrow::record_batch::RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::internal(format!("building the predictions: {e}")))
+}
+
 impl TrainedModel {
     /// Predicts `frame`'s rows (which need the columns the model reads, not the target).
     pub fn predict(&self, frame: &Frame) -> Result<Scored> {

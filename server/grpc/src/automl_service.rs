@@ -16,10 +16,43 @@ use quiver_automl::frame::Frame;
 use quiver_automl::jobs::{DataSource, JobRecord, JobSpec, JobStatus, Jobs, check_job_name};
 use quiver_automl::problem::ProblemType;
 use quiver_automl::search::CandidateStatus;
-use quiver_automl::training::Scored;
+use quiver_automl::training::{Scored, predictions_batch};
 use quiver_core::FeatureStore;
 use quiver_types::error::{Error, Result};
 use quiver_types::model::Value;
+
+/// A source as both requests name it (their `oneof`s are alike).
+enum Source {
+    FeatureGroup(String),
+    FeatureGroupHistory(String),
+    Sql(String),
+    FileUri(String),
+    DatasetUri(String),
+}
+
+impl Source {
+    fn from_create(s: pb::create_auto_ml_job_request::Source) -> Self {
+        use pb::create_auto_ml_job_request::Source as S;
+        match s {
+            S::FeatureGroup(v) => Self::FeatureGroup(v),
+            S::FeatureGroupHistory(v) => Self::FeatureGroupHistory(v),
+            S::Sql(v) => Self::Sql(v),
+            S::FileUri(v) => Self::FileUri(v),
+            S::DatasetUri(v) => Self::DatasetUri(v),
+        }
+    }
+
+    fn from_batch(s: pb::predict_batch_request::Source) -> Self {
+        use pb::predict_batch_request::Source as S;
+        match s {
+            S::FeatureGroup(v) => Self::FeatureGroup(v),
+            S::FeatureGroupHistory(v) => Self::FeatureGroupHistory(v),
+            S::Sql(v) => Self::Sql(v),
+            S::FileUri(v) => Self::FileUri(v),
+            S::DatasetUri(v) => Self::DatasetUri(v),
+        }
+    }
+}
 
 /// The training budget when a request gives none.
 const DEFAULT_BUDGET_SECONDS: u64 = 600;
@@ -59,9 +92,9 @@ impl AutoMlService {
             .map_err(status)
     }
 
-    fn spec(&self, r: pb::CreateAutoMlJobRequest) -> Result<JobSpec> {
-        use pb::create_auto_ml_job_request::Source;
-        let (source, identifying) = match r.source {
+    /// A request's source, and the columns that identify rows in it.
+    fn source(&self, source: Option<Source>) -> Result<(DataSource, Vec<String>)> {
+        let (source, identifying) = match source {
             Some(Source::FeatureGroup(name)) => {
                 DataSource::of_group(&*self.store.describe_feature_group(&name)?, false)
             }
@@ -84,6 +117,11 @@ impl AutoMlService {
                 "feature_group '{name}' has no offline store; AutoML reads a group's records through it"
             )));
         }
+        Ok((source, identifying))
+    }
+
+    fn spec(&self, r: pb::CreateAutoMlJobRequest) -> Result<JobSpec> {
+        let (source, identifying) = self.source(r.source.map(Source::from_create))?;
         Ok(JobSpec {
             name: r.name,
             source,
@@ -356,8 +394,70 @@ impl AutoMlApi for AutoMlService {
         })
         .await
     }
+
+    async fn predict_batch(
+        &self,
+        request: Request<pb::PredictBatchRequest>,
+    ) -> Result<Response<pb::PredictBatchResponse>, Status> {
+        let caller = caller(&request).clone();
+        let r = request.into_inner();
+        self.blocking(move |s| {
+            let started = std::time::Instant::now();
+            s.authorize(&caller, "quiver:Predict", &r.job)?;
+            let model = s.jobs.model(&r.job)?;
+            let path = r
+                .output_uri
+                .strip_prefix("file://")
+                .unwrap_or(&r.output_uri)
+                .to_string();
+            let parquet = path.ends_with(".parquet");
+            if !parquet && !path.ends_with(".csv") {
+                return Err(Error::validation(format!(
+                    "output_uri '{}' must end in .parquet or .csv",
+                    r.output_uri
+                )));
+            }
+            if std::path::Path::new(&path).exists() {
+                return Err(Error::validation(format!(
+                    "output_uri '{}' exists already; name a new file",
+                    r.output_uri
+                )));
+            }
+            let (source, _) = s.source(r.source.map(Source::from_batch))?;
+            let (schema, batches) = s.jobs.load(&source)?;
+            let frame = Frame::from_batches(&schema, &batches)?;
+            let scored = model.predict(&frame)?;
+            let out = predictions_batch(&schema, &batches, &scored, &model.classes)?;
+            write_file(&path, parquet, &out)?;
+            Ok(pb::PredictBatchResponse {
+                rows: out.num_rows() as u64,
+                output_uri: format!("file://{path}"),
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        })
+        .await
+    }
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::internal(format!("encoding a report: {e}")))
+}
+
+/// Writes `batch` to a new file at `path`, as Parquet or CSV.
+fn write_file(path: &str, parquet: bool, batch: &arrow::record_batch::RecordBatch) -> Result<()> {
+    let io = |e: String| Error::validation(format!("writing {path}: {e}"));
+    let file = std::fs::File::create_new(path).map_err(|e| io(e.to_string()))?;
+    if parquet {
+        let mut writer =
+            datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
+                .map_err(|e| io(e.to_string()))?;
+        writer.write(batch).map_err(|e| io(e.to_string()))?;
+        writer.close().map_err(|e| io(e.to_string()))?;
+    } else {
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(file);
+        writer.write(batch).map_err(|e| io(e.to_string()))?;
+    }
+    Ok(())
 }
