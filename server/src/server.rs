@@ -314,7 +314,12 @@ pub async fn run(
         .map(|l| LineageServer::new(LineageService::new(l, access.clone())));
     let automl_api = automl.clone().map(|jobs| {
         quiver_proto::v1::auto_ml_server::AutoMlServer::new(
-            quiver_grpc::automl_service::AutoMlService::new(jobs, store.clone(), access.clone()),
+            quiver_grpc::automl_service::AutoMlService::new(
+                jobs,
+                store.clone(),
+                access.clone(),
+                queries.clone(),
+            ),
         )
     });
     let authenticate = AuthLayer::new(access.clone(), max_request);

@@ -161,6 +161,19 @@ outcome("reader_put_other_metrics",
         lambda: reader_metrics.batch_put_metrics(TrialComponentName="other-run", MetricData=metric))
 outcome("reader_create_experiment", lambda: reader_sm.create_experiment(ExperimentName="authz-exp"))
 
+# AutoML: the reader may create jobs, but reading their data is a query, which it may not.
+def automl_job(name, uri):
+    return reader_sm.create_auto_ml_job_v2(
+        AutoMLJobName=name,
+        AutoMLJobInputDataConfig=[{"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri}}}],
+        OutputDataConfig={"S3OutputPath": "file:///tmp"}, RoleArn="arn:aws:iam::000000000000:role/r",
+        AutoMLProblemTypeConfig={"TabularJobConfig": {"TargetAttributeName": "age"}})
+
+
+group_arn = root_sm.describe_feature_group(FeatureGroupName="authz")["FeatureGroupArn"]
+outcome("reader_automl_from_group", lambda: automl_job("from-group", group_arn))
+outcome("reader_automl_from_file", lambda: automl_job("from-file", "file:///etc/passwd.csv"))
+
 nobody_sm, nobody_rt = clients(NOBODY_KEY, NOBODY_SECRET)
 nobody_metrics = metrics_client(NOBODY_KEY, NOBODY_SECRET)
 G = {"FeatureGroupName": "authz"}

@@ -839,7 +839,8 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
             {"Sid":"Read","Effect":"Allow","Action":["sagemaker:GetRecord","sagemaker:BatchGetRecord"],"Resource":"arn:aws:sagemaker:*:*:feature-group/authz"},
             {"Sid":"NoSsn","Effect":"Deny","Action":"*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"quiver:FeatureNames":"ssn"}}},
             {"Sid":"Lineage","Effect":"Allow","Action":["sagemaker:QueryLineage","sagemaker:DescribeContext"],"Resource":"arn:aws:sagemaker:*:*:context/authz-*"},
-            {"Sid":"Runs","Effect":"Allow","Action":["sagemaker:DescribeTrialComponent","sagemaker:BatchPutMetrics"],"Resource":"arn:aws:sagemaker:*:*:experiment-trial-component/authz-*"}]}"#,
+            {"Sid":"Runs","Effect":"Allow","Action":["sagemaker:DescribeTrialComponent","sagemaker:BatchPutMetrics"],"Resource":"arn:aws:sagemaker:*:*:experiment-trial-component/authz-*"},
+            {"Sid":"AutoML","Effect":"Allow","Action":"sagemaker:CreateAutoMLJobV2","Resource":"arn:aws:sagemaker:*:*:automl-job/*"}]}"#,
     )
     .await;
     let nobody = principal(&root, "nobody", "").await;
@@ -890,6 +891,8 @@ async fn boto3_signs_with_quiver_keys_and_policies_apply() {
         ("reader_put_metrics", "ok"),
         ("reader_put_other_metrics", "AccessDeniedException 403"),
         ("reader_create_experiment", "AccessDeniedException 400"),
+        ("reader_automl_from_group", "AccessDeniedException 400"),
+        ("reader_automl_from_file", "AccessDeniedException 400"),
     ];
     // Every operation the HTTP API serves refuses a principal without policies.
     let every = results.as_object().unwrap();

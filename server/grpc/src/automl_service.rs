@@ -1,7 +1,8 @@
 //! `quiver.featurestore.v1.AutoML` over tonic: AutoML jobs (`quiver-automl`'s [`Jobs`]) and
 //! their models' predictions — for rows given as JSON, or for records of the online store read
 //! and predicted in the same call. Jobs are authorized as their SageMaker actions on the job's
-//! ARN; Predict as `quiver:Predict` on it, and online reads as `sagemaker:GetRecord`.
+//! ARN; Predict as `quiver:Predict` on it, and online reads as `sagemaker:GetRecord`. The data
+//! a job or a batch reads is authorized as a query of it (`quiver:Query`).
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use quiver_automl::problem::ProblemType;
 use quiver_automl::search::CandidateStatus;
 use quiver_automl::training::{Scored, predictions_batch};
 use quiver_core::FeatureStore;
+use quiver_query::QueryEngine;
 use quiver_types::error::{Error, Result};
 use quiver_types::model::Value;
 
@@ -64,14 +66,43 @@ pub struct AutoMlService {
     jobs: Arc<Jobs>,
     store: Arc<FeatureStore>,
     access: Arc<Access>,
+    /// For authorizing SQL sources as the Query service does.
+    queries: Arc<QueryEngine>,
 }
 
 impl AutoMlService {
-    pub fn new(jobs: Arc<Jobs>, store: Arc<FeatureStore>, access: Arc<Access>) -> Self {
+    pub fn new(
+        jobs: Arc<Jobs>,
+        store: Arc<FeatureStore>,
+        access: Arc<Access>,
+        queries: Arc<QueryEngine>,
+    ) -> Self {
         Self {
             jobs,
             store,
             access,
+            queries,
+        }
+    }
+
+    /// Reading a source is authorized as a query of it: `quiver:Query` on each group it reads
+    /// (all features), or on `*` for a file or a training set.
+    fn authorize_source(&self, caller: &Caller, source: &DataSource) -> Result<()> {
+        match source {
+            DataSource::FeatureGroup { name, .. } => self.access.authorize_group(
+                caller,
+                "quiver:Query",
+                Some(name),
+                Features::All,
+                |g| self.store.feature_names(g),
+            ),
+            DataSource::Query { sql } => {
+                crate::query_service::authorize_sql(&self.access, &self.queries, caller, sql)
+            }
+            DataSource::File { .. } | DataSource::Dataset { .. } => {
+                self.access
+                    .authorize_group(caller, "quiver:Query", None, Features::Unnamed, |_| None)
+            }
         }
     }
 
@@ -272,6 +303,7 @@ impl AutoMlApi for AutoMlService {
             s.authorize(&caller, "sagemaker:CreateAutoMLJobV2", &r.name)?;
             check_job_name(&r.name)?;
             let spec = s.spec(r)?;
+            s.authorize_source(&caller, &spec.source)?;
             s.jobs.create(spec).map(|record| job_pb(&s.jobs, record))
         })
         .await
@@ -424,6 +456,7 @@ impl AutoMlApi for AutoMlService {
                 )));
             }
             let (source, _) = s.source(r.source.map(Source::from_batch))?;
+            s.authorize_source(&caller, &source)?;
             let (schema, batches) = s.jobs.load(&source)?;
             let frame = Frame::from_batches(&schema, &batches)?;
             let scored = model.predict(&frame)?;

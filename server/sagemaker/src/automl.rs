@@ -66,7 +66,7 @@ fn run(api: &Api, caller: &Caller, jobs: &Jobs, operation: &str, body: &[u8]) ->
                 .ok_or_else(|| Error::validation("AutoMLJobName is required"))?;
             authorize_job(&name)?;
             check_job_name(&name)?;
-            let spec = job_spec(api, name.clone(), request, raw)?;
+            let spec = job_spec(api, caller, name.clone(), request, raw)?;
             jobs.create(spec)?;
             Ok(json!({ "AutoMLJobArn": jobs.arn(&name) }))
         }
@@ -105,7 +105,13 @@ fn job_name(body: &[u8]) -> Result<String> {
 }
 
 /// The job a CreateAutoMLJobV2 request describes, its data source resolved.
-fn job_spec(api: &Api, name: String, request: CreateJson, raw: Value) -> Result<JobSpec> {
+fn job_spec(
+    api: &Api,
+    caller: &Caller,
+    name: String,
+    request: CreateJson,
+    raw: Value,
+) -> Result<JobSpec> {
     let channels = request
         .auto_ml_job_input_data_config
         .ok_or_else(|| Error::validation("AutoMLJobInputDataConfig is required"))?;
@@ -136,7 +142,7 @@ fn job_spec(api: &Api, name: String, request: CreateJson, raw: Value) -> Result<
                 "AutoMLJobInputDataConfig[0].DataSource.S3DataSource.S3Uri is required",
             )
         })?;
-    let (source, identifying) = resolve_source(api, &uri)?;
+    let (source, identifying) = resolve_source(api, caller, &uri)?;
     let config = request.auto_ml_problem_type_config.unwrap_or_default();
     let tabular = config.tabular_job_config.ok_or_else(|| {
         Error::validation(
@@ -196,10 +202,25 @@ fn job_spec(api: &Api, name: String, request: CreateJson, raw: Value) -> Result<
 }
 
 /// A training channel's URI as a data source, and the columns that identify rows in it.
-fn resolve_source(api: &Api, uri: &str) -> Result<(DataSource, Vec<String>)> {
+/// Reading the data is authorized as a query of it: `quiver:Query` on the group (all its
+/// features), or on `*` for a file.
+fn resolve_source(api: &Api, caller: &Caller, uri: &str) -> Result<(DataSource, Vec<String>)> {
     let store = &api.store;
+    let may_read = |group: Option<&str>| {
+        api.access.authorize_group(
+            caller,
+            "quiver:Query",
+            group,
+            match group {
+                Some(_) => quiver_auth::Features::All,
+                None => quiver_auth::Features::Unnamed,
+            },
+            |g| store.feature_names(g),
+        )
+    };
     if uri.starts_with("arn:") && uri.contains(":feature-group/") {
         let group = store.describe_feature_group(uri)?;
+        may_read(Some(&group.name))?;
         if !group.has_offline_store() {
             return Err(Error::validation(format!(
                 "S3Uri {}: feature group {} has no offline store; AutoML reads a group's records \
@@ -211,6 +232,7 @@ fn resolve_source(api: &Api, uri: &str) -> Result<(DataSource, Vec<String>)> {
         return Ok(DataSource::of_group(&group, false));
     }
     if let Some(path) = uri.strip_prefix("file://") {
+        may_read(None)?;
         if path.ends_with("manifest.json") {
             return Ok((
                 DataSource::Dataset {
@@ -234,6 +256,7 @@ fn resolve_source(api: &Api, uri: &str) -> Result<(DataSource, Vec<String>)> {
             }
             let location = store.offline().catalog_table(&group).location;
             if location.trim_end_matches('/') == trimmed {
+                may_read(Some(&group.name))?;
                 return Ok(DataSource::of_group(&group, true));
             }
         }
