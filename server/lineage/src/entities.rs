@@ -151,9 +151,7 @@ impl Lineage {
         by: Option<&str>,
     ) -> Result<Entity> {
         validate::check_update(kind, &update)?;
-        let (entity, written) = {
-            let _writer = self.writer.lock();
-            let mut entity = self.load(kind, field, name_or_arn)?;
+        self.modify(kind, field, name_or_arn, by, |entity| {
             for key in &update.properties_to_remove {
                 entity.properties.remove(key);
             }
@@ -171,6 +169,24 @@ impl Lineage {
             if let Some(status) = update.status {
                 entity.status = Some(status);
             }
+            Ok(())
+        })
+    }
+
+    /// Changes an entity under the write lock (`change` may refuse, leaving it as it was),
+    /// stamps who changed it and when, and writes it, synced after the lock is released.
+    pub(crate) fn modify(
+        &self,
+        kind: EntityKind,
+        field: &str,
+        name_or_arn: &str,
+        by: Option<&str>,
+        change: impl FnOnce(&mut Entity) -> Result<()>,
+    ) -> Result<Entity> {
+        let (entity, written) = {
+            let _writer = self.writer.lock();
+            let mut entity = self.load(kind, field, name_or_arn)?;
+            change(&mut entity)?;
             entity.modified_ms = self.clock.now_ms().max(entity.created_ms);
             entity.modified_by = by.map(str::to_string);
             let mut batch = self.records.batch();

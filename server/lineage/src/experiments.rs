@@ -228,9 +228,7 @@ impl Lineage {
         by: Option<&str>,
     ) -> Result<Entity> {
         check_update(kind, &update)?;
-        let (entity, written) = {
-            let _writer = self.writer.lock();
-            let mut entity = self.load(kind, field, name_or_arn)?;
+        self.modify(kind, field, name_or_arn, by, |entity| {
             let fields = entity
                 .experiment
                 .get_or_insert_with(ExperimentFields::default);
@@ -283,19 +281,8 @@ impl Lineage {
             if let Some(description) = update.description {
                 entity.description = Some(description);
             }
-            entity.modified_ms = self.clock.now_ms().max(entity.created_ms);
-            entity.modified_by = by.map(str::to_string);
-            let mut batch = self.records.batch();
-            batch.put(
-                LineageTable::Entities,
-                &keys::entity(kind, &entity.arn),
-                &encode(&entity)?,
-            );
-            let written = batch.write("updating an experiment entity")?;
-            (entity, written)
-        };
-        written.sync()?;
-        Ok(entity)
+            Ok(())
+        })
     }
 
     /// AssociateTrialComponent: puts a trial component in a trial (again is not an error).
