@@ -129,8 +129,11 @@ def bad_requests_and_bad_data_are_refused_by_name():
         FeatureDefinitions=[{"FeatureName": "id", "FeatureType": "String"}, {"FeatureName": "ts", "FeatureType": "Fractional"}],
         OnlineStoreConfig={"EnableOnlineStore": True})
     online_only = sm.describe_feature_group(FeatureGroupName="online_only")["FeatureGroupArn"]
-    code, message = error_of(create, name="online-only", uri=online_only)
-    assert code == "ValidationException" and "no offline store" in message, message
+    rt.put_record(FeatureGroupName="online_only", Record=[
+        {"FeatureName": "id", "ValueAsString": "a"}, {"FeatureName": "ts", "ValueAsString": "1"}])
+    create("online-only", online_only)  # read from the online store: the target is not there
+    job = wait("online-only")
+    assert job["AutoMLJobStatus"] == "Failed" and "'churned'" in job["FailureReason"], job
     create("no-target", ARN, target="nope")
     job = wait("no-target")
     assert job["AutoMLJobStatus"] == "Failed" and "'nope'" in job["FailureReason"], job

@@ -95,6 +95,45 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
             .await
             .expect("put");
     }
+    // The same customers in a group without an offline store: read from its online store.
+    client
+        .create_feature_group(pb::CreateFeatureGroupRequest {
+            feature_group_name: "churn_online".into(),
+            record_identifier_feature_name: "id".into(),
+            event_time_feature_name: "ts".into(),
+            feature_definitions: vec![
+                f("id", pb::FeatureType::String),
+                f("ts", pb::FeatureType::Fractional),
+                f("tenure", pb::FeatureType::Integral),
+                f("spend", pb::FeatureType::Fractional),
+                f("plan", pb::FeatureType::String),
+                f("churned", pb::FeatureType::String),
+            ],
+            online_store_config: Some(pb::OnlineStoreConfig {
+                enable_online_store: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("online group");
+    for i in 0..300 {
+        let (tenure, spend, plan, churned) = row(i);
+        client
+            .put_record(quiver_tests::put(
+                "churn_online",
+                vec![
+                    value::string("id", format!("c{i}")),
+                    value::fractional("ts", 1_700_000_000.0),
+                    value::integral("tenure", tenure),
+                    value::fractional("spend", spend),
+                    value::string("plan", plan),
+                    value::string("churned", churned),
+                ],
+            ))
+            .await
+            .expect("put");
+    }
     let file = dir.path().join("customers.csv");
     std::fs::write(&file, csv).unwrap();
 
@@ -126,11 +165,16 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
             Source::FileUri(format!("file://{}", file.display())),
             "spend",
         ),
+        create(
+            "from-online",
+            Source::FeatureGroup("churn_online".into()),
+            "churned",
+        ),
     ] {
         automl.create_job(request).await.expect("create");
     }
     let mut ended = std::collections::BTreeMap::new();
-    for name in ["from-group", "from-query", "from-file"] {
+    for name in ["from-group", "from-query", "from-file", "from-online"] {
         let job = loop {
             let job = automl
                 .describe_job(pb::AutoMlJobName { name: name.into() })
@@ -163,6 +207,11 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
         Some("Regression")
     );
     assert_eq!(ended["from-file"].objective.as_deref(), Some("MSE"));
+    assert_eq!(
+        ended["from-online"].problem_type.as_deref(),
+        Some("BinaryClassification")
+    );
+    assert!(ended["from-online"].candidates[0].objective > 0.8);
 
     // The same rows, given as JSON and read from the online store, predict the same.
     let ids: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();

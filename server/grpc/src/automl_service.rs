@@ -130,7 +130,13 @@ impl AutoMlService {
                 DataSource::of_group(&*self.store.describe_feature_group(&name)?, false)
             }
             Some(Source::FeatureGroupHistory(name)) => {
-                DataSource::of_group(&*self.store.describe_feature_group(&name)?, true)
+                let group = self.store.describe_feature_group(&name)?;
+                if !group.has_offline_store() {
+                    return Err(Error::validation(format!(
+                        "feature_group_history '{name}': the group has no offline store, so no history; name it as feature_group for its online records"
+                    )));
+                }
+                DataSource::of_group(&group, true)
             }
             Some(Source::Sql(sql)) => (DataSource::Query { sql }, Vec::new()),
             Some(Source::FileUri(uri)) => (DataSource::File { uri }, Vec::new()),
@@ -141,13 +147,6 @@ impl AutoMlService {
                 ));
             }
         };
-        if let DataSource::FeatureGroup { name, .. } = &source
-            && !self.store.describe_feature_group(name)?.has_offline_store()
-        {
-            return Err(Error::validation(format!(
-                "feature_group '{name}' has no offline store; AutoML reads a group's records through it"
-            )));
-        }
         Ok((source, identifying))
     }
 

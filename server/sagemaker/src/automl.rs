@@ -4,7 +4,7 @@
 //! authorized as `sagemaker:<Op>` on the job's ARN (`*` for ListAutoMLJobs).
 //!
 //! The training channel's `S3Uri` names the data: a feature group's ARN (its latest records,
-//! read through its offline store: groups without one are refused),
+//! read through its offline store, or its online store when it has no offline one),
 //! its offline store location (`s3://...`, as DescribeFeatureGroup's `ResolvedOutputS3Uri`
 //! says; its history), a training set's `manifest.json`, or a CSV or Parquet file
 //! (`file:///...`; Quiver's extension: botocore does not check the pattern).
@@ -221,14 +221,6 @@ fn resolve_source(api: &Api, caller: &Caller, uri: &str) -> Result<(DataSource, 
     if uri.starts_with("arn:") && uri.contains(":feature-group/") {
         let group = store.describe_feature_group(uri)?;
         may_read(Some(&group.name))?;
-        if !group.has_offline_store() {
-            return Err(Error::validation(format!(
-                "S3Uri {}: feature group {} has no offline store; AutoML reads a group's records \
-                 through it (its latest records, as the online store keeps them)",
-                quote(uri),
-                quote(&group.name)
-            )));
-        }
         return Ok(DataSource::of_group(&group, false));
     }
     if let Some(path) = uri.strip_prefix("file://") {
