@@ -111,6 +111,50 @@ fn main() {
         );
     }
 
+    // A model as AutoML builds it (bagged fold models of several candidates, ensembled), on
+    // the same data: what an online prediction applies.
+    {
+        use quiver_automl::frame::{Column, Frame};
+        use quiver_automl::training::{TrainingSpec, train};
+        let (x, y) = data(TRAIN_ROWS, 5);
+        let mut columns: Vec<Column> = x
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Column::number(&format!("f{i}"), c.clone()))
+            .collect();
+        columns.push(Column::number("label", y));
+        let frame = Frame::new(columns).expect("frame");
+        let model = train(
+            &frame,
+            &TrainingSpec::new("label", std::time::Duration::from_secs(60)),
+            &|_| {},
+        )
+        .expect("training");
+        let members: Vec<String> = model
+            .ensemble
+            .members
+            .iter()
+            .map(|(w, b)| format!("{} x{} folds ({w:.2})", b.name, b.models.len()))
+            .collect();
+        println!("AutoML model: {}", members.join(", "));
+        let mut latencies: Vec<f64> = (0..1_000)
+            .map(|r| {
+                let one = frame.take(&[r]);
+                let started = Instant::now();
+                std::hint::black_box(model.predict(&one).expect("prediction"));
+                started.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+        println!(
+            "AutoML model, one row (recipe and ensemble): p50 {:.0} us, p99 {:.0} us",
+            at(0.5),
+            at(0.99)
+        );
+    }
+
     // A batch.
     let (batch, _) = data(BATCH_ROWS, 3);
     let started = Instant::now();
