@@ -36,119 +36,36 @@ async fn a_server_without_automl_says_so() {
 /// refused by name.
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() {
-    use quiver_client::{pb, value};
+    use quiver_client::pb;
 
     let (dir, server) = quiver_tests::start().await;
     let client = server.client().await;
-    let f = quiver_tests::fdef;
-    client
-        .create_feature_group(pb::CreateFeatureGroupRequest {
-            feature_group_name: "churn".into(),
-            record_identifier_feature_name: "id".into(),
-            event_time_feature_name: "ts".into(),
-            feature_definitions: vec![
-                f("id", pb::FeatureType::String),
-                f("ts", pb::FeatureType::Fractional),
-                f("tenure", pb::FeatureType::Integral),
-                f("spend", pb::FeatureType::Fractional),
-                f("plan", pb::FeatureType::String),
-                f("churned", pb::FeatureType::String),
-            ],
-            online_store_config: Some(pb::OnlineStoreConfig {
-                enable_online_store: true,
-                ..Default::default()
-            }),
-            offline_store_config: Some(pb::OfflineStoreConfig::default()),
-            ..Default::default()
-        })
-        .await
-        .expect("group");
-    let row = |i: usize| {
-        let (tenure, spend, plan) = (
-            (i * 7) % 60,
-            ((i * 13) % 200) as f64,
-            ["basic", "plus", "pro"][i % 3],
-        );
-        let churned = if (tenure < 20 && plan == "basic") || spend < 30.0 {
-            "yes"
-        } else {
-            "no"
-        };
-        (tenure as i64, spend, plan, churned)
-    };
+    // The customers in a group with an offline store, and the same customers in one without
+    // (read from its online store).
+    churn_group(&client, "churn", true).await;
+    churn_group(&client, "churn_online", false).await;
     let mut csv = String::from("tenure,spend,plan,churned\n");
     for i in 0..300 {
         let (tenure, spend, plan, churned) = row(i);
         csv.push_str(&format!("{tenure},{spend},{plan},{churned}\n"));
-        client
-            .put_record(quiver_tests::put(
-                "churn",
-                vec![
-                    value::string("id", format!("c{i}")),
-                    value::fractional("ts", 1_700_000_000.0),
-                    value::integral("tenure", tenure),
-                    value::fractional("spend", spend),
-                    value::string("plan", plan),
-                    value::string("churned", churned),
-                ],
-            ))
-            .await
-            .expect("put");
-    }
-    // The same customers in a group without an offline store: read from its online store.
-    client
-        .create_feature_group(pb::CreateFeatureGroupRequest {
-            feature_group_name: "churn_online".into(),
-            record_identifier_feature_name: "id".into(),
-            event_time_feature_name: "ts".into(),
-            feature_definitions: vec![
-                f("id", pb::FeatureType::String),
-                f("ts", pb::FeatureType::Fractional),
-                f("tenure", pb::FeatureType::Integral),
-                f("spend", pb::FeatureType::Fractional),
-                f("plan", pb::FeatureType::String),
-                f("churned", pb::FeatureType::String),
-            ],
-            online_store_config: Some(pb::OnlineStoreConfig {
-                enable_online_store: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("online group");
-    for i in 0..300 {
-        let (tenure, spend, plan, churned) = row(i);
-        client
-            .put_record(quiver_tests::put(
-                "churn_online",
-                vec![
-                    value::string("id", format!("c{i}")),
-                    value::fractional("ts", 1_700_000_000.0),
-                    value::integral("tenure", tenure),
-                    value::fractional("spend", spend),
-                    value::string("plan", plan),
-                    value::string("churned", churned),
-                ],
-            ))
-            .await
-            .expect("put");
     }
     let file = dir.path().join("customers.csv");
     std::fs::write(&file, csv).unwrap();
 
     let mut automl = client.automl();
-    let create = |name: &str, source: pb::create_auto_ml_job_request::Source, target: &str| {
+    let create = |name: &str, source: pb::auto_ml_data_source::Source, target: &str| {
         pb::CreateAutoMlJobRequest {
             name: name.into(),
-            source: Some(source),
+            source: Some(pb::AutoMlDataSource {
+                source: Some(source),
+            }),
             target: target.into(),
             budget_seconds: 120,
             max_candidates: Some(3),
             ..Default::default()
         }
     };
-    use pb::create_auto_ml_job_request::Source;
+    use pb::auto_ml_data_source::Source;
     for request in [
         create(
             "from-group",
@@ -266,9 +183,11 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
     let batch = automl
         .predict_batch(pb::PredictBatchRequest {
             job: "from-group".into(),
-            source: Some(pb::predict_batch_request::Source::FeatureGroup(
-                "churn".into(),
-            )),
+            source: Some(pb::AutoMlDataSource {
+                source: Some(pb::auto_ml_data_source::Source::FeatureGroup(
+                    "churn".into(),
+                )),
+            }),
             output_uri: format!("file://{}", out.display()),
         })
         .await
@@ -308,9 +227,11 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
     let err = automl
         .predict_batch(pb::PredictBatchRequest {
             job: "from-group".into(),
-            source: Some(pb::predict_batch_request::Source::FeatureGroup(
-                "churn".into(),
-            )),
+            source: Some(pb::AutoMlDataSource {
+                source: Some(pb::auto_ml_data_source::Source::FeatureGroup(
+                    "churn".into(),
+                )),
+            }),
             output_uri: format!("file://{}", out.display()),
         })
         .await
@@ -424,4 +345,64 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
         .expect_err("rows must be an array");
     assert!(err.message().starts_with("rows_json"), "{}", err.message());
     server.stop().await;
+}
+
+/// Customer `i`: tenure, spend, plan, and whether it churned (by a rule a model can learn).
+fn row(i: usize) -> (i64, f64, &'static str, &'static str) {
+    let (tenure, spend, plan) = (
+        (i * 7) % 60,
+        ((i * 13) % 200) as f64,
+        ["basic", "plus", "pro"][i % 3],
+    );
+    let churned = if (tenure < 20 && plan == "basic") || spend < 30.0 {
+        "yes"
+    } else {
+        "no"
+    };
+    (tenure as i64, spend, plan, churned)
+}
+
+/// A group `name` of 300 customers (`row`), with an offline store or without.
+async fn churn_group(client: &quiver_client::Client, name: &str, offline: bool) {
+    use quiver_client::{pb, value};
+    let f = quiver_tests::fdef;
+    client
+        .create_feature_group(pb::CreateFeatureGroupRequest {
+            feature_group_name: name.into(),
+            record_identifier_feature_name: "id".into(),
+            event_time_feature_name: "ts".into(),
+            feature_definitions: vec![
+                f("id", pb::FeatureType::String),
+                f("ts", pb::FeatureType::Fractional),
+                f("tenure", pb::FeatureType::Integral),
+                f("spend", pb::FeatureType::Fractional),
+                f("plan", pb::FeatureType::String),
+                f("churned", pb::FeatureType::String),
+            ],
+            online_store_config: Some(pb::OnlineStoreConfig {
+                enable_online_store: true,
+                ..Default::default()
+            }),
+            offline_store_config: offline.then(pb::OfflineStoreConfig::default),
+            ..Default::default()
+        })
+        .await
+        .expect("group");
+    for i in 0..300 {
+        let (tenure, spend, plan, churned) = row(i);
+        client
+            .put_record(quiver_tests::put(
+                name,
+                vec![
+                    value::string("id", format!("c{i}")),
+                    value::fractional("ts", 1_700_000_000.0),
+                    value::integral("tenure", tenure),
+                    value::fractional("spend", spend),
+                    value::string("plan", plan),
+                    value::string("churned", churned),
+                ],
+            ))
+            .await
+            .expect("put");
+    }
 }

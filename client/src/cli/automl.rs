@@ -118,7 +118,7 @@ pub async fn run(client: &Client, out: Output, command: AutomlCommand) -> Result
             drop,
             no_wait,
         } => {
-            use pb::create_auto_ml_job_request::Source;
+            use pb::auto_ml_data_source::Source;
             let source = match (group, history, sql, file, dataset) {
                 (Some(g), ..) => Source::FeatureGroup(g),
                 (_, Some(g), ..) => Source::FeatureGroupHistory(g),
@@ -131,7 +131,9 @@ pub async fn run(client: &Client, out: Output, command: AutomlCommand) -> Result
             automl
                 .create_job(pb::CreateAutoMlJobRequest {
                     name: name.clone(),
-                    source: Some(source),
+                    source: Some(pb::AutoMlDataSource {
+                        source: Some(source),
+                    }),
                     target,
                     problem_type,
                     objective,

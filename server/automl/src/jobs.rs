@@ -36,7 +36,7 @@ pub enum DataSource {
     Dataset { uri: String },
     /// An SQL query over the offline store.
     Query { sql: String },
-    /// A CSV or Parquet file (`file://`, `s3://` or a path).
+    /// A CSV or Parquet file on the server (`file:///path` or a path).
     File { uri: String },
 }
 
@@ -371,20 +371,6 @@ impl Jobs {
         state.models.insert(name.to_string(), model.clone());
         Ok(model)
     }
-
-    /// Waits for a job to end (tests and the CLI's `--wait`), at most `timeout`.
-    pub fn wait(&self, name: &str, timeout: Duration) -> Result<JobRecord> {
-        let started = std::time::Instant::now();
-        loop {
-            let record = self.describe(name)?;
-            if !matches!(record.status, JobStatus::InProgress | JobStatus::Stopping)
-                || started.elapsed() > timeout
-            {
-                return Ok(record);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 impl Drop for Jobs {
@@ -678,6 +664,31 @@ mod tests {
         }
     }
 
+    fn open(dir: &Path) -> Jobs {
+        Jobs::open(
+            dir,
+            arns(),
+            Arc::new(Tables),
+            None,
+            Arc::new(SystemClock),
+            1,
+        )
+        .unwrap()
+    }
+
+    /// The job once it has ended (or as it is after `timeout`).
+    fn wait(jobs: &Jobs, name: &str, timeout: Duration) -> JobRecord {
+        let started = std::time::Instant::now();
+        loop {
+            let record = jobs.describe(name).unwrap();
+            let running = matches!(record.status, JobStatus::InProgress | JobStatus::Stopping);
+            if !running || started.elapsed() > timeout {
+                return record;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn arns() -> ArnContext {
         ArnContext {
             region: "us-east-1".into(),
@@ -707,15 +718,7 @@ mod tests {
     #[test]
     fn jobs_run_fail_with_reasons_and_end_clearly_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let jobs = Jobs::open(
-            dir.path(),
-            arns(),
-            Arc::new(Tables),
-            None,
-            Arc::new(SystemClock),
-            1,
-        )
-        .unwrap();
+        let jobs = open(dir.path());
         jobs.create(spec("good", "g", "label")).unwrap();
         jobs.create(spec("bad-target", "g", "nope")).unwrap();
         jobs.create(spec("empty", "empty", "label")).unwrap();
@@ -723,7 +726,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::AlreadyExists);
         assert!(jobs.create(spec("bad name!", "g", "label")).is_err());
 
-        let good = jobs.wait("good", Duration::from_secs(60)).unwrap();
+        let good = wait(&jobs, "good", Duration::from_secs(60));
         assert_eq!(
             good.status,
             JobStatus::Completed,
@@ -732,10 +735,10 @@ mod tests {
         );
         assert_eq!(good.problem, Some(ProblemType::BinaryClassification));
         assert!(good.best().unwrap().objective > 0.9);
-        let bad = jobs.wait("bad-target", Duration::from_secs(60)).unwrap();
+        let bad = wait(&jobs, "bad-target", Duration::from_secs(60));
         assert_eq!(bad.status, JobStatus::Failed);
         assert!(bad.failure_reason.unwrap().contains("'nope'"));
-        let empty = jobs.wait("empty", Duration::from_secs(60)).unwrap();
+        let empty = wait(&jobs, "empty", Duration::from_secs(60));
         assert!(empty.failure_reason.unwrap().contains("no rows"));
         let model = jobs.model("good").unwrap();
         assert_eq!(
@@ -750,15 +753,7 @@ mod tests {
         running.spec.name = "interrupted".into();
         running.status = JobStatus::InProgress;
         write_record(dir.path(), &running).unwrap();
-        let jobs = Jobs::open(
-            dir.path(),
-            arns(),
-            Arc::new(Tables),
-            None,
-            Arc::new(SystemClock),
-            1,
-        )
-        .unwrap();
+        let jobs = open(dir.path());
         let interrupted = jobs.describe("interrupted").unwrap();
         assert_eq!(interrupted.status, JobStatus::Failed);
         assert!(
@@ -775,21 +770,13 @@ mod tests {
     #[test]
     fn a_job_stopped_while_it_runs_ends_stopped() {
         let dir = tempfile::tempdir().unwrap();
-        let jobs = Jobs::open(
-            dir.path(),
-            arns(),
-            Arc::new(Tables),
-            None,
-            Arc::new(SystemClock),
-            1,
-        )
-        .unwrap();
+        let jobs = open(dir.path());
         // Its data takes half a second to load: the stop arrives while it runs.
         jobs.create(spec("long", "slow", "label")).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         jobs.stop("long").unwrap();
         assert_eq!(jobs.describe("long").unwrap().status, JobStatus::Stopping);
-        let record = jobs.wait("long", Duration::from_secs(120)).unwrap();
+        let record = wait(&jobs, "long", Duration::from_secs(120));
         assert_eq!(
             record.status,
             JobStatus::Stopped,

@@ -23,39 +23,6 @@ use quiver_query::QueryEngine;
 use quiver_types::error::{Error, Result};
 use quiver_types::model::Value;
 
-/// A source as both requests name it (their `oneof`s are alike).
-enum Source {
-    FeatureGroup(String),
-    FeatureGroupHistory(String),
-    Sql(String),
-    FileUri(String),
-    DatasetUri(String),
-}
-
-impl Source {
-    fn from_create(s: pb::create_auto_ml_job_request::Source) -> Self {
-        use pb::create_auto_ml_job_request::Source as S;
-        match s {
-            S::FeatureGroup(v) => Self::FeatureGroup(v),
-            S::FeatureGroupHistory(v) => Self::FeatureGroupHistory(v),
-            S::Sql(v) => Self::Sql(v),
-            S::FileUri(v) => Self::FileUri(v),
-            S::DatasetUri(v) => Self::DatasetUri(v),
-        }
-    }
-
-    fn from_batch(s: pb::predict_batch_request::Source) -> Self {
-        use pb::predict_batch_request::Source as S;
-        match s {
-            S::FeatureGroup(v) => Self::FeatureGroup(v),
-            S::FeatureGroupHistory(v) => Self::FeatureGroupHistory(v),
-            S::Sql(v) => Self::Sql(v),
-            S::FileUri(v) => Self::FileUri(v),
-            S::DatasetUri(v) => Self::DatasetUri(v),
-        }
-    }
-}
-
 /// The training budget when a request gives none.
 const DEFAULT_BUDGET_SECONDS: u64 = 600;
 /// The most rows or records one Predict call takes.
@@ -124,8 +91,9 @@ impl AutoMlService {
     }
 
     /// A request's source, and the columns that identify rows in it.
-    fn source(&self, source: Option<Source>) -> Result<(DataSource, Vec<String>)> {
-        let (source, identifying) = match source {
+    fn source(&self, source: Option<pb::AutoMlDataSource>) -> Result<(DataSource, Vec<String>)> {
+        use pb::auto_ml_data_source::Source;
+        let (source, identifying) = match source.and_then(|s| s.source) {
             Some(Source::FeatureGroup(name)) => {
                 DataSource::of_group(&*self.store.describe_feature_group(&name)?, false)
             }
@@ -151,7 +119,7 @@ impl AutoMlService {
     }
 
     fn spec(&self, r: pb::CreateAutoMlJobRequest) -> Result<JobSpec> {
-        let (source, identifying) = self.source(r.source.map(Source::from_create))?;
+        let (source, identifying) = self.source(r.source)?;
         Ok(JobSpec {
             name: r.name,
             source,
@@ -454,7 +422,7 @@ impl AutoMlApi for AutoMlService {
                     r.output_uri
                 )));
             }
-            let (source, _) = s.source(r.source.map(Source::from_batch))?;
+            let (source, _) = s.source(r.source)?;
             s.authorize_source(&caller, &source)?;
             let (schema, batches) = s.jobs.load(&source)?;
             let frame = Frame::from_batches(&schema, &batches)?;
