@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use perpetual::objective::Objective;
 use perpetual::{ColumnarMatrix, PerpetualBooster};
-use quiver_automl::learners::{Gbm, Model};
+use quiver_automl::learners::{Booster, Gbm, Model};
 use quiver_automl::prepare::Matrix;
 use quiver_automl::problem::ProblemType;
 use quiver_automl::search::{Bagged, Ensemble};
@@ -65,15 +65,21 @@ fn main() {
             1.0,
             Bagged {
                 name: "gbm".into(),
-                models: vec![Model::Gbm(Gbm::Single(Box::new(booster)))],
+                models: vec![Model::Gbm(Gbm::from(Booster::Single(Box::new(booster))))],
             },
         )],
     };
     println!("model: {trees} trees on {FEATURES} features");
+    if let Model::Gbm(gbm) = &ensemble.members[0].1.models[0] {
+        println!("flattened: {:?}", gbm.forest());
+    }
+
+    // `-- batch`: the batch measures alone.
+    let batch_only = std::env::args().any(|a| a == "batch");
 
     // One row at a time.
     let (rows, _) = data(2_000, 2);
-    let mut latencies: Vec<f64> = (0..rows.rows)
+    let mut latencies: Vec<f64> = (0..if batch_only { 1 } else { rows.rows })
         .map(|r| {
             let one = rows.take(&[r]);
             let started = Instant::now();
@@ -93,7 +99,9 @@ fn main() {
     );
 
     // perpetual's own prediction, without this crate around it: raw scores and probabilities.
-    if let Model::Gbm(Gbm::Single(b)) = &ensemble.members[0].1.models[0] {
+    if let Model::Gbm(gbm) = &ensemble.members[0].1.models[0]
+        && let Booster::Single(b) = gbm.booster()
+    {
         let (probe, _) = data(100_000, 4);
         let columns: Vec<&[f64]> = probe.columns.iter().map(Vec::as_slice).collect();
         let m = ColumnarMatrix::new(columns, None, probe.rows);
@@ -113,7 +121,7 @@ fn main() {
 
     // A model as AutoML builds it (bagged fold models of several candidates, ensembled), on
     // the same data: what an online prediction applies.
-    {
+    if !batch_only {
         use quiver_automl::frame::{Column, Frame};
         use quiver_automl::training::{TrainingSpec, train};
         let (x, y) = data(TRAIN_ROWS, 5);
@@ -157,6 +165,16 @@ fn main() {
 
     // A batch.
     let (batch, _) = data(BATCH_ROWS, 3);
+    if let Model::Gbm(gbm) = &ensemble.members[0].1.models[0] {
+        let started = Instant::now();
+        std::hint::black_box(gbm.forest().predict(&batch));
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "batch of {BATCH_ROWS} rows, the flattened trees alone: {:.2} s, {:.0} rows/s",
+            seconds,
+            BATCH_ROWS as f64 / seconds
+        );
+    }
     let started = Instant::now();
     let p = ensemble.predict(&batch);
     let seconds = started.elapsed().as_secs_f64();

@@ -21,6 +21,7 @@ use smartcore::linear::ridge_regression::{RidgeRegression, RidgeRegressionParame
 
 use quiver_types::error::{Error, Result};
 
+use crate::forest::Forest;
 use crate::metrics::Predictions;
 use crate::prepare::Matrix;
 use crate::problem::ProblemType;
@@ -116,12 +117,48 @@ fn columnar(x: &Matrix) -> ColumnarMatrix<'_, f64> {
 
 // --- gradient boosting ----------------------------------------------------------------------
 
+/// A fitted gradient boosting model: perpetual's booster, which is what is stored, and the
+/// same model flattened for prediction ([`Forest`]), built again when a model is loaded.
 #[derive(Clone, Serialize, Deserialize)]
-pub enum Gbm {
+#[serde(from = "Booster", into = "Booster")]
+pub struct Gbm {
+    booster: Booster,
+    forest: Forest,
+}
+
+/// perpetual's boosters (the stored form of [`Gbm`]).
+#[derive(Clone, Serialize, Deserialize)]
+pub enum Booster {
     /// Regression or binary classification.
     Single(Box<PerpetualBooster>),
     /// Multiclass: one output per class.
     Multi(Box<MultiOutputBooster>),
+}
+
+impl From<Booster> for Gbm {
+    fn from(booster: Booster) -> Self {
+        let forest = match &booster {
+            Booster::Single(b) => Forest::single(b),
+            Booster::Multi(b) => Forest::multi(b),
+        };
+        Gbm { booster, forest }
+    }
+}
+
+impl From<Gbm> for Booster {
+    fn from(gbm: Gbm) -> Self {
+        gbm.booster
+    }
+}
+
+impl Gbm {
+    pub fn booster(&self) -> &Booster {
+        &self.booster
+    }
+
+    pub fn forest(&self) -> &Forest {
+        &self.forest
+    }
 }
 
 fn fit_gbm(
@@ -159,7 +196,7 @@ fn fit_gbm(
                 .set_timeout(timeout)
                 .set_log_iterations(0);
             booster.fit_columnar(&data, y, None, None).map_err(failed)?;
-            Ok(Gbm::Single(Box::new(booster)))
+            Ok(Booster::Single(Box::new(booster)).into())
         }
         ProblemType::MulticlassClassification => {
             let classes = task.classes;
@@ -179,27 +216,23 @@ fn fit_gbm(
             booster
                 .fit_columnar(&data, &targets, None, None)
                 .map_err(failed)?;
-            Ok(Gbm::Multi(Box::new(booster)))
+            Ok(Booster::Multi(Box::new(booster)).into())
         }
     }
 }
 
 impl Gbm {
     fn predict(&self, x: &Matrix) -> Predictions {
-        let data = columnar(x);
-        match self {
-            Gbm::Single(b) if matches!(b.cfg.objective, Objective::LogLoss) => {
-                let positive = b.predict_proba_columnar(&data, true, false);
+        let out = self.forest.predict(x);
+        match self.forest.outputs() {
+            1 if matches!(&self.booster, Booster::Single(b) if matches!(b.cfg.objective, Objective::LogLoss)) => {
                 Predictions::Probabilities {
                     classes: 2,
-                    p: positive.iter().flat_map(|p| [1.0 - p, *p]).collect(),
+                    p: out.iter().flat_map(|p| [1.0 - p, *p]).collect(),
                 }
             }
-            Gbm::Single(b) => Predictions::Values(b.predict_columnar(&data, true)),
-            Gbm::Multi(b) => Predictions::Probabilities {
-                classes: b.get_boosters().len(),
-                p: b.predict_proba_columnar(&data, true),
-            },
+            1 => Predictions::Values(out),
+            classes => Predictions::Probabilities { classes, p: out },
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`metrics`]: Autopilot's objective metrics and the others reported;
 //! - [`prepare`]: automatic cleaning, reported step by step, and the recipe that repeats it;
 //! - [`learners`]: gradient boosting (perpetual) and linear models (smartcore), fitted and kept;
+//! - [`forest`]: gradient boosting flattened for fast prediction, equal to perpetual's own;
 //! - [`search`]: cross-validated candidates within a time budget, and their greedy ensemble;
 //! - [`report`]: the data exploration and model quality reports;
 //! - [`training`]: one build end to end, and the trained model's predictions;
@@ -16,6 +17,7 @@
 //! group, a training set, a query, a file) into record batches, and serves the APIs. It keeps
 //! only its jobs' files, in the directory it is given.
 
+pub mod forest;
 pub mod frame;
 pub mod jobs;
 pub mod learners;
