@@ -27,18 +27,11 @@ use crate::prepare::Matrix;
 /// tree's nodes stay in the first-level cache while it is walked for all of them.
 const BLOCK: usize = 1024;
 
-/// Rows walked through one tree in lockstep: each step of one row waits for two loads (the
-/// node, then the value it splits on), so interleaving rows keeps the core busy, and the
-/// branch-free step costs no mispredictions.
-const LANES: usize = 12;
-
 /// Not a categorical set / not a separate missing node.
 const NONE: u32 = u32::MAX;
 
 /// A node, 16 bytes. A split's left child is the next node (depth-first order); its right
-/// child is `right`. A leaf sends every value right, to itself, so that rows walked in
-/// lockstep wait at their leaves without a branch: its `threshold` is -inf and `right` its
-/// own index.
+/// child is `right`. A leaf has the `LEAF` flag, its leaf number in `Booster::leaf`.
 #[derive(Debug, Clone, Copy)]
 struct Node {
     threshold: f64,
@@ -157,7 +150,7 @@ impl Booster {
                 };
                 self.nodes.push(Node {
                     threshold: f64::NEG_INFINITY,
-                    right: here,
+                    right: NONE,
                     feature: LEAF,
                 });
                 self.leaf.push(self.leaves.len() as u32);
@@ -219,42 +212,68 @@ impl Booster {
         });
     }
 
-    /// The leaves `LANES` rows (row-major in `rows`, `width` values each) reach in a tree
-    /// without special nodes, walked in lockstep. `MISSING`: whether the rows may hold
-    /// missing values (NaN), which go where each node sends them (without, a step is shorter).
+    /// The node (a leaf) each of the block's `count` rows (row-major in `rows`, `width`
+    /// values each) reaches in a tree without special nodes, into `reached[row]`.
+    ///
+    /// Level by level: one pass moves every row still walking one step down, and keeps only
+    /// those not yet at a leaf (`walking`, compacted in place). A step does not depend on
+    /// the one before it in the pass, so the core overlaps the loads of many rows, and it has
+    /// no branch to mispredict. `MISSING`: whether the rows may hold missing values (NaN),
+    /// which go where each node sends them; without, a step is shorter.
+    ///
+    /// (Measured against walking a fixed group of rows in lockstep until all are at leaves:
+    /// as fast at 12 rows, its best, with 40% of the steps idle.)
     #[inline(always)]
-    fn leaves_of_lanes<const MISSING: bool>(
+    fn walk<const MISSING: bool>(
         &self,
         root: u32,
         rows: &[f64],
         width: usize,
-    ) -> [u32; LANES] {
-        let mut at = [root; LANES];
-        loop {
-            let mut moved = false;
-            for (lane, at) in at.iter_mut().enumerate() {
-                debug_assert!((*at as usize) < self.nodes.len());
+        reached: &mut [u32],
+        walking: &mut Vec<(u32, u32)>,
+    ) {
+        walking.clear();
+        walking.extend((0..reached.len() as u32).map(|row| (row, root)));
+        let mut n = walking.len();
+        while n > 0 {
+            let mut kept = 0;
+            for i in 0..n {
+                // The indexing below is unchecked: checks cost a tenth of the walk (measured).
                 #[allow(unsafe_code)]
-                // SAFETY: `at` starts at a root and moves to `at + 1` or `right` of a split, or
-                // stays at a leaf; `add_tree` checked both are nodes of the same tree.
-                let node = unsafe { *self.nodes.get_unchecked(*at as usize) };
+                // SAFETY: `n` is at most `walking.len()`.
+                let (row, at) = unsafe { *walking.get_unchecked(i) };
+                debug_assert!((at as usize) < self.nodes.len());
+                #[allow(unsafe_code)]
+                // SAFETY: `at` starts at a root and moves to a split's `at + 1` or `right`;
+                // `add_tree` checked both are nodes of the same tree.
+                let node = unsafe { *self.nodes.get_unchecked(at as usize) };
+                debug_assert!((row as usize) < reached.len());
+                #[allow(unsafe_code)]
+                // SAFETY: `walking` holds row numbers below `reached.len()`.
+                unsafe {
+                    *reached.get_unchecked_mut(row as usize) = at
+                };
                 let feature = (node.feature & !FLAGS) as usize;
-                debug_assert!(feature < width && lane * width + feature < rows.len());
+                let index = row as usize * width + feature;
+                debug_assert!(feature < width && index < rows.len());
                 #[allow(unsafe_code)]
-                // SAFETY: the caller passes `LANES` rows of `width` values, and
-                // `Forest::predict` checked that every split's feature is below `width`.
-                let value = unsafe { *rows.get_unchecked(lane * width + feature) };
+                // SAFETY: `rows` holds `reached.len()` rows of `width` values, and
+                // `Forest::predict` checked that every split's feature is below `width` (a
+                // leaf's is 0).
+                let value = unsafe { *rows.get_unchecked(index) };
                 let left = (value < node.threshold)
                     | (MISSING && value.is_nan() & (node.feature & NAN_LEFT != 0));
                 // Written as `if`, LLVM turns this select into a branch, which is
                 // mispredicted about every other step (3x slower, measured).
-                let next = std::hint::select_unpredictable(left, *at + 1, node.right);
-                moved |= next != *at;
-                *at = next;
+                let next = std::hint::select_unpredictable(left, at + 1, node.right);
+                #[allow(unsafe_code)]
+                // SAFETY: `kept` is at most `i`.
+                unsafe {
+                    *walking.get_unchecked_mut(kept) = (row, next)
+                };
+                kept += usize::from(node.feature & LEAF == 0);
             }
-            if !moved {
-                return at.map(|node| self.leaf[node as usize]);
-            }
+            n = kept;
         }
     }
 
@@ -309,27 +328,23 @@ impl Booster {
         missing: bool,
         mut add: impl FnMut(usize, u32),
     ) {
+        let mut reached = vec![NONE; count];
+        let mut walking = Vec::with_capacity(count);
         for root in &self.roots {
-            let mut row = 0;
             if root.plain {
-                while row + LANES <= count {
-                    let rows = &rows[row * width..];
-                    let leaves = if missing {
-                        self.leaves_of_lanes::<true>(root.node, rows, width)
-                    } else {
-                        self.leaves_of_lanes::<false>(root.node, rows, width)
-                    };
-                    for (lane, leaf) in leaves.into_iter().enumerate() {
-                        add(row + lane, leaf);
-                    }
-                    row += LANES;
+                if missing {
+                    self.walk::<true>(root.node, rows, width, &mut reached, &mut walking);
+                } else {
+                    self.walk::<false>(root.node, rows, width, &mut reached, &mut walking);
                 }
-            }
-            for row in row..count {
-                add(
-                    row,
-                    self.leaf_of_row(root.node, &rows[row * width..(row + 1) * width]),
-                );
+                for (row, node) in reached.iter().enumerate() {
+                    add(row, self.leaf[*node as usize]);
+                }
+            } else {
+                for row in 0..count {
+                    let values = &rows[row * width..(row + 1) * width];
+                    add(row, self.leaf_of_row(root.node, values));
+                }
             }
         }
     }

@@ -104,7 +104,15 @@ impl Ensemble {
                 let p = flat(model.predict(x));
                 let share = weight / weights / bagged.models.len() as f64;
                 match &mut total {
-                    None => total = Some(p.iter().map(|v| v * share).collect()),
+                    None => {
+                        // In place: a batch's predictions are large, and a lone model's
+                        // share is 1 (`v * 1.0` is `v`).
+                        let mut p = p;
+                        if share != 1.0 {
+                            p.iter_mut().for_each(|v| *v *= share);
+                        }
+                        total = Some(p);
+                    }
                     Some(t) => t.iter_mut().zip(&p).for_each(|(t, v)| *t += v * share),
                 }
             }
