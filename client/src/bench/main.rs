@@ -49,6 +49,9 @@ enum Operation {
     /// The gRPC health check: the cost of a unary call through the same HTTP/2 and tonic stack
     /// with no feature-store work, the floor under every operation above.
     Health,
+    /// AutoML's online Predict of one record of `--group` with the model of job `--model`:
+    /// GetRecord's read, then the model. Loads nothing: the group and the model exist.
+    Predict,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +121,9 @@ struct Args {
     /// Do not create or load the group: it holds the records already.
     #[arg(long)]
     skip_load: bool,
+    /// The AutoML job whose model `predict` applies.
+    #[arg(long, required_if_eq("operation", "predict"))]
+    model: Option<String>,
     /// Puts carry the current time as their event time, as live traffic does (so their offline
     /// rows fall in the current hour partition), rather than a synthetic increasing one.
     #[arg(long)]
@@ -187,7 +193,7 @@ async fn run(args: Args) -> Result<()> {
     let args = Arc::new(args);
     let shape = Arc::new(RecordShape::new(&args));
 
-    let load = if args.skip_load {
+    let load = if args.skip_load || args.operation == Operation::Predict {
         None
     } else {
         Some(load(&client, &args, &shape).await?)
@@ -443,6 +449,7 @@ const BATCH_GET_RECORD: &str = "/quiver.featurestore.v1.FeatureStore/BatchGetRec
 const PUT_RECORD: &str = "/quiver.featurestore.v1.FeatureStore/PutRecord";
 const PUT_RECORDS: &str = "/quiver.featurestore.v1.FeatureStore/PutRecords";
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+const PREDICT: &str = "/quiver.featurestore.v1.AutoML/Predict";
 
 fn non_empty(message_len: usize, problem: &str) -> Result<()> {
     if message_len == 0 {
@@ -552,6 +559,21 @@ async fn run_worker(
                 });
                 connection.unary_framed(PUT_RECORD, body).await.map(|_| ())
             }
+            Operation::Predict => connection
+                .unary(
+                    PREDICT,
+                    &pb::PredictRequest {
+                        job: args.model.clone().unwrap_or_default(),
+                        input: Some(pb::predict_request::Input::Online(
+                            pb::OnlineRecords {
+                                feature_group: args.group.clone(),
+                                record_identifiers: vec![format!("r{}", pick(&mut rng))],
+                            },
+                        )),
+                    },
+                )
+                .await
+                .and_then(|len| non_empty(len, "Predict answered nothing")),
             Operation::Health => connection
                 .unary(HEALTH_CHECK, &())
                 .await

@@ -8,7 +8,9 @@
 //! - [`learners`]: gradient boosting (perpetual) and linear models (smartcore), fitted and kept;
 //! - [`forest`]: gradient boosting flattened for fast prediction, equal to perpetual's own;
 //! - [`search`]: cross-validated candidates within a time budget, and their greedy ensemble;
+//! - [`explain`]: feature importance, each feature's mean |SHAP| under the ensemble;
 //! - [`report`]: the data exploration and model quality reports;
+//! - [`html`]: the reports as one self-contained HTML page with SVG charts;
 //! - [`training`]: one build end to end, and the trained model's predictions;
 //! - [`jobs`]: builds as background jobs on a bounded pool, their records and models kept as
 //!   files, and their data read through the host's [`jobs::DataLoader`].
@@ -17,8 +19,10 @@
 //! group, a training set, a query, a file) into record batches, and serves the APIs. It keeps
 //! only its jobs' files, in the directory it is given.
 
+pub mod explain;
 pub mod forest;
 pub mod frame;
+pub mod html;
 pub mod jobs;
 pub mod learners;
 pub mod metrics;

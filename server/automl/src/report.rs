@@ -409,6 +409,9 @@ pub struct ModelReport {
     /// Regression: the residuals' (actual - predicted) histogram.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub residuals: Vec<Bin>,
+    /// Each feature's mean |SHAP| under the model, largest first (`explain`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_importance: Vec<crate::explain::Importance>,
 }
 
 pub fn model_quality(
@@ -429,6 +432,7 @@ pub fn model_quality(
         precision_recall: Vec::new(),
         predicted_vs_actual: Vec::new(),
         residuals: Vec::new(),
+        feature_importance: Vec::new(),
     };
     match oof {
         Predictions::Values(p) => {

@@ -133,7 +133,7 @@ pub fn train(frame: &Frame, spec: &TrainingSpec, stage: &dyn Fn(Stage)) -> Resul
         .find(|c| c.name == crate::search::ENSEMBLE_NAME)
         .map(|c| c.metrics.clone())
         .unwrap_or_default();
-    let model_report = model_quality(
+    let mut model_report = model_quality(
         target.problem,
         objective,
         ensemble_metrics,
@@ -141,6 +141,8 @@ pub fn train(frame: &Frame, spec: &TrainingSpec, stage: &dyn Fn(Stage)) -> Resul
         &found.oof,
         target.classes.len(),
     );
+    model_report.feature_importance =
+        crate::explain::importance(&found.ensemble, &prepared.recipe, &prepared.matrix);
     Ok(TrainedModel {
         format_version: MODEL_FORMAT_VERSION,
         target: target.name,
