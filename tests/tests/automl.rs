@@ -296,6 +296,18 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
     assert_eq!(data["rows"], 300);
     let quality: serde_json::Value = serde_json::from_str(&report.model_report_json).unwrap();
     assert!(quality["confusion"]["counts"].is_array(), "{quality}");
+    // Feature importance: the rule is on tenure, plan and spend, so they lead.
+    let importance = quality["feature_importance"]
+        .as_array()
+        .expect("importance");
+    let leaders: Vec<&str> = importance[..3]
+        .iter()
+        .map(|i| i["feature"].as_str().unwrap())
+        .collect();
+    for feature in ["tenure", "spend", "plan"] {
+        assert!(leaders.contains(&feature), "{importance:?}");
+    }
+    assert!(report.html.starts_with("<!DOCTYPE html>") && report.html.contains("<svg"));
 
     // The CLI: a job created and followed to its end, listed, and a prediction from the
     // online store.
@@ -319,6 +331,18 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
     );
     let report = server.cli(&["automl", "report", "cli-job"]);
     assert!(report.contains("\"model_report\""), "{report}");
+    let page = dir.path().join("report.html");
+    server.cli(&[
+        "automl",
+        "report",
+        "cli-job",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    let page = std::fs::read_to_string(&page).expect("the page");
+    for section in ["ROC curve", "Feature importance", "Leaderboard", "cli-job"] {
+        assert!(page.contains(section), "{section} missing from the page");
+    }
 
     let err = automl
         .create_job(pb::CreateAutoMlJobRequest {

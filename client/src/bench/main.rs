@@ -564,12 +564,10 @@ async fn run_worker(
                     PREDICT,
                     &pb::PredictRequest {
                         job: args.model.clone().unwrap_or_default(),
-                        input: Some(pb::predict_request::Input::Online(
-                            pb::OnlineRecords {
-                                feature_group: args.group.clone(),
-                                record_identifiers: vec![format!("r{}", pick(&mut rng))],
-                            },
-                        )),
+                        input: Some(pb::predict_request::Input::Online(pb::OnlineRecords {
+                            feature_group: args.group.clone(),
+                            record_identifiers: vec![format!("r{}", pick(&mut rng))],
+                        })),
                     },
                 )
                 .await

@@ -62,8 +62,14 @@ pub enum AutomlCommand {
     List,
     /// Stop a running job (it keeps the candidates it finished).
     Stop { name: String },
-    /// A finished job's reports: leaderboard, cleaning steps, data exploration, model quality.
-    Report { name: String },
+    /// A finished job's reports: leaderboard, cleaning steps, data exploration, model quality
+    /// and feature importance, as JSON; or `--html FILE`, as a page with charts.
+    Report {
+        name: String,
+        /// Write the reports as one self-contained HTML page to this file.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
+    },
     /// Apply a job's model: to rows in a JSON file (an array of objects), or to records of
     /// the online store (`--group G --id ID [--id ID ...]`).
     Predict {
@@ -202,12 +208,18 @@ pub async fn run(client: &Client, out: Output, command: AutomlCommand) -> Result
                 ),
             }
         }
-        AutomlCommand::Report { name } => {
+        AutomlCommand::Report { name, html } => {
             let report = automl
                 .report(pb::AutoMlJobName { name })
                 .await
                 .context("Report")?
                 .into_inner();
+            if let Some(path) = html {
+                std::fs::write(&path, &report.html)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
+                return Ok(());
+            }
             let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
             print_json(&json!({
                 "leaderboard": parse(&report.leaderboard_json),

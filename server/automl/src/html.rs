@@ -81,7 +81,9 @@ fn number(v: f64) -> String {
 }
 
 fn quality(html: &mut String, model: &TrainedModel, report: &ModelReport) {
-    html.push_str("<h2>Model quality</h2>\n<table><tr><th class=\"l\">Metric</th><th>Value</th></tr>\n");
+    html.push_str(
+        "<h2>Model quality</h2>\n<table><tr><th class=\"l\">Metric</th><th>Value</th></tr>\n",
+    );
     for (metric, value) in &report.metrics {
         let mark = if *metric == model.objective {
             " (objective)"
@@ -102,9 +104,7 @@ fn quality(html: &mut String, model: &TrainedModel, report: &ModelReport) {
     );
     html.push_str("<div class=\"charts\">\n");
     if let Some(confusion) = &report.confusion {
-        let mut table = String::from(
-            "<figure><table><tr><th class=\"l\">actual \\ predicted</th>",
-        );
+        let mut table = String::from("<figure><table><tr><th class=\"l\">actual \\ predicted</th>");
         for class in &model.classes {
             let _ = write!(table, "<th>{}</th>", escape(class));
         }
@@ -426,7 +426,10 @@ fn line_chart(
     let mut svg = String::new();
     axes(&mut svg, x_label, y_label, range, range);
     if diagonal {
-        let (a, b) = (place((0.0, 0.0), range, range), place((1.0, 1.0), range, range));
+        let (a, b) = (
+            place((0.0, 0.0), range, range),
+            place((1.0, 1.0), range, range),
+        );
         let _ = write!(
             svg,
             "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>",
@@ -460,7 +463,10 @@ fn scatter(points: &[(f64, f64)], x_label: &str, y_label: &str, caption: &str) -
     let range = (low, high);
     let mut svg = String::new();
     axes(&mut svg, x_label, y_label, range, range);
-    let (a, b) = (place((low, low), range, range), place((high, high), range, range));
+    let (a, b) = (
+        place((low, low), range, range),
+        place((high, high), range, range),
+    );
     let _ = write!(
         svg,
         "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>",
@@ -558,7 +564,9 @@ mod tests {
         }
         assert!(page.contains("job&lt;1&gt;") && !page.contains("job<1>"));
         assert!(page.contains("&lt;no&gt;") && page.contains("noise &amp; more"));
-        assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
+        assert!(
+            !page.contains("<script") && !page.contains("http://") && !page.contains("https://")
+        );
         // x decides the label: it leads the importance chart.
         let importance = &model.model_report.feature_importance;
         assert_eq!(importance[0].feature, "x", "{importance:?}");

@@ -345,6 +345,7 @@ impl AutoMlApi for AutoMlService {
                 cleaning_steps_json: to_json(&model.steps)?,
                 data_report_json: to_json(&model.data_report)?,
                 model_report_json: to_json(&model.model_report)?,
+                html: quiver_automl::html::page(&name, &model),
             })
         })
         .await
