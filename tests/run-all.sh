@@ -41,3 +41,9 @@ bash tests/check-deps.sh
 # The end-to-end tests start the real binaries, so build them first.
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"
+
+# The whole suite (no filter given) ends with the AutoML benchmark's smoke version: two small
+# tasks against scikit-learn and FLAML, failing if Quiver errs or scores far below them.
+if [ $# -eq 0 ]; then
+  bash bench/automl.sh --smoke
+fi

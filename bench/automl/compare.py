@@ -97,7 +97,10 @@ def constant(data_dir, name, metric):
     return float(np.mean(values))
 
 
-def summarize(results, data_dir):
+def summarize(results, data_dir, check=False):
+    """Prints the comparison. With `check` (the CI smoke run), exits 1 when Quiver failed a fold
+    or scored below 0.8 normalised on a task: a sanity floor, not the targets (times are not
+    checked: CI's machine is busy)."""
     rows = [json.loads(line) for line in open(results) if line.strip().startswith("{")]
     errors = [r for r in rows if "error" in r]
     rows = [r for r in rows if "error" not in r]
@@ -148,10 +151,29 @@ def summarize(results, data_dir):
     print(f"quiver folds over budget (+10%, +1 s): {len(over)}" + (f" {over[:5]}" if over else ""))
     for e in errors:
         print(f"error: {e['system']} {e['dataset']} fold {e['fold']}: {e['error']}")
+    if check:
+        problems = [f"{e['dataset']} fold {e['fold']}: {e['error']}" for e in errors if e["system"] == "quiver"]
+        if "quiver" not in systems:
+            problems.append("no Quiver results")
+        for name, entry in sorted(table.items()):
+            m = {s: float(np.mean(v["scores"])) for s, v in entry["systems"].items()}
+            if "quiver" not in m or len(m) < 2:
+                problems.append(f"{name}: missing a system's results")
+                continue
+            base = constant(data_dir, name, entry["metric"])
+            competitors = [m[s] for s in m if s != "quiver"]
+            best = max(competitors) if entry["metric"] == "auc" else min(competitors)
+            nq = (m["quiver"] - base) / (best - base) if best != base else 1.0
+            if not nq >= 0.8:
+                problems.append(f"{name}: Quiver's normalised score {nq:.3f} is below 0.8")
+        if problems:
+            print("smoke check failed:\n  " + "\n  ".join(problems))
+            sys.exit(1)
+        print("smoke check passed")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
         run(sys.argv[2], float(sys.argv[3]))
     else:
-        summarize(sys.argv[2], sys.argv[3])
+        summarize(sys.argv[2], sys.argv[3], check="--check" in sys.argv)
