@@ -43,7 +43,11 @@ fn main() {
             let values = (0..rows)
                 .map(|_| {
                     let v = next();
-                    if f % 10 == 9 && next() < -0.45 { f64::NAN } else { v }
+                    if f % 10 == 9 && next() < -0.45 {
+                        f64::NAN
+                    } else {
+                        v
+                    }
                 })
                 .collect();
             Column::number(&format!("f{f}"), values)
