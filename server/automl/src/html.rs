@@ -26,10 +26,10 @@ pub fn page(job: &str, model: &TrainedModel) -> String {
     );
     let report = &model.model_report;
     let objective = report.metrics.get(&model.objective).copied();
-    let _ = write!(
+    let _ = writeln!(
         html,
         "<p class=\"summary\">Predicts <b>{}</b> ({}) from {} rows. Objective {}: <b>{}</b>, \
-         on out-of-fold predictions (rows no model saw in training).</p>\n",
+         on out-of-fold predictions (rows no model saw in training).</p>",
         escape(&model.target),
         model.problem.name(),
         model.rows,
