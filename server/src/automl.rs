@@ -10,7 +10,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions};
 
-use quiver_automl::jobs::{DataLoader, DataSource, JobObserver, JobRecord, JobStatus, Jobs};
+use quiver_automl::jobs::{
+    DataLoader, DataSource, JobObserver, JobRecord, JobStatus, Jobs, JoinedSource, describe_source,
+};
 use quiver_lineage::Lineage;
 use quiver_lineage::automl::{AutoMlInput, AutoMlRun};
 use quiver_lineage::datasets::DatasetBase;
@@ -220,7 +222,87 @@ impl DataLoader for QueryLoader {
             DataSource::Query { sql } => self.sql(sql),
             DataSource::File { uri } => self.file(uri),
             DataSource::Dataset { uri } => self.dataset(uri),
+            DataSource::Join { sources, on } => self.join(sources, on),
         }
+    }
+}
+
+impl QueryLoader {
+    /// Sources joined on `on`, in order (an inner join), in a query context of their own. A
+    /// later source's identifying column whose name an earlier source has is left out; any
+    /// other column name in two sources is refused, naming it.
+    fn join(
+        &self,
+        sources: &[JoinedSource],
+        on: &[String],
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::SessionContext;
+
+        let ctx = SessionContext::new();
+        let mut seen: Vec<String> = on.to_vec();
+        let mut selected = Vec::new();
+        for (i, joined) in sources.iter().enumerate() {
+            let (schema, batches) = self.load(&joined.source)?;
+            let what = describe_source(&joined.source);
+            for key in on {
+                if schema.field_with_name(key).is_err() {
+                    return Err(Error::validation(format!(
+                        "join.on: {} has no column {}",
+                        what,
+                        quote(key)
+                    )));
+                }
+            }
+            for field in schema.fields() {
+                let name = field.name();
+                if on.contains(name) {
+                    continue;
+                }
+                if seen.contains(name) {
+                    if joined.identifying.contains(name) {
+                        continue;
+                    }
+                    return Err(Error::validation(format!(
+                        "join: column {} of {} is also in an earlier source; select or rename it with an SQL source",
+                        quote(name),
+                        what
+                    )));
+                }
+                seen.push(name.clone());
+                selected.push(format!("s{i}.\"{}\"", name.replace('"', "\"\"")));
+            }
+            let table = MemTable::try_new(schema, vec![batches]).map_err(query_error)?;
+            ctx.register_table(format!("s{i}"), Arc::new(table))
+                .map_err(query_error)?;
+        }
+        let keys: Vec<String> = on
+            .iter()
+            .map(|k| format!("\"{}\"", k.replace('"', "\"\"")))
+            .collect();
+        let mut sql = format!(
+            "SELECT {}",
+            keys.iter()
+                .map(|k| format!("s0.{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for column in &selected {
+            sql.push_str(", ");
+            sql.push_str(column);
+        }
+        sql.push_str(" FROM s0");
+        for i in 1..sources.len() {
+            let condition: Vec<String> =
+                keys.iter().map(|k| format!("s0.{k} = s{i}.{k}")).collect();
+            sql.push_str(&format!(" JOIN s{i} ON {}", condition.join(" AND ")));
+        }
+        self.runtime.block_on(async move {
+            let frame = ctx.sql(&sql).await.map_err(query_error)?;
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await.map_err(query_error)?;
+            Ok((schema, batches))
+        })
     }
 }
 
@@ -232,22 +314,32 @@ struct LineageRecorder {
 
 impl JobObserver for LineageRecorder {
     fn ended(&self, job: &JobRecord, arn: &str, model: Option<&Path>) {
-        let group;
-        let input = match &job.spec.source {
-            DataSource::FeatureGroup { name, .. } => {
+        let sources: Vec<&DataSource> = match &job.spec.source {
+            DataSource::Join { sources, .. } => sources.iter().map(|s| &s.source).collect(),
+            source => vec![source],
+        };
+        // The groups read, described first so the inputs can borrow them.
+        let mut groups = Vec::new();
+        for source in &sources {
+            if let DataSource::FeatureGroup { name, .. } = source {
                 match self.queries.store().describe_feature_group(name) {
-                    Ok(found) => {
-                        group = found;
-                        AutoMlInput::Group(&group)
-                    }
+                    Ok(found) => groups.push(found),
                     // Deleted since: nothing to join the job to.
                     Err(_) => return,
                 }
             }
-            DataSource::File { uri } => AutoMlInput::Base(DatasetBase::File(uri.clone())),
-            DataSource::Query { sql } => AutoMlInput::Base(DatasetBase::Sql(sql.clone())),
-            DataSource::Dataset { uri } => AutoMlInput::Dataset(uri.clone()),
-        };
+        }
+        let mut groups = groups.iter();
+        let inputs: Vec<AutoMlInput> = sources
+            .iter()
+            .filter_map(|source| match source {
+                DataSource::FeatureGroup { .. } => groups.next().map(|g| AutoMlInput::Group(g)),
+                DataSource::File { uri } => Some(AutoMlInput::Base(DatasetBase::File(uri.clone()))),
+                DataSource::Query { sql } => Some(AutoMlInput::Base(DatasetBase::Sql(sql.clone()))),
+                DataSource::Dataset { uri } => Some(AutoMlInput::Dataset(uri.clone())),
+                DataSource::Join { .. } => None,
+            })
+            .collect();
         let mut parameters = std::collections::BTreeMap::from([
             ("TargetAttributeName".to_string(), job.spec.target.clone()),
             (
@@ -273,7 +365,7 @@ impl JobObserver for LineageRecorder {
         let run = AutoMlRun {
             job_name: job.spec.name.clone(),
             job_arn: arn.to_string(),
-            input,
+            inputs,
             status: status.into(),
             failure_reason: job.failure_reason.clone(),
             started_ms: job.created_ms,

@@ -51,6 +51,23 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
     }
     let file = dir.path().join("customers.csv");
     std::fs::write(&file, csv).unwrap();
+    // What another system knows of the same customers, joined to the group on `id`.
+    let mut regions = String::from("id,region\n");
+    for i in 0..300 {
+        regions.push_str(&format!("c{i},{}\n", ["north", "south"][i % 2]));
+    }
+    let regions_file = dir.path().join("regions.csv");
+    std::fs::write(&regions_file, regions).unwrap();
+    use pb::auto_ml_data_source::Source;
+    let join = |sources: Vec<Source>| {
+        Source::Join(pb::JoinedSources {
+            sources: sources
+                .into_iter()
+                .map(|s| pb::AutoMlDataSource { source: Some(s) })
+                .collect(),
+            on: vec!["id".into()],
+        })
+    };
 
     let mut automl = client.automl();
     let create = |name: &str, source: pb::auto_ml_data_source::Source, target: &str| {
@@ -65,7 +82,6 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
             ..Default::default()
         }
     };
-    use pb::auto_ml_data_source::Source;
     for request in [
         create(
             "from-group",
@@ -87,11 +103,25 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
             Source::FeatureGroup("churn_online".into()),
             "churned",
         ),
+        create(
+            "from-join",
+            join(vec![
+                Source::FeatureGroup("churn".into()),
+                Source::FileUri(format!("file://{}", regions_file.display())),
+            ]),
+            "churned",
+        ),
     ] {
         automl.create_job(request).await.expect("create");
     }
     let mut ended = std::collections::BTreeMap::new();
-    for name in ["from-group", "from-query", "from-file", "from-online"] {
+    for name in [
+        "from-group",
+        "from-query",
+        "from-file",
+        "from-online",
+        "from-join",
+    ] {
         let job = loop {
             let job = automl
                 .describe_job(pb::AutoMlJobName { name: name.into() })
@@ -106,6 +136,73 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
         assert_eq!(job.status, "Completed", "{name}: {:?}", job.failure_reason);
         ended.insert(name, job);
     }
+    // The join: the file's column is a feature, the keys and the group's event time are not.
+    let joined = automl
+        .report(pb::AutoMlJobName {
+            name: "from-join".into(),
+        })
+        .await
+        .expect("report")
+        .into_inner();
+    let data: serde_json::Value = serde_json::from_str(&joined.data_report_json).unwrap();
+    assert_eq!(data["rows"], 300, "{data}");
+    let steps: serde_json::Value = serde_json::from_str(&joined.cleaning_steps_json).unwrap();
+    let chosen = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "ColumnsChosen")
+        .expect("the columns chosen")
+        .to_string();
+    // tenure, spend, plan and the file's region; the key and the group's columns left out.
+    assert!(
+        chosen.contains("4 columns used") && chosen.contains("left out: id, ts"),
+        "{chosen}"
+    );
+    let columns: Vec<&str> = data["column_summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(columns.contains(&"region"), "{columns:?}");
+    // Bad joins: one source is refused at once; a column in two sources fails the job, naming it.
+    let err = automl
+        .create_job(create(
+            "join-one",
+            join(vec![Source::FeatureGroup("churn".into())]),
+            "churned",
+        ))
+        .await
+        .expect_err("one source");
+    assert!(err.message().contains("join.sources"), "{err:?}");
+    automl
+        .create_job(create(
+            "join-clash",
+            join(vec![
+                Source::FeatureGroup("churn".into()),
+                Source::FeatureGroup("churn_online".into()),
+            ]),
+            "churned",
+        ))
+        .await
+        .expect("create");
+    let clash = loop {
+        let job = automl
+            .describe_job(pb::AutoMlJobName {
+                name: "join-clash".into(),
+            })
+            .await
+            .expect("describe")
+            .into_inner();
+        if job.status != "InProgress" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(clash.status, "Failed");
+    let reason = clash.failure_reason.unwrap_or_default();
+    assert!(reason.contains("'tenure'"), "{reason}");
     assert_eq!(
         ended["from-group"].problem_type.as_deref(),
         Some("BinaryClassification")

@@ -38,6 +38,19 @@ pub enum DataSource {
     Query { sql: String },
     /// A CSV or Parquet file on the server (`file:///path` or a path).
     File { uri: String },
+    /// Sources joined on key columns (an inner join, in order).
+    Join {
+        sources: Vec<JoinedSource>,
+        on: Vec<String>,
+    },
+}
+
+/// One source of a join, and its columns that identify rows (dropped from the joined table
+/// where an earlier source has a column of the same name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinedSource {
+    pub source: DataSource,
+    pub identifying: Vec<String>,
 }
 
 impl DataSource {
@@ -585,6 +598,15 @@ pub fn describe_source(source: &DataSource) -> String {
         DataSource::Dataset { uri } => format!("training set {uri}"),
         DataSource::Query { sql } => format!("query {}", quote(sql)),
         DataSource::File { uri } => format!("file {uri}"),
+        DataSource::Join { sources, on } => format!(
+            "join of {} on {}",
+            sources
+                .iter()
+                .map(|s| describe_source(&s.source))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            on.join(", ")
+        ),
     }
 }
 

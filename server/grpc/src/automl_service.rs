@@ -14,7 +14,9 @@ use crate::service::caller;
 use crate::status::status;
 use quiver_auth::{Access, Caller, Features};
 use quiver_automl::frame::Frame;
-use quiver_automl::jobs::{DataSource, JobRecord, JobSpec, JobStatus, Jobs, check_job_name};
+use quiver_automl::jobs::{
+    DataSource, JobRecord, JobSpec, JobStatus, Jobs, JoinedSource, check_job_name,
+};
 use quiver_automl::problem::ProblemType;
 use quiver_automl::search::CandidateStatus;
 use quiver_automl::training::{Scored, predictions_batch};
@@ -70,6 +72,9 @@ impl AutoMlService {
                 self.access
                     .authorize_group(caller, "quiver:Query", None, Features::Unnamed, |_| None)
             }
+            DataSource::Join { sources, .. } => sources
+                .iter()
+                .try_for_each(|s| self.authorize_source(caller, &s.source)),
         }
     }
 
@@ -109,9 +114,50 @@ impl AutoMlService {
             Some(Source::Sql(sql)) => (DataSource::Query { sql }, Vec::new()),
             Some(Source::FileUri(uri)) => (DataSource::File { uri }, Vec::new()),
             Some(Source::DatasetUri(uri)) => (DataSource::Dataset { uri }, Vec::new()),
+            Some(Source::Join(join)) => {
+                if join.sources.len() < 2 {
+                    return Err(Error::validation(format!(
+                        "join.sources: a join needs two or more sources, not {}",
+                        join.sources.len()
+                    )));
+                }
+                if join.on.is_empty() || join.on.iter().any(|k| k.trim().is_empty()) {
+                    return Err(Error::validation(
+                        "join.on: name the key columns every source has",
+                    ));
+                }
+                let mut sources = Vec::new();
+                // The keys identify rows: not features unless named.
+                let mut identifying = join.on.clone();
+                for (i, s) in join.sources.into_iter().enumerate() {
+                    if matches!(s.source, Some(Source::Join(_))) {
+                        return Err(Error::validation(format!(
+                            "join.sources[{i}]: a join inside a join; list its sources in this one"
+                        )));
+                    }
+                    let (source, ids) = self.source(Some(s))?;
+                    let new: Vec<String> = ids
+                        .iter()
+                        .filter(|c| !identifying.contains(c))
+                        .cloned()
+                        .collect();
+                    identifying.extend(new);
+                    sources.push(JoinedSource {
+                        source,
+                        identifying: ids,
+                    });
+                }
+                (
+                    DataSource::Join {
+                        sources,
+                        on: join.on,
+                    },
+                    identifying,
+                )
+            }
             None => {
                 return Err(Error::validation(
-                    "source is required: feature_group, feature_group_history, sql, file_uri or dataset_uri",
+                    "source is required: feature_group, feature_group_history, sql, file_uri, dataset_uri or join",
                 ));
             }
         };

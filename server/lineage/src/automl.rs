@@ -34,7 +34,8 @@ pub enum AutoMlInput<'a> {
 pub struct AutoMlRun<'a> {
     pub job_name: String,
     pub job_arn: String,
-    pub input: AutoMlInput<'a>,
+    /// What it read: one source, or each source of a join.
+    pub inputs: Vec<AutoMlInput<'a>>,
     /// Completed, Failed or Stopped.
     pub status: String,
     pub failure_reason: Option<String>,
@@ -101,17 +102,19 @@ impl Lineage {
         for chunk in data.chunks(crate::validate::MAX_METRIC_DATA) {
             self.put_metrics(&component, chunk)?;
         }
-        let input = match &run.input {
-            AutoMlInput::Group(group) => {
-                self.record_feature_group(group)?;
-                crate::feature_groups::group_context_arn(self, group)
-            }
-            AutoMlInput::Base(base) => self.base_artifact(base, None)?.0,
-            AutoMlInput::Dataset(uri) => {
-                self.artifact_for(uri, DATASET_TYPE, BTreeMap::new(), None)?
-            }
-        };
-        self.associate_once(&input, &component, AssociationType::ContributedTo)?;
+        for input in &run.inputs {
+            let input = match input {
+                AutoMlInput::Group(group) => {
+                    self.record_feature_group(group)?;
+                    crate::feature_groups::group_context_arn(self, group)
+                }
+                AutoMlInput::Base(base) => self.base_artifact(base, None)?.0,
+                AutoMlInput::Dataset(uri) => {
+                    self.artifact_for(uri, DATASET_TYPE, BTreeMap::new(), None)?
+                }
+            };
+            self.associate_once(&input, &component, AssociationType::ContributedTo)?;
+        }
         if let Some(uri) = &run.model_uri {
             let mut properties = BTreeMap::new();
             properties.insert("AutoMLJobName".to_string(), run.job_name.clone());
