@@ -426,6 +426,26 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
         predicted.contains("c0") && predicted.contains(row(0).3),
         "{predicted}"
     );
+    // A join from the CLI: the group and the regions file, on id.
+    let joined = server.cli(&[
+        "--output",
+        "json",
+        "automl",
+        "create",
+        "cli-join",
+        "--group",
+        "churn",
+        "--join-file",
+        regions_file.to_str().unwrap(),
+        "--on",
+        "id",
+        "--target",
+        "churned",
+        "--budget",
+        "2m",
+    ]);
+    let joined: serde_json::Value = serde_json::from_str(&joined).expect("JSON");
+    assert_eq!(joined["status"], "Completed", "{joined}");
     let report = server.cli(&["automl", "report", "cli-job"]);
     assert!(report.contains("\"model_report\""), "{report}");
     let page = dir.path().join("report.html");

@@ -34,6 +34,17 @@ pub enum AutomlCommand {
         /// A training set's manifest.json.
         #[arg(long, group = "source")]
         dataset: Option<String>,
+        /// Join a feature group's latest records to the source on the --on columns
+        /// (repeatable).
+        #[arg(long, requires = "on")]
+        join_group: Vec<String>,
+        /// Join a CSV or Parquet file on the server to the source on the --on columns
+        /// (repeatable).
+        #[arg(long, requires = "on")]
+        join_file: Vec<String>,
+        /// The key columns of a join (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        on: Vec<String>,
         /// The column to predict.
         #[arg(long)]
         target: String,
@@ -116,6 +127,9 @@ pub async fn run(client: &Client, out: Output, command: AutomlCommand) -> Result
             sql,
             file,
             dataset,
+            join_group,
+            join_file,
+            on,
             target,
             problem_type,
             objective,
@@ -132,6 +146,21 @@ pub async fn run(client: &Client, out: Output, command: AutomlCommand) -> Result
                 (_, _, _, Some(f), _) => Source::FileUri(f),
                 (.., Some(d)) => Source::DatasetUri(d),
                 _ => bail!("name the data: --group, --history, --sql, --file or --dataset"),
+            };
+            let source = if join_group.is_empty() && join_file.is_empty() {
+                source
+            } else {
+                let joined = join_group
+                    .into_iter()
+                    .map(Source::FeatureGroup)
+                    .chain(join_file.into_iter().map(Source::FileUri));
+                Source::Join(pb::JoinedSources {
+                    sources: std::iter::once(source)
+                        .chain(joined)
+                        .map(|s| pb::AutoMlDataSource { source: Some(s) })
+                        .collect(),
+                    on,
+                })
             };
             let budget = parse_budget(&budget)?;
             automl
