@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use super::output::{Output, format_iso8601_millis, print_json, print_table};
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run of the CLI: the size of `Create` costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum AutomlCommand {
     /// Build a model: `quiver automl create NAME --group churn --target churned --budget 5m`.
     Create {
