@@ -259,7 +259,7 @@ impl Booster {
                 #[allow(unsafe_code)]
                 // SAFETY: `rows` holds `reached.len()` rows of `width` values, and
                 // `Forest::predict` checked that every split's feature is below `width` (a
-                // leaf's is 0).
+                // leaf's is 0, and the caller walks only when `width` is positive).
                 let value = unsafe { *rows.get_unchecked(index) };
                 let left = (value < node.threshold)
                     | (MISSING && value.is_nan() & (node.feature & NAN_LEFT != 0));
@@ -331,7 +331,9 @@ impl Booster {
         let mut reached = vec![NONE; count];
         let mut walking = Vec::with_capacity(count);
         for root in &self.roots {
-            if root.plain {
+            // With no features (a model of one leaf), `walk` would read a value that is not
+            // there; `leaf_of_row` reads none at a leaf.
+            if root.plain && width > 0 {
                 if missing {
                     self.walk::<true>(root.node, rows, width, &mut reached, &mut walking);
                 } else {
