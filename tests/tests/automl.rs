@@ -122,17 +122,7 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
         "from-online",
         "from-join",
     ] {
-        let job = loop {
-            let job = automl
-                .describe_job(pb::AutoMlJobName { name: name.into() })
-                .await
-                .expect("describe")
-                .into_inner();
-            if job.status != "InProgress" {
-                break job;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        let job = ended_job(&mut automl, name).await;
         assert_eq!(job.status, "Completed", "{name}: {:?}", job.failure_reason);
         ended.insert(name, job);
     }
@@ -187,19 +177,7 @@ async fn grpc_builds_models_and_predicts_the_same_for_rows_and_online_records() 
         ))
         .await
         .expect("create");
-    let clash = loop {
-        let job = automl
-            .describe_job(pb::AutoMlJobName {
-                name: "join-clash".into(),
-            })
-            .await
-            .expect("describe")
-            .into_inner();
-        if job.status != "InProgress" {
-            break job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let clash = ended_job(&mut automl, "join-clash").await;
     assert_eq!(clash.status, "Failed");
     let reason = clash.failure_reason.unwrap_or_default();
     assert!(reason.contains("'tenure'"), "{reason}");
@@ -501,6 +479,24 @@ fn row(i: usize) -> (i64, f64, &'static str, &'static str) {
         "no"
     };
     (tenure as i64, spend, plan, churned)
+}
+
+/// Job `name` once it has ended.
+async fn ended_job(
+    automl: &mut quiver_client::pb::auto_ml_client::AutoMlClient<quiver_client::Transport>,
+    name: &str,
+) -> quiver_client::pb::AutoMlJob {
+    loop {
+        let job = automl
+            .describe_job(quiver_client::pb::AutoMlJobName { name: name.into() })
+            .await
+            .expect("describe")
+            .into_inner();
+        if job.status != "InProgress" {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// A group `name` of 300 customers (`row`), with an offline store or without.
