@@ -25,19 +25,20 @@ use crate::prepare::Matrix;
 /// Rows walked together: their values, copied row-major (1,024 rows x 50 features x 8 bytes
 /// = 400 KiB), stay in the core's second-level cache while every tree visits them, and a
 /// tree's nodes stay in the first-level cache while it is walked for all of them.
-const BLOCK: usize = 1024;
+pub(crate) const BLOCK: usize = 1024;
 
 /// Not a categorical set / not a separate missing node.
 const NONE: u32 = u32::MAX;
 
 /// A node, 16 bytes. A split's left child is the next node (depth-first order); its right
-/// child is `right`. A leaf has the `LEAF` flag, its leaf number in `Booster::leaf`.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    threshold: f64,
-    right: u32,
+/// child is `right`. A leaf has the `LEAF` flag; what it holds is the tree's business (here,
+/// its leaf number in `Booster::leaf`; the random trees keep it in `right`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Node {
+    pub(crate) threshold: f64,
+    pub(crate) right: u32,
     /// The feature split on, and the [`FLAGS`] bits.
-    feature: u32,
+    pub(crate) feature: u32,
 }
 
 /// `Node::feature`'s flag bits.
@@ -46,6 +47,184 @@ const LEAF: u32 = 1 << 30;
 /// A categorical split, or a separate node for missing values: see `Booster::special`.
 const SPECIAL: u32 = 1 << 29;
 const FLAGS: u32 = NAN_LEFT | LEAF | SPECIAL;
+/// The most features a split may name.
+pub(crate) const MAX_FEATURES: usize = SPECIAL as usize;
+
+impl Node {
+    /// A split: rows whose `feature` is below `threshold` go left (to the next node), the
+    /// others to `right`; missing values go left when `nan_left`.
+    pub(crate) fn split(feature: usize, threshold: f64, right: u32, nan_left: bool) -> Self {
+        assert!(feature < MAX_FEATURES, "feature index {feature} too large");
+        Node {
+            threshold,
+            right,
+            feature: feature as u32 | if nan_left { NAN_LEFT } else { 0 },
+        }
+    }
+
+    /// A leaf, holding `value` in `right`.
+    pub(crate) fn leaf(value: u32) -> Self {
+        Node {
+            threshold: f64::NEG_INFINITY,
+            right: value,
+            feature: LEAF,
+        }
+    }
+
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.feature & LEAF != 0
+    }
+
+    pub(crate) fn feature(&self) -> usize {
+        (self.feature & !FLAGS) as usize
+    }
+
+    /// Without a special flag (a categorical set, a separate missing node): what
+    /// [`Nodes::walk`] reads alone.
+    pub(crate) fn plain(&self) -> bool {
+        self.feature & SPECIAL == 0
+    }
+
+    pub(crate) fn nan_left(&self) -> bool {
+        self.feature & NAN_LEFT != 0
+    }
+}
+
+/// Trees' nodes in one array, as [`Nodes::walk`] reads them. [`Nodes::new`] checks what the
+/// walk relies on: a split's left child is the next node and its right child a later one, so
+/// every walk stays inside the array and ends at a leaf; and it notes how many features the
+/// splits read, which the walk checks each row has.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Nodes {
+    nodes: Vec<Node>,
+    /// 1 + the largest feature a split reads (0 without splits).
+    reads: usize,
+}
+
+impl Nodes {
+    pub(crate) fn new(nodes: Vec<Node>) -> Result<Self, String> {
+        let mut reads = 0;
+        for (at, node) in nodes.iter().enumerate() {
+            if node.is_leaf() {
+                continue;
+            }
+            let right = node.right as usize;
+            if at + 1 >= nodes.len() || right <= at + 1 || right >= nodes.len() {
+                return Err(format!(
+                    "node {at}: its children ({}, {right}) are not later nodes of the {} there are",
+                    at + 1,
+                    nodes.len()
+                ));
+            }
+            reads = reads.max(node.feature() + 1);
+        }
+        Ok(Nodes { nodes, reads })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn get(&self, at: usize) -> Node {
+        self.nodes[at]
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The node (a leaf) each of the block's `reached.len()` rows (row-major in `rows`,
+    /// `width` values each) reaches in the tree at `root`, into `reached[row]`; a tree
+    /// without special nodes (a categorical set, a separate node for missing values).
+    ///
+    /// Level by level: one pass moves every row still walking one step down, and keeps only
+    /// those not yet at a leaf (`walking`, compacted in place). A step does not depend on
+    /// the one before it in the pass, so the core overlaps the loads of many rows, and it has
+    /// no branch to mispredict. `missing`: whether the rows may hold missing values (NaN),
+    /// which go where each node sends them; without, a step is shorter.
+    ///
+    /// (Measured against walking a fixed group of rows in lockstep until all are at leaves:
+    /// as fast at 12 rows, its best, with 40% of the steps idle.)
+    pub(crate) fn walk(
+        &self,
+        missing: bool,
+        root: u32,
+        rows: &[f64],
+        width: usize,
+        reached: &mut [u32],
+        walking: &mut Vec<(u32, u32)>,
+    ) {
+        assert!(
+            (root as usize) < self.nodes.len()
+                && width >= self.reads
+                && rows.len() >= reached.len() * width
+                && reached.len() <= u32::MAX as usize,
+            "a walk from node {root} of {} over {} rows of {width} values (the trees read {})",
+            self.nodes.len(),
+            reached.len(),
+            self.reads
+        );
+        if missing {
+            self.walk_rows::<true>(root, rows, width, reached, walking);
+        } else {
+            self.walk_rows::<false>(root, rows, width, reached, walking);
+        }
+    }
+
+    #[inline(always)]
+    fn walk_rows<const MISSING: bool>(
+        &self,
+        root: u32,
+        rows: &[f64],
+        width: usize,
+        reached: &mut [u32],
+        walking: &mut Vec<(u32, u32)>,
+    ) {
+        walking.clear();
+        walking.extend((0..reached.len() as u32).map(|row| (row, root)));
+        let mut n = walking.len();
+        while n > 0 {
+            let mut kept = 0;
+            for i in 0..n {
+                // The indexing below is unchecked: checks cost a tenth of the walk (measured).
+                #[allow(unsafe_code)]
+                // SAFETY: `n` is at most `walking.len()`.
+                let (row, at) = unsafe { *walking.get_unchecked(i) };
+                debug_assert!((at as usize) < self.nodes.len());
+                #[allow(unsafe_code)]
+                // SAFETY: `at` starts at a node (`walk` checked) and moves to a split's
+                // `at + 1` or `right`, which `Nodes::new` checked are nodes.
+                let node = unsafe { *self.nodes.get_unchecked(at as usize) };
+                debug_assert!((row as usize) < reached.len());
+                #[allow(unsafe_code)]
+                // SAFETY: `walking` holds row numbers below `reached.len()`.
+                unsafe {
+                    *reached.get_unchecked_mut(row as usize) = at
+                };
+                let feature = (node.feature & !FLAGS) as usize;
+                let index = row as usize * width + feature;
+                debug_assert!(feature < width && index < rows.len());
+                #[allow(unsafe_code)]
+                // SAFETY: `rows` holds `reached.len()` rows of `width` values and every
+                // split's feature is below `width` (`walk` checked both); a leaf's value is
+                // read too, at feature 0, so the caller walks only when `width` is positive.
+                let value = unsafe { *rows.get_unchecked(index) };
+                let left = (value < node.threshold)
+                    | (MISSING && value.is_nan() & (node.feature & NAN_LEFT != 0));
+                // Written as `if`, LLVM turns this select into a branch, which is
+                // mispredicted about every other step (3x slower, measured).
+                let next = std::hint::select_unpredictable(left, at + 1, node.right);
+                #[allow(unsafe_code)]
+                // SAFETY: `kept` is at most `i`.
+                unsafe {
+                    *walking.get_unchecked_mut(kept) = (row, next)
+                };
+                kept += usize::from(node.feature & LEAF == 0);
+            }
+            n = kept;
+        }
+    }
+}
 
 /// How a booster's trees become its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +249,7 @@ struct Booster {
     base_score: f64,
     output: Output,
     roots: Vec<Root>,
-    nodes: Vec<Node>,
+    nodes: Nodes,
     /// Per node: a leaf's index in `leaves`.
     leaf: Vec<u32>,
     /// Per node: (the missing-value child, the index in `categories`), each `NONE` when the
@@ -89,7 +268,7 @@ impl Booster {
             base_score: booster.base_score,
             output,
             roots: Vec::new(),
-            nodes: Vec::new(),
+            nodes: Nodes::default(),
             leaf: Vec::new(),
             special: Vec::new(),
             leaves: Vec::new(),
@@ -100,15 +279,18 @@ impl Booster {
                 Output::FoldProbability => None,
             },
         };
+        let mut nodes = Vec::new();
         for tree in booster.get_prediction_trees() {
-            compiled.add_tree(tree, output);
+            compiled.add_tree(&mut nodes, tree, output);
         }
+        compiled.nodes =
+            Nodes::new(nodes).expect("perpetual's trees flatten into well-formed nodes");
         compiled
     }
 
     /// Appends a tree's nodes in depth-first order, a split's left child next to it.
-    fn add_tree(&mut self, tree: &Tree, output: Output) {
-        let base = self.nodes.len();
+    fn add_tree(&mut self, nodes: &mut Vec<Node>, tree: &Tree, output: Output) {
+        let base = nodes.len();
         // perpetual's node numbers in the order they are placed.
         let mut order = Vec::with_capacity(tree.nodes.len());
         let mut stack = vec![0usize];
@@ -135,7 +317,7 @@ impl Booster {
         let mut plain = true;
         for num in order {
             let node = &tree.nodes[&num];
-            let here = self.nodes.len() as u32;
+            let here = nodes.len() as u32;
             if node.is_leaf {
                 let weights = match output {
                     Output::Raw => [f64::from(node.weight_value); 5],
@@ -148,11 +330,7 @@ impl Booster {
                         })
                         .map(f64::from),
                 };
-                self.nodes.push(Node {
-                    threshold: f64::NEG_INFINITY,
-                    right: NONE,
-                    feature: LEAF,
-                });
+                nodes.push(Node::leaf(NONE));
                 self.leaf.push(self.leaves.len() as u32);
                 self.special.push((NONE, NONE));
                 self.leaves.push(weights);
@@ -178,7 +356,7 @@ impl Booster {
                     flags |= SPECIAL;
                 }
                 plain &= flags & SPECIAL == 0;
-                self.nodes.push(Node {
+                nodes.push(Node {
                     threshold: node.split_value,
                     right: at(node.right_child),
                     feature: feature | flags,
@@ -188,10 +366,10 @@ impl Booster {
             }
         }
         if std::env::var("FOREST_STATS").is_ok() {
-            let mut depths = vec![0usize; self.nodes.len() - base];
+            let mut depths = vec![0usize; nodes.len() - base];
             let mut leaf_depths = Vec::new();
             for i in 0..depths.len() {
-                let n = self.nodes[base + i];
+                let n = nodes[base + i];
                 if n.feature & LEAF != 0 {
                     leaf_depths.push(depths[i]);
                     continue;
@@ -212,77 +390,12 @@ impl Booster {
         });
     }
 
-    /// The node (a leaf) each of the block's `count` rows (row-major in `rows`, `width`
-    /// values each) reaches in a tree without special nodes, into `reached[row]`.
-    ///
-    /// Level by level: one pass moves every row still walking one step down, and keeps only
-    /// those not yet at a leaf (`walking`, compacted in place). A step does not depend on
-    /// the one before it in the pass, so the core overlaps the loads of many rows, and it has
-    /// no branch to mispredict. `MISSING`: whether the rows may hold missing values (NaN),
-    /// which go where each node sends them; without, a step is shorter.
-    ///
-    /// (Measured against walking a fixed group of rows in lockstep until all are at leaves:
-    /// as fast at 12 rows, its best, with 40% of the steps idle.)
-    #[inline(always)]
-    fn walk<const MISSING: bool>(
-        &self,
-        root: u32,
-        rows: &[f64],
-        width: usize,
-        reached: &mut [u32],
-        walking: &mut Vec<(u32, u32)>,
-    ) {
-        walking.clear();
-        walking.extend((0..reached.len() as u32).map(|row| (row, root)));
-        let mut n = walking.len();
-        while n > 0 {
-            let mut kept = 0;
-            for i in 0..n {
-                // The indexing below is unchecked: checks cost a tenth of the walk (measured).
-                #[allow(unsafe_code)]
-                // SAFETY: `n` is at most `walking.len()`.
-                let (row, at) = unsafe { *walking.get_unchecked(i) };
-                debug_assert!((at as usize) < self.nodes.len());
-                #[allow(unsafe_code)]
-                // SAFETY: `at` starts at a root and moves to a split's `at + 1` or `right`;
-                // `add_tree` checked both are nodes of the same tree.
-                let node = unsafe { *self.nodes.get_unchecked(at as usize) };
-                debug_assert!((row as usize) < reached.len());
-                #[allow(unsafe_code)]
-                // SAFETY: `walking` holds row numbers below `reached.len()`.
-                unsafe {
-                    *reached.get_unchecked_mut(row as usize) = at
-                };
-                let feature = (node.feature & !FLAGS) as usize;
-                let index = row as usize * width + feature;
-                debug_assert!(feature < width && index < rows.len());
-                #[allow(unsafe_code)]
-                // SAFETY: `rows` holds `reached.len()` rows of `width` values, and
-                // `Forest::predict` checked that every split's feature is below `width` (a
-                // leaf's is 0, and the caller walks only when `width` is positive).
-                let value = unsafe { *rows.get_unchecked(index) };
-                let left = (value < node.threshold)
-                    | (MISSING && value.is_nan() & (node.feature & NAN_LEFT != 0));
-                // Written as `if`, LLVM turns this select into a branch, which is
-                // mispredicted about every other step (3x slower, measured).
-                let next = std::hint::select_unpredictable(left, at + 1, node.right);
-                #[allow(unsafe_code)]
-                // SAFETY: `kept` is at most `i`.
-                unsafe {
-                    *walking.get_unchecked_mut(kept) = (row, next)
-                };
-                kept += usize::from(node.feature & LEAF == 0);
-            }
-            n = kept;
-        }
-    }
-
     /// The leaf one row reaches, as perpetual's `get_child_idx` chooses: missing values
     /// first, then a categorical set, then `value < threshold`.
     fn leaf_of_row(&self, root: u32, row: &[f64]) -> u32 {
         let mut at = root as usize;
         loop {
-            let node = self.nodes[at];
+            let node = self.nodes.get(at);
             if node.feature & LEAF != 0 {
                 return self.leaf[at];
             }
@@ -334,11 +447,8 @@ impl Booster {
             // With no features (a model of one leaf), `walk` would read a value that is not
             // there; `leaf_of_row` reads none at a leaf.
             if root.plain && width > 0 {
-                if missing {
-                    self.walk::<true>(root.node, rows, width, &mut reached, &mut walking);
-                } else {
-                    self.walk::<false>(root.node, rows, width, &mut reached, &mut walking);
-                }
+                self.nodes
+                    .walk(missing, root.node, rows, width, &mut reached, &mut walking);
                 for (row, node) in reached.iter().enumerate() {
                     add(row, self.leaf[*node as usize]);
                 }
@@ -506,27 +616,9 @@ impl Forest {
     /// Row-major predictions: a value, the positive class's probability, or one probability
     /// per class.
     pub fn predict(&self, x: &Matrix) -> Vec<f64> {
-        let width = x.columns.len();
-        let outputs = self.outputs();
-        let mut out = vec![0.0; x.rows * outputs];
-        // Each worker copies its blocks into one buffer of its own: allocated per block, the
-        // buffer (400 KiB) was mapped and zeroed by the kernel each time, a seventh of the cost.
-        out.par_chunks_mut(BLOCK * outputs)
-            .enumerate()
-            .for_each_init(Vec::new, |rows: &mut Vec<f64>, (block, out)| {
-                let start = block * BLOCK;
-                let count = out.len() / outputs;
-                rows.resize(count * width, 0.0);
-                let mut missing = false;
-                for (c, column) in x.columns.iter().enumerate() {
-                    for (r, value) in column[start..start + count].iter().enumerate() {
-                        rows[r * width + c] = *value;
-                        missing |= value.is_nan();
-                    }
-                }
-                self.predict_block(rows, width, missing, out);
-            });
-        out
+        by_blocks(x, self.outputs(), |block| {
+            self.predict_block(block.rows, block.width, block.missing, block.out)
+        })
     }
 
     fn predict_block(&self, rows: &[f64], width: usize, missing: bool, out: &mut [f64]) {
@@ -552,6 +644,53 @@ impl Forest {
             }
         }
     }
+}
+
+/// A block of rows to predict: `rows` row-major, `width` values each, and `out` for their
+/// predictions, `outputs` per row.
+pub(crate) struct Block<'a> {
+    pub(crate) rows: &'a [f64],
+    pub(crate) width: usize,
+    /// Whether any value is missing (NaN).
+    pub(crate) missing: bool,
+    pub(crate) out: &'a mut [f64],
+}
+
+/// Runs `predict` on blocks of [`BLOCK`] rows of `x`, copied row-major, over all cores, and
+/// returns the predictions, `outputs` per row.
+pub(crate) fn by_blocks(
+    x: &Matrix,
+    outputs: usize,
+    predict: impl Fn(Block<'_>) + Sync,
+) -> Vec<f64> {
+    let width = x.columns.len();
+    let mut out = vec![0.0; x.rows * outputs];
+    if outputs == 0 {
+        return out;
+    }
+    // Each worker copies its blocks into one buffer of its own: allocated per block, the
+    // buffer (400 KiB) was mapped and zeroed by the kernel each time, a seventh of the cost.
+    out.par_chunks_mut(BLOCK * outputs)
+        .enumerate()
+        .for_each_init(Vec::new, |rows: &mut Vec<f64>, (block, out)| {
+            let start = block * BLOCK;
+            let count = out.len() / outputs;
+            rows.resize(count * width, 0.0);
+            let mut missing = false;
+            for (c, column) in x.columns.iter().enumerate() {
+                for (r, value) in column[start..start + count].iter().enumerate() {
+                    rows[r * width + c] = *value;
+                    missing |= value.is_nan();
+                }
+            }
+            predict(Block {
+                rows,
+                width,
+                missing,
+                out,
+            });
+        });
+    out
 }
 
 /// perpetual's `softmax_probabilities_with_temperature`, in place.

@@ -7,6 +7,8 @@
 //!   features this module encodes itself: numbers imputed with their median (plus an indicator
 //!   where values were missing) and standardized; categories one-hot on their commonest levels.
 //!   The fitted coefficients are kept, not smartcore's model, so prediction is plain arithmetic.
+//! - random forests and extra trees: grown here ([`crate::random_trees`]), on the values as
+//!   they are (missing values and category codes included).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -26,6 +28,7 @@ use crate::forest::Forest;
 use crate::metrics::Predictions;
 use crate::prepare::Matrix;
 use crate::problem::ProblemType;
+use crate::random_trees::{self, RandomTrees, Randomness};
 
 /// What is learned: the problem type and, for classification, how many classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,8 @@ pub enum Algorithm {
     },
     /// Ridge or logistic regression with this L2 penalty.
     Linear { alpha: f64 },
+    /// A random forest or extra trees.
+    Trees { randomness: Randomness },
 }
 
 impl Algorithm {
@@ -62,6 +67,7 @@ impl Algorithm {
                 format!("perpetual-gbm-budget-{budget:.1}-native-categories")
             }
             Self::Linear { alpha } => format!("linear-l2-{alpha}"),
+            Self::Trees { randomness } => randomness.name().to_string(),
         }
     }
 
@@ -79,6 +85,9 @@ impl Algorithm {
                 native_categories,
             } => fit_gbm(x, y, task, budget, native_categories, timeout).map(Model::Gbm),
             Self::Linear { alpha } => fit_linear(x, y, task, alpha).map(Model::Linear),
+            Self::Trees { randomness } => {
+                random_trees::fit(x, y, task, randomness, timeout).map(Model::Trees)
+            }
         }
     }
 }
@@ -88,6 +97,7 @@ impl Algorithm {
 pub enum Model {
     Gbm(Gbm),
     Linear(Linear),
+    Trees(RandomTrees),
 }
 
 impl std::fmt::Debug for Model {
@@ -99,6 +109,7 @@ impl std::fmt::Debug for Model {
                 "Model::Linear({} inputs)",
                 l.weights.first().map_or(0, Vec::len)
             ),
+            Self::Trees(t) => write!(f, "Model::Trees({t:?})"),
         }
     }
 }
@@ -108,18 +119,21 @@ impl Model {
         match self {
             Self::Gbm(g) => g.predict(x),
             Self::Linear(l) => l.predict(x),
+            Self::Trees(t) => t.predict(x),
         }
     }
 
     /// Each column's mean absolute SHAP value over the rows of `x`, in the model's margin
-    /// (the value for regression, log-odds for classification), summed over the outputs of a
-    /// multiclass model. Gradient boosting: perpetual's exact tree SHAP. Linear: exact for a
-    /// linear model, `weight * (encoded value - its mean over x)`, summed over the encoded
-    /// inputs a column makes (one-hot levels, a missing indicator).
+    /// (the value for regression, log-odds for classification, a forest's probabilities),
+    /// summed over the outputs of a multiclass model. Gradient boosting: perpetual's exact
+    /// tree SHAP. Linear: exact for a linear model, `weight * (encoded value - its mean over
+    /// x)`, summed over the encoded inputs a column makes (one-hot levels, a missing
+    /// indicator). Random trees: exact tree SHAP ([`crate::random_trees`]).
     pub fn mean_abs_shap(&self, x: &Matrix) -> Vec<f64> {
         match self {
             Self::Gbm(g) => g.mean_abs_shap(x),
             Self::Linear(l) => l.mean_abs_shap(x),
+            Self::Trees(t) => t.mean_abs_shap(x),
         }
     }
 }
@@ -577,6 +591,12 @@ mod tests {
                 native_categories: true,
             },
             Algorithm::Linear { alpha: 0.1 },
+            Algorithm::Trees {
+                randomness: Randomness::Forest,
+            },
+            Algorithm::Trees {
+                randomness: Randomness::ExtraTrees,
+            },
         ] {
             let model = algorithm.fit(&x, &value, regression, None).unwrap();
             let r2 = Metric::R2.score(&value, &model.predict(&x));
@@ -613,6 +633,12 @@ mod tests {
                 native_categories: true,
             },
             Algorithm::Linear { alpha: 0.1 },
+            Algorithm::Trees {
+                randomness: Randomness::Forest,
+            },
+            Algorithm::Trees {
+                randomness: Randomness::ExtraTrees,
+            },
         ] {
             let model = algorithm.fit(&x, &classes, multi, None).unwrap();
             let predicted = model.predict(&x);

@@ -5,8 +5,11 @@
 //! - [`problem`]: the target column and the problem type it makes;
 //! - [`metrics`]: Autopilot's objective metrics and the others reported;
 //! - [`prepare`]: automatic cleaning, reported step by step, and the recipe that repeats it;
-//! - [`learners`]: gradient boosting (perpetual) and linear models (smartcore), fitted and kept;
+//! - [`learners`]: gradient boosting (perpetual), linear models (smartcore) and random trees,
+//!   fitted and kept;
 //! - [`forest`]: gradient boosting flattened for fast prediction, equal to perpetual's own;
+//! - [`random_trees`]: random forests and extra trees, grown here, predicted as flattened
+//!   gradient boosting is;
 //! - [`search`]: cross-validated candidates within a time budget, and their greedy ensemble;
 //! - [`explain`]: feature importance, each feature's mean |SHAP| under the ensemble;
 //! - [`report`]: the data exploration and model quality reports;
@@ -28,6 +31,7 @@ pub mod learners;
 pub mod metrics;
 pub mod prepare;
 pub mod problem;
+pub mod random_trees;
 pub mod report;
 pub mod search;
 pub mod training;

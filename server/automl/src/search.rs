@@ -20,6 +20,7 @@ use crate::learners::{Algorithm, Model, Task};
 use crate::metrics::{self, Metric, Predictions};
 use crate::prepare::Matrix;
 use crate::problem::ProblemType;
+use crate::random_trees::Randomness;
 
 /// Above this many rows, one 80/20 holdout replaces k folds.
 pub const HOLDOUT_ROWS: usize = 50_000;
@@ -149,7 +150,8 @@ pub struct SearchResult {
 }
 
 /// The candidates, cheapest first; perpetual's own categorical splits only where there are
-/// categories.
+/// categories. The random trees come after the default gradient boosting: they seldom win
+/// alone, but their errors differ from boosting's, which the ensemble uses.
 pub fn schedule(has_categories: bool) -> Vec<Algorithm> {
     let gbm = |budget| Algorithm::Gbm {
         budget,
@@ -162,7 +164,17 @@ pub fn schedule(has_categories: bool) -> Vec<Algorithm> {
             native_categories: true,
         });
     }
-    candidates.extend([gbm(1.5), Algorithm::Linear { alpha: 0.01 }, gbm(2.0)]);
+    candidates.extend([
+        Algorithm::Trees {
+            randomness: Randomness::ExtraTrees,
+        },
+        Algorithm::Trees {
+            randomness: Randomness::Forest,
+        },
+        gbm(1.5),
+        Algorithm::Linear { alpha: 0.01 },
+        gbm(2.0),
+    ]);
     candidates
 }
 
