@@ -31,8 +31,8 @@ pub(crate) const BLOCK: usize = 1024;
 const NONE: u32 = u32::MAX;
 
 /// A node, 16 bytes. A split's left child is the next node (depth-first order); its right
-/// child is `right`. A leaf has the `LEAF` flag; what it holds is the tree's business (here,
-/// its leaf number in `Booster::leaf`; the random trees keep it in `right`).
+/// child is `right`. A leaf has the `LEAF` flag, and its leaf number (its place in the tree's
+/// table of leaf values) in `right`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Node {
     pub(crate) threshold: f64,
@@ -62,11 +62,11 @@ impl Node {
         }
     }
 
-    /// A leaf, holding `value` in `right`.
-    pub(crate) fn leaf(value: u32) -> Self {
+    /// A leaf, with its leaf number.
+    pub(crate) fn leaf(number: u32) -> Self {
         Node {
             threshold: f64::NEG_INFINITY,
-            right: value,
+            right: number,
             feature: LEAF,
         }
     }
@@ -133,8 +133,8 @@ impl Nodes {
         &self.nodes
     }
 
-    /// The node (a leaf) each of the block's `reached.len()` rows (row-major in `rows`,
-    /// `width` values each) reaches in the tree at `root`, into `reached[row]`; a tree
+    /// The leaf number each of the block's `reached.len()` rows (row-major in `rows`, `width`
+    /// values each) reaches in the tree at `root`, into `reached[row]`; a tree
     /// without special nodes (a categorical set, a separate node for missing values).
     ///
     /// Level by level: one pass moves every row still walking one step down, and keeps only
@@ -198,8 +198,9 @@ impl Nodes {
                 debug_assert!((row as usize) < reached.len());
                 #[allow(unsafe_code)]
                 // SAFETY: `walking` holds row numbers below `reached.len()`.
+                // (Written at every step, without a branch: the last, at a leaf, stays.)
                 unsafe {
-                    *reached.get_unchecked_mut(row as usize) = at
+                    *reached.get_unchecked_mut(row as usize) = node.right
                 };
                 let feature = (node.feature & !FLAGS) as usize;
                 let index = row as usize * width + feature;
@@ -250,8 +251,6 @@ struct Booster {
     output: Output,
     roots: Vec<Root>,
     nodes: Nodes,
-    /// Per node: a leaf's index in `leaves`.
-    leaf: Vec<u32>,
     /// Per node: (the missing-value child, the index in `categories`), each `NONE` when the
     /// node has none; read for `SPECIAL` nodes only.
     special: Vec<(u32, u32)>,
@@ -269,7 +268,6 @@ impl Booster {
             output,
             roots: Vec::new(),
             nodes: Nodes::default(),
-            leaf: Vec::new(),
             special: Vec::new(),
             leaves: Vec::new(),
             categories: Vec::new(),
@@ -330,8 +328,7 @@ impl Booster {
                         })
                         .map(f64::from),
                 };
-                nodes.push(Node::leaf(NONE));
-                self.leaf.push(self.leaves.len() as u32);
+                nodes.push(Node::leaf(self.leaves.len() as u32));
                 self.special.push((NONE, NONE));
                 self.leaves.push(weights);
             } else {
@@ -361,7 +358,6 @@ impl Booster {
                     right: at(node.right_child),
                     feature: feature | flags,
                 });
-                self.leaf.push(NONE);
                 self.special.push(special);
             }
         }
@@ -397,7 +393,7 @@ impl Booster {
         loop {
             let node = self.nodes.get(at);
             if node.feature & LEAF != 0 {
-                return self.leaf[at];
+                return node.right;
             }
             let value = row[(node.feature & !FLAGS) as usize];
             let (missing, categories) = if node.feature & SPECIAL != 0 {
@@ -449,8 +445,8 @@ impl Booster {
             if root.plain && width > 0 {
                 self.nodes
                     .walk(missing, root.node, rows, width, &mut reached, &mut walking);
-                for (row, node) in reached.iter().enumerate() {
-                    add(row, self.leaf[*node as usize]);
+                for (row, leaf) in reached.iter().enumerate() {
+                    add(row, *leaf);
                 }
             } else {
                 for row in 0..count {

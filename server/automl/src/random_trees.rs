@@ -46,6 +46,9 @@ pub const TREES: usize = 100;
 pub const MIN_TREES: usize = 8;
 /// The most rows a tree is grown on (sampled from the training rows).
 pub const MAX_SAMPLE: usize = 250_000;
+/// The most tree nodes visited (over all rows) to estimate a forest's SHAP values: a
+/// quarter of a second or so.
+pub const SHAP_NODE_VISITS: usize = 5_000_000;
 /// Bins of values per feature (a missing value's bin besides).
 const BINS: usize = 255;
 const MISSING_BIN: u8 = u8::MAX;
@@ -607,9 +610,8 @@ impl RandomTrees {
                     &mut reached,
                     &mut walking,
                 );
-                for (out, at) in block.out.chunks_mut(outputs).zip(&reached) {
-                    let leaf = self.nodes.get(*at as usize).right as usize;
-                    let values = &self.leaves[leaf * outputs..][..outputs];
+                for (out, leaf) in block.out.chunks_mut(outputs).zip(&reached) {
+                    let values = &self.leaves[*leaf as usize * outputs..][..outputs];
                     out.iter_mut().zip(values).for_each(|(o, v)| *o += v);
                 }
             }
@@ -631,6 +633,11 @@ impl RandomTrees {
     /// Each column's mean absolute SHAP value over the rows of `x`, in the forest's output:
     /// the value, the positive class's probability (binary), or summed over the classes'
     /// probabilities (multiclass).
+    ///
+    /// Tree SHAP visits every node of a tree for every row, so the forest's first trees
+    /// stand for it, as many as [`SHAP_NODE_VISITS`] allow over the rows of `x` (at least
+    /// one): the trees are alike by construction, and their mean SHAP values estimate the
+    /// forest's.
     pub fn mean_abs_shap(&self, x: &Matrix) -> Vec<f64> {
         let width = x.columns.len();
         let outputs = self.outputs;
@@ -638,7 +645,21 @@ impl RandomTrees {
             ProblemType::BinaryClassification if outputs == 2 => vec![1],
             _ => (0..outputs).collect(),
         };
-        let trees = self.roots.len().max(1) as f64;
+        let mut used = 0;
+        let mut visits = 0;
+        for (t, root) in self.roots.iter().enumerate() {
+            let end = self
+                .roots
+                .get(t + 1)
+                .map_or(self.nodes.len(), |r| *r as usize);
+            visits += (end - *root as usize) * x.rows;
+            if used > 0 && visits > SHAP_NODE_VISITS {
+                break;
+            }
+            used += 1;
+        }
+        let roots = &self.roots[..used];
+        let trees = used.max(1) as f64;
         let sums = (0..x.rows)
             .into_par_iter()
             .fold(
@@ -646,8 +667,9 @@ impl RandomTrees {
                 |mut sums, r| {
                     let row: Vec<f64> = x.columns.iter().map(|c| c[r]).collect();
                     let mut phi = vec![0.0; width * outputs];
-                    for root in &self.roots {
-                        self.tree_shap(*root as usize, &row, &mut phi);
+                    let mut paths = Vec::new();
+                    for root in roots {
+                        self.tree_shap(*root as usize, &row, &mut phi, &mut paths);
                     }
                     for (f, sum) in sums.iter_mut().enumerate() {
                         *sum += explained
@@ -668,31 +690,48 @@ impl RandomTrees {
         sums.iter().map(|s| s / x.rows.max(1) as f64).collect()
     }
 
-    /// Adds one tree's SHAP values for `row` to `phi` (`outputs` per feature).
-    fn tree_shap(&self, root: usize, row: &[f64], phi: &mut [f64]) {
-        self.shap_node(root, row, phi, Vec::new(), 1.0, 1.0, None);
+    /// Adds one tree's SHAP values for `row` to `phi` (`outputs` per feature); `paths`
+    /// holds one path per depth, reused.
+    fn tree_shap(
+        &self,
+        root: usize,
+        row: &[f64],
+        phi: &mut [f64],
+        paths: &mut Vec<Vec<PathElement>>,
+    ) {
+        if paths.len() < MAX_DEPTH + 2 {
+            paths.resize_with(MAX_DEPTH + 2, || Vec::with_capacity(MAX_DEPTH + 2));
+        }
+        self.shap_node(root, row, phi, paths, 0, 1.0, 1.0, None);
     }
 
-    /// Lundberg et al.'s recursion: `path` holds the features split on above (each once),
-    /// with the share of rows and of this row's paths that pass; extended here by the split
-    /// that led to this node.
+    /// Lundberg et al.'s recursion: the path at `depth` is its parent's (the features split
+    /// on above, each once, with the share of rows and of this row's paths that pass),
+    /// extended by the split that led to this node.
     #[allow(clippy::too_many_arguments)]
     fn shap_node(
         &self,
         at: usize,
         row: &[f64],
         phi: &mut [f64],
-        mut path: Vec<PathElement>,
+        paths: &mut [Vec<PathElement>],
+        depth: usize,
         zero: f64,
         one: f64,
         feature: Option<usize>,
     ) {
-        extend(&mut path, zero, one, feature);
+        let (above, here) = paths.split_at_mut(depth);
+        let path = &mut here[0];
+        path.clear();
+        if let Some(parent) = above.last() {
+            path.extend_from_slice(parent);
+        }
+        extend(path, zero, one, feature);
         let node = self.nodes.get(at);
         if node.is_leaf() {
             let values = &self.leaves[node.right as usize * self.outputs..][..self.outputs];
             for i in 1..path.len() {
-                let w = unwound_sum(&path, i);
+                let w = unwound_sum(path, i);
                 let e = &path[i];
                 let f = e.feature.expect("elements past the first name a feature");
                 for (k, v) in values.iter().enumerate() {
@@ -723,26 +762,13 @@ impl RandomTrees {
         if let Some(i) = path.iter().position(|e| e.feature == Some(split_feature)) {
             incoming_zero = path[i].zero;
             incoming_one = path[i].one;
-            unwind(&mut path, i);
+            unwind(path, i);
         }
-        self.shap_node(
-            hot,
-            row,
-            phi,
-            path.clone(),
-            hot_zero * incoming_zero,
-            incoming_one,
-            Some(split_feature),
-        );
-        self.shap_node(
-            cold,
-            row,
-            phi,
-            path,
-            cold_zero * incoming_zero,
-            0.0,
-            Some(split_feature),
-        );
+        let feature = Some(split_feature);
+        let (zero, one) = (hot_zero * incoming_zero, incoming_one);
+        self.shap_node(hot, row, phi, paths, depth + 1, zero, one, feature);
+        let zero = cold_zero * incoming_zero;
+        self.shap_node(cold, row, phi, paths, depth + 1, zero, 0.0, feature);
     }
 }
 
@@ -971,7 +997,7 @@ mod tests {
                 let row: Vec<f64> = x.columns.iter().map(|c| c[r]).collect();
                 for root in &forest.roots {
                     let mut phi = vec![0.0; m * forest.outputs];
-                    forest.tree_shap(*root as usize, &row, &mut phi);
+                    forest.tree_shap(*root as usize, &row, &mut phi, &mut Vec::new());
                     for k in 0..forest.outputs {
                         let v = |set: usize| {
                             let known: Vec<bool> = (0..m).map(|f| set >> f & 1 == 1).collect();

@@ -338,13 +338,17 @@ pub fn search(x: &Matrix, y: &[f64], task: Task, options: &SearchOptions) -> Res
         members: members.iter().map(|(w, b)| (b.name.clone(), *w)).collect(),
     };
     leaderboard.push(ensemble_row);
-    let objective = options.objective;
+    let rank = Rank::new(options.objective, task.problem);
     leaderboard.sort_by(|a, b| {
-        let rank = |c: &Candidate| c.status != CandidateStatus::Completed;
-        rank(a).cmp(&rank(b)).then_with(|| {
-            if objective.better(a.objective, b.objective) {
+        let done = |c: &Candidate| c.status != CandidateStatus::Completed;
+        let scores = |c: &Candidate| {
+            let tiebreak = c.metrics.get(&rank.tiebreak).copied();
+            (c.objective, tiebreak.unwrap_or(f64::NAN))
+        };
+        done(a).cmp(&done(b)).then_with(|| {
+            if rank.better(scores(a), scores(b)) {
                 std::cmp::Ordering::Less
-            } else if objective.better(b.objective, a.objective) {
+            } else if rank.better(scores(b), scores(a)) {
                 std::cmp::Ordering::Greater
             } else {
                 std::cmp::Ordering::Equal
@@ -427,40 +431,80 @@ fn cross_validate(
     })
 }
 
+/// How predictions are ranked: by the objective, then, where it ties, by log loss for
+/// classes or squared error for values. Ties are common when the objective counts (accuracy
+/// or F1 on a few hundred rows, where several candidates are all right); the second metric
+/// then prefers the candidate whose probabilities are better calibrated.
+#[derive(Debug, Clone, Copy)]
+struct Rank {
+    objective: Metric,
+    tiebreak: Metric,
+}
+
+impl Rank {
+    fn new(objective: Metric, problem: ProblemType) -> Self {
+        let tiebreak = if problem.is_classification() {
+            Metric::LogLoss
+        } else {
+            Metric::Mse
+        };
+        Rank {
+            objective,
+            tiebreak,
+        }
+    }
+
+    fn score(&self, actual: &[f64], predicted: &Predictions) -> (f64, f64) {
+        (
+            self.objective.score(actual, predicted),
+            self.tiebreak.score(actual, predicted),
+        )
+    }
+
+    /// Whether scores `a` are better than `b`.
+    fn better(&self, a: (f64, f64), b: (f64, f64)) -> bool {
+        if self.objective.better(a.0, b.0) {
+            true
+        } else if self.objective.better(b.0, a.0) || a.0.is_nan() != b.0.is_nan() {
+            false
+        } else {
+            self.tiebreak.better(a.1, b.1)
+        }
+    }
+}
+
 /// Greedy ensemble selection with replacement: each round adds the candidate that makes the
-/// average of the chosen out-of-fold predictions score best; the best round's counts are the
-/// weights. Returns the weights and the ensemble's out-of-fold predictions.
+/// average of the chosen out-of-fold predictions score best ([`Rank`]); the best round's
+/// counts are the weights. Returns the weights and the ensemble's out-of-fold predictions.
 fn select(
     fitted: &[(Bagged, Predictions)],
     actual: &[f64],
     task: Task,
     objective: Metric,
 ) -> (Vec<f64>, Predictions) {
+    let rank = Rank::new(objective, task.problem);
     let flats: Vec<Vec<f64>> = fitted.iter().map(|(_, p)| flat(p.clone())).collect();
     let len = flats[0].len();
     let mut counts = vec![0usize; fitted.len()];
     let mut sum = vec![0.0; len];
-    let mut best: Option<(f64, Vec<usize>)> = None;
+    let mut best: Option<((f64, f64), Vec<usize>)> = None;
     for round in 1..=ENSEMBLE_ROUNDS {
-        let mut pick: Option<(usize, f64)> = None;
+        let mut pick: Option<(usize, (f64, f64))> = None;
         for (i, f) in flats.iter().enumerate() {
             let mixed: Vec<f64> = sum
                 .iter()
                 .zip(f)
                 .map(|(s, v)| (s + v) / round as f64)
                 .collect();
-            let score = objective.score(actual, &unflat(task.problem, task.classes, mixed));
-            if pick.is_none_or(|(_, s)| objective.better(score, s)) {
+            let score = rank.score(actual, &unflat(task.problem, task.classes, mixed));
+            if pick.is_none_or(|(_, s)| rank.better(score, s)) {
                 pick = Some((i, score));
             }
         }
         let Some((i, score)) = pick else { break };
         counts[i] += 1;
         sum.iter_mut().zip(&flats[i]).for_each(|(s, v)| *s += v);
-        if best
-            .as_ref()
-            .is_none_or(|(s, _)| objective.better(score, *s))
-        {
+        if best.as_ref().is_none_or(|(s, _)| rank.better(score, *s)) {
             best = Some((score, counts.clone()));
         }
     }
