@@ -163,26 +163,36 @@ fn main() {
         );
     }
 
-    // A batch.
+    // A batch, five times over: the median and the best run (the machine is shared).
     let (batch, _) = data(BATCH_ROWS, 3);
+    let runs = |predict: &dyn Fn()| {
+        let mut seconds: Vec<f64> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                predict();
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        seconds.sort_by(f64::total_cmp);
+        (seconds[2], seconds[0])
+    };
     if let Model::Gbm(gbm) = &ensemble.members[0].1.models[0] {
-        let started = Instant::now();
-        std::hint::black_box(gbm.forest().predict(&batch));
-        let seconds = started.elapsed().as_secs_f64();
+        let (median, best) = runs(&|| {
+            std::hint::black_box(gbm.forest().predict(&batch));
+        });
         println!(
-            "batch of {BATCH_ROWS} rows, the flattened trees alone: {:.2} s, {:.0} rows/s",
-            seconds,
-            BATCH_ROWS as f64 / seconds
+            "batch of {BATCH_ROWS} rows, the flattened trees alone: median {median:.2} s, {:.0} rows/s (best {:.0})",
+            BATCH_ROWS as f64 / median,
+            BATCH_ROWS as f64 / best
         );
     }
-    let started = Instant::now();
-    let p = ensemble.predict(&batch);
-    let seconds = started.elapsed().as_secs_f64();
-    std::hint::black_box(p);
+    let (median, best) = runs(&|| {
+        std::hint::black_box(ensemble.predict(&batch));
+    });
     println!(
-        "batch of {BATCH_ROWS} rows: {:.2} s, {:.0} rows/s ({:.2}x the 1M rows/s target)",
-        seconds,
-        BATCH_ROWS as f64 / seconds,
-        BATCH_ROWS as f64 / seconds / 1e6
+        "batch of {BATCH_ROWS} rows: median {median:.2} s, {:.0} rows/s ({:.2}x the 1M rows/s target; best {:.0})",
+        BATCH_ROWS as f64 / median,
+        BATCH_ROWS as f64 / median / 1e6,
+        BATCH_ROWS as f64 / best
     );
 }

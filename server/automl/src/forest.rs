@@ -42,8 +42,9 @@ pub(crate) struct Node {
 }
 
 /// `Node::feature`'s flag bits.
-const NAN_LEFT: u32 = 1 << 31;
-const LEAF: u32 = 1 << 30;
+const NAN_LEFT: u32 = 1 << 30;
+/// The top bit: a split is a non-negative `i32` (one instruction fewer per step).
+const LEAF: u32 = 1 << 31;
 /// A categorical split, or a separate node for missing values: see `Booster::special`.
 const SPECIAL: u32 = 1 << 29;
 const FLAGS: u32 = NAN_LEFT | LEAF | SPECIAL;
@@ -99,6 +100,8 @@ pub(crate) struct Nodes {
     nodes: Vec<Node>,
     /// 1 + the largest feature a split reads (0 without splits).
     reads: usize,
+    /// Per node: the levels below it, itself included, with no leaf (0 at a leaf).
+    solid: Vec<u8>,
 }
 
 impl Nodes {
@@ -118,7 +121,20 @@ impl Nodes {
             }
             reads = reads.max(node.feature() + 1);
         }
-        Ok(Nodes { nodes, reads })
+        // Children come after their parent.
+        let mut solid = vec![0u8; nodes.len()];
+        for at in (0..nodes.len()).rev() {
+            let node = nodes[at];
+            if !node.is_leaf() {
+                let below = solid[at + 1].min(solid[node.right as usize]);
+                solid[at] = below.saturating_add(1);
+            }
+        }
+        Ok(Nodes {
+            nodes,
+            reads,
+            solid,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -140,11 +156,15 @@ impl Nodes {
     /// Level by level: one pass moves every row still walking one step down, and keeps only
     /// those not yet at a leaf (`walking`, compacted in place). A step does not depend on
     /// the one before it in the pass, so the core overlaps the loads of many rows, and it has
-    /// no branch to mispredict. `missing`: whether the rows may hold missing values (NaN),
-    /// which go where each node sends them; without, a step is shorter.
+    /// no branch to mispredict. Above the tree's first leaf (3 levels of 8.6 on average in
+    /// the benchmark's model) no row can stop, and a pass only moves them (1.1x the batch
+    /// speed). `missing`: whether the rows may hold missing values (NaN), which go where each
+    /// node sends them; without, a step is shorter.
     ///
-    /// (Measured against walking a fixed group of rows in lockstep until all are at leaves:
-    /// as fast at 12 rows, its best, with 40% of the steps idle.)
+    /// (Measured and not kept: walking a fixed group of rows in lockstep until all are at
+    /// leaves, as fast at 12 rows, its best, with 40% of the steps idle; two levels a pass,
+    /// 0.75x, a row's two steps depending on each other; the block's values column by
+    /// column, no faster.)
     pub(crate) fn walk(
         &self,
         missing: bool,
@@ -164,6 +184,37 @@ impl Nodes {
             reached.len(),
             self.reads
         );
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("bmi2")
+        {
+            #[allow(unsafe_code)]
+            // SAFETY: the CPU has the features `walk_x86_64_v3` is compiled for.
+            unsafe {
+                self.walk_x86_64_v3(missing, root, rows, width, reached, walking)
+            };
+            return;
+        }
+        if missing {
+            self.walk_rows::<true>(root, rows, width, reached, walking);
+        } else {
+            self.walk_rows::<false>(root, rows, width, reached, walking);
+        }
+    }
+
+    /// The walk compiled for x86-64-v3 CPUs (AVX2, BMI2: three-operand instructions, so fewer
+    /// register copies per step), chosen at run time; the build targets plain x86-64.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx,avx2,bmi1,bmi2,fma,lzcnt,movbe,popcnt")]
+    fn walk_x86_64_v3(
+        &self,
+        missing: bool,
+        root: u32,
+        rows: &[f64],
+        width: usize,
+        reached: &mut [u32],
+        walking: &mut Vec<(u32, u32)>,
+    ) {
         if missing {
             self.walk_rows::<true>(root, rows, width, reached, walking);
         } else {
@@ -182,6 +233,27 @@ impl Nodes {
     ) {
         walking.clear();
         walking.extend((0..reached.len() as u32).map(|row| (row, root)));
+        // The levels above the tree's first leaf: every row moves down each of them, so a
+        // step there is shorter (no leaf to check for, no row to drop, no leaf to note).
+        for _ in 0..self.solid[root as usize] {
+            for entry in walking.iter_mut() {
+                let (row, at) = *entry;
+                debug_assert!((at as usize) < self.nodes.len());
+                #[allow(unsafe_code)]
+                // SAFETY: `at` is a split (above the first leaf), whose children
+                // `Nodes::new` checked are nodes.
+                let node = unsafe { *self.nodes.get_unchecked(at as usize) };
+                let feature = (node.feature & !FLAGS) as usize;
+                let index = row as usize * width + feature;
+                debug_assert!(feature < width && index < rows.len());
+                #[allow(unsafe_code)]
+                // SAFETY: as in the loop below.
+                let value = unsafe { *rows.get_unchecked(index) };
+                let left = (value < node.threshold)
+                    | (MISSING && value.is_nan() & (node.feature & NAN_LEFT != 0));
+                entry.1 = std::hint::select_unpredictable(left, at + 1, node.right);
+            }
+        }
         let mut n = walking.len();
         while n > 0 {
             let mut kept = 0;
@@ -220,7 +292,7 @@ impl Nodes {
                 unsafe {
                     *walking.get_unchecked_mut(kept) = (row, next)
                 };
-                kept += usize::from(node.feature & LEAF == 0);
+                kept += usize::from(node.feature as i32 >= 0);
             }
             n = kept;
         }
@@ -427,15 +499,15 @@ impl Booster {
         }
     }
 
-    /// Calls `add(row, leaf)` for every row of the block (row-major, `width` values each)
-    /// and every tree, tree by tree: per row, the trees' order is perpetual's.
-    fn for_each_leaf(
+    /// Calls `add(leaves)` for every tree, in perpetual's order, with the leaf each row of
+    /// the block (row-major, `width` values each) reaches in it.
+    fn for_each_tree(
         &self,
         rows: &[f64],
         width: usize,
         count: usize,
         missing: bool,
-        mut add: impl FnMut(usize, u32),
+        mut add: impl FnMut(&[u32]),
     ) {
         let mut reached = vec![NONE; count];
         let mut walking = Vec::with_capacity(count);
@@ -445,15 +517,13 @@ impl Booster {
             if root.plain && width > 0 {
                 self.nodes
                     .walk(missing, root.node, rows, width, &mut reached, &mut walking);
-                for (row, leaf) in reached.iter().enumerate() {
-                    add(row, *leaf);
-                }
             } else {
-                for row in 0..count {
+                for (row, leaf) in reached.iter_mut().enumerate() {
                     let values = &rows[row * width..(row + 1) * width];
-                    add(row, self.leaf_of_row(root.node, values));
+                    *leaf = self.leaf_of_row(root.node, values);
                 }
             }
+            add(&reached);
         }
     }
 
@@ -462,8 +532,10 @@ impl Booster {
         match self.output {
             Output::Raw => {
                 out.fill(self.base_score);
-                self.for_each_leaf(rows, width, out.len(), missing, |row, leaf| {
-                    out[row] += self.leaves[leaf as usize][0];
+                self.for_each_tree(rows, width, out.len(), missing, |leaves| {
+                    for (out, leaf) in out.iter_mut().zip(leaves) {
+                        *out += self.leaves[*leaf as usize][0];
+                    }
                 });
                 if let Some(head) = &self.head {
                     for (prediction, row) in out.iter_mut().zip(rows.chunks(width)) {
@@ -482,10 +554,12 @@ impl Booster {
             }
             Output::FoldProbability => {
                 let mut logits = vec![[self.base_score; 5]; out.len()];
-                self.for_each_leaf(rows, width, out.len(), missing, |row, leaf| {
-                    let weights = &self.leaves[leaf as usize];
-                    for fold in 0..5 {
-                        logits[row][fold] += weights[fold];
+                self.for_each_tree(rows, width, out.len(), missing, |leaves| {
+                    for (logits, leaf) in logits.iter_mut().zip(leaves) {
+                        let weights = &self.leaves[*leaf as usize];
+                        for fold in 0..5 {
+                            logits[fold] += weights[fold];
+                        }
                     }
                 });
                 for (p, fold_logits) in out.iter_mut().zip(&logits) {
