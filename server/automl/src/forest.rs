@@ -48,6 +48,16 @@ const LEAF: u32 = 1 << 31;
 /// A categorical split, or a separate node for missing values: see `Booster::special`.
 const SPECIAL: u32 = 1 << 29;
 const FLAGS: u32 = NAN_LEFT | LEAF | SPECIAL;
+/// A split every row passes on to the next node (missing values too): what a shallow leaf is
+/// pushed down by, its `right` set to the next node as well.
+const PASS: Node = Node {
+    threshold: f64::INFINITY,
+    right: 0,
+    feature: NAN_LEFT,
+};
+/// Leaves are pushed down to at most this depth.
+const PAD_DEPTH_LIMIT: usize = 8;
+
 /// The most features a split may name.
 pub(crate) const MAX_FEATURES: usize = SPECIAL as usize;
 
@@ -70,6 +80,10 @@ impl Node {
             right: number,
             feature: LEAF,
         }
+    }
+
+    const fn with_right(self, right: u32) -> Self {
+        Node { right, ..self }
     }
 
     pub(crate) fn is_leaf(&self) -> bool {
@@ -112,7 +126,8 @@ impl Nodes {
                 continue;
             }
             let right = node.right as usize;
-            if at + 1 >= nodes.len() || right <= at + 1 || right >= nodes.len() {
+            // (A split that passes every row on has both children next: `PASS`.)
+            if at + 1 >= nodes.len() || right <= at || right >= nodes.len() {
                 return Err(format!(
                     "node {at}: its children ({}, {right}) are not later nodes of the {} there are",
                     at + 1,
@@ -363,30 +378,65 @@ impl Booster {
         let base = nodes.len();
         // perpetual's node numbers in the order they are placed.
         let mut order = Vec::with_capacity(tree.nodes.len());
-        let mut stack = vec![0usize];
-        let mut position = std::collections::HashMap::with_capacity(tree.nodes.len());
-        while let Some(num) = stack.pop() {
+        let mut stack = vec![(0usize, 0usize)];
+        let mut depth = std::collections::HashMap::with_capacity(tree.nodes.len());
+        while let Some((num, level)) = stack.pop() {
             let Some(node) = tree.nodes.get(&num) else {
                 continue;
             };
-            if position.contains_key(&num) {
+            if depth.contains_key(&num) {
                 continue;
             }
-            position.insert(num, order.len());
+            depth.insert(num, level);
             order.push(num);
             if !node.is_leaf {
                 // The missing branch, when it is its own node, is placed after both.
                 if node.missing_node != node.left_child && node.missing_node != node.right_child {
-                    stack.push(node.missing_node);
+                    stack.push((node.missing_node, level + 1));
                 }
-                stack.push(node.right_child);
-                stack.push(node.left_child);
+                stack.push((node.right_child, level + 1));
+                stack.push((node.left_child, level + 1));
             }
         }
-        let at = |num: usize| (base + position[&num]) as u32;
+        // Leaves above the depth of the shallowest twentieth of them are pushed down to it
+        // by splits that send every row on (`PASS`): the levels above a tree's first leaf
+        // are walked faster (see `Nodes::walk`), and the few rows reaching those leaves take
+        // an extra fast step or two.
+        let mut leaf_depths: Vec<usize> = order
+            .iter()
+            .filter(|num| tree.nodes[*num].is_leaf)
+            .map(|num| depth[num])
+            .collect();
+        leaf_depths.sort_unstable();
+        let floor = leaf_depths
+            .get(leaf_depths.len() / 20)
+            .copied()
+            .unwrap_or(0)
+            .min(PAD_DEPTH_LIMIT);
+        let pad = |num: usize| {
+            if tree.nodes[&num].is_leaf {
+                floor.saturating_sub(depth[&num])
+            } else {
+                0
+            }
+        };
+        // A node's place: after those before it in `order` and their padding (a padded
+        // leaf's place is its first passing split's).
+        let mut position = std::collections::HashMap::with_capacity(order.len());
+        let mut next = base;
+        for num in &order {
+            position.insert(*num, next);
+            next += 1 + pad(*num);
+        }
+        let at = |num: usize| position[&num] as u32;
         let mut plain = true;
         for num in order {
             let node = &tree.nodes[&num];
+            for _ in 0..pad(num) {
+                let here = nodes.len() as u32;
+                nodes.push(PASS.with_right(here + 1));
+                self.special.push((NONE, NONE));
+            }
             let here = nodes.len() as u32;
             if node.is_leaf {
                 let weights = match output {
@@ -501,6 +551,7 @@ impl Booster {
 
     /// Calls `add(leaves)` for every tree, in perpetual's order, with the leaf each row of
     /// the block (row-major, `width` values each) reaches in it.
+    #[inline(always)]
     fn for_each_tree(
         &self,
         rows: &[f64],
@@ -528,6 +579,7 @@ impl Booster {
     }
 
     /// This booster's output for the block's rows (row-major, `width` values each).
+    #[inline(always)]
     fn predict_block(&self, rows: &[f64], width: usize, missing: bool, out: &mut [f64]) {
         match self.output {
             Output::Raw => {
@@ -686,11 +738,34 @@ impl Forest {
     /// Row-major predictions: a value, the positive class's probability, or one probability
     /// per class.
     pub fn predict(&self, x: &Matrix) -> Vec<f64> {
+        #[cfg(target_arch = "x86_64")]
+        let v3 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("bmi2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let v3 = false;
         by_blocks(x, self.outputs(), |block| {
+            #[cfg(target_arch = "x86_64")]
+            if v3 {
+                #[allow(unsafe_code)]
+                // SAFETY: the CPU has the features `predict_block_x86_64_v3` is compiled for.
+                unsafe {
+                    self.predict_block_x86_64_v3(block.rows, block.width, block.missing, block.out)
+                };
+                return;
+            }
             self.predict_block(block.rows, block.width, block.missing, block.out)
         })
     }
 
+    /// A block's prediction compiled for x86-64-v3 CPUs (the leaf sums in 4-wide AVX2
+    /// adds, the walk as `Nodes::walk_x86_64_v3`), chosen at run time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx,avx2,bmi1,bmi2,fma,lzcnt,movbe,popcnt")]
+    fn predict_block_x86_64_v3(&self, rows: &[f64], width: usize, missing: bool, out: &mut [f64]) {
+        self.predict_block(rows, width, missing, out)
+    }
+
+    #[inline(always)]
     fn predict_block(&self, rows: &[f64], width: usize, missing: bool, out: &mut [f64]) {
         match &self.kind {
             Kind::Value | Kind::Binary => self.boosters[0].predict_block(rows, width, missing, out),
