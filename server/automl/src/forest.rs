@@ -237,6 +237,30 @@ impl Nodes {
         }
     }
 
+    /// The child of split `node` (at `at`) that `row` goes to; at a leaf, its `right`.
+    #[inline(always)]
+    fn child<const MISSING: bool>(
+        node: Node,
+        at: u32,
+        row: u32,
+        rows: &[f64],
+        width: usize,
+    ) -> u32 {
+        let feature = (node.feature & !FLAGS) as usize;
+        let index = row as usize * width + feature;
+        debug_assert!(feature < width && index < rows.len());
+        #[allow(unsafe_code)]
+        // SAFETY: the walk's `rows` holds its rows of `width` values, `row` is one of them,
+        // and every split's feature is below `width` (`walk` checked both); a leaf's value
+        // is read too, at feature 0, so the caller walks only when `width` is positive.
+        let value = unsafe { *rows.get_unchecked(index) };
+        let left =
+            (value < node.threshold) | (MISSING && value.is_nan() & (node.feature & NAN_LEFT != 0));
+        // Written as `if`, LLVM turns this select into a branch, which is mispredicted about
+        // every other step (3x slower, measured).
+        std::hint::select_unpredictable(left, at + 1, node.right)
+    }
+
     #[inline(always)]
     fn walk_rows<const MISSING: bool>(
         &self,
@@ -247,10 +271,23 @@ impl Nodes {
         walking: &mut Vec<(u32, u32)>,
     ) {
         walking.clear();
-        walking.extend((0..reached.len() as u32).map(|row| (row, root)));
+        let root_node = self.nodes[root as usize];
+        let mut solid = self.solid[root as usize];
+        if root_node.is_leaf() {
+            walking.extend((0..reached.len() as u32).map(|row| (row, root)));
+        } else {
+            // Every row takes the root's step, with its node read once.
+            walking.extend((0..reached.len() as u32).map(|row| {
+                (
+                    row,
+                    Self::child::<MISSING>(root_node, root, row, rows, width),
+                )
+            }));
+            solid -= 1;
+        }
         // The levels above the tree's first leaf: every row moves down each of them, so a
         // step there is shorter (no leaf to check for, no row to drop, no leaf to note).
-        for _ in 0..self.solid[root as usize] {
+        for _ in 0..solid {
             for entry in walking.iter_mut() {
                 let (row, at) = *entry;
                 debug_assert!((at as usize) < self.nodes.len());
@@ -258,15 +295,7 @@ impl Nodes {
                 // SAFETY: `at` is a split (above the first leaf), whose children
                 // `Nodes::new` checked are nodes.
                 let node = unsafe { *self.nodes.get_unchecked(at as usize) };
-                let feature = (node.feature & !FLAGS) as usize;
-                let index = row as usize * width + feature;
-                debug_assert!(feature < width && index < rows.len());
-                #[allow(unsafe_code)]
-                // SAFETY: as in the loop below.
-                let value = unsafe { *rows.get_unchecked(index) };
-                let left = (value < node.threshold)
-                    | (MISSING && value.is_nan() & (node.feature & NAN_LEFT != 0));
-                entry.1 = std::hint::select_unpredictable(left, at + 1, node.right);
+                entry.1 = Self::child::<MISSING>(node, at, row, rows, width);
             }
         }
         let mut n = walking.len();
@@ -289,19 +318,7 @@ impl Nodes {
                 unsafe {
                     *reached.get_unchecked_mut(row as usize) = node.right
                 };
-                let feature = (node.feature & !FLAGS) as usize;
-                let index = row as usize * width + feature;
-                debug_assert!(feature < width && index < rows.len());
-                #[allow(unsafe_code)]
-                // SAFETY: `rows` holds `reached.len()` rows of `width` values and every
-                // split's feature is below `width` (`walk` checked both); a leaf's value is
-                // read too, at feature 0, so the caller walks only when `width` is positive.
-                let value = unsafe { *rows.get_unchecked(index) };
-                let left = (value < node.threshold)
-                    | (MISSING && value.is_nan() & (node.feature & NAN_LEFT != 0));
-                // Written as `if`, LLVM turns this select into a branch, which is
-                // mispredicted about every other step (3x slower, measured).
-                let next = std::hint::select_unpredictable(left, at + 1, node.right);
+                let next = Self::child::<MISSING>(node, at, row, rows, width);
                 #[allow(unsafe_code)]
                 // SAFETY: `kept` is at most `i`.
                 unsafe {
