@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "quiver/featurestore/v1/auth.proto",
         "quiver/featurestore/v1/lineage.proto",
         "quiver/featurestore/v1/automl.proto",
+        "quiver/featurestore/v1/prep.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

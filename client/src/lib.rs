@@ -34,6 +34,7 @@ use quiver_proto::v1::auth_client::AuthClient;
 use quiver_proto::v1::auto_ml_client::AutoMlClient;
 use quiver_proto::v1::feature_store_client::FeatureStoreClient;
 use quiver_proto::v1::lineage_client::LineageClient;
+use quiver_proto::v1::prep_client::PrepClient;
 use quiver_proto::v1::query_client::QueryClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -102,6 +103,7 @@ pub struct Client {
     admin: AuthClient<Transport>,
     lineage: LineageClient<Transport>,
     automl: AutoMlClient<Transport>,
+    prep: PrepClient<Transport>,
     retry: RetryPolicy,
 }
 
@@ -152,7 +154,8 @@ impl Client {
             queries: QueryClient::new(channel.clone()).max_decoding_message_size(256 * 1024 * 1024),
             admin: AuthClient::new(channel.clone()),
             lineage: LineageClient::new(channel.clone()),
-            automl: AutoMlClient::new(channel),
+            automl: AutoMlClient::new(channel.clone()),
+            prep: PrepClient::new(channel),
             retry: RetryPolicy::default(),
         }
     }
@@ -165,6 +168,11 @@ impl Client {
 
     /// The `Lineage` service (the lineage graph: entities, associations, QueryLineage), as
     /// generated: each call takes and returns the protobuf messages.
+    /// The Prep service's stub: data preparation recipes and runs (docs/data-prep.md).
+    pub fn prep(&self) -> PrepClient<Transport> {
+        self.prep.clone()
+    }
+
     /// The AutoML service's stub (docs/automl.md).
     pub fn automl(&self) -> AutoMlClient<Transport> {
         self.automl.clone()

@@ -94,6 +94,11 @@ enum Command {
     /// progress bar); `describe`, `list`, `stop`, `report`; `predict` for rows or online records.
     #[command(subcommand)]
     Automl(cli::automl::AutomlCommand),
+    /// Data preparation recipes (docs/data-prep.md): `put` stores a recipe file, `preview`
+    /// shows the rows after any step, `run` writes the output to a file or a feature group
+    /// (following it), `list`, `show`, `diff`, `runs`, `stop`.
+    #[command(subcommand)]
+    Prep(cli::prep::PrepCommand),
 }
 
 #[tokio::main]
@@ -139,6 +144,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         Command::Ingest(args) => return cli::ingest::run(&client, out, args).await,
         Command::Lineage(command) => cli::lineage::run(&client, out, command).await?,
         Command::Automl(command) => cli::automl::run(&client, out, command).await?,
+        Command::Prep(command) => cli::prep::run(&client, out, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -117,83 +117,84 @@ impl QueryLoader {
     }
 }
 
-impl QueryLoader {
-    /// A group without an offline store: every live record of its online store, its scalar
-    /// features as columns (collections are not model inputs).
-    fn online(&self, name: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        use arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder};
-        use arrow::datatypes::{DataType, Field, Schema};
-        use quiver_types::model::{Collection, FeatureType, Value};
+/// A group without an offline store: every live record of its online store, its scalar
+/// features as columns (collections are not model inputs).
+pub(crate) fn online_records(
+    queries: &QueryEngine,
+    name: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    use arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use quiver_types::model::{Collection, FeatureType, Value};
 
-        enum Builder {
-            Integral(Int64Builder),
-            Fractional(Float64Builder),
-            String(StringBuilder),
-        }
-        let store = self.queries.store();
-        let group = store.describe_feature_group(name)?;
-        let features: Vec<_> = group
-            .features
-            .iter()
-            .filter(|f| f.collection == Collection::Scalar)
-            .collect();
-        let mut builders: Vec<Builder> = features
-            .iter()
-            .map(|f| match f.feature_type {
-                FeatureType::Integral => Builder::Integral(Int64Builder::new()),
-                FeatureType::Fractional => Builder::Fractional(Float64Builder::new()),
-                FeatureType::String => Builder::String(StringBuilder::new()),
-            })
-            .collect();
-        let mut after: Option<String> = None;
-        loop {
-            let (ids, more) = store.list_record_identifiers(name, after.as_deref(), 1000, false)?;
-            for id in &ids {
-                let Some(view) = store.get_record(name, id, &[])? else {
-                    continue;
-                };
-                let values: std::collections::HashMap<String, Value> =
-                    view.values()?.into_iter().collect();
-                for (feature, builder) in features.iter().zip(builders.iter_mut()) {
-                    match (builder, values.get(&feature.name)) {
-                        (Builder::Integral(b), Some(Value::Integral(v))) => b.append_value(*v),
-                        (Builder::Fractional(b), Some(Value::Fractional(v))) => b.append_value(*v),
-                        (Builder::String(b), Some(Value::String(v))) => b.append_value(v),
-                        (Builder::Integral(b), _) => b.append_null(),
-                        (Builder::Fractional(b), _) => b.append_null(),
-                        (Builder::String(b), _) => b.append_null(),
-                    }
+    enum Builder {
+        Integral(Int64Builder),
+        Fractional(Float64Builder),
+        String(StringBuilder),
+    }
+    let store = queries.store();
+    let group = store.describe_feature_group(name)?;
+    let features: Vec<_> = group
+        .features
+        .iter()
+        .filter(|f| f.collection == Collection::Scalar)
+        .collect();
+    let mut builders: Vec<Builder> = features
+        .iter()
+        .map(|f| match f.feature_type {
+            FeatureType::Integral => Builder::Integral(Int64Builder::new()),
+            FeatureType::Fractional => Builder::Fractional(Float64Builder::new()),
+            FeatureType::String => Builder::String(StringBuilder::new()),
+        })
+        .collect();
+    let mut after: Option<String> = None;
+    loop {
+        let (ids, more) = store.list_record_identifiers(name, after.as_deref(), 1000, false)?;
+        for id in &ids {
+            let Some(view) = store.get_record(name, id, &[])? else {
+                continue;
+            };
+            let values: std::collections::HashMap<String, Value> =
+                view.values()?.into_iter().collect();
+            for (feature, builder) in features.iter().zip(builders.iter_mut()) {
+                match (builder, values.get(&feature.name)) {
+                    (Builder::Integral(b), Some(Value::Integral(v))) => b.append_value(*v),
+                    (Builder::Fractional(b), Some(Value::Fractional(v))) => b.append_value(*v),
+                    (Builder::String(b), Some(Value::String(v))) => b.append_value(v),
+                    (Builder::Integral(b), _) => b.append_null(),
+                    (Builder::Fractional(b), _) => b.append_null(),
+                    (Builder::String(b), _) => b.append_null(),
                 }
             }
-            after = ids.last().cloned();
-            if !more || after.is_none() {
-                break;
-            }
         }
-        let fields: Vec<Field> = features
-            .iter()
-            .map(|f| {
-                let data_type = match f.feature_type {
-                    FeatureType::Integral => DataType::Int64,
-                    FeatureType::Fractional => DataType::Float64,
-                    FeatureType::String => DataType::Utf8,
-                };
-                Field::new(&f.name, data_type, true)
-            })
-            .collect();
-        let columns: Vec<ArrayRef> = builders
-            .into_iter()
-            .map(|b| match b {
-                Builder::Integral(mut b) => Arc::new(b.finish()) as ArrayRef,
-                Builder::Fractional(mut b) => Arc::new(b.finish()) as ArrayRef,
-                Builder::String(mut b) => Arc::new(b.finish()) as ArrayRef,
-            })
-            .collect();
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| Error::internal(format!("reading {name}'s online records: {e}")))?;
-        Ok((schema, vec![batch]))
+        after = ids.last().cloned();
+        if !more || after.is_none() {
+            break;
+        }
     }
+    let fields: Vec<Field> = features
+        .iter()
+        .map(|f| {
+            let data_type = match f.feature_type {
+                FeatureType::Integral => DataType::Int64,
+                FeatureType::Fractional => DataType::Float64,
+                FeatureType::String => DataType::Utf8,
+            };
+            Field::new(&f.name, data_type, true)
+        })
+        .collect();
+    let columns: Vec<ArrayRef> = builders
+        .into_iter()
+        .map(|b| match b {
+            Builder::Integral(mut b) => Arc::new(b.finish()) as ArrayRef,
+            Builder::Fractional(mut b) => Arc::new(b.finish()) as ArrayRef,
+            Builder::String(mut b) => Arc::new(b.finish()) as ArrayRef,
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::internal(format!("reading {name}'s online records: {e}")))?;
+    Ok((schema, vec![batch]))
 }
 
 impl DataLoader for QueryLoader {
@@ -208,7 +209,7 @@ impl DataLoader for QueryLoader {
                 .describe_feature_group(name)?
                 .has_offline_store() =>
             {
-                self.online(name)
+                online_records(&self.queries, name)
             }
             DataSource::FeatureGroup { name, history } => {
                 self.queries.store().describe_feature_group(name)?;

@@ -12,6 +12,7 @@ mod automl;
 mod config;
 mod http;
 mod metrics;
+mod prep;
 mod server;
 
 use std::io::IsTerminal;

@@ -245,6 +245,13 @@ pub async fn run(
 
     let automl =
         crate::automl::open_jobs(&config, &queries, lineage.clone(), clock_for_automl.clone())?;
+    let (recipes, prep_runs, prep_sources) = crate::prep::open(
+        &config,
+        &store,
+        &queries,
+        lineage.clone(),
+        clock_for_automl.clone(),
+    )?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         // Resolves when the sender says stop, or is gone.
@@ -322,6 +329,18 @@ pub async fn run(
             ),
         )
     });
+    let prep_api =
+        quiver_proto::v1::prep_server::PrepServer::new(quiver_grpc::prep_service::PrepService {
+            recipes,
+            runs: prep_runs,
+            sources: prep_sources,
+            store: store.clone(),
+            access: access.clone(),
+            queries: queries.clone(),
+            clock: clock_for_automl.clone(),
+        })
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(max_request);
     let authenticate = AuthLayer::new(access.clone(), max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
         tonic::transport::Server::builder()
@@ -335,6 +354,7 @@ pub async fn run(
             .add_service(admin_api.clone())
             .add_optional_service(lineage_api.clone())
             .add_optional_service(automl_api.clone())
+            .add_service(prep_api.clone())
     });
     let h2_tls = tls.as_ref().map(|t| t.h2.clone());
     let grpc = threads::serve(

@@ -16,6 +16,7 @@ pub mod infer;
 pub mod ingest;
 pub mod lineage;
 pub mod output;
+pub mod prep;
 pub mod records;
 pub mod rows;
 pub mod spec;

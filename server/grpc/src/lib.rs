@@ -22,6 +22,7 @@ pub mod in_process;
 mod lineage_experiments;
 pub mod lineage_service;
 pub mod metrics;
+pub mod prep_service;
 pub mod query_service;
 pub mod service;
 pub mod status;

@@ -133,7 +133,7 @@ impl Lineage {
     }
 
     /// Adds an association unless it exists.
-    fn associate_once(&self, from: &str, to: &str, kind: AssociationType) -> Result<()> {
+    pub(crate) fn associate_once(&self, from: &str, to: &str, kind: AssociationType) -> Result<()> {
         match self.add_association(from, to, Some(kind), None) {
             Err(e)
                 if e.kind() == ErrorKind::Validation && e.message().contains("already exists") =>

@@ -37,6 +37,7 @@ pub mod keys;
 pub mod model;
 pub mod openlineage;
 pub mod paging;
+pub mod prep;
 pub mod query;
 pub mod sources;
 pub mod validate;

@@ -7,6 +7,8 @@
 //! - `compile.rs`: the recipe as a chain of SQL tables, checked and fitted step by step;
 //! - `steps/`: each step's SQL;
 //! - `run.rs`: sources resolved into a recipe's own context, previews and runs;
+//! - `store.rs`: stored recipes and their versions;
+//! - `runs.rs`: runs in the background into a file or a feature group, exactly once;
 //! - `udf.rs`: the SQL functions recipes use beyond DataFusion's.
 //!
 //! This crate reads no store itself: the host resolves feature groups and queries ([`Sources`]).
@@ -14,7 +16,9 @@
 pub mod compile;
 pub mod recipe;
 pub mod run;
+pub mod runs;
 mod steps;
+pub mod store;
 pub mod udf;
 
 pub use compile::{Compiled, compile};
