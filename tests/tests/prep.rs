@@ -208,6 +208,20 @@ async fn recipes_are_versioned_previewed_and_run_into_a_file() {
     );
     let sql = server.cli(&["prep", "preview", "--recipe", "events", "--sql"]);
     assert!(sql.contains("WHERE (amount > 0.5)"), "{sql}");
+    let report = server.cli(&["prep", "report", "--recipe", "events", "--target", "kind_a"]);
+    let report: serde_json::Value = serde_json::from_str(&report).expect("JSON");
+    assert_eq!(report["rows"], json!(500), "{report}");
+    assert!(report["quick_model"]["metrics"].is_object(), "{report}");
+    let page = dir.path().join("report.html");
+    server.cli(&[
+        "prep",
+        "report",
+        "--recipe",
+        "events",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read_to_string(&page).unwrap().contains("<svg"));
     let listed = server.cli(&["prep", "list"]);
     assert!(
         listed.contains("events") && listed.contains(" 2 "),

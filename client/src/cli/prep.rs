@@ -1,6 +1,6 @@
 //! `quiver prep ...`: data preparation recipes on the server's `Prep` service
 //! (docs/data-prep.md). `put` stores a recipe file as its name's next version; `preview` shows
-//! the first rows after any step on a sample; `run` writes a recipe's output into a file on the
+//! the first rows after any step on a sample; `report` the data quality report; `run` writes a recipe's output into a file on the
 //! server or a feature group and follows it to its end; `list`, `show`, `diff`, `delete`,
 //! `runs`, `describe-run` and `stop` do what they say.
 
@@ -88,6 +88,19 @@ pub enum PrepCommand {
         /// Print the recipe as one SQL query instead.
         #[arg(long)]
         sql: bool,
+    },
+    /// The data quality and insights report on a sample of the recipe's output, as JSON, or
+    /// `--html FILE` as a page with charts.
+    Report {
+        #[command(flatten)]
+        recipe: RecipeArg,
+        /// The column a model would predict (adds target analysis and a quick model).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 100_000)]
+        sample: u32,
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Run a recipe over its whole sources: into a new file on the server (--out) or a
     /// feature group (--group, created from the output with --create --id COL --time COL).
@@ -311,6 +324,38 @@ pub async fn run(client: &Client, out: Output, command: PrepCommand) -> Result<(
                         .collect();
                     print_table(&header, &rows);
                     eprintln!("{} rows in {:.3} s", rows.len(), p.seconds);
+                }
+            }
+        }
+        PrepCommand::Report {
+            recipe,
+            target,
+            sample,
+            html,
+        } => {
+            use pb::report_request::Recipe as R;
+            let which = match (recipe.json()?, recipe.stored()) {
+                (Some(j), _) => R::RecipeJson(j),
+                (None, Some(s)) => R::Stored(s),
+                _ => bail!("name the recipe: a file, or --recipe NAME"),
+            };
+            let report = prep
+                .report(pb::ReportRequest {
+                    recipe: Some(which),
+                    target,
+                    sample_rows: sample,
+                })
+                .await
+                .context("Report")?
+                .into_inner();
+            match html {
+                Some(path) => {
+                    std::fs::write(&path, &report.html)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("wrote {}", path.display());
+                }
+                None => {
+                    print_json(&serde_json::from_str(&report.report_json).unwrap_or(Value::Null))
                 }
             }
         }

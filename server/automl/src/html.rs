@@ -15,6 +15,28 @@ use crate::search::{Candidate, CandidateStatus};
 use crate::training::TrainedModel;
 
 /// The page for the model of job `job`.
+/// A data report alone as a self-contained page (data preparation's quality report), with
+/// `extra` HTML (already escaped) after the summary.
+pub fn data_page(title: &str, report: &DataReport, extra: &str) -> String {
+    let mut html = String::new();
+    let title = escape(title);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
+    );
+    html.push_str(extra);
+    data(&mut html, report);
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// Text for HTML, escaped.
+pub fn escape_html(text: &str) -> String {
+    escape(text)
+}
+
 pub fn page(job: &str, model: &TrainedModel) -> String {
     let mut html = String::new();
     let title = format!("AutoML report: {}", escape(job));
@@ -270,29 +292,30 @@ fn data(html: &mut String, report: &DataReport) {
         }
         html.push_str("</ul>\n");
     }
-    let target = &report.target;
-    let _ = write!(html, "<h3>Target: {}</h3>", escape(&target.name));
-    if !target.classes.is_empty() {
-        html.push_str("<table><tr><th class=\"l\">Class</th><th>Rows</th></tr>");
-        for (class, count) in &target.classes {
-            let _ = write!(
+    if let Some(target) = &report.target {
+        let _ = write!(html, "<h3>Target: {}</h3>", escape(&target.name));
+        if !target.classes.is_empty() {
+            html.push_str("<table><tr><th class=\"l\">Class</th><th>Rows</th></tr>");
+            for (class, count) in &target.classes {
+                let _ = write!(
+                    html,
+                    "<tr><td class=\"l\">{}</td><td>{count}</td></tr>",
+                    escape(class)
+                );
+            }
+            html.push_str("</table>\n");
+        }
+        if let Some(s) = &target.statistics {
+            let _ = writeln!(
                 html,
-                "<tr><td class=\"l\">{}</td><td>{count}</td></tr>",
-                escape(class)
+                "<p>min {}, median {}, mean {}, max {}, standard deviation {}</p>",
+                number(s.min),
+                number(s.median),
+                number(s.mean),
+                number(s.max),
+                number(s.std_dev)
             );
         }
-        html.push_str("</table>\n");
-    }
-    if let Some(s) = &target.statistics {
-        let _ = writeln!(
-            html,
-            "<p>min {}, median {}, mean {}, max {}, standard deviation {}</p>",
-            number(s.min),
-            number(s.median),
-            number(s.mean),
-            number(s.max),
-            number(s.std_dev)
-        );
     }
     html.push_str("<h3>Columns</h3>\n<table><tr><th class=\"l\">Column</th><th class=\"l\">Type</th><th>Missing</th><th>Distinct</th><th>Min</th><th>Median</th><th>Mean</th><th>Max</th><th>Prediction power alone</th><th class=\"l\">Distribution</th></tr>\n");
     for c in &report.column_summaries {

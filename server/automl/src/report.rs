@@ -29,7 +29,9 @@ pub struct DataReport {
     pub rows: usize,
     pub columns: usize,
     pub column_summaries: Vec<ColumnSummary>,
-    pub target: TargetSummary,
+    /// The target, when the data is explored for one (always, for AutoML).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetSummary>,
     /// The most correlated pairs of numeric columns (Pearson), strongest first.
     pub correlations: Vec<Correlation>,
     pub warnings: Vec<Warning>,
@@ -101,7 +103,13 @@ pub struct Warning {
 
 /// Explores `frame` for predicting `target`.
 pub fn explore(frame: &Frame, target: &Target) -> DataReport {
-    let y: Vec<f64> = target.y.clone();
+    profile(frame, Some(target))
+}
+
+/// Explores `frame`, for predicting `target` if one is named (data preparation's quality
+/// report has none unless asked).
+pub fn profile(frame: &Frame, target: Option<&Target>) -> DataReport {
+    let y: Vec<f64> = target.map(|t| t.y.clone()).unwrap_or_default();
     let mut warnings = Vec::new();
     let mut summaries = Vec::new();
     for column in &frame.columns {
@@ -126,8 +134,8 @@ pub fn explore(frame: &Frame, target: &Target) -> DataReport {
         } else {
             Vec::new()
         };
-        let is_target = column.name == target.name;
-        let power = (!is_target).then(|| {
+        let is_target = target.is_some_and(|t| column.name == t.name);
+        let power = target.filter(|_| !is_target).map(|target| {
             let x: Vec<f64> = target.rows.iter().map(|&r| column.values[r]).collect();
             prediction_power(&x, column.kind == ColumnKind::Category, &y, target)
         });
@@ -148,7 +156,7 @@ pub fn explore(frame: &Frame, target: &Target) -> DataReport {
                 detail: format!("skewness {:.2}: a few large values dominate", s.skewness),
             });
         }
-        if let Some(p) = power
+        if let (Some(p), Some(target)) = (power, target)
             && p >= LEAKAGE_POWER
         {
             warnings.push(Warning {
@@ -171,38 +179,41 @@ pub fn explore(frame: &Frame, target: &Target) -> DataReport {
             prediction_power: power,
         });
     }
-    let mut classes = Vec::new();
-    if target.problem.is_classification() {
-        let mut counts = vec![0usize; target.classes.len()];
-        for c in &y {
-            counts[*c as usize] += 1;
+    let target_summary = target.map(|target| {
+        let mut classes = Vec::new();
+        if target.problem.is_classification() {
+            let mut counts = vec![0usize; target.classes.len()];
+            for c in &y {
+                counts[*c as usize] += 1;
+            }
+            let smallest = counts.iter().copied().min().unwrap_or(0);
+            if (smallest as f64) < 0.1 * y.len() as f64 {
+                warnings.push(Warning {
+                    kind: "Imbalanced".into(),
+                    column: Some(target.name.clone()),
+                    detail: format!(
+                        "the rarest class has {smallest} of {} rows: accuracy flatters; read F1, recall and AUC",
+                        y.len()
+                    ),
+                });
+            }
+            classes = target.classes.iter().cloned().zip(counts).collect();
         }
-        let smallest = counts.iter().copied().min().unwrap_or(0);
-        if (smallest as f64) < 0.1 * y.len() as f64 {
-            warnings.push(Warning {
-                kind: "Imbalanced".into(),
-                column: Some(target.name.clone()),
-                detail: format!(
-                    "the rarest class has {smallest} of {} rows: accuracy flatters; read F1, recall and AUC",
-                    y.len()
-                ),
-            });
-        }
-        classes = target.classes.iter().cloned().zip(counts).collect();
-    }
-    DataReport {
-        rows: frame.rows,
-        columns: frame.columns.len(),
-        column_summaries: summaries,
-        target: TargetSummary {
+        TargetSummary {
             name: target.name.clone(),
             problem: target.problem,
             classes,
             statistics: (target.problem == ProblemType::Regression)
                 .then(|| statistics(&y))
                 .flatten(),
-        },
-        correlations: correlations(frame, &target.name),
+        }
+    });
+    DataReport {
+        rows: frame.rows,
+        columns: frame.columns.len(),
+        column_summaries: summaries,
+        target: target_summary,
+        correlations: correlations(frame, target.map_or("", |t| t.name.as_str())),
         warnings,
     }
 }
@@ -535,7 +546,7 @@ mod tests {
         assert!(noise.prediction_power.unwrap() < 0.2);
         assert_eq!(noise.histogram.iter().map(|b| b.count).sum::<usize>(), n);
         assert_eq!(
-            report.target.classes,
+            report.target.unwrap().classes,
             [("0".to_string(), 183), ("1".to_string(), 17)]
         );
     }

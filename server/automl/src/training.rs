@@ -343,7 +343,7 @@ mod tests {
         let counted: u64 = confusion.counts.iter().flatten().sum();
         assert_eq!(counted as usize, model.rows, "every row validated once");
         assert!(model.model_report.metrics[&Metric::F1] > 0.9);
-        assert!(model.data_report.target.classes.len() == 2);
+        assert!(model.data_report.target.as_ref().unwrap().classes.len() == 2);
         // A stored model predicts as the one in memory.
         let stored: TrainedModel =
             serde_json::from_slice(&serde_json::to_vec(&model).unwrap()).unwrap();

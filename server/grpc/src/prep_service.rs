@@ -397,6 +397,50 @@ impl PrepApi for PrepService {
         }))
     }
 
+    async fn report(
+        &self,
+        request: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        use pb::report_request::Recipe as R;
+        let caller = caller(&request).clone();
+        let r = request.into_inner();
+        let (json, stored) = match r.recipe {
+            Some(R::RecipeJson(j)) => (Some(j), None),
+            Some(R::Stored(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        let (recipe, _) = self.recipe(&caller, json, stored).map_err(status)?;
+        self.authorize(
+            &caller,
+            "quiver:PreviewRecipe",
+            &self.recipe_arn(&recipe.name),
+        )
+        .map_err(status)?;
+        self.authorize_sources(&caller, &recipe).map_err(status)?;
+        let sample = match r.sample_rows as usize {
+            0 => DEFAULT_SAMPLE_ROWS,
+            n => n.min(MAX_SAMPLE_ROWS),
+        };
+        let started = Instant::now();
+        let base: SessionContext = self.queries.context().clone();
+        let report = quiver_prep::report::report(
+            Some(&base),
+            self.sources.as_ref(),
+            &recipe,
+            r.target.as_deref(),
+            sample,
+        )
+        .await
+        .map_err(status)?;
+        let report_json = serde_json::to_string(&report)
+            .map_err(|e| status(Error::internal(format!("writing the report: {e}"))))?;
+        Ok(Response::new(pb::ReportResponse {
+            report_json,
+            html: quiver_prep::report::html(&format!("Data quality: {}", recipe.name), &report),
+            seconds: started.elapsed().as_secs_f64(),
+        }))
+    }
+
     async fn start_run(
         &self,
         request: Request<pb::StartRunRequest>,

@@ -6,6 +6,7 @@
 //! - `recipe.rs`: the document (sources, steps, what steps learned) and its data-free checks;
 //! - `compile.rs`: the recipe as a chain of SQL tables, checked and fitted step by step;
 //! - `steps/`: each step's SQL;
+//! - `report.rs`: the data quality and insights report (AutoML's data exploration reused);
 //! - `run.rs`: sources resolved into a recipe's own context, previews and runs;
 //! - `store.rs`: stored recipes and their versions;
 //! - `runs.rs`: runs in the background into a file or a feature group, exactly once;
@@ -15,6 +16,7 @@
 
 pub mod compile;
 pub mod recipe;
+pub mod report;
 pub mod run;
 pub mod runs;
 mod steps;

@@ -781,3 +781,55 @@ async fn bad_recipes_are_refused_naming_the_step_and_field() {
         assert!(error.contains(expected), "{steps}: {error}");
     }
 }
+
+#[tokio::test]
+async fn the_quality_report_counts_what_is_wrong() {
+    let f = Fixture::new();
+    let mut csv = String::from("id,kind,amount,constant,label\n");
+    for i in 0..200 {
+        // Row 199 repeats row 198; amount 10,000 is an outlier; kind is blank in 3 rows.
+        let j = if i == 199 { 198 } else { i };
+        let kind = if j % 70 == 0 { " " } else { ["a", "b"][j % 2] };
+        let amount = if j == 5 {
+            "10000".to_string()
+        } else {
+            format!("{}", j % 10)
+        };
+        csv.push_str(&format!(
+            "{j},{kind},{amount},1,{}\n",
+            if j % 10 < 5 { "no" } else { "yes" }
+        ));
+    }
+    std::fs::write(f.dir.path().join("quality.csv"), csv).unwrap();
+    let recipe = f.recipe("quality.csv", json!([]));
+    let report = quiver_prep::report::report(None, &FileSources, &recipe, Some("label"), 1000)
+        .await
+        .unwrap();
+    assert_eq!(report.rows, 200);
+    assert_eq!(report.duplicate_rows, 1);
+    let column = |name: &str| report.columns.iter().find(|c| c.name == name).unwrap();
+    assert_eq!(column("kind").invalid, 3);
+    assert_eq!(column("amount").outliers, 1);
+    let kinds: Vec<&str> = report.warnings.iter().map(|w| w.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"Constant") && kinds.contains(&"DuplicateRows"),
+        "{kinds:?}"
+    );
+    // amount % 10 decides the label: it predicts it alone, perfectly (a leak).
+    assert!(
+        report
+            .data
+            .warnings
+            .iter()
+            .any(|w| w.kind == "PossibleLeakage"),
+        "{:?}",
+        report.data.warnings
+    );
+    let quick = report.quick_model.as_ref().expect("a quick model");
+    assert_eq!(quick.problem, "BinaryClassification");
+    assert!(quick.metrics["Accuracy"] > 0.9, "{quick:?}");
+    let page = quiver_prep::report::html("quality <1>", &report);
+    assert!(
+        page.contains("<svg") && page.contains("quality &lt;1&gt;") && !page.contains("<script")
+    );
+}
