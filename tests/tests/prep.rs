@@ -346,3 +346,91 @@ async fn a_run_into_a_group_killed_mid_run_and_resumed_writes_each_row_once() {
     assert_eq!(counted[0]["ids"], json!(ROWS), "{counted}");
     server.stop().await;
 }
+
+/// Feature groups (latest records and offline history, and a group without an offline
+/// store) and queries as sources, joined.
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_and_queries_are_sources() {
+    let (_dir, server) = quiver_tests::start().await;
+    let client = server.client().await;
+    let mut offline = quiver_tests::customers_group("customers", None);
+    offline.offline_store_config = Some(pb::OfflineStoreConfig::default());
+    client.create_feature_group(offline).await.expect("group");
+    client
+        .create_feature_group(quiver_tests::customers_group("online_only", None))
+        .await
+        .expect("group");
+    for i in 0..10 {
+        let id = format!("c{i}");
+        for group in ["customers", "online_only"] {
+            // Two versions of each customer: the latest has age 30 + i.
+            for (t, age) in [(0, 20 + i), (60, 30 + i)] {
+                client
+                    .put_record(quiver_tests::put(
+                        group,
+                        quiver_tests::record(&id, &quiver_tests::ts(t), age),
+                    ))
+                    .await
+                    .expect("put");
+            }
+        }
+    }
+    let mut prep = client.prep();
+    let preview = |recipe: serde_json::Value| {
+        let mut prep = prep.clone();
+        async move {
+            prep.preview(pb::PreviewRequest {
+                recipe: Some(pb::preview_request::Recipe::RecipeJson(recipe.to_string())),
+                rows: 100,
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner())
+        }
+    };
+    let latest = preview(json!({
+        "name": "latest",
+        "source": {"feature_group": {"name": "customers"}},
+        "steps": [
+            {"step": "select", "columns": ["id", "age"]},
+            {"step": "join", "with": {"query": {"sql": "SELECT id, age * 2 AS double_age FROM latest.customers"}}, "how": "inner", "on": ["id"]},
+            {"step": "join", "with": {"feature_group": {"name": "online_only"}}, "how": "left", "on": ["id"], "suffix": "_online"},
+            {"step": "sort", "by": [{"column": "id"}]},
+        ]
+    }))
+    .await
+    .expect("preview");
+    let names: Vec<&str> = latest.columns.iter().map(|c| c.name.as_str()).collect();
+    assert!(
+        names.starts_with(&["id", "age", "double_age"]) && names.contains(&"age_online"),
+        "{names:?}"
+    );
+    assert_eq!(latest.rows_json.len(), 10);
+    let first: Vec<serde_json::Value> = serde_json::from_str(&latest.rows_json[0]).unwrap();
+    assert_eq!(first[..3], [json!("c0"), json!("30"), json!("60")]);
+    let history = preview(json!({
+        "name": "history",
+        "source": {"feature_group": {"name": "customers", "history": true}},
+        "steps": [{"step": "group_by", "key": ["id"], "aggregates": [{"column": "age", "function": "count", "as": "versions"}]}]
+    }))
+    .await
+    .expect("preview");
+    assert_eq!(history.rows_json.len(), 10);
+    assert!(
+        history.rows_json.iter().all(|r| r.ends_with(",\"2\"]")),
+        "{:?}",
+        history.rows_json
+    );
+    let error = preview(json!({"name": "nohistory", "source": {"feature_group": {"name": "online_only", "history": true}}, "steps": []}))
+        .await
+        .expect_err("no offline store");
+    assert!(
+        error
+            .message()
+            .contains("source: feature group 'online_only': no offline store"),
+        "{}",
+        error.message()
+    );
+    let _ = &mut prep;
+    server.stop().await;
+}

@@ -96,23 +96,45 @@ impl PrepService {
         Ok(())
     }
 
-    /// A request's recipe: given whole, or stored (authorized as reading it).
+    /// A request's recipe: given whole, or stored (authorized as reading it); `action`, when
+    /// given, is authorized on the recipe too. Authorization comes before any other answer,
+    /// so that a caller without rights learns nothing from the request's faults.
     fn recipe(
         &self,
         caller: &Caller,
+        action: Option<&str>,
         json: Option<String>,
         stored: Option<pb::RecipeRef>,
     ) -> Result<(Recipe, Option<StoredRecipe>)> {
         match (json, stored) {
-            (Some(json), _) => Ok((Recipe::from_json(&json)?, None)),
+            (Some(json), _) => {
+                let parsed = Recipe::from_json(&json);
+                if let Some(action) = action {
+                    let arn = match &parsed {
+                        Ok(r) => self.recipe_arn(&r.name),
+                        Err(_) => "*".to_string(),
+                    };
+                    self.authorize(caller, action, &arn)?;
+                }
+                Ok((parsed?, None))
+            }
             (None, Some(r)) => {
-                self.authorize(caller, "quiver:DescribeRecipe", &self.recipe_arn(&r.name))?;
+                let arn = self.recipe_arn(&r.name);
+                self.authorize(caller, "quiver:DescribeRecipe", &arn)?;
+                if let Some(action) = action {
+                    self.authorize(caller, action, &arn)?;
+                }
                 let stored = self.recipes.get(&r.name, r.version)?;
                 Ok((stored.recipe.clone(), Some(stored)))
             }
-            (None, None) => Err(Error::validation(
-                "recipe is required: recipe_json, or stored (a stored recipe's name)",
-            )),
+            (None, None) => {
+                if let Some(action) = action {
+                    self.authorize(caller, action, "*")?;
+                }
+                Err(Error::validation(
+                    "recipe is required: recipe_json, or stored (a stored recipe's name)",
+                ))
+            }
         }
     }
 
@@ -263,8 +285,8 @@ impl PrepApi for PrepService {
     ) -> Result<Response<pb::RecipeVersion>, Status> {
         let caller = caller(&request).clone();
         let r = request.into_inner();
-        let recipe = Recipe::from_json(&r.recipe_json).map_err(status)?;
-        self.authorize(&caller, "quiver:PutRecipe", &self.recipe_arn(&recipe.name))
+        let (recipe, _) = self
+            .recipe(&caller, Some("quiver:PutRecipe"), Some(r.recipe_json), None)
             .map_err(status)?;
         let stored = self
             .recipes
@@ -350,13 +372,9 @@ impl PrepApi for PrepService {
             Some(R::Stored(s)) => (None, Some(s)),
             None => (None, None),
         };
-        let (recipe, _) = self.recipe(&caller, json, stored).map_err(status)?;
-        self.authorize(
-            &caller,
-            "quiver:PreviewRecipe",
-            &self.recipe_arn(&recipe.name),
-        )
-        .map_err(status)?;
+        let (recipe, _) = self
+            .recipe(&caller, Some("quiver:PreviewRecipe"), json, stored)
+            .map_err(status)?;
         self.authorize_sources(&caller, &recipe).map_err(status)?;
         let rows = match r.rows as usize {
             0 => DEFAULT_PREVIEW_ROWS,
@@ -409,13 +427,9 @@ impl PrepApi for PrepService {
             Some(R::Stored(s)) => (None, Some(s)),
             None => (None, None),
         };
-        let (recipe, _) = self.recipe(&caller, json, stored).map_err(status)?;
-        self.authorize(
-            &caller,
-            "quiver:PreviewRecipe",
-            &self.recipe_arn(&recipe.name),
-        )
-        .map_err(status)?;
+        let (recipe, _) = self
+            .recipe(&caller, Some("quiver:PreviewRecipe"), json, stored)
+            .map_err(status)?;
         self.authorize_sources(&caller, &recipe).map_err(status)?;
         let sample = match r.sample_rows as usize {
             0 => DEFAULT_SAMPLE_ROWS,
@@ -455,7 +469,7 @@ impl PrepApi for PrepService {
             Some(R::Stored(s)) => (None, Some(s)),
             None => (None, None),
         };
-        let (recipe, stored) = self.recipe(&caller, json, stored).map_err(status)?;
+        let (recipe, stored) = self.recipe(&caller, None, json, stored).map_err(status)?;
         self.authorize_sources(&caller, &recipe).map_err(status)?;
         let output = self.output(&caller, r.output).map_err(status)?;
         let spec = RunSpec {
