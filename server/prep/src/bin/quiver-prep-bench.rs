@@ -1,7 +1,8 @@
 //! Runs a recipe file over local files the way a run does, for bench/prep.sh: first a preview of
 //! every step (20 rows from a 100,000-row sample of each source), then the whole recipe into a
-//! Parquet file; prints one JSON line with the run's seconds, the rows written, the preview's
-//! seconds and the process's peak RSS.
+//! Parquet file, and the fitted recipe once more (a replay, without fitting); prints one JSON
+//! line with the run's seconds, the rows written, the preview's and the replay's seconds and
+//! the process's peak RSS.
 //!
 //!   quiver-prep-bench RECIPE.json DATA_DIR OUT.parquet
 //!
@@ -37,15 +38,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let preview_seconds = started.elapsed().as_secs_f64();
     assert!(!shown.batches.is_empty());
     let started = Instant::now();
-    let (_, rows) = run_to_file(
+    let path = std::path::Path::new(out);
+    let (compiled, rows) =
+        run_to_file(None, &FileSources, &recipe, path, FileFormat::Parquet).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    // The fitted recipe again: the same output without the fitting passes.
+    let replayed = std::path::PathBuf::from(format!("{out}.replay"));
+    let started = Instant::now();
+    run_to_file(
         None,
         &FileSources,
-        &recipe,
-        std::path::Path::new(out),
+        &compiled.recipe,
+        &replayed,
         FileFormat::Parquet,
     )
     .await?;
-    let seconds = started.elapsed().as_secs_f64();
+    let replay_seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&replayed);
+    if std::env::var_os("QUIVER_PREP_EXPLAIN").is_some() {
+        // Where the replay's time goes, operator by operator.
+        let ctx = quiver_prep::run::prepare(None, &FileSources, &compiled.recipe, None).await?;
+        let plan = quiver_prep::compile(&ctx, &compiled.recipe, None).await?;
+        let explained = ctx
+            .sql(&format!("EXPLAIN ANALYZE {}", plan.sql))
+            .await?
+            .collect()
+            .await?;
+        eprintln!(
+            "{}",
+            arrow::util::pretty::pretty_format_batches(&explained)?
+        );
+    }
     println!(
         "{}",
         serde_json::json!({
@@ -54,6 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "rows": rows,
             "peak_rss_bytes": peak_rss_bytes(),
             "preview_seconds": preview_seconds,
+            "replay_seconds": replay_seconds,
         })
     );
     Ok(())
