@@ -26,4 +26,4 @@ for system in duckdb pandas; do
   "$VENV/bin/python" bench/prep/others.py "$system" "$WORK" "$WORK/$system.parquet" | tee -a "$WORK/results.jsonl"
 done
 echo
-"$VENV/bin/python" bench/prep/summarize.py "$WORK/results.jsonl"
+"$VENV/bin/python" bench/prep/summarize.py "$WORK/results.jsonl" "$ROWS"

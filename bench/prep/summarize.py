@@ -1,9 +1,10 @@
-"""Prints the data preparation benchmark's table: seconds, rows and peak RSS per system, and
+"""Prints the data preparation benchmark's table (summarize.py RESULTS [SOURCE_ROWS]): seconds, rows and peak RSS per system, and
 Quiver's speed-up against pandas and DuckDB, with the targets (at least 5x pandas, no slower
 than DuckDB, peak memory no more than DuckDB's)."""
 import json
 import sys
 
+source_rows = sys.argv[2] if len(sys.argv) > 2 else "?"
 results = {}
 for line in open(sys.argv[1]):
     line = line.strip()
@@ -27,4 +28,6 @@ if q:
         ratio = q["peak_rss_bytes"] / d["peak_rss_bytes"]
         print(f"Quiver's peak RSS is {ratio:.2f}x DuckDB's (target at most 1x): {'met' if ratio <= 1 else 'NOT met'}")
     if "preview_seconds" in q:
-        print(f"preview of every step on a {q.get('source_rows', '?')}-row source: {q['preview_seconds']:.3f} s (target under 1 s)")
+        print(f"preview of every step on a {source_rows}-row source: {q['preview_seconds']:.3f} s (target under 1 s)")
+        if "replay_seconds" in q:
+            print(f"the fitted recipe replayed (no fitting passes): {q['replay_seconds']:.2f} s")
