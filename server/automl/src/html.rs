@@ -32,6 +32,26 @@ pub fn data_page(title: &str, report: &DataReport, extra: &str) -> String {
     html
 }
 
+/// Warnings as a list (nothing when there are none).
+pub fn warnings(html: &mut String, warnings: &[crate::report::Warning]) {
+    if warnings.is_empty() {
+        return;
+    }
+    html.push_str("<ul>");
+    for w in warnings {
+        let _ = write!(
+            html,
+            "<li class=\"warn\"><b>{}</b>{}: {}</li>",
+            escape(&w.kind),
+            w.column
+                .as_ref()
+                .map_or(String::new(), |c| format!(" ({})", escape(c))),
+            escape(&w.detail)
+        );
+    }
+    html.push_str("</ul>\n");
+}
+
 /// Text for HTML, escaped.
 pub fn escape_html(text: &str) -> String {
     escape(text)
@@ -277,21 +297,7 @@ fn data(html: &mut String, report: &DataReport) {
         "<h2>Data</h2>\n<p>{} rows, {} columns.</p>",
         report.rows, report.columns
     );
-    if !report.warnings.is_empty() {
-        html.push_str("<ul>");
-        for w in &report.warnings {
-            let _ = write!(
-                html,
-                "<li class=\"warn\"><b>{}</b>{}: {}</li>",
-                escape(&w.kind),
-                w.column
-                    .as_ref()
-                    .map_or(String::new(), |c| format!(" ({})", escape(c))),
-                escape(&w.detail)
-            );
-        }
-        html.push_str("</ul>\n");
-    }
+    warnings(html, &report.warnings);
     if let Some(target) = &report.target {
         let _ = write!(html, "<h3>Target: {}</h3>", escape(&target.name));
         if !target.classes.is_empty() {

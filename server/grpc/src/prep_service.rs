@@ -138,6 +138,18 @@ impl PrepService {
         }
     }
 
+    /// A recipe to preview or report on, with every source it reads authorized.
+    fn readable(
+        &self,
+        caller: &Caller,
+        json: Option<String>,
+        stored: Option<pb::RecipeRef>,
+    ) -> Result<Recipe> {
+        let (recipe, _) = self.recipe(caller, Some("quiver:PreviewRecipe"), json, stored)?;
+        self.authorize_sources(caller, &recipe)?;
+        Ok(recipe)
+    }
+
     fn version(&self, stored: &StoredRecipe, with_document: bool) -> pb::RecipeVersion {
         pb::RecipeVersion {
             name: stored.recipe.name.clone(),
@@ -244,6 +256,14 @@ impl PrepService {
                 "output is required: file_uri, or feature_group",
             )),
         }
+    }
+}
+
+/// Rows read from each source for a preview or a report.
+fn sample_rows(asked: u32) -> usize {
+    match asked as usize {
+        0 => DEFAULT_SAMPLE_ROWS,
+        n => n.min(MAX_SAMPLE_ROWS),
     }
 }
 
@@ -372,18 +392,12 @@ impl PrepApi for PrepService {
             Some(R::Stored(s)) => (None, Some(s)),
             None => (None, None),
         };
-        let (recipe, _) = self
-            .recipe(&caller, Some("quiver:PreviewRecipe"), json, stored)
-            .map_err(status)?;
-        self.authorize_sources(&caller, &recipe).map_err(status)?;
+        let recipe = self.readable(&caller, json, stored).map_err(status)?;
         let rows = match r.rows as usize {
             0 => DEFAULT_PREVIEW_ROWS,
             n => n.min(MAX_PREVIEW_ROWS),
         };
-        let sample = match r.sample_rows as usize {
-            0 => DEFAULT_SAMPLE_ROWS,
-            n => n.min(MAX_SAMPLE_ROWS),
-        };
+        let sample = sample_rows(r.sample_rows);
         let started = Instant::now();
         let base: SessionContext = self.queries.context().clone();
         let shown = preview(
@@ -427,14 +441,8 @@ impl PrepApi for PrepService {
             Some(R::Stored(s)) => (None, Some(s)),
             None => (None, None),
         };
-        let (recipe, _) = self
-            .recipe(&caller, Some("quiver:PreviewRecipe"), json, stored)
-            .map_err(status)?;
-        self.authorize_sources(&caller, &recipe).map_err(status)?;
-        let sample = match r.sample_rows as usize {
-            0 => DEFAULT_SAMPLE_ROWS,
-            n => n.min(MAX_SAMPLE_ROWS),
-        };
+        let recipe = self.readable(&caller, json, stored).map_err(status)?;
+        let sample = sample_rows(r.sample_rows);
         let started = Instant::now();
         let base: SessionContext = self.queries.context().clone();
         let report = quiver_prep::report::report(

@@ -53,41 +53,20 @@ impl Lineage {
     /// Records a job that ended; returns its trial component's ARN.
     pub fn record_automl_job(&self, run: &AutoMlRun<'_>) -> Result<String> {
         let name = format!("automl-{}", run.job_name);
-        let component = match self.create_trial_component(
-            NewTrialComponent {
-                name: name.clone(),
-                status: Some(run.status.clone()),
-                status_message: run
-                    .failure_reason
-                    .clone()
-                    .map(|r| r.chars().take(1024).collect()),
-                start_ms: Some(run.started_ms),
-                end_ms: Some(run.ended_ms.max(run.started_ms)),
-                parameters: run
-                    .parameters
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            ParameterValue::String(v.chars().take(2500).collect()),
-                        )
-                    })
-                    .collect(),
-                source_arn: Some(run.job_arn.clone()),
-                source_type: Some(AUTOML_JOB_SOURCE_TYPE.to_string()),
-                ..NewTrialComponent::default()
-            },
-            None,
-        ) {
-            Ok(entity) => entity.arn,
-            // Recorded already (by an earlier attempt whose associations failed).
-            Err(e)
-                if e.kind() == ErrorKind::Validation && e.message().contains("already exists") =>
-            {
-                self.arn(EntityKind::TrialComponent, &name.to_ascii_lowercase())
-            }
-            Err(e) => return Err(e),
-        };
+        let component = self.trial_component_once(NewTrialComponent {
+            name: name.clone(),
+            status: Some(run.status.clone()),
+            status_message: run
+                .failure_reason
+                .clone()
+                .map(|r| r.chars().take(1024).collect()),
+            start_ms: Some(run.started_ms),
+            end_ms: Some(run.ended_ms.max(run.started_ms)),
+            parameters: string_parameters(&run.parameters),
+            source_arn: Some(run.job_arn.clone()),
+            source_type: Some(AUTOML_JOB_SOURCE_TYPE.to_string()),
+            ..NewTrialComponent::default()
+        })?;
         let data: Vec<MetricDatum> = run
             .metrics
             .iter()
@@ -103,16 +82,7 @@ impl Lineage {
             self.put_metrics(&component, chunk)?;
         }
         for input in &run.inputs {
-            let input = match input {
-                AutoMlInput::Group(group) => {
-                    self.record_feature_group(group)?;
-                    crate::feature_groups::group_context_arn(self, group)
-                }
-                AutoMlInput::Base(base) => self.base_artifact(base, None)?.0,
-                AutoMlInput::Dataset(uri) => {
-                    self.artifact_for(uri, DATASET_TYPE, BTreeMap::new(), None)?
-                }
-            };
+            let input = self.input_arn(input)?;
             self.associate_once(&input, &component, AssociationType::ContributedTo)?;
         }
         if let Some(uri) = &run.model_uri {
@@ -132,6 +102,36 @@ impl Lineage {
         Ok(component)
     }
 
+    /// Creates a job's trial component, or finds the one an earlier attempt created (whose
+    /// associations may have failed); its ARN.
+    pub(crate) fn trial_component_once(&self, component: NewTrialComponent) -> Result<String> {
+        let name = component.name.clone();
+        match self.create_trial_component(component, None) {
+            Ok(entity) => Ok(entity.arn),
+            Err(e)
+                if e.kind() == ErrorKind::Validation && e.message().contains("already exists") =>
+            {
+                Ok(self.arn(EntityKind::TrialComponent, &name.to_ascii_lowercase()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The entity a job's input is: a group's context, a file's or query's artifact, a
+    /// training set's artifact (recorded if new).
+    pub(crate) fn input_arn(&self, input: &AutoMlInput<'_>) -> Result<String> {
+        Ok(match input {
+            AutoMlInput::Group(group) => {
+                self.record_feature_group(group)?;
+                crate::feature_groups::group_context_arn(self, group)
+            }
+            AutoMlInput::Base(base) => self.base_artifact(base, None)?.0,
+            AutoMlInput::Dataset(uri) => {
+                self.artifact_for(uri, DATASET_TYPE, BTreeMap::new(), None)?
+            }
+        })
+    }
+
     /// Adds an association unless it exists.
     pub(crate) fn associate_once(&self, from: &str, to: &str, kind: AssociationType) -> Result<()> {
         match self.add_association(from, to, Some(kind), None) {
@@ -143,4 +143,19 @@ impl Lineage {
             other => other,
         }
     }
+}
+
+/// Parameters as trial component parameters (text, at most 2,500 characters each).
+pub(crate) fn string_parameters(
+    parameters: &BTreeMap<String, String>,
+) -> BTreeMap<String, ParameterValue> {
+    parameters
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                ParameterValue::String(v.chars().take(2500).collect()),
+            )
+        })
+        .collect()
 }

@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use quiver_types::error::{ErrorKind, Result};
+use quiver_types::error::Result;
 use quiver_types::model::FeatureGroup;
 use quiver_types::time::EpochMillis;
 
 use crate::Lineage;
-use crate::automl::AutoMlInput;
+use crate::automl::{AutoMlInput, string_parameters};
 use crate::datasets::DATASET_TYPE;
 use crate::experiments::NewTrialComponent;
-use crate::model::{AssociationType, EntityKind, ParameterValue};
+use crate::model::AssociationType;
 
 /// A trial component's SourceType for Quiver's recipe runs.
 pub const RECIPE_RUN_SOURCE_TYPE: &str = "QuiverRecipeRun";
@@ -46,51 +46,22 @@ impl Lineage {
     /// returns its trial component's ARN.
     pub fn record_prep_run(&self, run: &PrepRun<'_>) -> Result<String> {
         let name = format!("prep-{}", run.run_name);
-        let component = match self.create_trial_component(
-            NewTrialComponent {
-                name: name.clone(),
-                status: Some(run.status.clone()),
-                status_message: run
-                    .failure_reason
-                    .clone()
-                    .map(|r| r.chars().take(1024).collect()),
-                start_ms: Some(run.started_ms),
-                end_ms: Some(run.ended_ms.max(run.started_ms)),
-                parameters: run
-                    .parameters
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            ParameterValue::String(v.chars().take(2500).collect()),
-                        )
-                    })
-                    .collect(),
-                source_arn: Some(run.run_arn.clone()),
-                source_type: Some(RECIPE_RUN_SOURCE_TYPE.to_string()),
-                ..NewTrialComponent::default()
-            },
-            None,
-        ) {
-            Ok(entity) => entity.arn,
-            Err(e)
-                if e.kind() == ErrorKind::Validation && e.message().contains("already exists") =>
-            {
-                self.arn(EntityKind::TrialComponent, &name.to_ascii_lowercase())
-            }
-            Err(e) => return Err(e),
-        };
+        let component = self.trial_component_once(NewTrialComponent {
+            name,
+            status: Some(run.status.clone()),
+            status_message: run
+                .failure_reason
+                .clone()
+                .map(|r| r.chars().take(1024).collect()),
+            start_ms: Some(run.started_ms),
+            end_ms: Some(run.ended_ms.max(run.started_ms)),
+            parameters: string_parameters(&run.parameters),
+            source_arn: Some(run.run_arn.clone()),
+            source_type: Some(RECIPE_RUN_SOURCE_TYPE.to_string()),
+            ..NewTrialComponent::default()
+        })?;
         for input in &run.inputs {
-            let input = match input {
-                AutoMlInput::Group(group) => {
-                    self.record_feature_group(group)?;
-                    crate::feature_groups::group_context_arn(self, group)
-                }
-                AutoMlInput::Base(base) => self.base_artifact(base, None)?.0,
-                AutoMlInput::Dataset(uri) => {
-                    self.artifact_for(uri, DATASET_TYPE, BTreeMap::new(), None)?
-                }
-            };
+            let input = self.input_arn(input)?;
             self.associate_once(&input, &component, AssociationType::ContributedTo)?;
         }
         let output = match &run.output {

@@ -278,25 +278,12 @@ fn quick_model(frame: &Frame, target: &str) -> Result<QuickModel> {
 
 /// The report as one self-contained HTML page (inline SVG charts, no script).
 pub fn html(title: &str, report: &QualityReport) -> String {
-    use quiver_automl::html::{data_page, escape_html as escape};
+    use quiver_automl::html::{data_page, escape_html as escape, warnings};
     let mut extra = format!(
         "<p class=\"summary\">{} rows profiled; {} duplicate rows.</p>\n",
         report.rows, report.duplicate_rows
     );
-    if !report.warnings.is_empty() {
-        extra.push_str("<ul>");
-        for w in &report.warnings {
-            extra.push_str(&format!(
-                "<li class=\"warn\"><b>{}</b>{}: {}</li>",
-                escape(&w.kind),
-                w.column
-                    .as_ref()
-                    .map_or(String::new(), |c| format!(" ({})", escape(c))),
-                escape(&w.detail)
-            ));
-        }
-        extra.push_str("</ul>\n");
-    }
+    warnings(&mut extra, &report.warnings);
     extra.push_str("<h2>Quality</h2>\n<table><tr><th class=\"l\">Column</th><th class=\"l\">Type</th><th>Missing</th><th>Invalid</th><th>Outliers</th><th>Distinct</th></tr>\n");
     for c in &report.columns {
         extra.push_str(&format!(
