@@ -84,9 +84,20 @@ pub struct Compiled {
 pub struct Chain<'a> {
     ctx: &'a SessionContext,
     ctes: Vec<String>,
+    /// Per table: the window columns it added to the one before, if that is all it did
+    /// ([`Chain::push_windows`]).
+    windows: Vec<Option<Windows>>,
     schema: SchemaRef,
     /// The position of the step being compiled, for [`Chain::other_source`].
     step: usize,
+}
+
+/// A table made of the one before it and window columns.
+#[derive(Debug, Clone)]
+struct Windows {
+    from: String,
+    list: Vec<String>,
+    added: Vec<String>,
 }
 
 impl<'a> Chain<'a> {
@@ -94,6 +105,7 @@ impl<'a> Chain<'a> {
         let mut chain = Self {
             ctx,
             ctes: Vec::new(),
+            windows: Vec::new(),
             schema: Arc::new(Schema::empty()),
             step: 0,
         };
@@ -129,8 +141,13 @@ impl<'a> Chain<'a> {
 
     /// Adds a table, planning it to learn its columns.
     pub async fn push(&mut self, select: String) -> Result<()> {
+        self.push_table(select, None).await
+    }
+
+    async fn push_table(&mut self, select: String, windows: Option<Windows>) -> Result<()> {
         let name = self.next();
         self.ctes.push(format!("{name} AS ({select})"));
+        self.windows.push(windows);
         match self.plan_schema(&format!("SELECT * FROM {name}")).await {
             Ok(schema) => {
                 self.schema = schema;
@@ -138,9 +155,46 @@ impl<'a> Chain<'a> {
             }
             Err(e) => {
                 self.ctes.pop();
+                self.windows.pop();
                 Err(e)
             }
         }
+    }
+
+    /// Adds window columns (`expression AS name`, quoted) reading the columns `uses`. When
+    /// the last table only added window columns, and none of them is read here, the new ones
+    /// join it: DataFusion computes the windows of one SELECT that share a partitioning in
+    /// one operator, where each table of its own costs a pass and several microseconds per
+    /// partition.
+    pub async fn push_windows(
+        &mut self,
+        columns: Vec<String>,
+        added: Vec<String>,
+        uses: &[String],
+    ) -> Result<()> {
+        if let Some(Some(last)) = self.windows.last().cloned()
+            && !uses.iter().any(|u| last.added.contains(u))
+        {
+            let mut merged = last.clone();
+            merged.list.extend(columns.iter().cloned());
+            merged.added.extend(added.iter().cloned());
+            let select = format!("SELECT {} FROM {}", merged.list.join(", "), merged.from);
+            let (cte, windows) = (self.ctes.pop(), self.windows.pop());
+            match self.push_table(select, Some(merged)).await {
+                Ok(()) => return Ok(()),
+                Err(_) => {
+                    // Planned alone below, for its own error.
+                    self.ctes.extend(cte);
+                    self.windows.extend(windows);
+                }
+            }
+        }
+        let from = self.last();
+        let mut list = self.all();
+        list.extend(columns);
+        let select = format!("SELECT {} FROM {from}", list.join(", "));
+        self.push_table(select, Some(Windows { from, list, added }))
+            .await
     }
 
     /// A query over the chain's tables.

@@ -295,7 +295,8 @@ pub async fn lag(
 ) -> Result<()> {
     chain.columns("columns", columns)?;
     let window = series(chain, key, time)?;
-    let mut list = chain.all();
+    let mut list = Vec::new();
+    let mut added = Vec::new();
     for c in columns {
         for n in lags {
             let name = format!("{c}_lag_{n}");
@@ -305,11 +306,11 @@ pub async fn lag(
                 ident(c),
                 ident(&name)
             ));
+            added.push(name);
         }
     }
-    let prev = chain.last();
     chain
-        .push(format!("SELECT {} FROM {prev}", comma(&list)))
+        .push_windows(list, added, &uses(columns, key, time))
         .await
 }
 
@@ -347,7 +348,8 @@ pub async fn rolling(
 ) -> Result<()> {
     chain.columns("columns", columns)?;
     let window = series(chain, key, time)?;
-    let mut list = chain.all();
+    let mut list = Vec::new();
+    let mut added = Vec::new();
     for function in functions {
         if matches!(function, Aggregate::Median | Aggregate::CountDistinct) {
             return Err(Error::validation(format!(
@@ -365,12 +367,19 @@ pub async fn rolling(
                 rows - 1,
                 ident(&name)
             ));
+            added.push(name);
         }
     }
-    let prev = chain.last();
     chain
-        .push(format!("SELECT {} FROM {prev}", comma(&list)))
+        .push_windows(list, added, &uses(columns, key, time))
         .await
+}
+
+/// The columns a series step reads.
+fn uses(columns: &[String], key: &[String], time: &str) -> Vec<String> {
+    let mut all: Vec<String> = columns.iter().chain(key).cloned().collect();
+    all.push(time.to_string());
+    all
 }
 
 pub async fn group_by(
@@ -382,7 +391,7 @@ pub async fn group_by(
     chain.columns("key", key)?;
     let keys: Vec<String> = key.iter().map(|k| ident(k)).collect();
     let mut outputs: Vec<String> = key.to_vec();
-    let mut list = if append { chain.all() } else { keys.clone() };
+    let mut list = if append { Vec::new() } else { keys.clone() };
     for (i, a) in aggregates.iter().enumerate() {
         let field = format!("aggregates[{i}]");
         numeric_for(chain, &field, a.function, &a.column)?;
@@ -416,15 +425,19 @@ pub async fn group_by(
             list.push(format!("{sql} AS {}", ident(&name)));
         }
     }
+    if append {
+        let mut read: Vec<String> = key.to_vec();
+        read.extend(aggregates.iter().map(|a| a.column.clone()));
+        return chain
+            .push_windows(list, outputs[key.len()..].to_vec(), &read)
+            .await;
+    }
     let prev = chain.last();
-    let select = if append {
-        format!("SELECT {} FROM {prev}", comma(&list))
-    } else {
-        format!(
+    chain
+        .push(format!(
             "SELECT {} FROM {prev} GROUP BY {}",
             comma(&list),
             comma(&keys)
-        )
-    };
-    chain.push(select).await
+        ))
+        .await
 }
