@@ -172,7 +172,9 @@ async fn recipes_are_versioned_previewed_and_run_into_a_file() {
         .await
         .expect_err("unknown method");
     assert!(
-        error.message().contains("steps[0]") && error.message().contains("sideways"),
+        error
+            .message()
+            .contains("steps[0].method: unknown variant `sideways`"),
         "{}",
         error.message()
     );

@@ -603,7 +603,9 @@ impl Recipe {
         let de = &mut serde_json::Deserializer::from_str(text);
         let recipe: Recipe = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            Error::validation(format!("{path}: {}", e.inner()))
+            let message = e.inner().to_string();
+            let path = step_field(text, &path, &message).unwrap_or(path);
+            Error::validation(format!("{path}: {message}"))
         })?;
         recipe.check()?;
         Ok(recipe)
@@ -641,6 +643,28 @@ impl Recipe {
     pub fn forget(&mut self) {
         self.steps.iter_mut().for_each(Step::forget);
     }
+}
+
+/// A step's fields are read through its `step` tag, which loses their path: for an unknown
+/// variant (`unknown variant `sideways``), the field of the step at `path` that holds that
+/// value (`steps[0].method`).
+fn step_field(text: &str, path: &str, message: &str) -> Option<String> {
+    let index: usize = path
+        .strip_prefix("steps[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()?;
+    let value = message
+        .strip_prefix("unknown variant `")?
+        .split('`')
+        .next()?;
+    let doc: serde_json::Value = serde_json::from_str(text).ok()?;
+    let step = doc.get("steps")?.get(index)?.as_object()?;
+    let field = step
+        .iter()
+        .find(|(key, v)| key.as_str() != "step" && v.as_str() == Some(value))?
+        .0;
+    Some(format!("{path}.{field}"))
 }
 
 /// How messages name step `i`: `steps[3] (encode)`.

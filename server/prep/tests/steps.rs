@@ -756,7 +756,7 @@ async fn bad_recipes_are_refused_naming_the_step_and_field() {
         ),
         (
             json!([{"step": "missing", "columns": ["score"], "action": "guess"}]),
-            "steps[0]: unknown variant `guess`",
+            "steps[0].action: unknown variant `guess`",
         ),
         (json!([{"step": "frobnicate"}]), "steps[0]"),
         (
