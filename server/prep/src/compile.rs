@@ -130,10 +130,6 @@ impl<'a> Chain<'a> {
         &self.schema
     }
 
-    pub fn context(&self) -> &SessionContext {
-        self.ctx
-    }
-
     /// The table of this step's other source (a join's or concatenation's).
     pub fn other_source(&self) -> String {
         ident(&other_source_table(self.step))
@@ -277,7 +273,7 @@ impl<'a> Chain<'a> {
     /// The column `name`, which must hold numbers.
     pub fn numeric(&self, field: &str, name: &str) -> Result<&Field> {
         let column = self.column(field, name)?;
-        if is_numeric(column.data_type()) {
+        if column.data_type().is_numeric() {
             Ok(column)
         } else {
             Err(Error::validation(format!(
@@ -457,14 +453,6 @@ pub fn present(column: &str, data_type: &DataType) -> String {
     } else {
         column.to_string()
     }
-}
-
-pub fn is_numeric(data_type: &DataType) -> bool {
-    data_type.is_numeric()
-}
-
-pub fn is_temporal(data_type: &DataType) -> bool {
-    data_type.is_temporal()
 }
 
 /// A type as messages name it.

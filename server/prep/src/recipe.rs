@@ -734,7 +734,6 @@ impl Step {
                 columns,
                 action,
                 value,
-                key,
                 time,
                 ..
             } => {
@@ -753,13 +752,10 @@ impl Step {
                         }
                         _ => {}
                     },
-                    MissingAction::ForwardFill => {
-                        if time.is_none() {
-                            return Err(Error::validation(
-                                "time: forward_fill needs the column that orders the rows",
-                            ));
-                        }
-                        let _ = key;
+                    MissingAction::ForwardFill if time.is_none() => {
+                        return Err(Error::validation(
+                            "time: forward_fill needs the column that orders the rows",
+                        ));
                     }
                     _ => {}
                 }
@@ -859,11 +855,8 @@ impl Step {
                 }
             }
             Self::Explode { .. } => {}
-            Self::Lag {
-                columns, key, lags, ..
-            } => {
+            Self::Lag { columns, lags, .. } => {
                 nonempty("columns", columns)?;
-                let _ = key;
                 if lags.is_empty() || lags.contains(&0) {
                     return Err(Error::validation(
                         "lags: list the lags, each at least 1 row",

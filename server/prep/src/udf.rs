@@ -271,8 +271,7 @@ mod tests {
         let mut h = vec![mix(7); 2];
         let values: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None]));
         fold(&mut h, &values).unwrap();
-        assert_eq!(h, vec![h[0], h[1]]);
-        assert_ne!(h[0], h[1]);
+        assert_eq!(h, vec![0x107e_4b1d_f42d_38fd, 0x5b8b_7d6b_db1c_0dfe]);
         assert_eq!(mix(0), 0);
         assert_eq!(mix(1), 0x5692_161d_100b_05e5);
     }

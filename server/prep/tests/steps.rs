@@ -436,6 +436,23 @@ async fn numbers_are_scaled_and_binned() {
         strings(&["0", "null", "0", "1", "0"])
     );
 
+    // Robust: (x - median) / IQR; visits 1, 3, 5, 7: median 4, quartiles 2.5 and 5.5.
+    let recipe = f.recipe(
+        "people.csv",
+        json!([{"step": "scale", "columns": ["visits"], "method": "robust"}]),
+    );
+    let (_, t) = f.run(&recipe).await;
+    assert_eq!(
+        t.by_id().numbers("visits"),
+        vec![
+            Some(-1.0 / 3.0),
+            Some(1.0 / 3.0),
+            None,
+            Some(1.0),
+            Some(-1.0)
+        ]
+    );
+
     let recipe = f.recipe(
         "many.csv",
         json!([{"step": "bin", "columns": ["id"], "method": "quantile", "bins": 4}]),
@@ -461,6 +478,7 @@ async fn dates_text_regex_and_json_become_features() {
             {"step": "text", "columns": ["city"], "operation": "trim"},
             {"step": "text", "columns": ["city"], "operation": "lower"},
             {"step": "regex_replace", "column": "team", "pattern": "[aeiou]", "replacement": "_"},
+            {"step": "regex_replace", "column": "city", "pattern": "^(.)(.*)$", "replacement": "\\2\\1"},
         ]),
     );
     let (_, t) = f.run(&recipe).await;
@@ -490,7 +508,8 @@ async fn dates_text_regex_and_json_become_features() {
     );
     assert_eq!(
         t.column("city"),
-        strings(&["paris", "paris", "lyon", "null", "nice"])
+        // Trimmed, lower-cased, then the first letter moved last by a back-reference.
+        strings(&["arisp", "arisp", "yonl", "null", "icen"])
     );
     assert_eq!(t.column("b"), strings(&["1", "2", "null", "null", "5"]));
     assert_eq!(t.column("ab"), strings(&["1", "2", "null", "null", "5"]));
@@ -604,6 +623,14 @@ async fn samples_and_splits_are_reproducible() {
         "a class in two splits"
     );
 
+    let random = f.recipe(
+        "many.csv",
+        json!([{"step": "split", "method": "random", "splits": [["train", 0.7], ["test", 0.3]], "seed": 3}]),
+    );
+    let (_, t) = f.run(&random).await;
+    let train = t.column("split").iter().filter(|s| *s == "train").count();
+    assert!((6700..7300).contains(&train), "{train} of 10,000 in train");
+
     let by_time = f.recipe(
         "many.csv",
         json!([{"step": "split", "method": "time", "column": "t", "splits": [["train", 0.8], ["test", 0.2]]}]),
@@ -636,6 +663,11 @@ async fn sources_are_joined_and_concatenated() {
     );
     let (_, t) = f.run(&join("inner")).await;
     assert_eq!(t.rows.len(), 4);
+    let (_, t) = f.run(&join("right")).await;
+    // Every team of the other side: the keys are its own, yellow has no people.
+    let mut right = t.column("team");
+    right.sort();
+    assert_eq!(right, strings(&["blue", "blue", "red", "red", "yellow"]));
     let (_, t) = f.run(&join("full")).await;
     assert_eq!(t.rows.len(), 6);
     assert!(t.column("team").contains(&"yellow".to_string()));

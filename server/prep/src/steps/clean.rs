@@ -9,9 +9,7 @@ use serde_json::Value;
 use quiver_types::error::{Error, Result, quote};
 
 use super::{comma, window};
-use crate::compile::{
-    Chain, ident, is_numeric, is_temporal, number, present, text, type_name, typed,
-};
+use crate::compile::{Chain, ident, number, present, text, type_name, typed};
 use crate::recipe::{MissingAction, OutlierAction, OutlierMethod};
 
 pub async fn missing(
@@ -187,7 +185,7 @@ async fn constant(
         ))
     };
     match (value, data_type) {
-        (Value::Number(n), t) if is_numeric(t) => {
+        (Value::Number(n), t) if t.is_numeric() => {
             let v = n.as_f64().ok_or_else(wrong)?;
             if t.is_integer() && v.fract() != 0.0 {
                 return Err(wrong());
@@ -205,7 +203,7 @@ async fn constant(
         (Value::Number(n), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
             Ok(text(&n.to_string()))
         }
-        (Value::String(s), t) if is_temporal(t) => {
+        (Value::String(s), t) if t.is_temporal() => {
             let literal = typed(s, t);
             chain
                 .fetch(&format!("SELECT {literal}"))

@@ -9,7 +9,7 @@ use arrow::datatypes::DataType;
 use quiver_types::error::{Error, Result, quote};
 
 use super::{comma, window};
-use crate::compile::{Chain, ident, is_temporal, text, type_name};
+use crate::compile::{Chain, ident, text, type_name};
 use crate::recipe::{Aggregate, AggregateColumn, DatePart, TextOperation, TextStat};
 
 pub fn is_text(data_type: &DataType) -> bool {
@@ -72,7 +72,7 @@ pub async fn datetime(
     cyclic: &[DatePart],
 ) -> Result<()> {
     let field = chain.column("column", column)?;
-    if !is_temporal(field.data_type()) {
+    if !field.data_type().is_temporal() {
         return Err(Error::validation(format!(
             "column: {} is {}, not a date or timestamp (cast it first)",
             quote(column),
