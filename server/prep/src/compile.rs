@@ -26,6 +26,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use quiver_types::error::{Error, Result, quote};
 
 use crate::recipe::{Recipe, at};
+use crate::reorder;
 use crate::steps;
 
 /// The tables a recipe's context holds: the source, and each join's or concatenation's other
@@ -67,13 +68,22 @@ pub fn context(base: Option<&SessionContext>) -> SessionContext {
     ctx
 }
 
+/// The most a fitting pass keeps in memory of the table it reads ([`Chain::fetch`]).
+pub const CACHE_BYTES: usize = 2 << 30;
+
+/// The name the cached table is registered under in the recipe's context.
+const CACHE_TABLE: &str = "__quiver_cache";
+
 /// A compiled recipe.
 #[derive(Debug, Clone)]
 pub struct Compiled {
     /// The recipe with every learning step fitted.
     pub recipe: Recipe,
-    /// The whole recipe as one query.
+    /// The whole recipe as one query over its sources (the export).
     pub sql: String,
+    /// The same query as it runs in the context it was compiled in: where the fitting cached
+    /// a table, it reads that table instead of computing it again.
+    pub run_sql: String,
     /// The output's columns.
     pub schema: SchemaRef,
     /// The number of steps compiled (all, or those up to a preview's step).
@@ -90,6 +100,20 @@ pub struct Chain<'a> {
     schema: SchemaRef,
     /// The position of the step being compiled, for [`Chain::other_source`].
     step: usize,
+    cache: Cache,
+}
+
+/// The table the first fitting pass read, kept in memory so that the later fitting passes
+/// and the run itself do not compute it again (read the sources, join them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cache {
+    /// Nothing was fitted yet.
+    None,
+    /// The chain's table at this position is in [`CACHE_TABLE`].
+    At(usize),
+    /// No table is kept: the one the first pass read was larger than [`CACHE_BYTES`], or
+    /// the chain is a fitted recipe compiled again.
+    Off,
 }
 
 /// A table made of the one before it and window columns.
@@ -101,13 +125,14 @@ struct Windows {
 }
 
 impl<'a> Chain<'a> {
-    async fn start(ctx: &'a SessionContext) -> Result<Self> {
+    async fn start(ctx: &'a SessionContext, cache: Cache) -> Result<Self> {
         let mut chain = Self {
             ctx,
             ctes: Vec::new(),
             windows: Vec::new(),
             schema: Arc::new(Schema::empty()),
             step: 0,
+            cache,
         };
         chain
             .push(format!("SELECT * FROM {}", ident(SOURCE_TABLE)))
@@ -193,9 +218,78 @@ impl<'a> Chain<'a> {
             .await
     }
 
-    /// A query over the chain's tables.
+    /// A query over the chain's tables, as it runs here (reading the cached table, if any).
     pub fn query(&self, select: &str) -> String {
+        let Cache::At(at) = self.cache else {
+            return self.export(select);
+        };
+        let ctes: Vec<String> = self
+            .ctes
+            .iter()
+            .enumerate()
+            .map(|(i, cte)| {
+                if i == at {
+                    format!("s{i} AS (SELECT * FROM {})", ident(CACHE_TABLE))
+                } else {
+                    cte.clone()
+                }
+            })
+            .collect();
+        format!("WITH {}\n{select}", ctes.join(",\n"))
+    }
+
+    /// A query over the chain's tables as computed from the sources.
+    pub fn export(&self, select: &str) -> String {
         format!("WITH {}\n{select}", self.ctes.join(",\n"))
+    }
+
+    /// Keeps the last table in memory for the fitting passes (and the run) after it, unless
+    /// it is larger than [`CACHE_BYTES`] or a table was kept already. Only the first pass
+    /// tries: it reads the table the steps before the first learning step made (sources
+    /// read, joined, filtered), which every later pass would otherwise compute again.
+    async fn cache_last(&mut self) -> Result<()> {
+        if self.cache != Cache::None {
+            return Ok(());
+        }
+        let at = self.ctes.len() - 1;
+        let df = self
+            .ctx
+            .sql_with_options(&self.query(&format!("SELECT * FROM s{at}")), query_only())
+            .await
+            .map_err(sql_error)?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let streams = df.execute_stream_partitioned().await.map_err(run_error)?;
+        let held = std::sync::atomic::AtomicUsize::new(0);
+        let partitions = futures::future::try_join_all(streams.into_iter().map(|mut stream| {
+            let held = &held;
+            async move {
+                use futures::StreamExt;
+                let mut batches = Vec::new();
+                while let Some(batch) = stream.next().await {
+                    let batch = batch.map_err(run_error)?;
+                    let size = batch.get_array_memory_size();
+                    if held.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size
+                        > CACHE_BYTES
+                    {
+                        return Ok(None);
+                    }
+                    batches.push(batch);
+                }
+                Ok::<_, Error>(Some(batches))
+            }
+        }))
+        .await?;
+        let Some(partitions) = partitions.into_iter().collect::<Option<Vec<_>>>() else {
+            self.cache = Cache::Off;
+            return Ok(());
+        };
+        let table = datafusion::datasource::MemTable::try_new(schema, partitions)
+            .map_err(|e| Error::internal(format!("keeping the table for fitting: {e}")))?;
+        self.ctx
+            .register_table(CACHE_TABLE, Arc::new(table))
+            .map_err(sql_error)?;
+        self.cache = Cache::At(at);
+        Ok(())
     }
 
     /// The columns `select` (over the chain) returns, without running it.
@@ -209,17 +303,23 @@ impl<'a> Chain<'a> {
     }
 
     /// Runs `select` over the chain (to fit a step).
-    pub async fn fetch(&self, select: &str) -> Result<Vec<RecordBatch>> {
+    pub async fn fetch(&mut self, select: &str) -> Result<Vec<RecordBatch>> {
+        self.cache_last().await?;
+        self.evaluate(&self.query(select)).await
+    }
+
+    /// Runs a query that reads none of the chain's tables (`SELECT <literal>`).
+    pub async fn evaluate(&self, query: &str) -> Result<Vec<RecordBatch>> {
         let df = self
             .ctx
-            .sql_with_options(&self.query(select), query_only())
+            .sql_with_options(query, query_only())
             .await
             .map_err(sql_error)?;
         df.collect().await.map_err(run_error)
     }
 
     /// Runs `select` and reads its one row as numbers (null as `None`).
-    pub async fn fetch_numbers(&self, select: &str) -> Result<Vec<Option<f64>>> {
+    pub async fn fetch_numbers(&mut self, select: &str) -> Result<Vec<Option<f64>>> {
         let batches = self.fetch(select).await?;
         let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Ok(Vec::new());
@@ -238,7 +338,7 @@ impl<'a> Chain<'a> {
     }
 
     /// Runs `select` and reads its first column as text, row by row.
-    pub async fn fetch_texts(&self, select: &str) -> Result<Vec<Option<String>>> {
+    pub async fn fetch_texts(&mut self, select: &str) -> Result<Vec<Option<String>>> {
         let mut out = Vec::new();
         for batch in self.fetch(select).await? {
             let column = cast(batch.column(0), &DataType::Utf8)
@@ -346,6 +446,38 @@ impl<'a> Chain<'a> {
             .collect()
     }
 
+    /// The columns `expression` reads, if it parses.
+    fn expression_columns(&self, expression: &str) -> Option<Vec<String>> {
+        let schema = DFSchema::try_from(self.schema.as_ref().clone()).ok()?;
+        let parsed = self.ctx.parse_sql_expr(expression, &schema).ok()?;
+        Some(
+            parsed
+                .column_refs()
+                .into_iter()
+                .map(|c| c.name.clone())
+                .collect(),
+        )
+    }
+
+    /// The query's last SELECT: the visible columns (in `columns`' order if given), in a
+    /// sort's order if there was one.
+    fn output(&self, columns: Option<&[String]>) -> String {
+        let last = self.last();
+        let list = match columns {
+            Some(columns) => columns.iter().map(|c| ident(c)).collect(),
+            None => self.visible(),
+        };
+        if self.ordered() {
+            format!(
+                "SELECT {} FROM {last} ORDER BY {}",
+                list.join(", "),
+                ident(ORDER)
+            )
+        } else {
+            format!("SELECT {} FROM {last}", list.join(", "))
+        }
+    }
+
     /// Checks that `expression` is one SQL expression over the table's columns.
     pub fn check_expression(&self, field: &str, expression: &str) -> Result<()> {
         let schema = DFSchema::try_from(self.schema.as_ref().clone())
@@ -382,23 +514,27 @@ pub async fn compile(
 ) -> Result<Compiled> {
     let mut fitted = recipe.clone();
     let count = upto.unwrap_or(fitted.steps.len()).min(fitted.steps.len());
-    let mut chain = Chain::start(ctx).await?;
+    let mut chain = Chain::start(ctx, Cache::None).await?;
+    let mut effects = Vec::new();
     for (i, step) in fitted.steps.iter_mut().enumerate().take(count) {
         chain.step = i;
         let name = at(i, step);
+        let before = chain.schema.clone();
+        let reads = match step {
+            crate::recipe::Step::Filter { expression } => chain.expression_columns(expression),
+            _ => None,
+        };
         steps::compile(&mut chain, step)
             .await
             .map_err(|e| Error::new(e.kind(), format!("{name}: {}", e.message())))?;
+        effects.push(reorder::effect(step, &before, &chain.schema, reads));
     }
-    let last = chain.last();
-    let select = if chain.ordered() {
-        format!(
-            "SELECT {} FROM {last} ORDER BY {}",
-            chain.visible().join(", "),
-            ident(ORDER)
-        )
+    let select = chain.output(None);
+    let order = reorder::sink(&effects);
+    let run_sql = if order.iter().enumerate().all(|(i, &s)| i == s) {
+        chain.query(&select)
     } else {
-        format!("SELECT * FROM {last}")
+        reordered(&chain, &fitted, &order).await?
     };
     let visible: Vec<Field> = chain
         .schema
@@ -408,11 +544,52 @@ pub async fn compile(
         .map(|f| f.as_ref().clone())
         .collect();
     Ok(Compiled {
-        sql: chain.query(&select),
+        sql: chain.export(&select),
+        run_sql,
         schema: Arc::new(Schema::new(visible)),
         recipe: fitted,
         steps: count,
     })
+}
+
+/// The fitted recipe's steps compiled in `order` ([`reorder::sink`]) as the query to run,
+/// reading the table `fitted_chain` cached where the reordered chain computes the same one,
+/// and ending with the recipe's own columns in its own order.
+async fn reordered(fitted_chain: &Chain<'_>, fitted: &Recipe, order: &[usize]) -> Result<String> {
+    let mut chain = Chain::start(fitted_chain.ctx, Cache::Off).await?;
+    let cached = match fitted_chain.cache {
+        Cache::At(at) => Some(at),
+        _ => None,
+    };
+    let use_cache = |chain: &mut Chain<'_>| {
+        if let Some(at) = cached
+            && chain.ctes.len() == at + 1
+            && chain.ctes == fitted_chain.ctes[..=at]
+        {
+            chain.cache = Cache::At(at);
+        }
+    };
+    use_cache(&mut chain);
+    for (position, &s) in order.iter().enumerate() {
+        chain.step = position;
+        let mut step = fitted.steps[s].clone();
+        steps::compile(&mut chain, &mut step).await.map_err(|e| {
+            Error::internal(format!(
+                "the fitted recipe in run order, {}: {}",
+                at(s, &step),
+                e.message()
+            ))
+        })?;
+        use_cache(&mut chain);
+    }
+    let columns: Vec<String> = fitted_chain
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != ORDER)
+        .map(|f| f.name().clone())
+        .collect();
+    Ok(chain.query(&chain.output(Some(&columns))))
 }
 
 /// An SQL identifier, quoted.

@@ -16,6 +16,7 @@
 
 pub mod compile;
 pub mod recipe;
+pub mod reorder;
 pub mod report;
 pub mod run;
 pub mod runs;

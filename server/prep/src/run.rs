@@ -138,7 +138,7 @@ pub async fn preview(
     let ctx = prepare(base, sources, recipe, Some(sample)).await?;
     let compiled = compile(&ctx, recipe, upto).await?;
     let df = ctx
-        .sql_with_options(&compiled.sql, query_only())
+        .sql_with_options(&compiled.run_sql, query_only())
         .await
         .map_err(sql_error)?
         .limit(0, Some(rows))
@@ -157,7 +157,7 @@ pub async fn start(
     let ctx = prepare(base, sources, recipe, None).await?;
     let compiled = compile(&ctx, recipe, None).await?;
     let stream = ctx
-        .sql_with_options(&compiled.sql, query_only())
+        .sql_with_options(&compiled.run_sql, query_only())
         .await
         .map_err(sql_error)?
         .execute_stream()
@@ -179,7 +179,7 @@ pub async fn run_to_file(
     let ctx = prepare(base, sources, recipe, None).await?;
     let compiled = compile(&ctx, recipe, None).await?;
     let df = ctx
-        .sql_with_options(&compiled.sql, query_only())
+        .sql_with_options(&compiled.run_sql, query_only())
         .await
         .map_err(sql_error)?;
     let path = output

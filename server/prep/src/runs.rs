@@ -391,7 +391,7 @@ impl Runs {
                 // A file is written whole by each attempt.
                 self.update(name, |r| r.rows_written = 0)?;
                 let df = ctx
-                    .sql_with_options(&compiled.sql, query_only())
+                    .sql_with_options(&compiled.run_sql, query_only())
                     .await
                     .map_err(sql_error)?;
                 let stream = df.execute_stream().await.map_err(run_error)?;
@@ -436,7 +436,7 @@ impl Runs {
                 order.push(format!("quiver_hash(0, {})", visible.join(", ")));
                 let sql = format!(
                     "SELECT * FROM ({}) AS output ORDER BY {}",
-                    compiled.sql,
+                    compiled.run_sql,
                     order.join(", ")
                 );
                 let df = ctx

@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ctx = quiver_prep::run::prepare(None, &FileSources, &compiled.recipe, None).await?;
         let plan = quiver_prep::compile(&ctx, &compiled.recipe, None).await?;
         let explained = ctx
-            .sql(&format!("EXPLAIN ANALYZE {}", plan.sql))
+            .sql(&format!("EXPLAIN ANALYZE {}", plan.run_sql))
             .await?
             .collect()
             .await?;

@@ -206,7 +206,7 @@ async fn constant(
         (Value::String(s), t) if t.is_temporal() => {
             let literal = typed(s, t);
             chain
-                .fetch(&format!("SELECT {literal}"))
+                .evaluate(&format!("SELECT {literal}"))
                 .await
                 .map_err(|_| wrong())?;
             Ok(literal)
@@ -297,7 +297,7 @@ pub async fn outliers(
 }
 
 /// A column's bounds ([`f64::MIN`, `f64::MAX`] when it has no values).
-async fn fit_bounds(chain: &Chain<'_>, p: &str, bounds: &OutlierBounds) -> Result<[f64; 2]> {
+async fn fit_bounds(chain: &mut Chain<'_>, p: &str, bounds: &OutlierBounds) -> Result<[f64; 2]> {
     let prev = chain.last();
     let quantile = |q: f64| format!("percentile_cont({}) WITHIN GROUP (ORDER BY {p})", number(q));
     let fitted = match bounds.method {

@@ -46,7 +46,7 @@ struct LevelCount {
 }
 
 async fn count_levels(
-    chain: &Chain<'_>,
+    chain: &mut Chain<'_>,
     level: &str,
     column: &str,
     target: Option<&str>,

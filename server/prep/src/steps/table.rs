@@ -467,7 +467,7 @@ pub async fn split(
 /// The values of `column` where each split but the last ends: the first row (in time order)
 /// of the next split.
 async fn time_cuts(
-    chain: &Chain<'_>,
+    chain: &mut Chain<'_>,
     column: &str,
     splits: &[(String, f64)],
 ) -> Result<Vec<String>> {
