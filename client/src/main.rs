@@ -101,8 +101,34 @@ enum Command {
     Prep(cli::prep::PrepCommand),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Output into a pipe that closes (`quiver get ... | head`) ends the CLI quietly, as it ends
+/// Unix tools: by SIGPIPE (status 141 in a shell), where Rust's default (the signal ignored)
+/// makes `println!` panic with a backtrace. Sockets are unaffected: Rust writes to them with
+/// MSG_NOSIGNAL.
+#[allow(unsafe_code)]
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: sets a signal's disposition to the default before any thread starts; no
+    // handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn main() -> ExitCode {
+    end_quietly_on_a_closed_pipe();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(cli_main()),
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn cli_main() -> ExitCode {
     let args = Args::parse();
     match run(args).await {
         Ok(code) => code,

@@ -45,6 +45,40 @@ impl Sources for ServerSources {
     async fn table(&self, ctx: &SessionContext, source: &Source) -> Result<Arc<dyn TableProvider>> {
         let sql = match source {
             Source::File { uri, format } => {
+                if let Some(rest) = uri.strip_prefix("s3://") {
+                    // Read with the offline store's S3 client (its endpoint, region and
+                    // credentials), as datasets are.
+                    let bucket = rest.split('/').next().unwrap_or_default();
+                    let destination = self.queries.store().offline().object_store(uri)?;
+                    let url = datafusion::execution::object_store::ObjectStoreUrl::parse(format!(
+                        "s3://{bucket}"
+                    ))
+                    .map_err(|e| {
+                        Error::validation(format!("uri {}: not an S3 URI: {e}", quote(uri)))
+                    })?;
+                    let key = rest.split_once('/').map_or("", |(_, key)| key);
+                    // An object, or a folder of them (listing treats the key as a folder).
+                    let path = object_store::path::Path::from(key);
+                    use object_store::ObjectStoreExt;
+                    let found = destination.store.head(&path).await.is_ok() || {
+                        use futures::StreamExt;
+                        let mut listed = destination.store.list(Some(&path));
+                        listed
+                            .next()
+                            .await
+                            .transpose()
+                            .map_err(|e| Error::validation(format!("uri {}: {e}", quote(uri))))?
+                            .is_some()
+                    };
+                    if !found {
+                        return Err(Error::validation(format!(
+                            "uri {}: no such object or folder in the bucket",
+                            quote(uri)
+                        )));
+                    }
+                    ctx.runtime_env()
+                        .register_object_store(url.as_ref(), destination.store);
+                }
                 return quiver_prep::run::read_file(ctx, uri, *format).await;
             }
             Source::FeatureGroup { name, history } => {

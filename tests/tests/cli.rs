@@ -367,3 +367,29 @@ async fn cli_creates_and_ingests_from_parquet() {
         })
     );
 }
+
+#[tokio::test]
+async fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (_dir, server) = start().await;
+    // `quiver sql ... | head -0`: the reader is gone before the first line is written.
+    let mut child = Command::new(binary("quiver"))
+        .arg("--endpoint")
+        .arg(server.endpoint())
+        .args(["sql", "SELECT 1 AS one"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("quiver runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        output.status.success() || output.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        output.status
+    );
+    // Its output still reaches an open pipe.
+    assert!(ok(quiver(&server, &["sql", "SELECT 1 AS one"])).contains('1'));
+}

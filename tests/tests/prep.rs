@@ -436,3 +436,64 @@ async fn groups_and_queries_are_sources() {
     let _ = &mut prep;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_on_s3_are_sources() {
+    use quiver_tests::aws::{AWS_ENV, Moto, python};
+    let moto = Moto::start().await;
+    moto.create_bucket("quiver-prep");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.csv");
+    write_events(&file, 500);
+    let endpoint = moto.endpoint();
+    for key in ["in/one/events.csv", "in/two/a.csv", "in/two/b.csv"] {
+        python(
+            "s3_put.py",
+            &[&endpoint, "quiver-prep", key, file.to_str().unwrap()],
+        );
+    }
+    let server = TestServer::start_with_env(
+        &dir.path().join("data"),
+        &["--s3-endpoint", &endpoint],
+        &AWS_ENV,
+    )
+    .await;
+    let client = server.client().await;
+    let mut prep = client.prep();
+    let preview = |uri: &str| {
+        let mut doc = recipe(&file);
+        doc["source"] = json!({"file": {"uri": uri, "format": "csv"}});
+        pb::PreviewRequest {
+            recipe: Some(pb::preview_request::Recipe::RecipeJson(doc.to_string())),
+            steps: None,
+            rows: 1000,
+            sample_rows: 10_000,
+        }
+    };
+    // A file, and a folder of two read as one table (a folder's format is said).
+    let one = prep
+        .preview(preview("s3://quiver-prep/in/one/events.csv"))
+        .await
+        .expect("a preview of an S3 file")
+        .into_inner();
+    assert_eq!(one.rows_json.len(), 500);
+    let names: Vec<&str> = one.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["id", "kind_a", "kind_b", "kind_c", "amount", "at"]);
+    let two = prep
+        .preview(preview("s3://quiver-prep/in/two/"))
+        .await
+        .expect("a preview of an S3 folder")
+        .into_inner();
+    assert_eq!(two.rows_json.len(), 1000);
+    // A key that is not there is a clear error naming the source.
+    let missing = prep
+        .preview(preview("s3://quiver-prep/in/none.csv"))
+        .await
+        .expect_err("no such object");
+    assert!(
+        missing.message().starts_with("source: "),
+        "{}",
+        missing.message()
+    );
+    server.stop().await;
+}

@@ -1,7 +1,7 @@
 //! Times SQL over the data preparation benchmark's files (a tuning aid for bench/prep.sh):
 //! `events` and `users` are registered from DATA_DIR; each query in QUERIES.sql (separated by
 //! lines holding only `;`) is run to completion and its seconds printed; with `EXPLAIN=1`, its
-//! EXPLAIN ANALYZE too.
+//! EXPLAIN ANALYZE too. DataFusion's options can be set as `DATAFUSION_*` variables.
 //!
 //!   cargo run --release -p quiver-prep --example sql_timing -- DATA_DIR QUERIES.sql
 
@@ -16,11 +16,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [_, data, queries] = args.as_slice() else {
         return Err("usage: sql_timing DATA_DIR QUERIES.sql".into());
     };
-    let ctx = SessionContext::new();
+    // DATAFUSION_* variables set options (DATAFUSION_EXECUTION_BATCH_SIZE=65536).
+    let ctx = SessionContext::new_with_config(datafusion::prelude::SessionConfig::from_env()?);
     quiver_prep::udf::register(&ctx);
     for table in ["events", "users"] {
-        ctx.register_parquet(table, format!("{data}/{table}.parquet"), ParquetReadOptions::default())
-            .await?;
+        ctx.register_parquet(
+            table,
+            format!("{data}/{table}.parquet"),
+            ParquetReadOptions::default(),
+        )
+        .await?;
     }
     let text = std::fs::read_to_string(queries)?;
     for query in text.split("\n;\n").map(str::trim).filter(|q| !q.is_empty()) {
@@ -31,10 +36,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             rows += batch?.num_rows();
         }
         let first = query.lines().next().unwrap_or_default();
-        println!("{:.3} s, {rows} rows: {first}", started.elapsed().as_secs_f64());
+        println!(
+            "{:.3} s, {rows} rows: {first}",
+            started.elapsed().as_secs_f64()
+        );
         if std::env::var_os("EXPLAIN").is_some() {
-            let explained = ctx.sql(&format!("EXPLAIN ANALYZE {query}")).await?.collect().await?;
-            println!("{}", arrow::util::pretty::pretty_format_batches(&explained)?);
+            let explained = ctx
+                .sql(&format!("EXPLAIN ANALYZE {query}"))
+                .await?
+                .collect()
+                .await?;
+            println!(
+                "{}",
+                arrow::util::pretty::pretty_format_batches(&explained)?
+            );
         }
     }
     Ok(())

@@ -178,7 +178,12 @@ mod tests {
         let scale = effect(Kind::Map { adds: false }, &["x"], &["x"]);
         let lag = effect(Kind::Rows, &["x", "k", "t"], &["x_lag_1"]);
         let reads_it = effect(Kind::Rows, &["c_a"], &[]);
-        let order = sink(&[one_hot.clone(), scale.clone(), lag.clone(), reads_it.clone()]);
+        let order = sink(&[
+            one_hot.clone(),
+            scale.clone(),
+            lag.clone(),
+            reads_it.clone(),
+        ]);
         assert_eq!(order, vec![1, 2, 0, 3]);
         // A barrier stops it, and keeps its place.
         let join = effect(Kind::Barrier, &[], &[]);

@@ -502,8 +502,12 @@ impl Runs {
         }
         let mut writer = match format {
             FileFormat::Parquet => Writer::Parquet(
-                parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
-                    .map_err(|e| write_error(&e))?,
+                parquet::arrow::ArrowWriter::try_new(
+                    file,
+                    schema.clone(),
+                    Some(crate::run::parquet_properties()),
+                )
+                .map_err(|e| write_error(&e))?,
             ),
             FileFormat::Csv => Writer::Csv(arrow::csv::Writer::new(file)),
             FileFormat::Json => Writer::Json(arrow::json::LineDelimitedWriter::new(file)),

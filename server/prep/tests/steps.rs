@@ -241,6 +241,20 @@ async fn rows_are_filtered_sorted_and_deduplicated() {
     );
     let (_, t) = f.run(&recipe).await;
     assert_eq!(t.column("team"), strings(&["blue", "green", "red"]));
+
+    // A key of three columns: (a, b, c) repeats only in rows 1 and 2, and rows that share two
+    // of its columns are kept.
+    let rows = "id,a,b,c\n1,x,1,p\n2,x,1,p\n3,x,1,q\n4,x,2,p\n5,y,1,p\n";
+    std::fs::write(f.dir.path().join("keys.csv"), rows).unwrap();
+    let recipe = f.recipe(
+        "keys.csv",
+        json!([
+            {"step": "deduplicate", "key": ["a", "b", "c"], "order_by": "id", "keep": "last"},
+            {"step": "sort", "by": [{"column": "id"}]},
+        ]),
+    );
+    let (_, t) = f.run(&recipe).await;
+    assert_eq!(t.column("id"), strings(&["2", "3", "4", "5"]));
 }
 
 #[tokio::test]
@@ -864,4 +878,78 @@ async fn the_quality_report_counts_what_is_wrong() {
     assert!(
         page.contains("<svg") && page.contains("quality &lt;1&gt;") && !page.contains("<script")
     );
+}
+
+#[tokio::test]
+async fn a_fitted_recipe_runs_in_its_run_order_with_the_output_of_its_own_order() {
+    // The run order moves the steps that add columns row by row (one-hot, date parts, text
+    // statistics) after the filter, windows and deduplication; the export keeps the recipe's
+    // order. Both must give the same table, column order included.
+    let f = Fixture::new();
+    let mut events = String::from("user,ts,amount,category,note\n");
+    for i in 0..2_000u64 {
+        // Every 50th row repeats the one before it whole; otherwise (user, ts) is unique.
+        let j = if i % 50 == 49 { i - 1 } else { i };
+        let amount = if j % 17 == 0 {
+            String::new()
+        } else {
+            format!("{}.5", (j * 7919) % 300)
+        };
+        let category = ["a", "b", "c", "", "d"][(j % 5) as usize];
+        let day = j / 24;
+        events.push_str(&format!(
+            "{},2024-{:02}-{:02}T{:02}:00:00,{amount},{category},word {}\n",
+            j % 37,
+            1 + day / 28,
+            1 + day % 28,
+            j % 24,
+            "x ".repeat((j % 4) as usize)
+        ));
+    }
+    std::fs::write(f.dir.path().join("events.csv"), events).unwrap();
+    let recipe = f.recipe(
+        "events.csv",
+        json!([
+            {"step": "filter", "expression": "category IS NULL OR category <> 'd'"},
+            {"step": "missing", "columns": ["amount"], "action": "fill_mean"},
+            {"step": "encode", "columns": ["category"], "method": "one_hot", "max_levels": 3},
+            {"step": "text_stats", "columns": ["note"], "stats": ["length", "words"]},
+            {"step": "scale", "columns": ["amount"], "method": "standard"},
+            {"step": "datetime", "column": "ts", "parts": ["hour", "month"], "cyclic": ["hour"]},
+            {"step": "lag", "columns": ["amount"], "key": ["user"], "time": "ts", "lags": [1, 2]},
+            {"step": "rolling", "columns": ["amount"], "key": ["user"], "time": "ts", "window": 3, "functions": ["mean", "max"]},
+            {"step": "group_by", "key": ["user"], "aggregates": [{"column": "amount", "function": "mean", "as": "user_mean"}], "append": true},
+            {"step": "deduplicate", "key": ["user", "ts"], "order_by": "amount", "keep": "first"},
+            {"step": "sort", "by": [{"column": "user"}, {"column": "ts"}, {"column": "amount"}]},
+        ]),
+    );
+    let ctx = quiver_prep::run::prepare(None, &FileSources, &recipe, None)
+        .await
+        .unwrap();
+    let compiled = quiver_prep::compile(&ctx, &recipe, None).await.unwrap();
+    assert_ne!(compiled.sql, compiled.run_sql, "nothing was reordered");
+    let run = |sql: String| {
+        let ctx = ctx.clone();
+        async move {
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            Table::from_batches(&batches)
+        }
+    };
+    let (exported, ran) = (
+        run(compiled.sql.clone()).await,
+        run(compiled.run_sql.clone()).await,
+    );
+    assert_eq!(exported.header, ran.header);
+    assert!(exported.header.contains(&"category_a".to_string()));
+    // Category 'd' filtered out, the repeated rows removed.
+    let kept: std::collections::BTreeSet<u64> = (0..2_000u64)
+        .map(|i| if i % 50 == 49 { i - 1 } else { i })
+        .filter(|j| j % 5 != 4)
+        .collect();
+    assert_eq!(exported.rows.len(), kept.len());
+    assert_eq!(exported.rows, ran.rows);
+    // The replay (nothing to fit, nothing cached) gives it too.
+    let (_, replayed) = f.run(&compiled.recipe).await;
+    assert_eq!(replayed.header, ran.header);
+    assert_eq!(replayed.rows, ran.rows);
 }

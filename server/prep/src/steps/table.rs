@@ -347,7 +347,8 @@ pub async fn deduplicate(
     first.extend(
         keys[1..]
             .iter()
-            .map(|k| format!("lag({k}) OVER ({window}) IS DISTINCT FROM {k}")),
+            // Parenthesized: `a IS DISTINCT FROM b OR c` parses as `a IS DISTINCT FROM (b OR c)`.
+            .map(|k| format!("(lag({k}) OVER ({window}) IS DISTINCT FROM {k})")),
     );
     chain
         .push(format!(
