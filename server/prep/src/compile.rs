@@ -426,6 +426,16 @@ impl<'a> Chain<'a> {
             .collect()
     }
 
+    /// The columns the user sees (all but the hidden order column).
+    fn visible_fields(&self) -> Vec<Field> {
+        self.schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != ORDER)
+            .map(|f| f.as_ref().clone())
+            .collect()
+    }
+
     /// Whether an earlier sort's order is being carried.
     pub fn ordered(&self) -> bool {
         self.schema.field_with_name(ORDER).is_ok()
@@ -534,19 +544,18 @@ pub async fn compile(
     let run_sql = if order.iter().enumerate().all(|(i, &s)| i == s) {
         chain.query(&select)
     } else {
-        reordered(&chain, &fitted, &order).await?
+        // The recipe's own order is always right; the run order is only faster.
+        reordered(&chain, &fitted, &order)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("recipe {}: running in its own order: {e}", fitted.name);
+                chain.query(&select)
+            })
     };
-    let visible: Vec<Field> = chain
-        .schema
-        .fields()
-        .iter()
-        .filter(|f| f.name() != ORDER)
-        .map(|f| f.as_ref().clone())
-        .collect();
     Ok(Compiled {
         sql: chain.export(&select),
         run_sql,
-        schema: Arc::new(Schema::new(visible)),
+        schema: Arc::new(Schema::new(chain.visible_fields())),
         recipe: fitted,
         steps: count,
     })
@@ -583,10 +592,8 @@ async fn reordered(fitted_chain: &Chain<'_>, fitted: &Recipe, order: &[usize]) -
         use_cache(&mut chain);
     }
     let columns: Vec<String> = fitted_chain
-        .schema
-        .fields()
+        .visible_fields()
         .iter()
-        .filter(|f| f.name() != ORDER)
         .map(|f| f.name().clone())
         .collect();
     Ok(chain.query(&chain.output(Some(&columns))))
