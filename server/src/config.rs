@@ -109,6 +109,18 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
 
+    /// Most connections open at once on each listener (gRPC, HTTP, Flight SQL). Default 4096.
+    #[arg(long, env = "QUIVER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a connection may stay silent: before its first byte, and on HTTP while a request's headers arrive or between requests. Default 30.
+    #[arg(long, env = "QUIVER_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+
+    /// Seconds an HTTP request's body may take to arrive. Default 60.
+    #[arg(long, env = "QUIVER_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+
     /// Log format. Default text. Log levels come from RUST_LOG (default info).
     #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -277,6 +289,8 @@ pub struct Config {
     pub max_request_mb: usize,
     pub grpc_threads: usize,
     pub shutdown_grace_secs: u64,
+    /// What each listener lets its clients hold.
+    pub limits: quiver_net::Limits,
     pub log_format: LogFormat,
     pub offline: OfflineConfig,
     pub flight_sql_addr: SocketAddr,
@@ -402,6 +416,9 @@ impl ServerArgs {
             max_request_mb: self.max_request_mb.or(file.max_request_mb),
             grpc_threads: self.grpc_threads.or(file.grpc_threads),
             shutdown_grace_secs: self.shutdown_grace_secs.or(file.shutdown_grace_secs),
+            max_connections: self.max_connections.or(file.max_connections),
+            idle_timeout_secs: self.idle_timeout_secs.or(file.idle_timeout_secs),
+            body_timeout_secs: self.body_timeout_secs.or(file.body_timeout_secs),
             log_format: self.log_format.or(file.log_format),
             offline_store_uri: self.offline_store_uri.or(file.offline_store_uri),
             offline_flush_interval_ms: self
@@ -514,6 +531,18 @@ impl ServerArgs {
                 .grpc_threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             shutdown_grace_secs: merged.shutdown_grace_secs.unwrap_or(10),
+            limits: {
+                let default = quiver_net::Limits::default();
+                quiver_net::Limits {
+                    max_connections: merged.max_connections.unwrap_or(default.max_connections),
+                    idle_timeout: merged
+                        .idle_timeout_secs
+                        .map_or(default.idle_timeout, Duration::from_secs),
+                    body_timeout: merged
+                        .body_timeout_secs
+                        .map_or(default.body_timeout, Duration::from_secs),
+                }
+            },
             log_format: merged.log_format.unwrap_or(LogFormat::Text),
             offline,
             flight_sql_addr: merged
@@ -620,6 +649,14 @@ impl ServerArgs {
         anyhow::ensure!(
             (1..=1024).contains(&config.max_request_mb),
             "max_request_mb must be in 1..1024"
+        );
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&config.limits.max_connections),
+            "max_connections must be in 1..1000000"
+        );
+        anyhow::ensure!(
+            !config.limits.idle_timeout.is_zero() && !config.limits.body_timeout.is_zero(),
+            "idle_timeout_secs and body_timeout_secs must be at least 1"
         );
         anyhow::ensure!(
             config.account_id.len() == 12 && config.account_id.bytes().all(|b| b.is_ascii_digit()),

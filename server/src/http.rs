@@ -45,14 +45,15 @@ async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// Healthy when the database answers a read.
+/// Healthy when the database answers a read; degraded (still 200: reads are served) while
+/// writes are refused for a full disk.
 async fn healthz(State(state): State<HttpState>) -> impl IntoResponse {
-    match state
-        .store
-        .online()
-        .db()
-        .property_value("rocksdb.num-running-flushes")
-    {
+    let online = state.store.online();
+    match online.db().property_value("rocksdb.num-running-flushes") {
+        Ok(_) if online.disk_full() => (
+            StatusCode::OK,
+            "degraded: disk full on the data directory; writes are refused until space is freed, reads go on\n",
+        ),
         Ok(_) => (StatusCode::OK, "ok\n"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n"),
     }

@@ -70,6 +70,7 @@ pub fn render(handle: &PrometheusHandle, store: &FeatureStore) -> String {
     let property =
         |cf_name: &str, name: &str| -> f64 { db::int_property(db, Some(cf_name), name) as f64 };
     metrics::gauge!("quiver_feature_groups").set(feature_groups as f64);
+    metrics::gauge!("quiver_disk_full").set(if store.online().disk_full() { 1.0 } else { 0.0 });
     metrics::gauge!("quiver_online_records_estimate")
         .set(property(CF_RECORDS, "rocksdb.estimate-num-keys"));
     for (metric, prop) in [

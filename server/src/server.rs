@@ -33,7 +33,7 @@ use quiver_lineage::emit::Emitter;
 use quiver_lineage::feature_groups::FeatureGroupLineage;
 use quiver_lineage::ingests::IngestSessions;
 use quiver_lineage::sources::SourceLineage;
-use quiver_net::{Peer, ServerTls};
+use quiver_net::ServerTls;
 use quiver_offline::flusher::Flusher;
 use quiver_query::{QueryEngine, QueryOptions};
 use quiver_storage::auth_records::AuthRecords;
@@ -343,7 +343,7 @@ pub async fn run(
         .max_encoding_message_size(max_request);
     let authenticate = AuthLayer::new(access.clone(), max_request);
     let routes: threads::RoutesFactory = Arc::new(move || {
-        tonic::transport::Server::builder()
+        h2_limits(tonic::transport::Server::builder())
             .http2_adaptive_window(Some(true))
             .layer(authenticate.clone())
             .add_service(health_service.clone())
@@ -363,9 +363,14 @@ pub async fn run(
         routes,
         stop_rx.clone(),
         h2_tls.clone(),
+        config.limits,
     );
-    let http = axum::serve(
-        quiver_net::Listener::new(listeners.http, tls.as_ref().map(|t| t.http1.clone()))?,
+    let http = quiver_net::http::serve(
+        quiver_net::Listener::new(
+            listeners.http,
+            tls.as_ref().map(|t| t.http1.clone()),
+            config.limits,
+        ),
         crate::http::router(
             store.clone(),
             puts,
@@ -377,19 +382,30 @@ pub async fn run(
                 automl: automl.clone(),
             },
             max_request,
-        )
-        .into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let flight_sql = tonic::transport::Server::builder()
+        ),
+        stopped(stop_rx.clone()),
+    );
+    let http = async move {
+        http.await;
+        Ok::<(), std::io::Error>(())
+    };
+    let flight_sql = h2_limits(tonic::transport::Server::builder())
         .layer(AuthLayer::new(access.clone(), max_request))
         .add_service(FlightServiceServer::new(
             FlightSql::new(queries.clone(), access.clone()).context("starting Flight SQL")?,
         ))
         .serve_with_incoming_shutdown(
             quiver_net::incoming(quiver_net::accept(
-                quiver_net::tcp_connections(listeners.flight_sql),
+                quiver_net::tcp_connections(
+                    listeners.flight_sql,
+                    quiver_net::Gate::new(
+                        "flight_sql",
+                        config.limits.max_connections,
+                        quiver_net::Refusal::Close,
+                    ),
+                ),
                 h2_tls,
+                config.limits.idle_timeout,
             )),
             stopped(stop_rx.clone()),
         );
@@ -453,6 +469,16 @@ pub async fn run(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The bounds of an HTTP/2 listener's connections (docs/operations.md, "Limits").
+fn h2_limits(builder: tonic::transport::Server) -> tonic::transport::Server {
+    use quiver_net::limits::*;
+    builder
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
 }
 
 const INGEST_PRINCIPAL: &str = "quiver-ingest";

@@ -1,7 +1,8 @@
 //! `quiver ingest`: parallel batched writes of a CSV or Parquet file. Each batch is one atomic
 //! PutRecords; when the server rejects a batch because of a bad record, that batch is retried
 //! record by record so one bad row never stops the others. Every rejected row is reported with
-//! its reason. And `quiver ingest status`: a stream source's progress ([`source_status`]).
+//! its reason. A failure of the server's (unavailable, disk full, internal) is not a bad row:
+//! the ingest stops at the first and says how many rows were written, rejected and not sent. And `quiver ingest status`: a stream source's progress ([`source_status`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,7 +51,7 @@ pub enum IngestCommand {
     },
 }
 
-/// Runs the command; exit code 2 when some rows were rejected.
+/// Runs the command; exit code 2 when some rows were rejected, 1 when the server failed.
 pub async fn run(client: &Client, out: Output, args: IngestArgs) -> Result<ExitCode> {
     if let Some(IngestCommand::Status { source, worker }) = args.command {
         let status = source_status(client, &source, worker.as_deref()).await?;
@@ -87,6 +88,16 @@ pub async fn run(client: &Client, out: Output, args: IngestArgs) -> Result<ExitC
                 println!("row {}: {}", r.row, r.reason);
             }
         }
+    }
+    if let Some(failure) = &summary.server_failure {
+        eprintln!(
+            "error: the server failed, so the ingest stopped: {failure}\n\
+             {} rows were not written (the batches in flight may have been); \
+             run the ingest again once the server is back: a record written again with the same \
+             event time leaves the online store as it was",
+            summary.not_written
+        );
+        return Ok(ExitCode::FAILURE);
     }
     Ok(if summary.rejected.is_empty() {
         ExitCode::SUCCESS
@@ -188,6 +199,10 @@ pub struct IngestSummary {
     pub rows: usize,
     pub written: usize,
     pub rejected: Vec<Rejected>,
+    /// The server's failure that stopped the ingest, if one did.
+    pub server_failure: Option<String>,
+    /// Rows neither written nor rejected (after a server failure).
+    pub not_written: usize,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -250,27 +265,41 @@ pub async fn ingest(
         .map(|batch| write_batch(client, group, batch))
         .buffer_unordered(options.concurrency.max(1));
     let mut written = 0;
-    while let Some((ok, failed)) = results.next().await {
-        written += ok;
-        bar.inc((ok + failed.len()) as u64);
-        rejected.extend(failed);
+    let mut server_failure = None;
+    while let Some(result) = results.next().await {
+        match result {
+            Ok((ok, failed)) => {
+                written += ok;
+                bar.inc((ok + failed.len()) as u64);
+                rejected.extend(failed);
+            }
+            Err(failure) => {
+                // No more batches are sent; those in flight are dropped with the stream.
+                server_failure = Some(failure);
+                break;
+            }
+        }
     }
+    drop(results);
     bar.finish_and_clear();
     rejected.sort_by_key(|r| r.row);
     Ok(IngestSummary {
         rows,
         written,
+        not_written: rows - written - rejected.len(),
         rejected,
+        server_failure,
         elapsed: started.elapsed(),
     })
 }
 
-/// Writes one batch; returns how many rows were written and which were rejected.
+/// Writes one batch; returns how many rows were written and which were rejected, or the
+/// server's failure.
 async fn write_batch(
     client: &Client,
     group: &str,
     batch: Vec<(usize, Vec<pb::FeatureValue>)>,
-) -> (usize, Vec<Rejected>) {
+) -> Result<(usize, Vec<Rejected>), String> {
     let request = |record: Vec<pb::FeatureValue>| pb::PutRecordRequest {
         feature_group_name: group.to_string(),
         record,
@@ -280,7 +309,7 @@ async fn write_batch(
         records: batch.iter().map(|(_, r)| request(r.clone())).collect(),
     };
     match client.put_records(all).await {
-        Ok(_) => (batch.len(), Vec::new()),
+        Ok(_) => Ok((batch.len(), Vec::new())),
         Err(e) if is_record_error(&e) => {
             // Some record in the batch is bad: find it (and any others) one by one.
             let mut ok = 0;
@@ -288,36 +317,32 @@ async fn write_batch(
             for (row, record) in batch {
                 match client.put_record(request(record)).await {
                     Ok(_) => ok += 1,
-                    Err(e) => failed.push(Rejected {
+                    Err(e) if is_record_error(&e) => failed.push(Rejected {
                         row,
                         reason: reason(&e),
                     }),
+                    Err(e) => return Err(reason(&e)),
                 }
             }
-            (ok, failed)
+            Ok((ok, failed))
         }
-        Err(e) => {
-            let reason = reason(&e);
-            (
-                0,
-                batch
-                    .into_iter()
-                    .map(|(row, _)| Rejected {
-                        row,
-                        reason: reason.clone(),
-                    })
-                    .collect(),
-            )
-        }
+        Err(e) => Err(reason(&e)),
     }
 }
 
+/// Whether the server refused a record for what it holds (a bad value, a record too large),
+/// rather than failing itself (unavailable, disk full, an internal error).
 fn is_record_error(e: &ClientError) -> bool {
-    matches!(
-        e.code(),
-        Some(tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted)
-    )
+    match e.code() {
+        Some(tonic::Code::InvalidArgument) => true,
+        // RESOURCE_EXHAUSTED is a request too large, or the server's disk full (docs/api.md).
+        Some(tonic::Code::ResourceExhausted) => !reason(e).starts_with(DISK_FULL),
+        _ => false,
+    }
 }
+
+/// How the server's message for a full disk starts (quiver_types::error::DISK_FULL).
+const DISK_FULL: &str = "disk full";
 
 fn reason(e: &ClientError) -> String {
     match e.status() {

@@ -39,12 +39,14 @@ pub async fn serve(
     routes: RoutesFactory,
     stop: watch::Receiver<bool>,
     tls: Option<TlsAcceptor>,
+    limits: quiver_net::Limits,
 ) -> anyhow::Result<()> {
     let threads = threads.max(1);
+    let gate = quiver_net::Gate::new("grpc", limits.max_connections, quiver_net::Refusal::Close);
     let mut senders = Vec::with_capacity(threads);
     let mut finished = Vec::with_capacity(threads);
     for index in 0..threads {
-        let (tx, rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, quiver_net::Place)>();
         let (done_tx, done_rx) = oneshot::channel::<anyhow::Result<()>>();
         let routes = routes.clone();
         let stop = stop.clone();
@@ -52,7 +54,7 @@ pub async fn serve(
         std::thread::Builder::new()
             .name(format!("quiver-grpc-{index}"))
             .spawn(move || {
-                let result = serve_thread(rx, routes, stop, tls);
+                let result = serve_thread(rx, routes, stop, tls, limits.idle_timeout);
                 let _ = done_tx.send(result);
             })
             .context("starting a gRPC serving thread")?;
@@ -68,7 +70,10 @@ pub async fn serve(
             _ = stop_accepting.wait_for(|s| *s) => break,
         };
         let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+            Ok((stream, _peer)) => match gate.enter(stream) {
+                Some(admitted) => admitted,
+                None => continue,
+            },
             Err(e) => {
                 // Out of file descriptors and the like: keep serving the connections we have.
                 tracing::warn!(error = %e, "accepting a gRPC connection failed");
@@ -76,10 +81,11 @@ pub async fn serve(
                 continue;
             }
         };
+        let (stream, place) = stream;
         // Small request/response messages: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
         let stream = match stream.into_std() {
-            Ok(s) => s,
+            Ok(s) => (s, place),
             Err(e) => {
                 tracing::warn!(error = %e, "handing a gRPC connection to a serving thread failed");
                 continue;
@@ -99,10 +105,11 @@ pub async fn serve(
 }
 
 fn serve_thread(
-    connections: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    connections: mpsc::UnboundedReceiver<(std::net::TcpStream, quiver_net::Place)>,
     routes: RoutesFactory,
     stop: watch::Receiver<bool>,
     tls: Option<TlsAcceptor>,
+    idle: std::time::Duration,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,20 +119,25 @@ fn serve_thread(
         // This thread's PutRecords are answered through one message per write.
         tokio::spawn(quiver_core::group_commit::relay_replies());
         // TLS handshakes (if any) run as tasks of this thread, so the connection stays on it.
-        let connections = UnboundedReceiverStream::new(connections).filter_map(|stream| {
-            let addr = stream.peer_addr().ok();
-            let stream = stream
-                .set_nonblocking(true)
-                .and_then(|()| tokio::net::TcpStream::from_std(stream));
-            match stream {
-                Ok(stream) => Some((Coalescing::yielding(stream), addr)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "taking over a gRPC connection failed");
-                    None
+        let connections =
+            UnboundedReceiverStream::new(connections).filter_map(|(stream, place)| {
+                let addr = stream.peer_addr().ok();
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(stream));
+                match stream {
+                    Ok(stream) => Some(quiver_net::Accepted {
+                        io: Coalescing::yielding(stream),
+                        addr,
+                        place: Some(place),
+                    }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "taking over a gRPC connection failed");
+                        None
+                    }
                 }
-            }
-        });
-        let incoming = quiver_net::incoming(quiver_net::accept(connections, tls));
+            });
+        let incoming = quiver_net::incoming(quiver_net::accept(connections, tls, idle));
         routes()
             .serve_with_incoming_shutdown(incoming, stopped(stop))
             .await

@@ -6,11 +6,16 @@
 //! connection carries a [`Peer`]: its address, whether it is TLS (`aws:SecureTransport`), and,
 //! with mutual TLS, the name in its verified client certificate.
 //!
+//! Each listener also bounds what its clients hold ([`limits`]): a cap on open connections,
+//! and a deadline for a new connection's first byte; the HTTP listener is served by [`http`],
+//! which times requests' headers and bodies.
+//!
 //! Mutual TLS is optional per connection: with `tls_client_ca` set, a client may present a
 //! certificate issued by that authority; the subject's common name is then a principal name,
 //! which authenticates requests that carry no signature (docs/security.md). A certificate the
 //! authority did not issue fails the handshake.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +33,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
+
+pub mod http;
+pub mod limits;
+
+pub use limits::{Gate, Limits, Place, Refusal};
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,6 +122,34 @@ pub struct Peer {
 pub struct Conn<IO> {
     io: Io<IO>,
     peer: Peer,
+    /// Its place under the listener's cap, given back when it closes.
+    _place: Option<Place>,
+    /// Until its first byte: when it is closed if none came.
+    silent: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<IO> Conn<IO> {
+    fn new(io: Io<IO>, peer: Peer, place: Option<Place>, idle: Duration) -> Self {
+        Self {
+            io,
+            peer,
+            _place: place,
+            silent: Some(Box::pin(tokio::time::sleep(idle))),
+        }
+    }
+
+    /// The peer the connection came from.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+}
+
+/// A connection as accepted, before TLS: its stream, its peer's address and its place under
+/// the listener's cap.
+pub struct Accepted<IO> {
+    pub io: IO,
+    pub addr: Option<SocketAddr>,
+    pub place: Option<Place>,
 }
 
 enum Io<IO> {
@@ -119,27 +157,29 @@ enum Io<IO> {
     Tls(Box<tokio_rustls::server::TlsStream<IO>>),
 }
 
-/// The connections of `connections` (each with its peer's address), after their TLS handshake
-/// when `tls` is given; failed handshakes are logged and dropped. Runs on the calling runtime.
-pub fn accept<IO, S>(connections: S, tls: Option<TlsAcceptor>) -> mpsc::Receiver<Conn<IO>>
+/// The connections of `connections`, after their TLS handshake when `tls` is given; failed
+/// handshakes are logged and dropped. A connection that sends nothing for `idle` after it is
+/// handed on is closed. Runs on the calling runtime.
+pub fn accept<IO, S>(
+    connections: S,
+    tls: Option<TlsAcceptor>,
+    idle: Duration,
+) -> mpsc::Receiver<Conn<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Stream<Item = (IO, Option<SocketAddr>)> + Send + 'static,
+    S: Stream<Item = Accepted<IO>> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut connections = std::pin::pin!(connections);
-        while let Some((io, addr)) = connections.next().await {
+        while let Some(Accepted { io, addr, place }) = connections.next().await {
             let Some(acceptor) = &tls else {
                 let peer = Peer {
                     addr,
                     ..Peer::default()
                 };
                 if tx
-                    .send(Conn {
-                        io: Io::Plain(io),
-                        peer,
-                    })
+                    .send(Conn::new(Io::Plain(io), peer, place, idle))
                     .await
                     .is_err()
                 {
@@ -164,10 +204,7 @@ where
                             certificate_name,
                         };
                         let _ = tx
-                            .send(Conn {
-                                io: Io::Tls(Box::new(stream)),
-                                peer,
-                            })
+                            .send(Conn::new(Io::Tls(Box::new(stream)), peer, place, idle))
                             .await;
                     }
                     Ok(Err(e)) => tracing::info!(peer = ?addr, error = %e, "TLS handshake failed"),
@@ -179,17 +216,26 @@ where
     rx
 }
 
-/// The accepted connections of `listener`; accept errors (out of file descriptors and the
-/// like) are logged, and accepting goes on.
+/// The accepted connections of `listener` that `gate` lets in (it refuses the others); accept
+/// errors (out of file descriptors and the like) are logged, and accepting goes on.
 pub fn tcp_connections(
     listener: TcpListener,
-) -> impl Stream<Item = (TcpStream, Option<SocketAddr>)> + Send + 'static {
-    futures::stream::unfold(listener, |listener| async move {
+    gate: Gate,
+) -> impl Stream<Item = Accepted<TcpStream>> + Send + 'static {
+    futures::stream::unfold((listener, gate), |(listener, gate)| async move {
         loop {
             match listener.accept().await {
                 Ok((stream, addr)) => {
+                    let Some((stream, place)) = gate.enter(stream) else {
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    return Some(((stream, Some(addr)), listener));
+                    let accepted = Accepted {
+                        io: stream,
+                        addr: Some(addr),
+                        place: Some(place),
+                    };
+                    return Some((accepted, (listener, gate)));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -218,48 +264,25 @@ impl<IO> tonic::transport::server::Connected for Conn<IO> {
     }
 }
 
-/// The HTTP listener's side for axum: connections with their [`Peer`] as the address.
+/// The HTTP listener's connections, TLS done, within its [`Limits`].
 pub struct Listener {
     connections: mpsc::Receiver<Conn<TcpStream>>,
-    local: SocketAddr,
+    limits: Limits,
 }
 
 impl Listener {
-    pub fn new(listener: TcpListener, tls: Option<TlsAcceptor>) -> io::Result<Self> {
-        let local = listener.local_addr()?;
-        Ok(Self {
-            connections: accept(tcp_connections(listener), tls),
-            local,
-        })
-    }
-}
-
-impl axum::serve::Listener for Listener {
-    type Io = Conn<TcpStream>;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.connections.recv().await {
-            Some(conn) => {
-                let peer = conn.peer.clone();
-                (conn, peer)
-            }
-            // The accepting task never ends while the listener lives.
-            None => std::future::pending().await,
+    pub fn new(listener: TcpListener, tls: Option<TlsAcceptor>, limits: Limits) -> Self {
+        // Over TLS a refusal cannot be an HTTP response before the handshake: it closes.
+        let refusal = if tls.is_some() {
+            Refusal::Close
+        } else {
+            Refusal::Http
+        };
+        let gate = Gate::new("http", limits.max_connections, refusal);
+        Self {
+            connections: accept(tcp_connections(listener, gate), tls, limits.idle_timeout),
+            limits,
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Peer> {
-        Ok(Peer {
-            addr: Some(self.local),
-            ..Peer::default()
-        })
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
-        stream.remote_addr().clone()
     }
 }
 
@@ -269,10 +292,25 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = match &mut this.io {
             Io::Plain(io) => Pin::new(io).poll_read(cx, buf),
             Io::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        };
+        if let Some(silent) = &mut this.silent {
+            match &read {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => this.silent = None,
+                Poll::Pending if silent.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client sent nothing within the idle timeout",
+                    )));
+                }
+                _ => {}
+            }
         }
+        read
     }
 }
 

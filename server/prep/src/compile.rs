@@ -25,8 +25,9 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use quiver_types::error::{Error, Result, quote};
 
-use crate::recipe::{Recipe, at};
+use crate::recipe::{Recipe, Step, at};
 use crate::reorder;
+use crate::series::{Block, SeriesTable};
 use crate::steps;
 
 /// The tables a recipe's context holds: the source, and each join's or concatenation's other
@@ -220,11 +221,15 @@ impl<'a> Chain<'a> {
 
     /// A query over the chain's tables, as it runs here (reading the cached table, if any).
     pub fn query(&self, select: &str) -> String {
+        self.query_first(self.ctes.len(), select)
+    }
+
+    /// A query over the chain's first `tables` tables, as it runs here.
+    fn query_first(&self, tables: usize, select: &str) -> String {
         let Cache::At(at) = self.cache else {
-            return self.export(select);
+            return format!("WITH {}\n{select}", self.ctes[..tables].join(",\n"));
         };
-        let ctes: Vec<String> = self
-            .ctes
+        let ctes: Vec<String> = self.ctes[..tables]
             .iter()
             .enumerate()
             .map(|(i, cte)| {
@@ -541,14 +546,20 @@ pub async fn compile(
     }
     let select = chain.output(None);
     let order = reorder::sink(&effects);
-    let run_sql = if order.iter().enumerate().all(|(i, &s)| i == s) {
+    let series = fitted.steps[..count]
+        .iter()
+        .any(|step| Block::of(&[step]).is_some());
+    let run_sql = if order.iter().enumerate().all(|(i, &s)| i == s) && !series {
         chain.query(&select)
     } else {
-        // The recipe's own order is always right; the run order is only faster.
-        reordered(&chain, &fitted, &order)
+        // The recipe's own order and SQL are always right; the run query is only faster.
+        run_query(&chain, &fitted, &order)
             .await
             .unwrap_or_else(|e| {
-                tracing::warn!("recipe {}: running in its own order: {e}", fitted.name);
+                tracing::warn!(
+                    "recipe {}: running in its own order as SQL: {e}",
+                    fitted.name
+                );
                 chain.query(&select)
             })
     };
@@ -561,11 +572,13 @@ pub async fn compile(
     })
 }
 
-/// The fitted recipe's steps compiled in `order` ([`reorder::sink`]) as the query to run,
+/// The fitted recipe's steps compiled in `order` ([`reorder::sink`]) as the query to run:
 /// reading the table `fitted_chain` cached where the reordered chain computes the same one,
-/// and ending with the recipe's own columns in its own order.
-async fn reordered(fitted_chain: &Chain<'_>, fitted: &Recipe, order: &[usize]) -> Result<String> {
-    let mut chain = Chain::start(fitted_chain.ctx, Cache::Off).await?;
+/// each block of series steps computed natively ([`series`]) where it can be, and ending
+/// with the recipe's own columns in its own order.
+async fn run_query(fitted_chain: &Chain<'_>, fitted: &Recipe, order: &[usize]) -> Result<String> {
+    let ctx = fitted_chain.ctx;
+    let mut chain = Chain::start(ctx, Cache::Off).await?;
     let cached = match fitted_chain.cache {
         Cache::At(at) => Some(at),
         _ => None,
@@ -579,17 +592,51 @@ async fn reordered(fitted_chain: &Chain<'_>, fitted: &Recipe, order: &[usize]) -
         }
     };
     use_cache(&mut chain);
-    for (position, &s) in order.iter().enumerate() {
-        chain.step = position;
-        let mut step = fitted.steps[s].clone();
-        steps::compile(&mut chain, &mut step).await.map_err(|e| {
-            Error::internal(format!(
-                "the fitted recipe in run order, {}: {}",
-                at(s, &step),
-                e.message()
-            ))
-        })?;
-        use_cache(&mut chain);
+    let steps: Vec<&Step> = order.iter().map(|&s| &fitted.steps[s]).collect();
+    let mut blocks = 0;
+    let mut position = 0;
+    while position < order.len() {
+        // The longest block of series steps from here, if there is one.
+        let block = (position + 1..=order.len())
+            .rev()
+            .find_map(|end| Block::of(&steps[position..end]).map(|b| (b, end)));
+        let end = block.as_ref().map_or(position + 1, |(_, end)| *end);
+        let (tables, before) = (chain.ctes.len(), chain.schema.clone());
+        for p in position..end {
+            chain.step = order[p];
+            let mut step = steps[p].clone();
+            steps::compile(&mut chain, &mut step).await.map_err(|e| {
+                Error::internal(format!(
+                    "the fitted recipe in run order, {}: {}",
+                    at(order[p], &step),
+                    e.message()
+                ))
+            })?;
+            use_cache(&mut chain);
+        }
+        if let Some((block, _)) = block
+            && block.check(&before, &chain.schema)
+        {
+            let input = ctx
+                .sql_with_options(
+                    &chain.query_first(tables, &format!("SELECT * FROM s{}", tables - 1)),
+                    query_only(),
+                )
+                .await
+                .map_err(sql_error)?
+                .into_unoptimized_plan();
+            let name = format!("__quiver_series_{blocks}");
+            blocks += 1;
+            let table = SeriesTable::new(block, input, &chain.schema);
+            ctx.register_table(name.as_str(), Arc::new(table))
+                .map_err(sql_error)?;
+            chain.ctes.truncate(tables);
+            chain.windows.truncate(tables);
+            chain
+                .push(format!("SELECT * FROM {}", ident(&name)))
+                .await?;
+        }
+        position = end;
     }
     let columns: Vec<String> = fitted_chain
         .visible_fields()

@@ -10,6 +10,8 @@
 //! - `run.rs`: sources resolved into a recipe's own context, previews and runs;
 //! - `store.rs`: stored recipes and their versions;
 //! - `runs.rs`: runs in the background into a file or a feature group, exactly once;
+//! - `series.rs`: a key's lags, rolling and group aggregates and deduplication computed
+//!   natively in a run;
 //! - `udf.rs`: the SQL functions recipes use beyond DataFusion's.
 //!
 //! This crate reads no store itself: the host resolves feature groups and queries ([`Sources`]).
@@ -20,6 +22,7 @@ pub mod reorder;
 pub mod report;
 pub mod run;
 pub mod runs;
+pub mod series;
 mod steps;
 pub mod store;
 pub mod udf;

@@ -62,7 +62,15 @@ pub async fn authenticate(
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, state.max_body).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) => {
+            // A body too slow to arrive (quiver_net::http), or one too large.
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(error) = source {
+                if let Some(late) = error.downcast_ref::<quiver_net::http::BodyTimedOut>() {
+                    return fail(Error::validation(late.to_string()));
+                }
+                source = error.source();
+            }
             return fail(Error::limit(format!(
                 "the request body is larger than the server's limit of {} bytes",
                 state.max_body

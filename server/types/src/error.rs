@@ -21,6 +21,9 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The server cannot take the request now; retrying later may succeed (UNAVAILABLE).
     Unavailable,
+    /// The data directory's disk is full: writes are refused until space returns, reads go on
+    /// (RESOURCE_EXHAUSTED / HTTP 503 ServiceUnavailable). The message starts [`DISK_FULL`].
+    DiskFull,
     /// A fault inside the server; logged with context (INTERNAL).
     Internal,
     /// No valid signature: missing, unknown or revoked key, wrong signature, outside the replay
@@ -87,8 +90,19 @@ impl Error {
         Self::new(ErrorKind::Internal, message)
     }
 
-    /// A storage-engine failure, with what the server was doing when it happened.
+    /// A storage-engine failure, with what the server was doing when it happened: the disk
+    /// full ([`ErrorKind::DiskFull`]) or an internal error.
     pub fn storage(context: &str, err: impl fmt::Display) -> Self {
+        let err = err.to_string();
+        if is_no_space(&err) {
+            return Self::new(
+                ErrorKind::DiskFull,
+                format!(
+                    "{DISK_FULL} on the data directory while {context}: writes are refused until \
+                     space is freed, reads go on ({err})"
+                ),
+            );
+        }
         Self::internal(format!("storage error while {context}: {err}"))
     }
 
@@ -107,6 +121,16 @@ impl Error {
     }
 }
 
+/// How the message of a [`ErrorKind::DiskFull`] error starts: clients (`quiver ingest`) tell
+/// it from a request too large, which is RESOURCE_EXHAUSTED too.
+pub const DISK_FULL: &str = "disk full";
+
+/// Whether an I/O or storage-engine error's text says the disk is full (ENOSPC, or RocksDB's
+/// `NoSpace` status).
+pub fn is_no_space(text: &str) -> bool {
+    text.contains("No space left on device") || text.contains("NoSpace")
+}
+
 /// The two SageMaker wire protocols an error can be rendered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AwsApi {
@@ -120,7 +144,7 @@ impl Error {
     /// The one mapping from error class to SageMaker's HTTP status and error code.
     pub fn to_aws(&self, api: AwsApi) -> (u16, &'static str) {
         match (api, self.kind) {
-            (_, ErrorKind::Unavailable) => (503, "ServiceUnavailable"),
+            (_, ErrorKind::Unavailable | ErrorKind::DiskFull) => (503, "ServiceUnavailable"),
             // As AWS answers a bad or missing signature.
             (_, ErrorKind::Unauthenticated) => (403, "UnrecognizedClientException"),
             (AwsApi::ControlPlane, ErrorKind::AccessDenied) => (400, "AccessDeniedException"),

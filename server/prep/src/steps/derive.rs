@@ -299,7 +299,7 @@ pub async fn lag(
     let mut added = Vec::new();
     for c in columns {
         for n in lags {
-            let name = format!("{c}_lag_{n}");
+            let name = lag_name(c, *n);
             chain.free("lags", &name)?;
             list.push(format!(
                 "lag({}, {n}) OVER ({window}) AS {}",
@@ -312,6 +312,23 @@ pub async fn lag(
     chain
         .push_windows(list, added, &uses(columns, key, time))
         .await
+}
+
+/// The column a lag step adds for `column` and `n` rows back.
+pub(crate) fn lag_name(column: &str, n: u32) -> String {
+    format!("{column}_lag_{n}")
+}
+
+/// The column a rolling step adds for `column`, `function` and a window of `rows`.
+pub(crate) fn rolling_name(column: &str, function: Aggregate, rows: u32) -> String {
+    format!("{column}_rolling_{}_{rows}", function.name())
+}
+
+/// The column a group aggregate makes.
+pub(crate) fn aggregate_name(a: &AggregateColumn) -> String {
+    a.output
+        .clone()
+        .unwrap_or_else(|| format!("{}_{}", a.column, a.function.name()))
 }
 
 /// An aggregate's SQL over `column`.
@@ -359,7 +376,7 @@ pub async fn rolling(
         }
         for c in columns {
             numeric_for(chain, "columns", *function, c)?;
-            let name = format!("{c}_rolling_{}_{rows}", function.name());
+            let name = rolling_name(c, *function, rows);
             chain.free("functions", &name)?;
             list.push(format!(
                 "{} OVER ({window} ROWS BETWEEN {} PRECEDING AND CURRENT ROW) AS {}",
@@ -395,10 +412,7 @@ pub async fn group_by(
     for (i, a) in aggregates.iter().enumerate() {
         let field = format!("aggregates[{i}]");
         numeric_for(chain, &field, a.function, &a.column)?;
-        let name = a
-            .output
-            .clone()
-            .unwrap_or_else(|| format!("{}_{}", a.column, a.function.name()));
+        let name = aggregate_name(a);
         if append {
             chain.free(&field, &name)?;
             if a.function == Aggregate::CountDistinct {

@@ -14,6 +14,8 @@ mod table;
 
 use quiver_types::error::Result;
 
+pub(crate) use derive::{aggregate_name, lag_name, rolling_name};
+
 use crate::compile::{Chain, ident};
 use crate::recipe::Step;
 

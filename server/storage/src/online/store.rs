@@ -72,6 +72,9 @@ pub struct OnlineStore {
     sync_writes: bool,
     /// Encrypt records of groups with a KMS key (and every group with encryption at rest on).
     keys: Arc<DataKeys>,
+    /// Whether the last write failed for a full disk (until one succeeds): `/healthz` and the
+    /// metrics report it.
+    disk_full: std::sync::atomic::AtomicBool,
 }
 
 /// Marks the record-headers column family as holding every record's header; no record key is
@@ -102,7 +105,13 @@ impl OnlineStore {
             clock,
             sync_writes,
             keys,
+            disk_full: Default::default(),
         })
+    }
+
+    /// Whether writes are being refused for a full disk (the last one failed so).
+    pub fn disk_full(&self) -> bool {
+        self.disk_full.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn data_keys(&self) -> &Arc<DataKeys> {
@@ -127,9 +136,24 @@ impl OnlineStore {
     fn commit(&self, batch: WriteBatch, context: &str) -> Result<()> {
         let mut options = WriteOptions::default();
         options.set_sync(self.sync_writes);
-        self.db
+        let written = self
+            .db
             .write_opt(batch, &options)
-            .map_err(|e| Error::storage(context, e))
+            .map_err(|e| Error::storage(context, e));
+        let full =
+            matches!(&written, Err(e) if e.kind() == quiver_types::error::ErrorKind::DiskFull);
+        if full != self.disk_full() {
+            self.disk_full
+                .store(full, std::sync::atomic::Ordering::Relaxed);
+            if full {
+                tracing::error!(
+                    "the data directory's disk is full: writes are refused, reads go on"
+                );
+            } else {
+                tracing::warn!("the data directory has space again: writes go on");
+            }
+        }
+        written
     }
 
     /// The stored headers for `keys` (one batched multi-get of the record-headers column family),
