@@ -595,19 +595,21 @@ fn compute(
     };
     let key = sort_rows(block.key.iter().map(|k| (k.as_str(), ascending)).collect())?;
     let time = sort_rows(block.time.iter().map(|t| (t.as_str(), ascending)).collect())?;
+    // The whole sort key in one row each: key, time, the deduplication's order.
+    let order_by = block.order_by.iter().map(|(c, descending)| {
+        let options = SortOptions {
+            descending: *descending,
+            nulls_first: false,
+        };
+        (c.as_str(), options)
+    });
     let order = sort_rows(
         block
-            .order_by
+            .key
             .iter()
-            .map(|(c, descending)| {
-                (
-                    c.as_str(),
-                    SortOptions {
-                        descending: *descending,
-                        nulls_first: false,
-                    },
-                )
-            })
+            .chain(&block.time)
+            .map(|c| (c.as_str(), ascending))
+            .chain(order_by)
             .collect(),
     )?;
 
@@ -659,6 +661,7 @@ struct Sorted<'a> {
     starts: Vec<usize>,
     key: Option<&'a Rows>,
     time: Option<&'a Rows>,
+    /// Key, time and the deduplication's order together: what the rows are sorted by.
     order: Option<&'a Rows>,
 }
 
@@ -681,16 +684,7 @@ impl Sorted<'_> {
         mut rows: Vec<u32>,
         schema: &SchemaRef,
     ) -> DfResult<Vec<RecordBatch>> {
-        let compare = |rows: Option<&Rows>, a: u32, b: u32| match rows {
-            Some(r) => r.row(a as usize).cmp(&r.row(b as usize)),
-            None => std::cmp::Ordering::Equal,
-        };
-        rows.sort_unstable_by(|&a, &b| {
-            compare(self.key, a, b)
-                .then_with(|| compare(self.time, a, b))
-                .then_with(|| compare(self.order, a, b))
-                .then(a.cmp(&b))
-        });
+        sort(&mut rows, self.order);
         let places: Vec<(usize, usize)> = rows
             .iter()
             .map(|&r| {
@@ -767,6 +761,41 @@ impl Sorted<'_> {
             .step_by(BATCH_ROWS)
             .map(|at| batch.slice(at, BATCH_ROWS.min(batch.num_rows() - at)))
             .collect())
+    }
+}
+
+/// The bytes of a sort key compared at once: comparing packed words is several times faster
+/// than comparing each pair of rows' bytes (the sort is most of a block's time).
+const PREFIX_WORDS: usize = 4;
+
+/// Sorts `rows` by their `order` rows (then by row number, so the input's order decides
+/// among equals): by the first [`PREFIX_WORDS`] words of each, and by the whole row where
+/// those are equal.
+fn sort(rows: &mut [u32], order: Option<&Rows>) {
+    let Some(order) = order else {
+        return;
+    };
+    let mut keyed: Vec<([u64; PREFIX_WORDS], u32)> = rows
+        .iter()
+        .map(|&r| {
+            let bytes = order.row(r as usize);
+            let bytes = bytes.as_ref();
+            let mut words = [0u64; PREFIX_WORDS];
+            for (w, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
+                let mut word = [0u8; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                *w = u64::from_be_bytes(word);
+            }
+            (words, r)
+        })
+        .collect();
+    keyed.sort_unstable_by(|(a, x), (b, y)| {
+        a.cmp(b)
+            .then_with(|| order.row(*x as usize).cmp(&order.row(*y as usize)))
+            .then(x.cmp(y))
+    });
+    for (slot, (_, r)) in rows.iter_mut().zip(keyed) {
+        *slot = r;
     }
 }
 
