@@ -967,3 +967,59 @@ async fn secret_keys_are_not_stored_in_plaintext() {
     server.stop().await;
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_file_into_a_recipe_needs_read_file_on_it() {
+    let (dir, server, root_key) = start_with_auth().await;
+    let root = client(&server, Some(root_key)).await;
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("ok.csv"), "id,x\n1,2\n").unwrap();
+    std::fs::write(dir.path().join("secret.csv"), "id,x\n1,2\n").unwrap();
+    // Previews, queries, and reading files under `shared/` only.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":["quiver:PreviewRecipe","quiver:Query"],"Resource":"*"}},
+            {{"Effect":"Allow","Action":"quiver:ReadFile","Resource":"arn:quiver:file:::{}/*"}}]}}"#,
+        shared.display()
+    );
+    let analyst = principal(&root, "analyst", &policy).await;
+    let as_analyst = client(&server, Some(analyst)).await;
+    let preview = |path: std::path::PathBuf| pb::PreviewRequest {
+        recipe: Some(pb::preview_request::Recipe::RecipeJson(
+            serde_json::json!({
+                "name": "files",
+                "source": {"file": {"uri": path.display().to_string()}},
+                "steps": [],
+            })
+            .to_string(),
+        )),
+        steps: None,
+        rows: 5,
+        sample_rows: 100,
+    };
+    let shown = as_analyst
+        .prep()
+        .preview(preview(shared.join("ok.csv")))
+        .await
+        .expect("a file it may read")
+        .into_inner();
+    assert_eq!(shown.rows_json.len(), 1);
+    let err = as_analyst
+        .prep()
+        .preview(preview(dir.path().join("secret.csv")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("quiver:ReadFile"),
+        "{}",
+        err.message()
+    );
+    // Root reads any file.
+    root.prep()
+        .preview(preview(dir.path().join("secret.csv")))
+        .await
+        .expect("root reads it");
+    server.stop().await;
+}

@@ -55,7 +55,7 @@ impl AutoMlService {
     }
 
     /// Reading a source is authorized as a query of it: `quiver:Query` on each group it reads
-    /// (all features), or on `*` for a file or a training set.
+    /// (all features), or on `*` for a training set; a file as `quiver:ReadFile` on it.
     fn authorize_source(&self, caller: &Caller, source: &DataSource) -> Result<()> {
         match source {
             DataSource::FeatureGroup { name, .. } => self.access.authorize_group(
@@ -68,7 +68,10 @@ impl AutoMlService {
             DataSource::Query { sql } => {
                 crate::query_service::authorize_sql(&self.access, &self.queries, caller, sql)
             }
-            DataSource::File { .. } | DataSource::Dataset { .. } => {
+            DataSource::File { uri } => {
+                crate::query_service::authorize_file(&self.access, caller, uri)
+            }
+            DataSource::Dataset { .. } => {
                 self.access
                     .authorize_group(caller, "quiver:Query", None, Features::Unnamed, |_| None)
             }

@@ -1,6 +1,7 @@
 //! `quiver.featurestore.v1.Prep` over tonic: data preparation recipes (`quiver-prep`) stored,
 //! previewed and run. Recipes and runs are authorized as `quiver:*Recipe*` actions on their
-//! ARNs; the sources a recipe reads as queries of them (`quiver:Query`), as AutoML's are; a
+//! ARNs; the groups and SQL a recipe reads as queries of them (`quiver:Query`) and its files as
+//! `quiver:ReadFile` on them, as AutoML's are; a
 //! feature group output as `sagemaker:PutRecord` on it (and `sagemaker:CreateFeatureGroup`
 //! when the run creates it).
 
@@ -84,13 +85,9 @@ impl PrepService {
                 Source::Query { sql } => {
                     crate::query_service::authorize_sql(&self.access, &self.queries, caller, sql)?
                 }
-                Source::File { .. } => self.access.authorize_group(
-                    caller,
-                    "quiver:Query",
-                    None,
-                    Features::Unnamed,
-                    |_| None,
-                )?,
+                Source::File { uri, .. } => {
+                    crate::query_service::authorize_file(&self.access, caller, uri)?
+                }
             }
         }
         Ok(())

@@ -625,9 +625,17 @@ async fn run_query(fitted_chain: &Chain<'_>, fitted: &Recipe, order: &[usize]) -
                 .await
                 .map_err(sql_error)?
                 .into_unoptimized_plan();
+            let sql = ctx
+                .sql_with_options(
+                    &chain.query(&format!("SELECT * FROM {}", chain.last())),
+                    query_only(),
+                )
+                .await
+                .map_err(sql_error)?
+                .into_unoptimized_plan();
             let name = format!("__quiver_series_{blocks}");
             blocks += 1;
-            let table = SeriesTable::new(block, input, &chain.schema);
+            let table = SeriesTable::new(block, input, sql, &chain.schema);
             ctx.register_table(name.as_str(), Arc::new(table))
                 .map_err(sql_error)?;
             chain.ctes.truncate(tables);

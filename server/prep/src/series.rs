@@ -11,7 +11,9 @@
 //! where DataFusion slides it, so floating-point results can differ in the last bits.
 //!
 //! A block is computed here only where every step's output type is one this pass makes
-//! exactly ([`Block::check`]); otherwise its steps stay SQL.
+//! exactly ([`Block::check`]); otherwise its steps stay SQL. The rows it holds are counted
+//! against the context's memory pool (the server's `query_memory_mb`); a block whose rows do
+//! not fit runs its steps' SQL instead, whose sorts spill to disk.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -29,10 +31,13 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -350,12 +355,15 @@ impl fmt::Display for Block {
 pub struct SeriesTable {
     block: Arc<Block>,
     input: LogicalPlan,
+    /// The block's steps as SQL over the same input: what runs when its rows do not fit
+    /// in memory.
+    sql: LogicalPlan,
     schema: SchemaRef,
 }
 
 impl SeriesTable {
     /// `schema` is the block's last step's, as its SQL typed it ([`Block::check`]).
-    pub fn new(block: Block, input: LogicalPlan, schema: &Schema) -> Self {
+    pub fn new(block: Block, input: LogicalPlan, sql: LogicalPlan, schema: &Schema) -> Self {
         // Every column nullable: a lag or an aggregate can be null where SQL's plan did not
         // say so, and later steps read the columns by name.
         let fields: Vec<Field> = schema
@@ -366,6 +374,7 @@ impl SeriesTable {
         Self {
             block: Arc::new(block),
             input,
+            sql,
             schema: Arc::new(Schema::new(fields)),
         }
     }
@@ -389,10 +398,12 @@ impl TableProvider for SeriesTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let input = state.create_physical_plan(&self.input).await?;
+        let sql = state.create_physical_plan(&self.sql).await?;
         let partitions = state.config().target_partitions().max(1);
         Ok(Arc::new(SeriesExec::new(
             self.block.clone(),
             input,
+            sql,
             self.schema.clone(),
             projection.cloned(),
             partitions,
@@ -407,6 +418,8 @@ impl TableProvider for SeriesTable {
 pub struct SeriesExec {
     block: Arc<Block>,
     input: Arc<dyn ExecutionPlan>,
+    /// The block as SQL, input included, for when the input does not fit in memory.
+    sql: Arc<dyn ExecutionPlan>,
     /// The block's output before the projection.
     schema: SchemaRef,
     projection: Option<Vec<usize>>,
@@ -414,16 +427,31 @@ pub struct SeriesExec {
     projected: SchemaRef,
     partitions: usize,
     properties: Arc<PlanProperties>,
-    /// Each partition's batches, computed by the first partition asked for and taken by each.
-    output: Arc<tokio::sync::OnceCell<Mutex<Vec<Option<Vec<RecordBatch>>>>>>,
+    /// Computed by the first partition asked for.
+    output: Arc<tokio::sync::OnceCell<Computed>>,
     /// The time computing the block (on the partition that did) and each partition's rows.
     metrics: ExecutionPlanMetricsSet,
 }
 
+/// What a block's execution made.
+#[derive(Debug)]
+enum Computed {
+    /// Each partition's batches (each partition takes its own), and the memory they hold.
+    Native {
+        parts: Mutex<Vec<Option<Vec<RecordBatch>>>>,
+        _memory: MemoryReservation,
+    },
+    /// The input did not fit in the memory pool: the block's SQL runs instead, all of its
+    /// output from the first partition.
+    Sql,
+}
+
 impl SeriesExec {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         block: Arc<Block>,
         input: Arc<dyn ExecutionPlan>,
+        sql: Arc<dyn ExecutionPlan>,
         schema: SchemaRef,
         projection: Option<Vec<usize>>,
         partitions: usize,
@@ -445,6 +473,7 @@ impl SeriesExec {
         Self {
             block,
             input,
+            sql,
             schema,
             projection,
             projected,
@@ -495,6 +524,7 @@ impl ExecutionPlan for SeriesExec {
         Ok(Arc::new(SeriesExec::new(
             self.block.clone(),
             input,
+            self.sql.clone(),
             self.schema.clone(),
             self.projection.clone(),
             self.partitions,
@@ -509,36 +539,66 @@ impl ExecutionPlan for SeriesExec {
         let (block, input, output) = (self.block.clone(), self.input.clone(), self.output.clone());
         let (schema, partitions) = (self.schema.clone(), self.partitions);
         let projection = self.projection.clone();
+        let sql = self.sql.clone();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let fallbacks = MetricBuilder::new(&self.metrics).counter("sql_fallbacks", partition);
+        let task = context.clone();
         let batches = futures::stream::once(async move {
             let compute_time = baseline.elapsed_compute().clone();
+            let table = schema.clone();
             let computed = output
                 .get_or_try_init(|| async move {
-                    let batches = datafusion::physical_plan::collect(input, context).await?;
+                    let Some((batches, memory)) = collect_within_memory(input, task).await?
+                    else {
+                        fallbacks.add(1);
+                        tracing::info!(
+                            "a series block's rows do not fit in the memory pool: its SQL runs instead"
+                        );
+                        return Ok(Computed::Sql);
+                    };
                     let parts = tokio::task::spawn_blocking(move || {
                         let _timer = compute_time.timer();
-                        compute(&block, batches, &schema, partitions)
+                        compute(&block, batches, &table, partitions)
                     })
                     .await
                     .map_err(|e| DataFusionError::External(Box::new(e)))??;
-                    Ok::<_, DataFusionError>(Mutex::new(parts.into_iter().map(Some).collect()))
+                    Ok::<_, DataFusionError>(Computed::Native {
+                        parts: Mutex::new(parts.into_iter().map(Some).collect()),
+                        _memory: memory,
+                    })
                 })
                 .await?;
-            let taken = computed
-                .lock()
-                .map_err(|_| DataFusionError::Internal("a series partition panicked".into()))?
-                .get_mut(partition)
-                .and_then(Option::take)
-                .unwrap_or_default();
-            baseline.record_output(taken.iter().map(RecordBatch::num_rows).sum());
-            let projected: DfResult<Vec<RecordBatch>> = taken
-                .into_iter()
-                .map(|batch| match &projection {
-                    Some(p) => batch.project(p).map_err(Into::into),
-                    None => Ok(batch),
-                })
-                .collect();
-            Ok::<_, DataFusionError>(futures::stream::iter(projected?.into_iter().map(Ok)))
+            let project = move |batch: RecordBatch| match &projection {
+                Some(p) => batch.project(p).map_err(DataFusionError::from),
+                None => Ok(batch),
+            };
+            let stream: futures::stream::BoxStream<'static, DfResult<RecordBatch>> = match computed
+            {
+                Computed::Native { parts, .. } => {
+                    let taken = parts
+                        .lock()
+                        .map_err(|_| {
+                            DataFusionError::Internal("a series partition panicked".into())
+                        })?
+                        .get_mut(partition)
+                        .and_then(Option::take)
+                        .unwrap_or_default();
+                    baseline.record_output(taken.iter().map(RecordBatch::num_rows).sum());
+                    futures::stream::iter(taken.into_iter().map(project)).boxed()
+                }
+                Computed::Sql if partition == 0 => {
+                    let schema = schema.clone();
+                    datafusion::physical_plan::execute_stream(sql, context)?
+                        .map(move |batch| {
+                            // The SQL's columns, as this table types them (all nullable).
+                            let batch = RecordBatch::try_new(schema.clone(), batch?.columns().to_vec())?;
+                            project(batch)
+                        })
+                        .boxed()
+                }
+                Computed::Sql => futures::stream::empty().boxed(),
+            };
+            Ok::<_, DataFusionError>(stream)
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -546,6 +606,25 @@ impl ExecutionPlan for SeriesExec {
             batches.boxed(),
         )))
     }
+}
+
+/// Every row of `input`, if they fit in the task's memory pool (three times over: the rows,
+/// their sorted copy and the new columns are held at once), with the memory they hold.
+async fn collect_within_memory(
+    input: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+) -> DfResult<Option<(Vec<RecordBatch>, MemoryReservation)>> {
+    let memory = MemoryConsumer::new("SeriesExec").register(context.memory_pool());
+    let mut stream = datafusion::physical_plan::execute_stream(input, context)?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if memory.try_grow(3 * batch.get_array_memory_size()).is_err() {
+            return Ok(None);
+        }
+        batches.push(batch);
+    }
+    Ok(Some((batches, memory)))
 }
 
 /// The block over `batches`, as `partitions` lists of batches of `schema`.

@@ -167,6 +167,20 @@ fn close(a: Option<f64>, b: f64) -> bool {
     a.is_some_and(|a| (a - b).abs() < 1e-9 * (1.0 + b.abs()))
 }
 
+/// The export's table and the run query's, computed in the context the recipe was compiled in.
+async fn exported_and_run(
+    ctx: &datafusion::prelude::SessionContext,
+    compiled: &quiver_prep::Compiled,
+) -> (Table, Table) {
+    let mut tables = Vec::new();
+    for sql in [&compiled.sql, &compiled.run_sql] {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        tables.push(Table::from_batches(&batches));
+    }
+    let ran = tables.pop().unwrap();
+    (tables.pop().unwrap(), ran)
+}
+
 /// The same rows, numbers equal to rounding (a rolling window summed afresh or slid).
 fn assert_same_rows(a: &Table, b: &Table) {
     assert_eq!(a.header, b.header);
@@ -941,17 +955,7 @@ async fn a_fitted_recipe_runs_in_its_run_order_with_the_output_of_its_own_order(
         .unwrap();
     let compiled = quiver_prep::compile(&ctx, &recipe, None).await.unwrap();
     assert_ne!(compiled.sql, compiled.run_sql, "nothing was reordered");
-    let run = |sql: String| {
-        let ctx = ctx.clone();
-        async move {
-            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-            Table::from_batches(&batches)
-        }
-    };
-    let (exported, ran) = (
-        run(compiled.sql.clone()).await,
-        run(compiled.run_sql.clone()).await,
-    );
+    let (exported, ran) = exported_and_run(&ctx, &compiled).await;
     assert!(
         compiled.run_sql.contains("__quiver_series_"),
         "{}",
@@ -971,12 +975,9 @@ async fn a_fitted_recipe_runs_in_its_run_order_with_the_output_of_its_own_order(
     assert_same_rows(&replayed, &ran);
 }
 
-#[tokio::test]
-async fn series_steps_computed_natively_give_what_their_sql_gives() {
-    // Keys of two text columns, times with nulls and repeats, values with nulls: a
-    // deduplication on key and time, then lags, every rolling aggregate and group aggregates
-    // appended, run natively ([`quiver_prep::series`]) and as the export's SQL.
-    let f = Fixture::new();
+/// `series.csv`: 3,000 rows of 120 keys (user and region, text) with times that repeat and
+/// are sometimes null, and values sometimes null.
+fn write_series_csv(f: &Fixture) {
     let mut rows = String::from("user,region,ts,x,n\n");
     for i in 0..3_000u64 {
         let key = i % 120;
@@ -1003,6 +1004,70 @@ async fn series_steps_computed_natively_give_what_their_sql_gives() {
         ));
     }
     std::fs::write(f.dir.path().join("series.csv"), rows).unwrap();
+}
+
+#[tokio::test]
+async fn a_series_block_too_large_for_the_memory_pool_runs_as_sql() {
+    let f = Fixture::new();
+    write_series_csv(&f);
+    let recipe = f.recipe(
+        "series.csv",
+        json!([
+            {"step": "deduplicate", "key": ["user", "region", "ts"], "order_by": "x", "keep": "last"},
+            {"step": "lag", "columns": ["x"], "key": ["user", "region"], "time": "ts", "lags": [1]},
+            {"step": "rolling", "columns": ["x"], "key": ["user", "region"], "time": "ts", "window": 3, "functions": ["mean"]},
+            {"step": "sort", "by": [{"column": "user"}, {"column": "region"}, {"column": "ts"}, {"column": "x"}]},
+        ]),
+    );
+    // 200 KB, one partition, small batches: the block's rows (three times over) do not fit,
+    // and the SQL's sorts spill (between about 150 and 300 KB both hold here).
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_limit(200 * 1024, 1.0)
+        .build_arc()
+        .unwrap();
+    let base = datafusion::prelude::SessionContext::new_with_config_rt(
+        datafusion::prelude::SessionConfig::new()
+            .with_sort_spill_reservation_bytes(16 * 1024)
+            .with_batch_size(256)
+            .with_target_partitions(1),
+        runtime,
+    );
+    let ctx = quiver_prep::run::prepare(Some(&base), &FileSources, &recipe, None)
+        .await
+        .unwrap();
+    let compiled = quiver_prep::compile(&ctx, &recipe, None).await.unwrap();
+    assert!(
+        compiled.run_sql.contains("__quiver_series_0"),
+        "{}",
+        compiled.run_sql
+    );
+    let (exported, ran) = exported_and_run(&ctx, &compiled).await;
+    assert!(ran.rows.len() > 2_800, "{}", ran.rows.len());
+    assert_same_rows(&exported, &ran);
+    let explained = ctx
+        .sql(&format!("EXPLAIN ANALYZE {}", compiled.run_sql))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let explained = arrow::util::pretty::pretty_format_batches(&explained)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        explained.matches("sql_fallbacks=1").count(),
+        2,
+        "{explained}"
+    );
+}
+
+#[tokio::test]
+async fn series_steps_computed_natively_give_what_their_sql_gives() {
+    // Keys of two text columns, times with nulls and repeats, values with nulls: a
+    // deduplication on key and time, then lags, every rolling aggregate and group aggregates
+    // appended, run natively ([`quiver_prep::series`]) and as the export's SQL.
+    let f = Fixture::new();
+    write_series_csv(&f);
     let all = ["count", "sum", "mean", "std_dev", "min", "max"];
     let recipe = |extra: serde_json::Value| {
         let mut steps = json!([
@@ -1041,17 +1106,7 @@ async fn series_steps_computed_natively_give_what_their_sql_gives() {
         let compiled = quiver_prep::compile(&ctx, &recipe, None).await.unwrap();
         let blocks = compiled.run_sql.matches("__quiver_series_").count();
         assert_eq!(blocks, if native { 2 } else { 1 }, "{}", compiled.run_sql);
-        let run = |sql: String| {
-            let ctx = ctx.clone();
-            async move {
-                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-                Table::from_batches(&batches)
-            }
-        };
-        let (exported, ran) = (
-            run(compiled.sql.clone()).await,
-            run(compiled.run_sql.clone()).await,
-        );
+        let (exported, ran) = exported_and_run(&ctx, &compiled).await;
         // 3,000 rows less the 96 repeats of a key's time (and one more: a null time twice).
         assert!(
             ran.rows.len() < 3_000 && ran.rows.len() > 2_800,
