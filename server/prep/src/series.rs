@@ -447,7 +447,6 @@ enum Computed {
 }
 
 impl SeriesExec {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         block: Arc<Block>,
         input: Arc<dyn ExecutionPlan>,
