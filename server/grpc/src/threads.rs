@@ -70,10 +70,7 @@ pub async fn serve(
             _ = stop_accepting.wait_for(|s| *s) => break,
         };
         let stream = match accepted {
-            Ok((stream, _peer)) => match gate.enter(stream) {
-                Some(admitted) => admitted,
-                None => continue,
-            },
+            Ok((stream, _peer)) => stream,
             Err(e) => {
                 // Out of file descriptors and the like: keep serving the connections we have.
                 tracing::warn!(error = %e, "accepting a gRPC connection failed");
@@ -81,7 +78,10 @@ pub async fn serve(
                 continue;
             }
         };
-        let (stream, place) = stream;
+        // Past the cap the connection is closed at once.
+        let Some((stream, place)) = gate.enter(stream) else {
+            continue;
+        };
         // Small request/response messages: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
         let stream = match stream.into_std() {
@@ -129,7 +129,7 @@ fn serve_thread(
                     Ok(stream) => Some(quiver_net::Accepted {
                         io: Coalescing::yielding(stream),
                         addr,
-                        place: Some(place),
+                        place,
                     }),
                     Err(e) => {
                         tracing::warn!(error = %e, "taking over a gRPC connection failed");

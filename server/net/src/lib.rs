@@ -123,13 +123,13 @@ pub struct Conn<IO> {
     io: Io<IO>,
     peer: Peer,
     /// Its place under the listener's cap, given back when it closes.
-    _place: Option<Place>,
+    _place: Place,
     /// Until its first byte: when it is closed if none came.
     silent: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<IO> Conn<IO> {
-    fn new(io: Io<IO>, peer: Peer, place: Option<Place>, idle: Duration) -> Self {
+    fn new(io: Io<IO>, peer: Peer, place: Place, idle: Duration) -> Self {
         Self {
             io,
             peer,
@@ -149,7 +149,7 @@ impl<IO> Conn<IO> {
 pub struct Accepted<IO> {
     pub io: IO,
     pub addr: Option<SocketAddr>,
-    pub place: Option<Place>,
+    pub place: Place,
 }
 
 enum Io<IO> {
@@ -233,7 +233,7 @@ pub fn tcp_connections(
                     let accepted = Accepted {
                         io: stream,
                         addr: Some(addr),
-                        place: Some(place),
+                        place,
                     };
                     return Some((accepted, (listener, gate)));
                 }

@@ -645,7 +645,8 @@ fn compute(
     };
     let input = first.schema();
     let column = |name: &str| -> DfResult<usize> { Ok(input.index_of(name)?) };
-    let sort_rows = |names: Vec<(&str, SortOptions)>| -> DfResult<Option<Rows>> {
+    // The named columns of every row as one comparable byte string (arrow-row).
+    let row_keys = |names: Vec<(&str, SortOptions)>| -> DfResult<Option<Rows>> {
         if names.is_empty() {
             return Ok(None);
         }
@@ -671,8 +672,8 @@ fn compute(
         descending: false,
         nulls_first: true,
     };
-    let key = sort_rows(block.key.iter().map(|k| (k.as_str(), ascending)).collect())?;
-    let time = sort_rows(block.time.iter().map(|t| (t.as_str(), ascending)).collect())?;
+    let key = row_keys(block.key.iter().map(|k| (k.as_str(), ascending)).collect())?;
+    let time = row_keys(block.time.iter().map(|t| (t.as_str(), ascending)).collect())?;
     // The whole sort key in one row each: key, time, the deduplication's order.
     let order_by = block.order_by.iter().map(|(c, descending)| {
         let options = SortOptions {
@@ -681,7 +682,7 @@ fn compute(
         };
         (c.as_str(), options)
     });
-    let order = sort_rows(
+    let order = row_keys(
         block
             .key
             .iter()
