@@ -1,6 +1,7 @@
 //! Encryption at rest, end to end against a real `quiver-server`: after writing known sentinel
-//! values with encryption on, no file under the data dir or in the offline store holds them in
-//! plaintext (and, as a control, without encryption they are found); everything still reads
+//! identifiers and values with encryption on, no file under the data dir or in the offline
+//! store holds them in plaintext, WAL and SST files included (and, as a control, without
+//! encryption they are found); everything still reads
 //! back through GetRecord and SQL, after a restart and after a key rotation; pyarrow decrypts
 //! an offline file through a KMS client of its own; a missing or wrong key is a clear error;
 //! the AWS KMS provider round-trips against moto.
@@ -48,13 +49,18 @@ fn sentinel() -> String {
     format!("SENTINEL-{nanos:x}-PII")
 }
 
+/// The identifier of record `i`: as personal as identifiers often are.
+fn id(sentinel: &str, i: usize) -> String {
+    format!("{}-{i}@example.com", sentinel.to_lowercase())
+}
+
 async fn write(client: &Client, sentinel: &str, n: usize) {
     for i in 0..n {
         client
             .put_record(pb::PutRecordRequest {
                 feature_group_name: GROUP.into(),
                 record: vec![
-                    value::string("id", format!("p{i}")),
+                    value::string("id", id(sentinel, i)),
                     value::string("ts", "2026-01-01T00:00:00Z"),
                     value::string("diagnosis", format!("{sentinel} #{i}")),
                     value::integral("age", 40 + i as i64),
@@ -168,6 +174,10 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
         !files_holding(&data, plain.as_bytes()).is_empty(),
         "the control found no plaintext: the scan is blind"
     );
+    assert!(
+        !files_holding(&data, id(&plain, 0).as_bytes()).is_empty(),
+        "the control found no plaintext identifier: the scan is blind"
+    );
     server.stop().await;
 
     // With encryption at rest.
@@ -180,7 +190,7 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
     let secret = sentinel();
     write(&client, &secret, N).await;
     assert_eq!(
-        diagnosis(&client, "p3").await.unwrap(),
+        diagnosis(&client, &id(&secret, 3)).await.unwrap(),
         format!("{secret} #3")
     );
     let files = wait_for_files(&data.join("offline-store")).await;
@@ -195,6 +205,8 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
     server.stop().await;
     let leaked = files_holding(&data, secret.as_bytes());
     assert!(leaked.is_empty(), "plaintext sentinel in {leaked:?}");
+    let leaked = files_holding(&data, secret.to_lowercase().as_bytes());
+    assert!(leaked.is_empty(), "plaintext identifier in {leaked:?}");
 
     // pyarrow, with a KMS client of its own, decrypts an offline file; without keys it cannot.
     let read = python(
@@ -222,7 +234,7 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
     let server = TestServer::start_in(&data, &encrypted_args).await;
     let client = server.client().await;
     assert_eq!(
-        diagnosis(&client, "p7").await.unwrap(),
+        diagnosis(&client, &id(&secret, 7)).await.unwrap(),
         format!("{secret} #7")
     );
     let rotated = client
@@ -248,7 +260,7 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
     let server = TestServer::start_in(&data, &encrypted_args).await;
     let client = server.client().await;
     assert_eq!(
-        diagnosis(&client, "p11").await.unwrap(),
+        diagnosis(&client, &id(&secret, 11)).await.unwrap(),
         format!("{secret} #11")
     );
     // Offline files keep their own wrapped keys: without version 1 they fail, clearly.
@@ -263,7 +275,7 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
     std::fs::write(data.join("keys/local_default.v2.key"), [9u8; 32]).unwrap();
     let server = TestServer::start_in(&data, &encrypted_args).await;
     let client = server.client().await;
-    let err = diagnosis(&client, "p1").await.unwrap_err().to_string();
+    let err = diagnosis(&client, &id(&secret, 1)).await.unwrap_err().to_string();
     assert!(err.contains("cannot unwrap"), "{err}");
     server.stop().await;
 }
@@ -294,7 +306,7 @@ async fn aws_kms_provider_round_trips_against_moto() {
     let secret = sentinel();
     write(&client, &secret, 5).await;
     assert_eq!(
-        diagnosis(&client, "p2").await.unwrap(),
+        diagnosis(&client, &id(&secret, 2)).await.unwrap(),
         format!("{secret} #2")
     );
     let files = wait_for_files(&data.join("offline-store")).await;
@@ -391,7 +403,7 @@ async fn aws_kms_provider_round_trips_against_moto() {
     let server = TestServer::start_with_env(&data, &args, &AWS_ENV).await;
     let client = server.client().await;
     assert_eq!(
-        diagnosis(&client, "p4").await.unwrap(),
+        diagnosis(&client, &id(&secret, 4)).await.unwrap(),
         format!("{secret} #4")
     );
     server.stop().await;

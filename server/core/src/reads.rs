@@ -189,9 +189,9 @@ impl FeatureStore {
                 }
             }
         }
-        let keys: Vec<(u64, &str)> = lookups
+        let keys: Vec<(&FeatureGroup, &str)> = lookups
             .iter()
-            .map(|l| (l.group.id, l.identifier.as_str()))
+            .map(|l| (l.group.as_ref(), l.identifier.as_str()))
             .collect();
         let results = self.online.multi_get(&keys);
         for (lookup, result) in lookups.iter().zip(results) {

@@ -65,6 +65,7 @@ impl FeatureStore {
             options.offline.staging_limit_bytes,
             data_keys,
         )?;
+        online.migrate_record_keys(&registry.all())?;
         let offline = OfflineStore::new(
             options.offline.clone(),
             options.arns.account_id.clone(),

@@ -478,3 +478,156 @@ fn a_registry_from_a_newer_server_is_refused() {
         "{err}"
     );
 }
+
+/// With encryption at rest, online keys are keyed hashes of the identifiers, never the
+/// identifiers: a data dir written without it is moved to hashed keys when the server opens
+/// with it, and back when it opens without; every operation keeps working each way.
+#[test]
+fn identifiers_are_hashed_at_rest_and_a_data_dir_moves_both_ways() {
+    use crate::testing::{open_with, options};
+    use quiver_storage::db::{CF_RECORD_HEADERS, CF_RECORDS, cf};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START_MS);
+    let encrypted = || {
+        let mut options = options(dir.path());
+        options.default_key_id = Some("local/default".into());
+        open_with(clock.clone(), options)
+    };
+    // The identifiers each column family's keys hold, or None for a key that holds none.
+    let stored_keys = |store: &FeatureStore| -> Vec<Vec<Option<String>>> {
+        let db = store.online().db();
+        [CF_RECORDS, CF_RECORD_HEADERS]
+            .iter()
+            .map(|name| {
+                let mut scan = rocksdb::ReadOptions::default();
+                scan.set_total_order_seek(true);
+                db.iterator_cf_opt(cf(db, name), scan, rocksdb::IteratorMode::Start)
+                    .map(|item| item.unwrap().0)
+                    .filter(|key| key.len() > 8)
+                    .map(|key| match key.len() {
+                        40 => None,
+                        _ => Some(String::from_utf8(key[8..].to_vec()).unwrap()),
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let listed = |store: &FeatureStore, include_deleted: bool| -> Vec<String> {
+        // Two at a time, as a client pages.
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, more) = store
+                .list_record_identifiers("g", after.as_deref(), 2, include_deleted)
+                .unwrap();
+            all.extend(page.iter().cloned());
+            after = page.last().cloned();
+            if !more {
+                break;
+            }
+        }
+        all.sort_by_key(|id| id.parse::<i64>().unwrap());
+        all
+    };
+    let value = |store: &FeatureStore, id: &str| -> Option<Value> {
+        store
+            .get_record("g", id, &[])
+            .unwrap()
+            .map(|record| {
+                record
+                    .values()
+                    .unwrap()
+                    .into_iter()
+                    .find(|(name, _)| name == "v")
+                    .unwrap()
+                    .1
+            })
+    };
+    let ids = |range: std::ops::RangeInclusive<i64>| -> Vec<String> {
+        range.map(|i| i.to_string()).collect()
+    };
+
+    // Without encryption: identifiers are the keys.
+    {
+        let store = open(dir.path(), clock.clone());
+        store.create_feature_group(spec(None, false)).unwrap();
+        store
+            .put_records((1..=9).map(|i| put(i, START_MS)).collect())
+            .unwrap();
+        store
+            .delete_record("g", "7", "1700000001", &[], DeletionMode::Soft)
+            .unwrap();
+        let keys = stored_keys(&store);
+        assert_eq!(keys[0].len(), 9);
+        assert!(keys.iter().flatten().all(Option::is_some), "{keys:?}");
+    }
+
+    // Opened with encryption: every record moves to a hashed key.
+    {
+        let store = encrypted();
+        let keys = stored_keys(&store);
+        assert_eq!(keys[0].len(), 9);
+        assert!(keys.iter().flatten().all(Option::is_none), "{keys:?}");
+        assert_eq!(value(&store, "3"), Some(Value::String("v3".into())));
+        assert_eq!(value(&store, "7"), None, "still soft-deleted");
+        assert_eq!(value(&store, "10"), None);
+        let mut expected = ids(1..=9);
+        assert_eq!(listed(&store, true), expected);
+        expected.retain(|id| id != "7");
+        assert_eq!(listed(&store, false), expected);
+        // Writes find the moved records: an older put is historic, a newer one applied.
+        assert_eq!(
+            store
+                .put_records(vec![put(3, START_MS - 1), put(4, START_MS + 1), put(10, START_MS)])
+                .unwrap(),
+            vec![
+                WriteOutcome::Historic,
+                WriteOutcome::Applied,
+                WriteOutcome::Applied
+            ]
+        );
+        let batch = store
+            .batch_get_record(&[BatchGetEntry {
+                group_name: "g".into(),
+                identifiers: vec!["4".into(), "10".into(), "11".into()],
+                feature_names: vec![],
+            }])
+            .unwrap();
+        let found: Vec<bool> = batch
+            .iter()
+            .map(|item| matches!(item, BatchGetItem::Found { .. }))
+            .collect();
+        assert_eq!(found, vec![true, true, false]);
+        store
+            .delete_record("g", "2", "1700000002", &[], DeletionMode::Hard)
+            .unwrap();
+        assert_eq!(value(&store, "2"), None);
+        assert_eq!(stored_keys(&store)[0].len(), 9);
+        assert!(stored_keys(&store).iter().flatten().all(Option::is_none));
+    }
+
+    // Reopened with encryption: nothing to move, the same keys.
+    {
+        let store = encrypted();
+        assert_eq!(value(&store, "10"), Some(Value::String("v10".into())));
+    }
+
+    // Opened without encryption again: the identifiers are the keys again; records still read.
+    {
+        let store = open(dir.path(), clock.clone());
+        let keys = stored_keys(&store);
+        assert!(keys.iter().flatten().all(Option::is_some), "{keys:?}");
+        assert_eq!(value(&store, "4"), Some(Value::String("v4".into())));
+        assert_eq!(value(&store, "10"), Some(Value::String("v10".into())));
+        let mut expected = ids(1..=10);
+        expected.retain(|id| id != "2");
+        assert_eq!(listed(&store, true), expected);
+        store.put_records(vec![put(11, START_MS)]).unwrap();
+    }
+
+    // And with encryption once more, under a new identifier key.
+    let store = encrypted();
+    assert!(stored_keys(&store).iter().flatten().all(Option::is_none));
+    assert_eq!(value(&store, "11"), Some(Value::String("v11".into())));
+    assert_eq!(listed(&store, false).len(), 9);
+}

@@ -16,6 +16,13 @@
 //! Sealed form: `[index u32 LE][nonce 12 bytes][ciphertext][tag 16 bytes]`, with the caller's
 //! additional authenticated data (the record's key, say) bound in, so a value cannot be moved
 //! to another record or group undetected.
+//!
+//! A group whose online records are encrypted also has one **identifier key**, stored wrapped
+//! as the entry numbered [`IDENTIFIER_KEY_INDEX`]: the HMAC-SHA256 key its record identifiers
+//! are hashed with to make online keys (`online/keys.rs`). Unlike data keys it never changes,
+//! since every lookup must find the key its record was written under; rotating the key
+//! management key re-wraps it with the data keys. Its entry also records whether the group's
+//! records have all been moved to hashed keys (`migrated`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +46,9 @@ const OPENED_ENTRIES: usize = 4096;
 
 /// Bytes a sealed value adds to its plaintext.
 pub const OVERHEAD: usize = 4 + NONCE_LEN + TAG_LEN;
+
+/// The entry number of a group's identifier key: never a data key's.
+pub const IDENTIFIER_KEY_INDEX: u32 = u32::MAX;
 
 /// How long and how much a data key may be used.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +84,26 @@ struct Entry {
     #[serde(with = "crate::hex_bytes")]
     wrapped: Vec<u8>,
     created_ms: i64,
+    /// Of an identifier key: every online record of the group is under a hashed key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    migrated: bool,
+}
+
+/// A group's identifier key, unwrapped: hashes record identifiers into online keys.
+pub struct IdentifierKey {
+    key: ring::hmac::Key,
+    loaded: Instant,
+}
+
+impl IdentifierKey {
+    /// Bytes of [`IdentifierKey::hash`].
+    pub const LEN: usize = 32;
+
+    /// HMAC-SHA256 of `identifier`.
+    pub fn hash(&self, identifier: &str) -> [u8; Self::LEN] {
+        let tag = ring::hmac::sign(&self.key, identifier.as_bytes());
+        tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes")
+    }
 }
 
 /// The data key a (group, key id) seals with now.
@@ -102,6 +132,8 @@ pub struct DataKeys {
     /// Held while a new data key is made.
     generating: Mutex<()>,
     opened: RwLock<HashMap<(u64, u32), Arc<Opened>>>,
+    /// Unwrapped identifier keys by group, kept for `max_age` as data keys are.
+    identifier_keys: RwLock<HashMap<u64, Arc<IdentifierKey>>>,
     generated: AtomicU64,
     unwrapped: AtomicU64,
     /// Stamps each data key's creation time.
@@ -140,6 +172,7 @@ impl DataKeys {
             current: Mutex::default(),
             generating: Mutex::default(),
             opened: RwLock::default(),
+            identifier_keys: RwLock::default(),
             generated: AtomicU64::new(0),
             unwrapped: AtomicU64::new(0),
             clock,
@@ -216,6 +249,11 @@ impl DataKeys {
             )));
         }
         let index = u32::from_le_bytes(sealed[..4].try_into().expect("4 bytes"));
+        if index == IDENTIFIER_KEY_INDEX {
+            return Err(Error::internal(format!(
+                "an encrypted value of feature group {group_id} names no data key: it is damaged"
+            )));
+        }
         let nonce = Nonce::try_assume_unique_for_key(&sealed[4..4 + NONCE_LEN])
             .map_err(|_| Error::internal("bad nonce"))?;
         let key = self.opened(group_id, index)?;
@@ -268,6 +306,7 @@ impl DataKeys {
             arn: scope.arn.to_string(),
             wrapped,
             created_ms: self.clock.now_ms(),
+            migrated: false,
         };
         self.store(scope.group_id, index, &entry)?;
         self.generated.fetch_add(1, Ordering::Relaxed);
@@ -334,10 +373,122 @@ impl DataKeys {
         )
     }
 
+    /// The identifier key of `scope`'s group: `None` when it has none and `create` is false
+    /// (then no record of the group is stored under a hashed key). One is made, wrapped by
+    /// `scope`'s key and stored synced, when `create` is true, as `migrated`: a group without
+    /// one when the server opened has records only under hashed keys (the opening migration
+    /// gave every encrypted group one).
+    pub fn identifier_key(
+        &self,
+        scope: &Scope<'_>,
+        create: bool,
+    ) -> Result<Option<Arc<IdentifierKey>>> {
+        if let Some(key) = self.identifier_keys.read().get(&scope.group_id)
+            && key.loaded.elapsed() < self.policy.max_age
+        {
+            return Ok(Some(key.clone()));
+        }
+        if let Some(entry) = self.entry(scope.group_id, IDENTIFIER_KEY_INDEX)? {
+            return self.open_identifier_key(scope.group_id, &entry).map(Some);
+        }
+        if !create {
+            return Ok(None);
+        }
+        self.new_identifier_key(scope, true).map(Some)
+    }
+
+    /// Whether `group_id` has an identifier key, and whether its records are all under hashed
+    /// keys.
+    pub fn identifier_key_state(&self, group_id: u64) -> Result<Option<bool>> {
+        Ok(self
+            .entry(group_id, IDENTIFIER_KEY_INDEX)?
+            .map(|entry| entry.migrated))
+    }
+
+    /// The identifier key of `scope`'s group for moving its records to hashed keys: the stored
+    /// one, else a new one stored as not yet `migrated`.
+    pub fn identifier_key_for_migration(&self, scope: &Scope<'_>) -> Result<Arc<IdentifierKey>> {
+        match self.entry(scope.group_id, IDENTIFIER_KEY_INDEX)? {
+            Some(entry) => self.open_identifier_key(scope.group_id, &entry),
+            None => self.new_identifier_key(scope, false),
+        }
+    }
+
+    /// Records that every online record of `group_id` is under a hashed key.
+    pub fn identifier_keys_migrated(&self, group_id: u64) -> Result<()> {
+        let mut entry = self
+            .entry(group_id, IDENTIFIER_KEY_INDEX)?
+            .ok_or_else(|| Error::internal("the identifier key being migrated to is gone"))?;
+        entry.migrated = true;
+        self.store(group_id, IDENTIFIER_KEY_INDEX, &entry)
+    }
+
+    /// Forgets `group_id`'s identifier key, once no record is under a hashed key.
+    pub fn drop_identifier_key(&self, group_id: u64) -> Result<()> {
+        self.identifier_keys.write().remove(&group_id);
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .delete_cf_opt(
+                cf(&self.db, CF_DATA_KEYS),
+                entry_key(group_id, IDENTIFIER_KEY_INDEX),
+                &options,
+            )
+            .map_err(|e| Error::storage("removing an identifier key", e))
+    }
+
+    /// The scope an identifier key was made for (its key id and group ARN), to re-seal the
+    /// group's records with once its identifier keys are no longer wanted.
+    pub fn identifier_key_scope(&self, group_id: u64) -> Result<Option<(String, String)>> {
+        Ok(self
+            .entry(group_id, IDENTIFIER_KEY_INDEX)?
+            .map(|entry| (entry.key_id, entry.arn)))
+    }
+
+    fn open_identifier_key(&self, group_id: u64, entry: &Entry) -> Result<Arc<IdentifierKey>> {
+        let plain =
+            self.provider
+                .unwrap(&entry.key_id, &entry.wrapped, Context::group(&entry.arn))?;
+        self.unwrapped.fetch_add(1, Ordering::Relaxed);
+        Ok(self.remember_identifier_key(group_id, &plain))
+    }
+
+    fn new_identifier_key(&self, scope: &Scope<'_>, migrated: bool) -> Result<Arc<IdentifierKey>> {
+        let _generating = self.generating.lock();
+        if let Some(entry) = self.entry(scope.group_id, IDENTIFIER_KEY_INDEX)? {
+            return self.open_identifier_key(scope.group_id, &entry);
+        }
+        let (plain, wrapped) = self
+            .provider
+            .generate(scope.key_id, Context::group(scope.arn))?;
+        let entry = Entry {
+            key_id: scope.key_id.to_string(),
+            arn: scope.arn.to_string(),
+            wrapped,
+            created_ms: self.clock.now_ms(),
+            migrated,
+        };
+        self.store(scope.group_id, IDENTIFIER_KEY_INDEX, &entry)?;
+        self.generated.fetch_add(1, Ordering::Relaxed);
+        Ok(self.remember_identifier_key(scope.group_id, &plain))
+    }
+
+    fn remember_identifier_key(&self, group_id: u64, plain: &super::DataKey) -> Arc<IdentifierKey> {
+        let key = Arc::new(IdentifierKey {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, plain),
+            loaded: Instant::now(),
+        });
+        self.identifier_keys.write().insert(group_id, key.clone());
+        key
+    }
+
     fn next_index(&self, group_id: u64) -> Result<u32> {
         let mut iter = self.db.iterator_cf(
             cf(&self.db, CF_DATA_KEYS),
-            IteratorMode::From(&entry_key(group_id, u32::MAX), rocksdb::Direction::Reverse),
+            IteratorMode::From(
+                &entry_key(group_id, IDENTIFIER_KEY_INDEX - 1),
+                rocksdb::Direction::Reverse,
+            ),
         );
         match iter.next() {
             Some(Ok((key, _))) if key.starts_with(&group_id.to_be_bytes()) => {
@@ -346,7 +497,9 @@ impl DataKeys {
                         .try_into()
                         .map_err(|_| Error::internal("corrupt data key entry"))?,
                 );
-                last.checked_add(1).ok_or_else(|| {
+                last.checked_add(1)
+                    .filter(|next| *next < IDENTIFIER_KEY_INDEX)
+                    .ok_or_else(|| {
                     Error::internal(format!(
                         "feature group {group_id} ran out of data key numbers"
                     ))

@@ -10,6 +10,10 @@
 //! event time, expiry) stay in clear so the write path and TTL purge can compare and expire
 //! records without their keys, and the rest (count and values) is sealed with the group's data
 //! key ([`crate::kms::DataKeys`]), bound to the record's key and those 18 bytes.
+//!
+//! Format 3 is format 2 for a record stored under a hashed key (`online/keys.rs`): the sealed
+//! part begins with the record's identifier, `[length u32][UTF-8]`, since the key no longer
+//! holds it (ListRecords reads it from there).
 
 use crate::kms::{DataKeys, Scope};
 use quiver_types::error::{Error, Result};
@@ -18,6 +22,7 @@ use quiver_types::time::EpochMillis;
 
 const FORMAT_V1: u8 = 1;
 const FORMAT_SEALED: u8 = 2;
+const FORMAT_SEALED_KEYED: u8 = 3;
 /// The bytes of a record's header kept in clear by format 2.
 const CLEAR_LEN: usize = 18;
 const FLAG_DELETED: u8 = 1;
@@ -123,9 +128,11 @@ fn encode_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
-/// `plain` (format 1) encrypted for `scope` as format 2; `record_key` is bound to it.
+/// `plain` (format 1) encrypted for `scope` as format 2, or as format 3 holding `identifier`
+/// when given (a record under a hashed key); `record_key` is bound to it.
 pub fn seal(
     plain: &[u8],
+    identifier: Option<&str>,
     record_key: &[u8],
     keys: &DataKeys,
     scope: &Scope<'_>,
@@ -136,36 +143,69 @@ pub fn seal(
             .get(..CLEAR_LEN)
             .ok_or_else(|| corrupt("short record"))?,
     );
-    out[0] = FORMAT_SEALED;
+    out[0] = match identifier {
+        None => FORMAT_SEALED,
+        Some(_) => FORMAT_SEALED_KEYED,
+    };
     let aad = [record_key, &out[..CLEAR_LEN]].concat();
-    keys.seal(scope, &aad, &plain[CLEAR_LEN..], &mut out)?;
+    match identifier {
+        None => keys.seal(scope, &aad, &plain[CLEAR_LEN..], &mut out)?,
+        Some(identifier) => {
+            let mut inner = Vec::with_capacity(4 + identifier.len() + plain.len() - CLEAR_LEN);
+            inner.extend_from_slice(&(identifier.len() as u32).to_le_bytes());
+            inner.extend_from_slice(identifier.as_bytes());
+            inner.extend_from_slice(&plain[CLEAR_LEN..]);
+            keys.seal(scope, &aad, &inner, &mut out)?;
+        }
+    }
     Ok(out)
 }
 
-/// Whether `stored` is encrypted (format 2).
+/// Whether `stored` is encrypted (format 2 or 3).
 pub fn is_sealed(stored: &[u8]) -> bool {
-    stored.first() == Some(&FORMAT_SEALED)
+    matches!(stored.first(), Some(&FORMAT_SEALED | &FORMAT_SEALED_KEYED))
 }
 
-/// The format-1 form of a format-2 record of group `group_id` stored under `record_key`.
-pub fn unseal(stored: &[u8], record_key: &[u8], keys: &DataKeys, group_id: u64) -> Result<Vec<u8>> {
+/// Whether `stored` is a record of a hashed key, holding its identifier (format 3).
+pub fn holds_identifier(stored: &[u8]) -> bool {
+    stored.first() == Some(&FORMAT_SEALED_KEYED)
+}
+
+/// A format-2 or format-3 record, opened.
+#[derive(Debug)]
+pub struct Unsealed {
+    /// The record in format 1.
+    pub plain: Vec<u8>,
+    /// The identifier a format-3 record holds.
+    pub identifier: Option<String>,
+}
+
+/// Opens a format-2 or format-3 record of group `group_id` stored under `record_key`.
+pub fn unseal(stored: &[u8], record_key: &[u8], keys: &DataKeys, group_id: u64) -> Result<Unsealed> {
     let clear = stored
         .get(..CLEAR_LEN)
         .ok_or_else(|| corrupt("short record"))?;
     let aad = [record_key, clear].concat();
-    let rest = keys.open(group_id, &aad, &stored[CLEAR_LEN..])?;
+    let opened = keys.open(group_id, &aad, &stored[CLEAR_LEN..])?;
+    let (identifier, rest) = if holds_identifier(stored) {
+        let mut r = Reader::new(&opened);
+        let identifier = r.str()?.to_string();
+        (Some(identifier), r.bytes)
+    } else {
+        (None, &opened[..])
+    };
     let mut plain = Vec::with_capacity(CLEAR_LEN + rest.len());
     plain.extend_from_slice(clear);
     plain[0] = FORMAT_V1;
-    plain.extend_from_slice(&rest);
-    Ok(plain)
+    plain.extend_from_slice(rest);
+    Ok(Unsealed { plain, identifier })
 }
 
 /// The header of a stored record, either format.
 pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader> {
     let mut r = Reader::new(bytes);
     let format = r.u8()?;
-    if format != FORMAT_V1 && format != FORMAT_SEALED {
+    if !matches!(format, FORMAT_V1 | FORMAT_SEALED | FORMAT_SEALED_KEYED) {
         return Err(corrupt(&format!("unknown record format {format}")));
     }
     let flags = r.u8()?;
@@ -403,6 +443,46 @@ mod tests {
                 (5, Value::StringList(vec!["a".into(), String::new()])),
             ],
         )
+    }
+
+    #[test]
+    fn sealed_records_keep_their_header_in_clear_and_a_keyed_one_its_identifier() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::open(
+            &dir.path().join("db"),
+            &crate::db::StorageOptions {
+                block_cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let keys = crate::kms::data_keys::local_for_tests(db, &dir.path().join("k"), true);
+        let scope = Scope {
+            group_id: 4,
+            key_id: crate::kms::DEFAULT_KEY_ID,
+            arn: "arn:aws:sagemaker:us-east-1:000000000000:feature-group/g",
+        };
+        let (header, values) = sample();
+        let plain = encode(&header, &values);
+        for identifier in [None, Some("ada@example.com")] {
+            let sealed = seal(&plain, identifier, b"key-a", &keys, &scope).unwrap();
+            assert!(is_sealed(&sealed));
+            assert_eq!(holds_identifier(&sealed), identifier.is_some());
+            assert_eq!(decode_header(&sealed).unwrap(), header);
+            assert!(visit(&sealed, |_, _| ()).is_err(), "sealed values are not read");
+            let opened = unseal(&sealed, b"key-a", &keys, 4).unwrap();
+            assert_eq!(opened.plain, plain);
+            assert_eq!(opened.identifier.as_deref(), identifier);
+            if let Some(identifier) = identifier {
+                let found = sealed
+                    .windows(identifier.len())
+                    .any(|w| w == identifier.as_bytes());
+                assert!(!found, "the identifier is sealed");
+            }
+            assert!(unseal(&sealed, b"key-b", &keys, 4).is_err(), "bound to its key");
+            let mut damaged = sealed.clone();
+            damaged[1] ^= FLAG_DELETED;
+            assert!(unseal(&damaged, b"key-a", &keys, 4).is_err(), "header bound");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The online store: the latest record per identifier, in RocksDB, for low-latency reads.
 
 pub mod codec;
+pub mod keys;
 pub mod locks;
 pub mod store;
 

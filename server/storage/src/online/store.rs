@@ -1,6 +1,7 @@
 //! Reads and writes of online records, and the atomic write path that also stages offline rows.
 //!
-//! Keys are `[group id u64 BE][canonical identifier]`. Every write (put, soft or hard delete)
+//! Keys are `[group id u64 BE][canonical identifier]`, or a keyed hash of the identifier for a
+//! group whose records are encrypted (`keys.rs`). Every write (put, soft or hard delete)
 //! goes through one RocksDB `WriteBatch` per request, holding the online effect and the staged
 //! offline rows together, committed with the configured WAL sync. A write is acknowledged only
 //! after that commit returns.
@@ -19,6 +20,8 @@ use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use crate::db::{CF_RECORD_HEADERS, CF_RECORDS, CF_SOURCE_POSITIONS, cf};
 use crate::kms::DataKeys;
 use crate::online::codec::{self, RecordHeader};
+pub use crate::online::keys::record_key;
+use crate::online::keys::{self, Migrated};
 use crate::online::locks::KeyLocks;
 use crate::staging::{OfflineStaging, StagedRow};
 use quiver_types::error::{Error, Result};
@@ -81,13 +84,6 @@ pub struct OnlineStore {
 /// this short (keys start with 8 bytes of group id).
 const HEADERS_COMPLETE: &[u8] = b"";
 
-pub fn record_key(group_id: u64, identifier: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + identifier.len());
-    key.extend_from_slice(&group_id.to_be_bytes());
-    key.extend_from_slice(identifier.as_bytes());
-    key
-}
-
 impl OnlineStore {
     pub fn open(
         db: Arc<DB>,
@@ -118,17 +114,40 @@ impl OnlineStore {
         &self.keys
     }
 
-    /// A record's stored form: encrypted when the group's records are.
+    /// Moves every group's records to the keys its encryption calls for (`keys.rs`): once, when
+    /// the server opens, before it serves.
+    pub fn migrate_record_keys(&self, groups: &[Arc<FeatureGroup>]) -> Result<Migrated> {
+        keys::migrate(&self.db, &self.keys, groups)
+    }
+
+    /// The key `identifier`'s record of `group` is stored under (see [`keys::key_for`]).
+    fn key_for(
+        &self,
+        group: &FeatureGroup,
+        identifier: &str,
+        create: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        keys::key_for(&self.keys, group, identifier, create)
+    }
+
+    /// The key of a record being written: made for the group if it has none.
+    fn write_key(&self, group: &FeatureGroup, identifier: &str) -> Result<Vec<u8>> {
+        self.key_for(group, identifier, true)?
+            .ok_or_else(|| Error::internal("no key was made for a record being written"))
+    }
+
+    /// A record's stored form: encrypted, holding its identifier, when the group's records are.
     fn encode(
         &self,
         group: &FeatureGroup,
         key: &[u8],
+        identifier: &str,
         header: &RecordHeader,
         values: &[(u16, Value)],
     ) -> Result<Vec<u8>> {
         let plain = codec::encode(header, values);
         match self.keys.online_scope(group) {
-            Some(scope) => codec::seal(&plain, key, &self.keys, &scope),
+            Some(scope) => codec::seal(&plain, Some(identifier), key, &self.keys, &scope),
             None => Ok(plain),
         }
     }
@@ -199,8 +218,8 @@ impl OnlineStore {
         }
         let keys: Vec<Vec<u8>> = writes
             .iter()
-            .map(|(group, record)| record_key(group.id, &record.identifier))
-            .collect();
+            .map(|(group, record)| self.write_key(group, &record.identifier))
+            .collect::<Result<_>>()?;
         let _guards = self.locks.lock_all(&keys);
         let mut reservation = self.staging.reserve(offline_rows);
         let now_ms = self.clock.now_ms();
@@ -231,7 +250,8 @@ impl OnlineStore {
                         expires_at_ms: record.expires_at_ms,
                         deleted: false,
                     };
-                    let stored = self.encode(&group, key, &header, &record.values)?;
+                    let stored =
+                        self.encode(&group, key, &record.identifier, &header, &record.values)?;
                     batch.put_cf(headers_cf, key, codec::header_bytes(&stored)?);
                     batch.put_cf(records_cf, key, stored);
                     batch_headers.insert(key.as_slice(), Some(header));
@@ -267,50 +287,82 @@ impl OnlineStore {
     /// The live record for `identifier`, as stored; `None` when there is none, it is
     /// soft-deleted, or it has expired.
     pub fn get_record(&self, group: &FeatureGroup, identifier: &str) -> Result<Option<LiveRecord>> {
-        let key = record_key(group.id, identifier);
+        let Some(key) = self.key_for(group, identifier, false)? else {
+            return Ok(None);
+        };
         let stored = self
             .db
             .get_pinned_cf(cf(&self.db, CF_RECORDS), &key)
             .map_err(|e| Error::storage("reading a record", e))?;
         match stored {
             None => Ok(None),
-            Some(bytes) => self.live(group.id, &key, &bytes),
+            Some(bytes) => self.live(group.id, &key, identifier, &bytes),
         }
     }
 
-    /// The record stored under `key` as readers see it: `None` when hidden, decrypted when
-    /// encrypted.
-    fn live(&self, group_id: u64, key: &[u8], bytes: &[u8]) -> Result<Option<LiveRecord>> {
+    /// The record of `identifier` stored under `key` as readers see it: `None` when hidden,
+    /// decrypted when encrypted.
+    fn live(
+        &self,
+        group_id: u64,
+        key: &[u8],
+        identifier: &str,
+        bytes: &[u8],
+    ) -> Result<Option<LiveRecord>> {
         let header = codec::decode_header(bytes)?;
         if header.is_hidden_at(self.clock.now_ms()) {
             return Ok(None);
         }
         let stored = if codec::is_sealed(bytes) {
-            codec::unseal(bytes, key, &self.keys, group_id)?
+            let opened = codec::unseal(bytes, key, &self.keys, group_id)?;
+            if opened.identifier.as_deref().is_some_and(|held| held != identifier) {
+                return Err(Error::internal(format!(
+                    "feature group {group_id}: the record under the hashed key of the identifier \
+                     asked for holds another identifier"
+                )));
+            }
+            opened.plain
         } else {
             bytes.to_vec()
         };
         Ok(Some(LiveRecord { header, stored }))
     }
 
-    /// Looks up many (group id, identifier) keys with one RocksDB multi-get; results are in the
-    /// order of `keys`.
-    pub fn multi_get(&self, keys: &[(u64, &str)]) -> Vec<Result<Option<LiveRecord>>> {
-        let encoded: Vec<Vec<u8>> = keys.iter().map(|(g, id)| record_key(*g, id)).collect();
-        self.db
-            .batched_multi_get_cf(cf(&self.db, CF_RECORDS), &encoded, false)
-            .into_iter()
-            .zip(keys.iter().zip(&encoded))
-            .map(|(result, ((group_id, _), key))| match result {
-                Err(e) => Err(Error::storage("reading records", e)),
-                Ok(None) => Ok(None),
-                Ok(Some(bytes)) => self.live(*group_id, key, &bytes),
+    /// Looks up many (group, identifier) pairs with one RocksDB multi-get; results are in the
+    /// order of `wanted`.
+    pub fn multi_get(&self, wanted: &[(&FeatureGroup, &str)]) -> Vec<Result<Option<LiveRecord>>> {
+        // A pair without a key (a hashed group with no identifier key) has no record.
+        let encoded: Vec<Result<Option<Vec<u8>>>> = wanted
+            .iter()
+            .map(|(group, identifier)| self.key_for(group, identifier, false))
+            .collect();
+        let lookups: Vec<&[u8]> = encoded
+            .iter()
+            .filter_map(|key| key.as_ref().ok()?.as_deref())
+            .collect();
+        let mut found = self
+            .db
+            .batched_multi_get_cf(cf(&self.db, CF_RECORDS), &lookups, false)
+            .into_iter();
+        wanted
+            .iter()
+            .zip(encoded)
+            .map(|((group, identifier), key)| {
+                let Some(key) = key? else {
+                    return Ok(None);
+                };
+                match found.next().expect("one result per key looked up") {
+                    Err(e) => Err(Error::storage("reading records", e)),
+                    Ok(None) => Ok(None),
+                    Ok(Some(bytes)) => self.live(group.id, &key, identifier, &bytes),
+                }
             })
             .collect()
     }
 
-    /// The group's record identifiers in key order, starting after `after`: at most `limit`,
-    /// and whether more follow. Expired records are never listed; soft-deleted ones only when
+    /// The group's record identifiers in key order (identifier order, or their hashes' order in
+    /// a group whose records are encrypted), starting after `after`: at most `limit`, and
+    /// whether more follow. Expired records are never listed; soft-deleted ones only when
     /// `include_deleted`.
     pub fn list_identifiers(
         &self,
@@ -320,7 +372,13 @@ impl OnlineStore {
         include_deleted: bool,
     ) -> Result<(Vec<String>, bool)> {
         let prefix = group.id.to_be_bytes();
-        let start = record_key(group.id, after.unwrap_or(""));
+        let start = match after {
+            None => prefix.to_vec(),
+            Some(after) => match self.key_for(group, after, false)? {
+                Some(key) => key,
+                None => return Ok((Vec::new(), false)),
+            },
+        };
         let mut scan = ReadOptions::default();
         scan.set_prefix_same_as_start(true);
         if let Some(next) = group.id.checked_add(1) {
@@ -350,7 +408,14 @@ impl OnlineStore {
             if identifiers.len() == limit {
                 return Ok((identifiers, true));
             }
-            identifiers.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+            let identifier = if codec::holds_identifier(&value) {
+                codec::unseal(&value, &key, &self.keys, group.id)?
+                    .identifier
+                    .unwrap_or_default()
+            } else {
+                String::from_utf8_lossy(&key[prefix.len()..]).into_owned()
+            };
+            identifiers.push(identifier);
         }
         Ok((identifiers, false))
     }
@@ -362,7 +427,7 @@ impl OnlineStore {
         if request.offline {
             self.staging.admit()?;
         }
-        let key = record_key(group.id, &request.identifier);
+        let key = self.write_key(group, &request.identifier)?;
         let _guard = self.locks.lock_all([&key]);
         let mut reservation = self.staging.reserve(usize::from(request.offline));
         let now_ms = self.clock.now_ms();
@@ -393,7 +458,7 @@ impl OnlineStore {
                         expires_at_ms: current.and_then(|h| h.expires_at_ms),
                         deleted: true,
                     };
-                    let stored = self.encode(group, &key, &header, &[])?;
+                    let stored = self.encode(group, &key, &request.identifier, &header, &[])?;
                     batch.put_cf(headers_cf, &key, codec::header_bytes(&stored)?);
                     batch.put_cf(records_cf, &key, stored);
                 }
