@@ -72,6 +72,71 @@ async fn write(client: &Client, sentinel: &str, n: usize) {
     }
 }
 
+/// Writes and deletes records with identifiers and values made from `sentinel` through each
+/// other way in: PutRecords, soft and hard DeleteRecord, `quiver ingest` of a CSV file (in
+/// `scratch`, outside the data dir), and boto3's PutRecord and DeleteRecord over HTTP.
+async fn write_through_every_api(
+    server: &TestServer,
+    client: &Client,
+    sentinel: &str,
+    scratch: &Path,
+) {
+    let record = |i: usize| pb::PutRecordRequest {
+        feature_group_name: GROUP.into(),
+        record: vec![
+            value::string("id", id(sentinel, i)),
+            value::string("ts", "2026-01-01T00:00:00Z"),
+            value::string("diagnosis", format!("{sentinel} #{i}")),
+        ],
+        ..Default::default()
+    };
+    let batch = client
+        .put_records(pb::PutRecordsRequest {
+            records: (100..103).map(record).collect(),
+        })
+        .await
+        .expect("PutRecords");
+    assert_eq!(batch.outcomes.len(), 3, "{batch:?}");
+    for (i, mode) in [
+        (100, pb::DeletionMode::SoftDelete),
+        (101, pb::DeletionMode::HardDelete),
+    ] {
+        client
+            .delete_record(pb::DeleteRecordRequest {
+                feature_group_name: GROUP.into(),
+                record_identifier_value_as_string: id(sentinel, i),
+                event_time: "2026-01-02T00:00:00Z".into(),
+                deletion_mode: mode.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("DeleteRecord");
+    }
+    let csv = scratch.join("records.csv");
+    let rows: String = (200..205)
+        .map(|i| {
+            format!(
+                "{},2026-01-01T00:00:00Z,{sentinel} csv #{i},{i}\n",
+                id(sentinel, i)
+            )
+        })
+        .collect();
+    std::fs::write(&csv, format!("id,ts,diagnosis,age\n{rows}")).unwrap();
+    server.cli(&["ingest", GROUP, csv.to_str().unwrap(), "--no-progress"]);
+    assert_eq!(
+        diagnosis(client, &id(sentinel, 203)).await.unwrap(),
+        format!("{sentinel} csv #203")
+    );
+    let endpoint = format!("http://{}", server.http);
+    let owned = sentinel.to_string();
+    let written = tokio::task::spawn_blocking(move || {
+        python("sentinel_writes.py", &[&endpoint, GROUP, &owned])
+    })
+    .await
+    .unwrap();
+    assert_eq!(written["written"].as_array().unwrap().len(), 2, "{written}");
+}
+
 async fn diagnosis(client: &Client, id: &str) -> Result<String, quiver_client::ClientError> {
     let read = client
         .get_record(pb::GetRecordRequest {
@@ -202,6 +267,7 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
         "SQL decrypts the files"
     );
     let arn = group_arn(&client).await;
+    write_through_every_api(&server, &client, &secret, dir.path()).await;
     server.stop().await;
     let leaked = files_holding(&data, secret.as_bytes());
     assert!(leaked.is_empty(), "plaintext sentinel in {leaked:?}");
@@ -275,7 +341,10 @@ async fn nothing_is_stored_in_plaintext_and_rotation_keeps_data_readable() {
     std::fs::write(data.join("keys/local_default.v2.key"), [9u8; 32]).unwrap();
     let server = TestServer::start_in(&data, &encrypted_args).await;
     let client = server.client().await;
-    let err = diagnosis(&client, &id(&secret, 1)).await.unwrap_err().to_string();
+    let err = diagnosis(&client, &id(&secret, 1))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cannot unwrap"), "{err}");
     server.stop().await;
 }

@@ -530,18 +530,15 @@ fn identifiers_are_hashed_at_rest_and_a_data_dir_moves_both_ways() {
         all
     };
     let value = |store: &FeatureStore, id: &str| -> Option<Value> {
-        store
-            .get_record("g", id, &[])
-            .unwrap()
-            .map(|record| {
-                record
-                    .values()
-                    .unwrap()
-                    .into_iter()
-                    .find(|(name, _)| name == "v")
-                    .unwrap()
-                    .1
-            })
+        store.get_record("g", id, &[]).unwrap().map(|record| {
+            record
+                .values()
+                .unwrap()
+                .into_iter()
+                .find(|(name, _)| name == "v")
+                .unwrap()
+                .1
+        })
     };
     let ids = |range: std::ops::RangeInclusive<i64>| -> Vec<String> {
         range.map(|i| i.to_string()).collect()
@@ -578,7 +575,11 @@ fn identifiers_are_hashed_at_rest_and_a_data_dir_moves_both_ways() {
         // Writes find the moved records: an older put is historic, a newer one applied.
         assert_eq!(
             store
-                .put_records(vec![put(3, START_MS - 1), put(4, START_MS + 1), put(10, START_MS)])
+                .put_records(vec![
+                    put(3, START_MS - 1),
+                    put(4, START_MS + 1),
+                    put(10, START_MS)
+                ])
                 .unwrap(),
             vec![
                 WriteOutcome::Historic,

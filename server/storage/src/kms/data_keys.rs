@@ -500,10 +500,10 @@ impl DataKeys {
                 last.checked_add(1)
                     .filter(|next| *next < IDENTIFIER_KEY_INDEX)
                     .ok_or_else(|| {
-                    Error::internal(format!(
-                        "feature group {group_id} ran out of data key numbers"
-                    ))
-                })
+                        Error::internal(format!(
+                            "feature group {group_id} ran out of data key numbers"
+                        ))
+                    })
             }
             Some(Err(e)) => Err(Error::storage("reading data keys", e)),
             _ => Ok(0),

@@ -181,7 +181,12 @@ pub struct Unsealed {
 }
 
 /// Opens a format-2 or format-3 record of group `group_id` stored under `record_key`.
-pub fn unseal(stored: &[u8], record_key: &[u8], keys: &DataKeys, group_id: u64) -> Result<Unsealed> {
+pub fn unseal(
+    stored: &[u8],
+    record_key: &[u8],
+    keys: &DataKeys,
+    group_id: u64,
+) -> Result<Unsealed> {
     let clear = stored
         .get(..CLEAR_LEN)
         .ok_or_else(|| corrupt("short record"))?;
@@ -468,7 +473,10 @@ mod tests {
             assert!(is_sealed(&sealed));
             assert_eq!(holds_identifier(&sealed), identifier.is_some());
             assert_eq!(decode_header(&sealed).unwrap(), header);
-            assert!(visit(&sealed, |_, _| ()).is_err(), "sealed values are not read");
+            assert!(
+                visit(&sealed, |_, _| ()).is_err(),
+                "sealed values are not read"
+            );
             let opened = unseal(&sealed, b"key-a", &keys, 4).unwrap();
             assert_eq!(opened.plain, plain);
             assert_eq!(opened.identifier.as_deref(), identifier);
@@ -478,10 +486,16 @@ mod tests {
                     .any(|w| w == identifier.as_bytes());
                 assert!(!found, "the identifier is sealed");
             }
-            assert!(unseal(&sealed, b"key-b", &keys, 4).is_err(), "bound to its key");
+            assert!(
+                unseal(&sealed, b"key-b", &keys, 4).is_err(),
+                "bound to its key"
+            );
             let mut damaged = sealed.clone();
             damaged[1] ^= FLAG_DELETED;
-            assert!(unseal(&damaged, b"key-a", &keys, 4).is_err(), "header bound");
+            assert!(
+                unseal(&damaged, b"key-a", &keys, 4).is_err(),
+                "header bound"
+            );
         }
     }
 

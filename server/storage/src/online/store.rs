@@ -315,7 +315,11 @@ impl OnlineStore {
         }
         let stored = if codec::is_sealed(bytes) {
             let opened = codec::unseal(bytes, key, &self.keys, group_id)?;
-            if opened.identifier.as_deref().is_some_and(|held| held != identifier) {
+            if opened
+                .identifier
+                .as_deref()
+                .is_some_and(|held| held != identifier)
+            {
                 return Err(Error::internal(format!(
                     "feature group {group_id}: the record under the hashed key of the identifier \
                      asked for holds another identifier"
