@@ -99,6 +99,10 @@ enum Command {
     /// (following it), `list`, `show`, `diff`, `runs`, `stop`.
     #[command(subcommand)]
     Prep(cli::prep::PrepCommand),
+    /// Operating the server: `backup` its store into a directory or S3 (incremental),
+    /// `backups` lists them, `restore` one into a new data dir (no server running on it).
+    #[command(subcommand)]
+    Admin(cli::admin::AdminCommand),
 }
 
 /// Output into a pipe that closes (`quiver get ... | head`) ends the CLI quietly, as it ends
@@ -141,6 +145,9 @@ async fn cli_main() -> ExitCode {
 
 /// Dispatches to the command family's module under `cli/`.
 async fn run(args: Args) -> Result<ExitCode> {
+    if let Command::Admin(command @ cli::admin::AdminCommand::Restore { .. }) = args.command {
+        return cli::admin::restore(command);
+    }
     let client = Client::connect(args.endpoint.clone()).await?;
     let out = args.output;
     match args.command {
@@ -171,6 +178,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         Command::Lineage(command) => cli::lineage::run(&client, out, command).await?,
         Command::Automl(command) => cli::automl::run(&client, out, command).await?,
         Command::Prep(command) => cli::prep::run(&client, out, command).await?,
+        Command::Admin(command) => cli::admin::run(&client, out, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

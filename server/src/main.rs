@@ -2,7 +2,7 @@
 //!
 //! The binary holds configuration ([`config`]), assembly and lifecycle ([`server`]), the HTTP
 //! listener's `/metrics` and `/healthz` beside the SageMaker API ([`http`]) and the metrics it
-//! renders ([`metrics`]). Everything else is a crate under `server/`, each a layer over the ones
+//! renders ([`metrics`]), and `quiver-server restore` ([`restore`]). Everything else is a crate under `server/`, each a layer over the ones
 //! below it (docs/development.md has the map): `quiver-types`, `quiver-storage`,
 //! `quiver-offline`, `quiver-core`, `quiver-auth`, `quiver-query`, and the front doors
 //! `quiver-grpc` and `quiver-sagemaker` (over `quiver-net`'s listeners). It is a binary-only
@@ -13,6 +13,7 @@ mod config;
 mod http;
 mod metrics;
 mod prep;
+mod restore;
 mod server;
 
 use std::io::IsTerminal;
@@ -66,6 +67,9 @@ fn disable_transparent_huge_pages() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("restore") {
+        return restore::run(std::env::args()).await;
+    }
     disable_transparent_huge_pages();
     let config = ServerArgs::parse().resolve()?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

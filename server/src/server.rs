@@ -315,6 +315,7 @@ pub async fn run(
     let admin_api = AuthServer::new(AdminService::new(
         access.clone(),
         store.online().data_keys().clone(),
+        store.clone(),
     ));
     let lineage_api = lineage
         .clone()

@@ -7,12 +7,14 @@
 //! - [`writes`]: PutRecord(s), BatchWriteRecord's record-by-record answers, DeleteRecord;
 //! - [`source_writes`]: records from stream sources, written with their positions;
 //! - [`reads`]: GetRecord, BatchGetRecord, ListRecords;
-//! - [`group_commit`]: one writer applying the puts that arrive together in one write.
+//! - [`group_commit`]: one writer applying the puts that arrive together in one write;
+//! - [`backup`]: backups of the store to a directory or S3, incremental, and restores.
 //!
 //! Writes block on RocksDB (and on fsync with `wal_sync = "always"`); async callers run them on
 //! the blocking pool ([`blocking`]). No RPC framework belongs here (`tests/run-all.sh` checks it
 //! with `cargo tree`): the front doors above translate wire shapes to these calls.
 
+pub mod backup;
 pub mod group_commit;
 pub mod groups;
 pub mod reads;

@@ -15,17 +15,29 @@ use quiver_auth::access::{Access, Caller};
 use quiver_auth::context::Context;
 use quiver_auth::keys::KeyStatus;
 use quiver_auth::store::{self, Target};
+use quiver_core::FeatureStore;
+use quiver_core::backup;
 use quiver_types::error::{Error, Result};
 
 #[derive(Clone)]
 pub struct AdminService {
     access: Arc<Access>,
     data_keys: Arc<quiver_storage::kms::DataKeys>,
+    /// What backups are taken of.
+    store: Arc<FeatureStore>,
 }
 
 impl AdminService {
-    pub fn new(access: Arc<Access>, data_keys: Arc<quiver_storage::kms::DataKeys>) -> Self {
-        Self { access, data_keys }
+    pub fn new(
+        access: Arc<Access>,
+        data_keys: Arc<quiver_storage::kms::DataKeys>,
+        store: Arc<FeatureStore>,
+    ) -> Self {
+        Self {
+            access,
+            data_keys,
+            store,
+        }
     }
 
     fn store(&self) -> &store::AuthStore {
@@ -523,5 +535,67 @@ impl AuthApi for AdminService {
         )
         .map_err(|e| e.to_status())?;
         Ok(Response::new(response))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Result<Response<pb::BackupResponse>, Status> {
+        let destination = request.get_ref().destination.clone();
+        let resource = format!("backup/{destination}");
+        let caller = self
+            .authorize(&request, "Backup", &resource)
+            .map_err(|e| e.to_status())?;
+        let report = self
+            .store
+            .backup(&destination)
+            .await
+            .map_err(|e| e.to_status())?;
+        self.changed(
+            &caller,
+            "Backup",
+            &resource,
+            &format!(
+                "backup {}: {} bytes; {} table files copied, {} files uploaded",
+                report.backup.id,
+                report.backup.size_bytes,
+                report.copied_files,
+                report.uploaded_files
+            ),
+        )
+        .map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::BackupResponse {
+            backup: Some(summary_pb(report.backup)),
+            copied_files: report.copied_files,
+            copied_bytes: report.copied_bytes,
+            uploaded_files: report.uploaded_files,
+            uploaded_bytes: report.uploaded_bytes,
+        }))
+    }
+
+    async fn list_backups(
+        &self,
+        request: Request<pb::ListBackupsRequest>,
+    ) -> Result<Response<pb::ListBackupsResponse>, Status> {
+        let source = request.get_ref().source.clone();
+        self.authorize(&request, "ListBackups", &format!("backup/{source}"))
+            .map_err(|e| e.to_status())?;
+        let offline = self.store.offline();
+        let resolve = |uri: &str| offline.object_store(uri);
+        let backups = backup::list(&source, &resolve)
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::ListBackupsResponse {
+            backups: backups.into_iter().map(summary_pb).collect(),
+        }))
+    }
+}
+
+fn summary_pb(b: backup::Summary) -> pb::BackupSummary {
+    pb::BackupSummary {
+        id: b.id,
+        timestamp_unix_s: b.timestamp,
+        size_bytes: b.size_bytes,
+        files: b.files,
     }
 }

@@ -10,12 +10,15 @@
 //! - [`staging`]: accepted writes waiting for the offline store, and the flusher's bookkeeping;
 //! - [`kms`]: envelope encryption at rest: key providers (local files, AWS KMS) and the data
 //!   keys that seal records, staged rows and offline files;
+//! - [`backup`]: backups of the whole database (RocksDB's BackupEngine), incremental, and
+//!   restores;
 //! - [`hex_bytes`]: byte strings stored as hex in JSON values.
 //!
 //! No query engine, RPC framework or AWS SDK other than KMS belongs here (`tests/run-all.sh`
 //! checks it with `cargo tree`).
 
 pub mod auth_records;
+pub mod backup;
 pub mod db;
 pub mod hex_bytes;
 pub mod kms;
