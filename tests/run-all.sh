@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 source deploy/build-env.sh
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-# The TLS tests make certificates with openssl.
-ensure_packages openssl
+# openssl: the TLS tests' certificates; fiu-utils: libfiu's fault injection (tests/tests/crash.rs).
+ensure_packages openssl fiu-utils
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

@@ -46,13 +46,18 @@ async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
 }
 
 /// Healthy when the database answers a read; degraded (still 200: reads are served) while
-/// writes are refused for a full disk.
+/// writes are refused for a full disk or after an I/O error.
 async fn healthz(State(state): State<HttpState>) -> impl IntoResponse {
+    use quiver_storage::online::WriteFault;
     let online = state.store.online();
     match online.db().property_value("rocksdb.num-running-flushes") {
-        Ok(_) if online.disk_full() => (
+        Ok(_) if online.write_fault() == Some(WriteFault::DiskFull) => (
             StatusCode::OK,
             "degraded: disk full on the data directory; writes are refused until space is freed, reads go on\n",
+        ),
+        Ok(_) if online.write_fault() == Some(WriteFault::Io) => (
+            StatusCode::OK,
+            "degraded: I/O error writing the data directory; writes are refused until the server is restarted, reads go on (check the disk and the log)\n",
         ),
         Ok(_) => (StatusCode::OK, "ok\n"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n"),

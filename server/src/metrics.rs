@@ -10,6 +10,7 @@ use quiver_core::FeatureStore;
 use quiver_grpc::metrics::REQUEST_DURATION;
 use quiver_offline::flusher::OFFLINE_FRESHNESS;
 use quiver_storage::db::{self, CF_RECORDS};
+use quiver_storage::online::WriteFault;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -70,7 +71,10 @@ pub fn render(handle: &PrometheusHandle, store: &FeatureStore) -> String {
     let property =
         |cf_name: &str, name: &str| -> f64 { db::int_property(db, Some(cf_name), name) as f64 };
     metrics::gauge!("quiver_feature_groups").set(feature_groups as f64);
-    metrics::gauge!("quiver_disk_full").set(if store.online().disk_full() { 1.0 } else { 0.0 });
+    let fault = store.online().write_fault();
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    metrics::gauge!("quiver_disk_full").set(flag(fault == Some(WriteFault::DiskFull)));
+    metrics::gauge!("quiver_storage_io_error").set(flag(fault == Some(WriteFault::Io)));
     metrics::gauge!("quiver_online_records_estimate")
         .set(property(CF_RECORDS, "rocksdb.estimate-num-keys"));
     for (metric, prop) in [

@@ -175,6 +175,11 @@ impl TestServer {
         self.client_with(credentials).await
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill_9(mut self) {
         if let Some(mut child) = self.child.take() {

@@ -10,8 +10,16 @@
 //! - Kafka: every message below the source's stored positions is online; at the end every
 //!   message produced is online and offline exactly once.
 //!
-//! `QUIVER_CRASH_KILLS` kills in all (default 6; half without encryption, half with), e.g.
-//! `QUIVER_CRASH_KILLS=100 cargo nextest run -p quiver-tests --test crash --no-capture`; it
+//! Fault injection (libfiu, Debian's `fiu-utils`): in the fault rounds the server runs with
+//! libfiu's POSIX preload, and once it serves, `fiu-ctrl` makes random `fsync`, `fdatasync`,
+//! `pwrite`, `open`, `rename` and `ftruncate` calls fail with EIO or ENOSPC (writes fsync
+//! each commit, `--wal-sync always`, so a failed sync meets the write path); then it is killed
+//! and the same history is checked on a server without faults. A request in doubt must be
+//! applied whole or not at all.
+//!
+//! `QUIVER_CRASH_KILLS` kills in all (default 6; half without encryption, half with) and
+//! `QUIVER_FAULT_ROUNDS` fault rounds among them (default 4), e.g. `QUIVER_CRASH_KILLS=100
+//! QUIVER_FAULT_ROUNDS=40 cargo nextest run -p quiver-tests --test crash --no-capture`; it
 //! prints a summary of kills survived and writes checked (docs/guarantees.md has the latest).
 
 use std::collections::HashMap;
@@ -39,6 +47,15 @@ const BASE_S: f64 = 1_700_000_000.0;
 struct Rng(u64);
 
 impl Rng {
+    /// A generator for stream `stream` of `seed`: seeds pass through splitmix64, so streams of
+    /// nearby seeds are unrelated (xorshift seeded with its own outputs repeats them shifted).
+    fn new(seed: u64, stream: u64) -> Self {
+        let mut z = seed ^ stream.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Self((z ^ (z >> 31)) | 1)
+    }
+
     fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -54,11 +71,13 @@ enum Kind {
     HardDelete,
 }
 
-/// One write to one identifier: its n-th (so its event time), and whether it was acknowledged.
+/// One write to one identifier: its n-th (so its event time), the request that carried it
+/// (a PutRecords carries several), and whether it was acknowledged.
 #[derive(Debug, Clone, Copy)]
 struct Op {
     n: u32,
     kind: Kind,
+    request: u64,
     acked: bool,
 }
 
@@ -124,10 +143,21 @@ fn put_request(group: &str, id: &str, n: u32) -> pb::PutRecordRequest {
     }
 }
 
+/// How writers' failed writes begin (`quiver_types::error::STORAGE_IO` and `DISK_FULL`).
+const STORAGE_IO: &str = "I/O error on the data directory";
+const DISK_FULL: &str = "disk full on the data directory";
+
+/// Writes answered with a storage I/O error, in all.
+static IO_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Numbers every request of every writer.
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// One writer's load: its own identifiers, one request at a time, until the server dies.
 async fn writer(client: Client, w: usize, history: Arc<Mutex<History>>, seed: u64) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed, w as u64);
     loop {
+        let request = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let roll = rng.below(100);
         let ids: Vec<String> = if roll < 15 {
             // PutRecords of five distinct identifiers.
@@ -154,6 +184,7 @@ async fn writer(client: Client, w: usize, history: Arc<Mutex<History>>, seed: u6
                     history.ops.entry(id.clone()).or_default().push(Op {
                         n,
                         kind,
+                        request,
                         acked: false,
                     });
                     n
@@ -219,6 +250,14 @@ async fn writer(client: Client, w: usize, history: Arc<Mutex<History>>, seed: u6
             {
                 panic!("writer {w}: a write the server should have taken was refused: {e}")
             }
+            // A storage failure (an injected I/O error, a full disk): the write stays in doubt,
+            // and the writer goes on, as a client would.
+            Err(e) if e.to_string().contains(STORAGE_IO) || e.to_string().contains(DISK_FULL) => {
+                if e.to_string().contains(STORAGE_IO) {
+                    IO_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             // The server is gone (or going): what was sent stays in doubt.
             Err(_) => return,
         }
@@ -278,6 +317,8 @@ async fn offline_rows(client: &Client, group: &str) -> HashMap<(String, u32, boo
 
 #[derive(Default, Debug)]
 struct Checked {
+    /// Fault rounds whose server reported degraded health after a write's I/O error.
+    degraded: u64,
     online_reads: u64,
     offline_acked: u64,
     offline_in_doubt_found: u64,
@@ -307,6 +348,8 @@ async fn check_history(
     wait_drained(server).await;
     let mut rows = offline_rows(client, GROUP).await;
     let (mut acked, mut doubt_found, mut doubt) = (0, 0, 0);
+    // Requests in doubt: (writes, writes found offline), to be whole or absent.
+    let mut requests: HashMap<u64, (u32, u32, Vec<String>)> = HashMap::new();
     for (id, ops) in &history.ops {
         for op in ops {
             let deleted = op.kind != Kind::Put;
@@ -326,10 +369,22 @@ async fn check_history(
                 );
                 doubt += 1;
                 doubt_found += u64::from(found);
+                let request = requests.entry(op.request).or_default();
+                request.0 += 1;
+                request.1 += found;
+                request
+                    .2
+                    .push(format!("{id} write {} {:?}: {found}", op.n, op.kind));
             }
         }
     }
     assert!(rows.is_empty(), "offline rows no write made: {rows:?}");
+    for (request, (writes, found, each)) in requests {
+        assert!(
+            found == 0 || found == writes,
+            "request {request} in doubt is half applied: {found} of its {writes} writes: {each:?}"
+        );
+    }
     checked.offline_acked = acked;
     checked.offline_in_doubt_found = doubt_found;
     checked.in_doubt = doubt;
@@ -389,18 +444,38 @@ fn message(seq: u64) -> String {
 }
 
 /// Runs `kills` rounds of load and kill -9 on one data dir; returns what was checked.
-async fn harness(kills: usize, encrypted: bool, seed: u64) -> (Checked, u64, u64) {
+/// The failures a fault round injects once the server serves: EIO or ENOSPC.
+fn faults(errno: u32) -> String {
+    [
+        ("posix/io/sync/fdatasync", 0.05),
+        ("posix/io/sync/fsync", 0.05),
+        ("posix/io/rw/pwrite", 0.01),
+        ("posix/io/rw/ftruncate", 0.05),
+        ("posix/io/oc/open", 0.01),
+        ("posix/io/dir/rename", 0.05),
+    ]
+    .iter()
+    .map(|(name, p)| format!("enable_random name={name},probability={p},failinfo={errno}"))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// Runs `kills` rounds of load and kill -9 on one data dir, the first `fault_rounds` of them
+/// with injected I/O failures; returns what was checked.
+async fn harness(
+    kills: usize,
+    fault_rounds: usize,
+    encrypted: bool,
+    seed: u64,
+) -> (Checked, u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut args = vec![
-        "--offline-flush-interval-ms",
-        "100",
-        "--wal-sync",
-        "periodic",
-    ];
+    let mut args = vec!["--offline-flush-interval-ms", "100"];
     if encrypted {
         args.push("--encrypt-at-rest");
     }
+    let fifo = dir.path().join("fiu");
+    let fifo = fifo.to_str().unwrap();
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
@@ -411,9 +486,22 @@ async fn harness(kills: usize, encrypted: bool, seed: u64) -> (Checked, u64, u64
     let mut produced = 0u64;
     let history = Arc::new(Mutex::new(History::default()));
     let mut checked = Checked::default();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed, u64::MAX);
     for round in 0..=kills {
-        let server = TestServer::start_in(&data, &args).await;
+        let faulty = round < fault_rounds;
+        let mut round_args = args.clone();
+        round_args.extend(["--wal-sync", if faulty { "always" } else { "periodic" }]);
+        let server = if faulty {
+            let preload = "/usr/lib/fiu/fiu_run_preload.so /usr/lib/fiu/fiu_posix_preload.so";
+            let env = [
+                ("LD_PRELOAD", preload),
+                ("FIU_CTRL_FIFO", fifo),
+                ("FIU_ENABLE", ""),
+            ];
+            TestServer::start_with_env(&data, &round_args, &env).await
+        } else {
+            TestServer::start_in(&data, &round_args).await
+        };
         let client = server.client().await;
         if round == 0 {
             client
@@ -478,11 +566,25 @@ async fn harness(kills: usize, encrypted: bool, seed: u64) -> (Checked, u64, u64
         // moment.
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
-                let (client, history) = (client.clone(), history.clone());
+                // Each request once: a write in doubt stays in doubt (no retries).
+                let client = client.clone().with_retry(quiver_client::RetryPolicy {
+                    max_attempts: 1,
+                    ..Default::default()
+                });
+                let history = history.clone();
                 tokio::spawn(writer(client, w, history, rng.below(u64::MAX)))
             })
             .collect();
         let worker = start_worker(dir.path(), &brokers, &server.endpoint(), round);
+        if faulty {
+            let errno = if round % 2 == 0 { 5 } else { 28 };
+            let enabled = Command::new("fiu-ctrl")
+                .args(["-f", fifo, "-c", &faults(errno), &server.pid().to_string()])
+                .status()
+                .expect("fiu-ctrl runs (Debian's fiu-utils)");
+            assert!(enabled.success(), "fiu-ctrl failed");
+        }
+        let io_errors_before = IO_ERRORS.load(std::sync::atomic::Ordering::Relaxed);
         let pause = Duration::from_millis(150 + rng.below(1200));
         let started = Instant::now();
         while started.elapsed() < pause {
@@ -503,6 +605,14 @@ async fn harness(kills: usize, encrypted: bool, seed: u64) -> (Checked, u64, u64
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         producer.flush(Duration::from_secs(10)).unwrap();
+        // Once a write has failed for an I/O error, the server says so until it restarts.
+        let errors_now = IO_ERRORS.load(std::sync::atomic::Ordering::Relaxed);
+        if faulty && errors_now > io_errors_before {
+            let (status, health) = server.http_get("/healthz").await;
+            assert_eq!(status, 200, "{health}");
+            assert!(health.starts_with("degraded: I/O error"), "{health}");
+            checked.degraded += 1;
+        }
         server.kill_9();
         kill(worker);
         for writer in writers {
@@ -512,6 +622,13 @@ async fn harness(kills: usize, encrypted: bool, seed: u64) -> (Checked, u64, u64
     (checked, produced, kills as u64)
 }
 
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn kill(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -519,10 +636,8 @@ fn kill(mut child: Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_no_acknowledged_write_and_half_applies_none() {
-    let kills: usize = std::env::var("QUIVER_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let kills = env_count("QUIVER_CRASH_KILLS", 6);
+    let fault_rounds = env_count("QUIVER_FAULT_ROUNDS", 4).min(kills);
     let seed = std::env::var("QUIVER_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -532,23 +647,32 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_write_and_half_applies_n
                 .unwrap()
                 .subsec_nanos() as u64
         });
-    eprintln!("crash harness: {kills} kills, seed {seed} (QUIVER_CRASH_SEED repeats it)");
+    eprintln!(
+        "crash harness: {kills} kills, {fault_rounds} of them after injected I/O failures, seed \
+         {seed} (QUIVER_CRASH_SEED repeats it)"
+    );
     let started = Instant::now();
     let mut summary = Vec::new();
-    for (encrypted, share) in [(false, kills / 2), (true, kills - kills / 2)] {
+    for (encrypted, share, faulty) in [
+        (false, kills / 2, fault_rounds / 2),
+        (true, kills - kills / 2, fault_rounds - fault_rounds / 2),
+    ] {
         let (checked, messages, survived) =
-            harness(share, encrypted, seed ^ u64::from(encrypted)).await;
+            harness(share, faulty, encrypted, seed ^ u64::from(encrypted)).await;
         summary.push(format!(
-            "{} kills survived ({}): {} writes acknowledged, each online as its history allows \
+            "{} kills survived ({}, {faulty} of them after injected I/O failures): {} writes \
+             acknowledged, each online as its history allows \
              and offline exactly once; {} in doubt ({} of them applied); {} online reads \
-             checked; {} Kafka messages online and offline exactly once",
+             checked; {} Kafka messages online and offline exactly once; {} fault rounds \
+             reported degraded health after a write's I/O error",
             survived,
             if encrypted { "encrypted" } else { "plain" },
             checked.offline_acked,
             checked.in_doubt,
             checked.offline_in_doubt_found,
             checked.online_reads,
-            messages
+            messages,
+            checked.degraded
         ));
     }
     eprintln!(

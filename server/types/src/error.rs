@@ -91,7 +91,9 @@ impl Error {
     }
 
     /// A storage-engine failure, with what the server was doing when it happened: the disk
-    /// full ([`ErrorKind::DiskFull`]) or an internal error.
+    /// full ([`ErrorKind::DiskFull`]); an I/O error, after which the storage engine refuses
+    /// writes until the server restarts ([`ErrorKind::Unavailable`], the message starting
+    /// [`STORAGE_IO`]); or an internal error.
     pub fn storage(context: &str, err: impl fmt::Display) -> Self {
         let err = err.to_string();
         if is_no_space(&err) {
@@ -100,6 +102,15 @@ impl Error {
                 format!(
                     "{DISK_FULL} on the data directory while {context}: writes are refused until \
                      space is freed, reads go on ({err})"
+                ),
+            );
+        }
+        if err.starts_with("IO error") {
+            return Self::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{STORAGE_IO} while {context} ({err}): check the disk; after a failed write \
+                     the storage engine refuses writes until the server is restarted, reads go on"
                 ),
             );
         }
@@ -124,6 +135,10 @@ impl Error {
 /// How the message of a [`ErrorKind::DiskFull`] error starts: clients (`quiver ingest`) tell
 /// it from a request too large, which is RESOURCE_EXHAUSTED too.
 pub const DISK_FULL: &str = "disk full";
+
+/// How the message of a storage I/O error starts (an [`ErrorKind::Unavailable`] from
+/// [`Error::storage`]).
+pub const STORAGE_IO: &str = "I/O error on the data directory";
 
 /// Whether an I/O or storage-engine error's text says the disk is full (ENOSPC, or RocksDB's
 /// `NoSpace` status).

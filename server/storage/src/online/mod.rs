@@ -5,4 +5,4 @@ pub mod keys;
 pub mod locks;
 pub mod store;
 
-pub use store::{OnlineStore, WriteOutcome};
+pub use store::{OnlineStore, WriteFault, WriteOutcome};

@@ -36,6 +36,16 @@ pub struct LiveRecord {
     pub stored: Vec<u8>,
 }
 
+/// Why writes are being refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFault {
+    /// The data directory's disk is full; writes resume by themselves once space is freed.
+    DiskFull = 1,
+    /// Writing the data directory failed (EIO, a failed fsync): the storage engine refuses
+    /// writes until the server is restarted.
+    Io = 2,
+}
+
 /// What a put did to the online store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -75,9 +85,9 @@ pub struct OnlineStore {
     sync_writes: bool,
     /// Encrypt records of groups with a KMS key (and every group with encryption at rest on).
     keys: Arc<DataKeys>,
-    /// Whether the last write failed for a full disk (until one succeeds): `/healthz` and the
-    /// metrics report it.
-    disk_full: std::sync::atomic::AtomicBool,
+    /// Why writes are failing, as the last write left it ([`WriteFault`] as a number; 0: they
+    /// are not): `/healthz` and the metrics report it.
+    write_fault: std::sync::atomic::AtomicU8,
 }
 
 /// Marks the record-headers column family as holding every record's header; no record key is
@@ -101,13 +111,22 @@ impl OnlineStore {
             clock,
             sync_writes,
             keys,
-            disk_full: Default::default(),
+            write_fault: Default::default(),
         })
     }
 
-    /// Whether writes are being refused for a full disk (the last one failed so).
+    /// Why writes are being refused, if they are (the last one failed so).
+    pub fn write_fault(&self) -> Option<WriteFault> {
+        match self.write_fault.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Some(WriteFault::DiskFull),
+            2 => Some(WriteFault::Io),
+            _ => None,
+        }
+    }
+
+    /// Whether writes are being refused for a full disk.
     pub fn disk_full(&self) -> bool {
-        self.disk_full.load(std::sync::atomic::Ordering::Relaxed)
+        self.write_fault() == Some(WriteFault::DiskFull)
     }
 
     pub fn data_keys(&self) -> &Arc<DataKeys> {
@@ -159,17 +178,29 @@ impl OnlineStore {
             .db
             .write_opt(batch, &options)
             .map_err(|e| Error::storage(context, e));
-        let full =
-            matches!(&written, Err(e) if e.kind() == quiver_types::error::ErrorKind::DiskFull);
-        if full != self.disk_full() {
-            self.disk_full
-                .store(full, std::sync::atomic::Ordering::Relaxed);
-            if full {
-                tracing::error!(
+        let fault = match &written {
+            Err(e) if e.kind() == quiver_types::error::ErrorKind::DiskFull => {
+                Some(WriteFault::DiskFull)
+            }
+            Err(e) if e.message().starts_with(quiver_types::error::STORAGE_IO) => {
+                Some(WriteFault::Io)
+            }
+            _ => None,
+        };
+        let before = self.write_fault();
+        if fault != before {
+            let code = fault.map_or(0, |f| f as u8);
+            self.write_fault
+                .store(code, std::sync::atomic::Ordering::Relaxed);
+            match fault {
+                Some(WriteFault::DiskFull) => tracing::error!(
                     "the data directory's disk is full: writes are refused, reads go on"
-                );
-            } else {
-                tracing::warn!("the data directory has space again: writes go on");
+                ),
+                Some(WriteFault::Io) => tracing::error!(
+                    "I/O error writing the data directory: writes are refused until the server \
+                     is restarted, reads go on; check the disk"
+                ),
+                None => tracing::warn!("writes to the data directory succeed again"),
             }
         }
         written
