@@ -97,7 +97,7 @@ fn payload_record(id: &str) -> Vec<pb::FeatureValue> {
         .collect();
     vec![
         value::string("id", id),
-        value::string("ts", &ts(1)),
+        value::string("ts", ts(1)),
         value::string("payload", &payload),
     ]
 }
