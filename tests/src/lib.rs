@@ -352,6 +352,23 @@ pub fn get(group: &str, id: &str) -> pb::GetRecordRequest {
     }
 }
 
+/// A stream source's stored positions (the last offset written), by partition.
+pub async fn source_positions(
+    client: &Client,
+    source: &str,
+) -> std::collections::HashMap<String, i64> {
+    client
+        .get_source_positions(pb::GetSourcePositionsRequest {
+            source: source.into(),
+        })
+        .await
+        .map(|r| r.positions)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.partition, p.position.parse().unwrap()))
+        .collect()
+}
+
 /// The live record of `id` in `group` (empty when there is none).
 pub async fn read(client: &Client, group: &str, id: &str) -> Vec<pb::FeatureValue> {
     client

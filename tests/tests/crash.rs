@@ -37,6 +37,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 const GROUP: &str = "history";
 const EVENTS: &str = "events";
 const TOPIC: &str = "events";
+/// The ingest source, as `quiver-ingest` is configured.
+const SOURCE: &str = "events-from-kafka";
 const PARTITIONS: i32 = 2;
 const WRITERS: usize = 3;
 const IDS_PER_WRITER: usize = 40;
@@ -399,7 +401,7 @@ fn start_worker(dir: &Path, brokers: &str, endpoint: &str, round: usize) -> Chil
         format!(
             r#"
 [[source]]
-name = "events-from-kafka"
+name = "{SOURCE}"
 feature_group = "{EVENTS}"
 batch_size = 20
 linger_ms = 10
@@ -422,19 +424,6 @@ group_id = "round-{round}"
         .stdout(Stdio::null())
         .spawn()
         .expect("quiver-ingest starts")
-}
-
-async fn source_positions(client: &Client) -> HashMap<String, i64> {
-    client
-        .get_source_positions(pb::GetSourcePositionsRequest {
-            source: "events-from-kafka".into(),
-        })
-        .await
-        .map(|r| r.positions)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| (p.partition, p.position.parse().unwrap()))
-        .collect()
 }
 
 /// Kafka message `seq` sets record `k<seq>` to n = seq; messages are spread over partitions in
@@ -516,7 +505,7 @@ async fn harness(
         let snapshot = history.lock().unwrap().clone();
         check_history(&server, &client, &snapshot, &mut checked).await;
         // Every message below a stored position is online.
-        for (partition, position) in source_positions(&client).await {
+        for (partition, position) in quiver_tests::source_positions(&client, SOURCE).await {
             let p: u64 = partition.rsplit('/').next().unwrap().parse().unwrap();
             for offset in (0..=position as u64).step_by(7) {
                 let seq = offset * PARTITIONS as u64 + p;
@@ -532,7 +521,7 @@ async fn harness(
             let worker = start_worker(dir.path(), &brokers, &server.endpoint(), round);
             let deadline = Instant::now() + Duration::from_secs(120);
             loop {
-                let positions = source_positions(&client).await;
+                let positions = quiver_tests::source_positions(&client, SOURCE).await;
                 // A position is the last offset written.
                 let consumed: i64 = positions.values().map(|p| p + 1).sum();
                 if consumed as u64 == produced {

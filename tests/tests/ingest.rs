@@ -200,20 +200,6 @@ fn start_worker_with(
     Worker(Some(command.spawn().expect("quiver-ingest starts")))
 }
 
-/// The source's stored positions, by partition.
-async fn positions(client: &Client, source: &str) -> HashMap<String, i64> {
-    client
-        .get_source_positions(pb::GetSourcePositionsRequest {
-            source: source.into(),
-        })
-        .await
-        .map(|r| r.positions)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| (p.partition, p.position.parse().unwrap()))
-        .collect()
-}
-
 /// A mock broker with a 4-partition topic, a server with the `events` group, messages being
 /// produced in the background (over ~20 s, so workers meet them mid-stream), and a worker
 /// configuration.
@@ -473,7 +459,7 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000"}
     }
 
     async fn positions(&self) -> HashMap<String, i64> {
-        positions(&self.client, SOURCE).await
+        quiver_tests::source_positions(&self.client, SOURCE).await
     }
 
     /// Waits until the stored positions differ from `before`: a worker has written.
@@ -956,7 +942,7 @@ max_records = 100
     )
     .unwrap();
     let stored = || async {
-        positions(&client, SOURCE)
+        quiver_tests::source_positions(&client, SOURCE)
             .await
             .into_iter()
             .map(|(p, v)| (p, v.to_string()))
@@ -1198,7 +1184,7 @@ topics = ["big"]
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let now = positions(&client, "big-from-kafka").await;
+        let now = quiver_tests::source_positions(&client, "big-from-kafka").await;
         if now.get("big/0") == Some(&(N as i64 - 1)) {
             break;
         }
