@@ -5,7 +5,7 @@ connection the server closes, until it is killed.
     python flood.py HTTP_ADDR GRPC_ADDR IDLE SLOW
 
 IDLE idle connections (half to the HTTP listener, half to gRPC) that send nothing; SLOW of
-each slow kind: HTTP/1.1 headers a line every 2 s, an HTTP/2 preface then silence (on gRPC), a
+each slow kind (each reconnecting 1 s after the server closes it): HTTP/1.1 headers a line every 2 s, an HTTP/2 preface then silence (on gRPC), a
 body declared as 1 GiB sent at 1 KiB/s, and a chunked body that never ends. Prints one JSON
 line every 2 s: connections open now, opened and closed by the server so far, refused.
 """
@@ -49,7 +49,7 @@ async def hold(addr, send):
         stats["open"] -= 1
         stats["closed_by_server"] += 1
         writer.close()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(1)
 
 
 async def silent(writer):
