@@ -74,7 +74,7 @@ async def h2_preface_then_silence(writer):
 
 async def oversized_body(writer):
     writer.write(
-        b"POST /FeatureGroup/x/Records HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\n"
+        b"PUT /FeatureGroup/quiver_bench HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\n"
         b"Content-Length: 1073741824\r\n\r\n"
     )
     while True:
@@ -85,7 +85,8 @@ async def oversized_body(writer):
 
 async def endless_chunks(writer):
     writer.write(
-        b"POST /FeatureGroup/x/Records HTTP/1.1\r\nHost: q\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"PUT /FeatureGroup/quiver_bench HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
     )
     while True:
         writer.write(b"400\r\n" + b"y" * 1024 + b"\r\n")

@@ -86,6 +86,22 @@ async fn silent_and_slow_clients_are_let_go_while_others_are_served() {
         started.elapsed()
     );
 
+    // A body declared larger than the limit is refused at once, before any of it is sent.
+    let mut oversized = TcpStream::connect(server.http).await.unwrap();
+    oversized
+        .write_all(
+            b"PUT /FeatureGroup/limits HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 1073741824\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let answer = response(&mut oversized, Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("1073741824 bytes (Content-Length) is larger than the server's limit"),
+        "{answer}"
+    );
+
     // The slow body is answered with a clear error once its time is up.
     let answer = response(&mut slow_body, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");

@@ -162,7 +162,7 @@ pub fn router(
         )
         .merge(runtime::routes())
         .with_state(api);
-    if enabled {
+    let routes = if enabled {
         let state = auth::AuthState { access, max_body };
         routes.layer(axum::middleware::from_fn_with_state(
             state,
@@ -170,5 +170,38 @@ pub fn router(
         ))
     } else {
         routes
+    };
+    // Outermost: refused before authentication reads the body.
+    routes.layer(axum::middleware::from_fn_with_state(
+        max_body,
+        refuse_declared_oversize,
+    ))
+}
+
+/// Refuses a request whose body is declared (Content-Length) larger than `max_body` before any
+/// of it is read; the connection is then closed, its body unread.
+async fn refuse_declared_oversize(
+    axum::extract::State(max_body): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared.filter(|n| *n > max_body as u64) {
+        Some(declared) => {
+            let e = quiver_types::error::Error::limit(format!(
+                "the request body of {declared} bytes (Content-Length) is larger than the \
+                 server's limit of {max_body} bytes (max_request_mb)"
+            ));
+            if request.uri().path() == "/" {
+                crate::wire::AwsError::control(e).into_response()
+            } else {
+                crate::wire::AwsError::runtime(e).into_response()
+            }
+        }
+        None => next.run(request).await,
     }
 }
