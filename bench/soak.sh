@@ -10,7 +10,7 @@
 # PutRecord, zipfian keys, 50 in flight, closed loop, 20 s), then for SECONDS offers the same
 # mix at 70% of that rate (an open loop, in 60 s windows, each printing its throughput and
 # p99) while, every 60 s, `quiver ingest` writes 10,000 CSV rows into a second group and
-# `quiver sql` aggregates both groups' offline history; the server's RSS is sampled after
+# `quiver sql` runs two aggregates over its offline history; the server's RSS is sampled after
 # each window. Prints each window, then the first and last tenths side by side and the
 # least-squares trend of RSS and p99 per hour, against the issue's target (no growth trend).
 set -euo pipefail
@@ -58,12 +58,14 @@ side_load() {
   local minute=0
   while true; do
     rows "$minute"
-    local started=$SECONDS
-    quiver ingest soak_ingest "$WORK/ingest.csv" --no-progress >/dev/null
-    local ingest_s=$((SECONDS - started))
+    local started
     started=$(date +%s.%N)
-    quiver sql "SELECT count(*), avg(amount) FROM soak_ingest" >/dev/null
-    quiver sql "SELECT n, count(*), max(amount) FROM soak_ingest GROUP BY n ORDER BY n DESC LIMIT 5" >/dev/null
+    quiver ingest soak_ingest "$WORK/ingest.csv" --no-progress >/dev/null
+    local ingest_s
+    ingest_s=$(python3 -c "import time; print(round(time.time() - $started, 3))")
+    started=$(date +%s.%N)
+    quiver sql "SELECT count(*), avg(amount) FROM soak_ingest" >/dev/null 2>&1
+    quiver sql "SELECT n, count(*), max(amount) FROM soak_ingest GROUP BY n ORDER BY n DESC LIMIT 5" >/dev/null 2>&1
     echo "$minute $ingest_s $(python3 -c "import time; print(round(time.time() - $started, 3))")" >>"$WORK/side.txt"
     minute=$((minute + 1))
     sleep 45
@@ -107,7 +109,7 @@ p99_trend = slope(t, p99) / mean(p99) * 100
 rps_short = min(rps) / rate
 print(f"trend per hour: RSS {rss_trend:+.1f}%, p99 {p99_trend:+.1f}%; lowest window {rps_short:.3f} of the offered rate")
 if side:
-    print(f"ingest of 10,000 rows: {len(side)} runs, {mean([float(s[1]) for s in side]):.1f} s mean; "
+    print(f"ingest of 10,000 rows: {len(side)} runs, {mean([float(s[1]) for s in side]):.2f} s mean; "
           f"queries {mean([float(s[2]) for s in side]):.3f} s mean, {max(float(s[2]) for s in side):.3f} s max")
 stable = abs(rss_trend) < 10 and p99_trend < 25 and rps_short > 0.97 and errors == 0
 print(f"stable (RSS trend under 10%/h, p99 trend under 25%/h, every window at >= 97% of the rate, no errors): {'yes' if stable else 'NO'}")
