@@ -23,7 +23,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use serde::{Deserialize, Serialize};
 
 use quiver_offline::stores::Destination;
 use quiver_storage::backup::{self, BackupInfo};
@@ -60,30 +59,10 @@ fn location(uri: &str, field: &str) -> Result<Location> {
     Ok(Location::Dir(PathBuf::from(path)))
 }
 
-/// A backup as listed: RocksDB's summary of it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Summary {
-    pub id: u32,
-    pub timestamp: i64,
-    pub size_bytes: u64,
-    pub files: u32,
-}
-
-impl From<BackupInfo> for Summary {
-    fn from(b: BackupInfo) -> Self {
-        Self {
-            id: b.id,
-            timestamp: b.timestamp,
-            size_bytes: b.size_bytes,
-            files: b.files,
-        }
-    }
-}
-
 /// What a backup did.
 #[derive(Debug, Clone)]
 pub struct Report {
-    pub backup: Summary,
+    pub backup: BackupInfo,
     /// Table files copied into the (local) backup directory, not shared with an earlier backup.
     pub copied_files: u64,
     pub copied_bytes: u64,
@@ -107,7 +86,7 @@ impl FeatureStore {
                         .await
                         .map_err(|e| Error::internal(format!("backup task failed: {e}")))??;
                 Ok(Report {
-                    backup: taken.info.into(),
+                    backup: taken.info,
                     copied_files: taken.copied_files,
                     copied_bytes: taken.copied_bytes,
                     uploaded_files: 0,
@@ -126,7 +105,7 @@ impl FeatureStore {
                 let (uploaded_files, uploaded_bytes) =
                     upload(&staging, &taken.info, &destination).await?;
                 Ok(Report {
-                    backup: taken.info.into(),
+                    backup: taken.info,
                     copied_files: taken.copied_files,
                     copied_bytes: taken.copied_bytes,
                     uploaded_files,
@@ -175,8 +154,7 @@ async fn upload(dir: &Path, info: &BackupInfo, to: &Destination) -> Result<(u64,
             .map_err(|e| s3_error(&format!("uploading {path}"), e))?;
         uploaded += 1;
     }
-    let summary = serde_json::to_vec(&Summary::from(info.clone()))
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let summary = serde_json::to_vec(info).map_err(|e| Error::internal(e.to_string()))?;
     to.store
         .put(
             &summary_path(to, info.id),
@@ -195,14 +173,11 @@ fn summary_path(to: &Destination, id: u32) -> object_store::path::Path {
 pub type Resolve<'a> = &'a (dyn Fn(&str) -> Result<Destination> + Sync);
 
 /// The backups at `from`, oldest first.
-pub async fn list(from: &str, resolve: Resolve<'_>) -> Result<Vec<Summary>> {
+pub async fn list(from: &str, resolve: Resolve<'_>) -> Result<Vec<BackupInfo>> {
     match location(from, "source")? {
         Location::Dir(dir) => Ok(tokio::task::spawn_blocking(move || backup::list(&dir))
             .await
-            .map_err(|e| Error::internal(e.to_string()))??
-            .into_iter()
-            .map(Summary::from)
-            .collect()),
+            .map_err(|e| Error::internal(e.to_string()))??),
         Location::S3(uri) => {
             let at = resolve(&uri)?;
             let prefix = at.path("quiver-backups");
@@ -215,7 +190,7 @@ pub async fn list(from: &str, resolve: Resolve<'_>) -> Result<Vec<Summary>> {
             let mut backups = Vec::new();
             for object in objects {
                 let body = get(at.store.as_ref(), &object.location).await?;
-                backups.push(serde_json::from_slice::<Summary>(&body).map_err(|e| {
+                backups.push(serde_json::from_slice::<BackupInfo>(&body).map_err(|e| {
                     Error::internal(format!("{}: not a backup summary: {e}", object.location))
                 })?);
             }
@@ -243,16 +218,13 @@ pub async fn restore(
     id: Option<u32>,
     data_dir: &Path,
     resolve: Resolve<'_>,
-) -> Result<Summary> {
+) -> Result<BackupInfo> {
     let data_dir = data_dir.to_path_buf();
     match location(from, "source")? {
         Location::Dir(dir) => {
-            Ok(
-                tokio::task::spawn_blocking(move || backup::restore(&dir, id, &data_dir))
-                    .await
-                    .map_err(|e| Error::internal(e.to_string()))??
-                    .into(),
-            )
+            tokio::task::spawn_blocking(move || backup::restore(&dir, id, &data_dir))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
         }
         Location::S3(uri) => {
             let backups = list(&uri, resolve).await?;
@@ -296,7 +268,7 @@ pub async fn restore(
             }
             .await;
             let _ = tokio::fs::remove_dir_all(&download).await;
-            result.map(Summary::from)
+            result
         }
     }
 }

@@ -591,7 +591,7 @@ impl AuthApi for AdminService {
     }
 }
 
-fn summary_pb(b: backup::Summary) -> pb::BackupSummary {
+fn summary_pb(b: quiver_storage::backup::BackupInfo) -> pb::BackupSummary {
     pb::BackupSummary {
         id: b.id,
         timestamp_unix_s: b.timestamp,

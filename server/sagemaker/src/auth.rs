@@ -45,14 +45,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    let control_plane = path == "/";
-    let fail = |e: Error| {
-        if control_plane {
-            AwsError::control(e).into_response()
-        } else {
-            AwsError::runtime(e).into_response()
-        }
-    };
+    let fail = |e: Error| AwsError::for_path(&path, e).into_response();
     let peer = request
         .extensions()
         .get::<ConnectInfo<Peer>>()

@@ -196,11 +196,7 @@ async fn refuse_declared_oversize(
                 "the request body of {declared} bytes (Content-Length) is larger than the \
                  server's limit of {max_body} bytes (max_request_mb)"
             ));
-            if request.uri().path() == "/" {
-                crate::wire::AwsError::control(e).into_response()
-            } else {
-                crate::wire::AwsError::runtime(e).into_response()
-            }
+            crate::wire::AwsError::for_path(request.uri().path(), e).into_response()
         }
         None => next.run(request).await,
     }

@@ -30,6 +30,16 @@ impl AwsError {
             error,
         }
     }
+
+    /// As the API serving `path` reports it: the control plane's JSON 1.1 at `/`, the runtime's
+    /// REST-JSON elsewhere (for middleware, which runs before a route's own handler).
+    pub fn for_path(path: &str, error: Error) -> Self {
+        if path == "/" {
+            Self::control(error)
+        } else {
+            Self::runtime(error)
+        }
+    }
 }
 
 impl IntoResponse for AwsError {

@@ -7,7 +7,8 @@
 //! acknowledged before it began, and no write half. Backups in one directory share their table
 //! files: each copies only the files the one before did not have (incremental), and each file's
 //! name holds the database session that wrote it and its size, so files never collide. Each
-//! backup is verified (sizes and checksums) after it is written.
+//! backup is verified after it is written (every file there, at its size); a restore checks
+//! each file's checksum, recorded when it was copied, as it copies it back.
 //!
 //! Layout of a backup directory (RocksDB's): `meta/<id>` lists the backup's files, which are
 //! under `shared_checksum/` (table files, shared) and `private/<id>/` (MANIFEST, WAL, OPTIONS).
@@ -21,8 +22,8 @@ use rocksdb::{DB, Env};
 
 use quiver_types::error::{Error, Result};
 
-/// One backup in a backup directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One backup in a backup directory (also the summary kept beside a backup copied elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BackupInfo {
     pub id: u32,
     /// When it was taken, in seconds since the epoch.

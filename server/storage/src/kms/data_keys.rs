@@ -89,6 +89,17 @@ struct Entry {
     migrated: bool,
 }
 
+/// What is stored of a group's identifier key, besides the key.
+#[derive(Debug, Clone)]
+pub struct StoredIdentifierKey {
+    /// The key that wraps it, and the group ARN it is bound to: the scope the group's records
+    /// were sealed for, to re-seal them with once identifiers are no longer hashed.
+    pub key_id: String,
+    pub arn: String,
+    /// Every online record of the group is under a hashed key.
+    pub migrated: bool,
+}
+
 /// A group's identifier key, unwrapped: hashes record identifiers into online keys.
 pub struct IdentifierKey {
     key: ring::hmac::Key,
@@ -397,12 +408,15 @@ impl DataKeys {
         self.new_identifier_key(scope, true).map(Some)
     }
 
-    /// Whether `group_id` has an identifier key, and whether its records are all under hashed
-    /// keys.
-    pub fn identifier_key_state(&self, group_id: u64) -> Result<Option<bool>> {
+    /// What is stored of `group_id`'s identifier key, if it has one.
+    pub fn identifier_key_stored(&self, group_id: u64) -> Result<Option<StoredIdentifierKey>> {
         Ok(self
             .entry(group_id, IDENTIFIER_KEY_INDEX)?
-            .map(|entry| entry.migrated))
+            .map(|entry| StoredIdentifierKey {
+                key_id: entry.key_id,
+                arn: entry.arn,
+                migrated: entry.migrated,
+            }))
     }
 
     /// The identifier key of `scope`'s group for moving its records to hashed keys: the stored
@@ -435,14 +449,6 @@ impl DataKeys {
                 &options,
             )
             .map_err(|e| Error::storage("removing an identifier key", e))
-    }
-
-    /// The scope an identifier key was made for (its key id and group ARN), to re-seal the
-    /// group's records with once its identifier keys are no longer wanted.
-    pub fn identifier_key_scope(&self, group_id: u64) -> Result<Option<(String, String)>> {
-        Ok(self
-            .entry(group_id, IDENTIFIER_KEY_INDEX)?
-            .map(|entry| (entry.key_id, entry.arn)))
     }
 
     fn open_identifier_key(&self, group_id: u64, entry: &Entry) -> Result<Arc<IdentifierKey>> {

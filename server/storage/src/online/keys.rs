@@ -84,8 +84,8 @@ pub fn migrate(db: &DB, keys: &DataKeys, groups: &[Arc<FeatureGroup>]) -> Result
         let group_id = group.id;
         match keys.online_scope(group) {
             Some(scope) => {
-                let state = keys.identifier_key_state(group_id)?;
-                if state == Some(true) {
+                let stored = keys.identifier_key_stored(group_id)?;
+                if stored.as_ref().is_some_and(|k| k.migrated) {
                     continue;
                 }
                 // Made when the first record to move is met: a group with none needs no key
@@ -120,7 +120,7 @@ pub fn migrate(db: &DB, keys: &DataKeys, groups: &[Arc<FeatureGroup>]) -> Result
                     let sealed = codec::seal(&plain, Some(identifier), &new_key, keys, &scope)?;
                     Ok(Some((new_key, sealed)))
                 })?;
-                if moved > 0 || state.is_some() {
+                if moved > 0 || stored.is_some() {
                     keys.identifier_keys_migrated(group_id)?;
                 }
                 if moved > 0 {
@@ -133,14 +133,14 @@ pub fn migrate(db: &DB, keys: &DataKeys, groups: &[Arc<FeatureGroup>]) -> Result
                 migrated.hashed += moved;
             }
             None => {
-                let Some((key_id, arn)) = keys.identifier_key_scope(group_id)? else {
+                let Some(stored) = keys.identifier_key_stored(group_id)? else {
                     continue;
                 };
                 // Values stay sealed, under the key they were sealed for.
                 let scope = Scope {
                     group_id,
-                    key_id: &key_id,
-                    arn: &arn,
+                    key_id: &stored.key_id,
+                    arn: &stored.arn,
                 };
                 let moved = move_records(db, group_id, |old_key, stored| {
                     if !codec::holds_identifier(stored) {

@@ -124,11 +124,6 @@ impl OnlineStore {
         }
     }
 
-    /// Whether writes are being refused for a full disk.
-    pub fn disk_full(&self) -> bool {
-        self.write_fault() == Some(WriteFault::DiskFull)
-    }
-
     pub fn data_keys(&self) -> &Arc<DataKeys> {
         &self.keys
     }
