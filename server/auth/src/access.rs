@@ -179,7 +179,8 @@ impl Access {
         })?;
         let now_ms = self.clock.now_ms();
         let window_ms = signing::REPLAY_WINDOW.as_millis() as i64;
-        if (now_ms - signed_ms).abs() > window_ms {
+        // abs_diff: a date near i64::MIN would overflow a subtraction.
+        if now_ms.abs_diff(signed_ms) > window_ms as u64 {
             return Err(Error::unauthenticated(format!(
                 "the request was signed at {signed_ms} ms, more than {} s from the server's \
                  clock ({now_ms} ms): expired, or the clocks differ",
@@ -631,6 +632,35 @@ mod tests {
         // Long after, the bucket is gone (and the date check refuses the request anyway).
         assert!(cache.first_use("a", 2_000_000, 300_000));
         assert!(cache.buckets.len() <= 2);
+    }
+
+    /// Found writing the signatures fuzz target: a date near i64::MIN overflowed the window check.
+    #[test]
+    fn signed_dates_far_from_the_clock_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::tests::store(dir.path());
+        store.create_principal("p").unwrap();
+        let (key, _) = store.create_access_key("p").unwrap();
+        let arns = ArnContext {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+        };
+        let clock = Arc::new(quiver_types::time::SystemClock);
+        let access = Access::new(true, Arc::new(store), dir.path(), arns, clock).unwrap();
+        let signature = "0".repeat(64);
+        for date in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX] {
+            let date = date.to_string();
+            let auth = signing::Authorization {
+                key_id: &key.key_id,
+                date: &date,
+                nonce: "n",
+                signature: &signature,
+            };
+            let e = access
+                .authenticate_grpc("/p", Some(&auth.to_header()), "digest", None)
+                .unwrap_err();
+            assert!(e.message().contains("from the server's clock"), "{date}: {e}");
+        }
     }
 
     #[test]

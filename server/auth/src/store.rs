@@ -594,13 +594,14 @@ fn check_name(field: &str, name: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::keys::KeyStatus;
     use quiver_storage::db::{StorageOptions, open};
     use quiver_types::time::SystemClock;
 
-    fn store(dir: &Path) -> AuthStore {
+    /// An auth store in `dir`, with local keys: for the tests of this crate.
+    pub(crate) fn store(dir: &Path) -> AuthStore {
         let db = open(
             &dir.join("db"),
             &StorageOptions {
