@@ -477,6 +477,20 @@ impl ServerArgs {
         let data_dir = merged
             .data_dir
             .unwrap_or_else(|| PathBuf::from("./quiver-data"));
+        // Sizes in MiB become bytes below: bounded first, so no multiplication overflows.
+        for (field, value) in [
+            ("block_cache_mb", merged.block_cache_mb.map(|v| v as u64)),
+            ("query_memory_mb", merged.query_memory_mb.map(|v| v as u64)),
+            ("offline_max_file_mb", merged.offline_max_file_mb),
+            ("offline_staging_limit_mb", merged.offline_staging_limit_mb),
+        ] {
+            if let Some(value) = value {
+                anyhow::ensure!(
+                    value <= MAX_MB,
+                    "{field} must be at most {MAX_MB} (1 PiB), got {value}"
+                );
+            }
+        }
         let mb = 1024 * 1024;
         let offline = OfflineConfig {
             default_uri: merged.offline_store_uri.unwrap_or_else(|| {
@@ -667,6 +681,9 @@ impl ServerArgs {
     }
 }
 
+/// The largest size in MiB any `*_mb` setting takes (1 PiB).
+const MAX_MB: u64 = 1 << 30;
+
 /// `path` made absolute against the working directory (without resolving symlinks).
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
@@ -714,6 +731,32 @@ mod tests {
             .unwrap();
         assert!(!off.lineage);
         assert_eq!(off.lineage_ingest_idle, Duration::from_secs(5));
+    }
+
+    /// Found by fuzzing (`server_config`): `block_cache_mb = 258888888888888024` overflowed
+    /// its conversion to bytes.
+    #[test]
+    fn sizes_too_large_to_count_in_bytes_are_refused() {
+        for field in [
+            "block_cache_mb",
+            "query_memory_mb",
+            "offline_max_file_mb",
+            "offline_staging_limit_mb",
+        ] {
+            let file = ServerArgs::from_toml(&format!("{field} = 258888888888888024")).unwrap();
+            let e = ServerArgs::parse_from(["quiver-server"])
+                .or(file)
+                .resolve()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("{field} must be at most")), "{e}");
+        }
+        let file = ServerArgs::from_toml("block_cache_mb = 1073741824").unwrap();
+        let config = ServerArgs::parse_from(["quiver-server"])
+            .or(file)
+            .resolve()
+            .unwrap();
+        assert_eq!(config.store_options().block_cache_bytes, 1 << 50);
     }
 
     #[test]

@@ -659,7 +659,10 @@ mod tests {
             let e = access
                 .authenticate_grpc("/p", Some(&auth.to_header()), "digest", None)
                 .unwrap_err();
-            assert!(e.message().contains("from the server's clock"), "{date}: {e}");
+            assert!(
+                e.message().contains("from the server's clock"),
+                "{date}: {e}"
+            );
         }
     }
 

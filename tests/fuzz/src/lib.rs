@@ -33,13 +33,24 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// A private directory for this fuzzing process, removed by no one: fuzzing runs in a
-/// throw-away directory (`bench/fuzz.sh` puts it under the fuzz cache).
+/// A private directory for this fuzzing process. libFuzzer's fork mode runs the target in a
+/// new process every minute or so, each leaving its directory behind (a RocksDB store is
+/// 150 MB): the directories of processes that have ended are removed first.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let base = std::env::var_os("QUIVER_FUZZ_SCRATCH")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("quiver-fuzz-{name}-{}", std::process::id()));
+    let prefix = format!("quiver-fuzz-{name}-");
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let file_name = entry.file_name();
+        let pid = file_name.to_str().and_then(|n| n.strip_prefix(&prefix));
+        if let Some(pid) = pid.filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            && !std::path::Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = base.join(format!("{prefix}{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     std::path::absolute(&dir).expect("an absolute scratch directory")
 }
