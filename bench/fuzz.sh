@@ -3,7 +3,8 @@
 #
 #   bash bench/fuzz.sh [SECONDS] [TARGET ...]      (defaults: 1800 s each, every target)
 #
-# Each target runs for SECONDS of wall time on one core (so SECONDS of CPU), QUIVER_FUZZ_JOBS
+# Each target runs for SECONDS of wall time on one core (the CPU seconds it had are printed: one
+# that writes files, as ingest_mapping does, gets somewhat less), QUIVER_FUZZ_JOBS
 # targets at a time (default: the number of cores). Inputs libFuzzer finds new coverage with
 # are kept in tests/fuzz/corpus/<target>/ (commit them: the next run starts from there), and
 # the corpus is minimised at the end. Fuzzing goes on past a crash, hang or runaway memory
