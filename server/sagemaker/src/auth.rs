@@ -53,22 +53,10 @@ pub async fn authenticate(
         .unwrap_or_default();
     let source_ip = peer.addr.map(|a| a.ip());
     let (parts, body) = request.into_parts();
+    // Already read whole, within the limit, by `crate::read_body`.
     let body = match axum::body::to_bytes(body, state.max_body).await {
         Ok(b) => b,
-        Err(e) => {
-            // A body too slow to arrive (quiver_net::http), or one too large.
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(error) = source {
-                if let Some(late) = error.downcast_ref::<quiver_net::http::BodyTimedOut>() {
-                    return fail(Error::validation(late.to_string()));
-                }
-                source = error.source();
-            }
-            return fail(Error::limit(format!(
-                "the request body is larger than the server's limit of {} bytes",
-                state.max_body
-            )));
-        }
+        Err(e) => return fail(super::wire::body_error(&e, state.max_body)),
     };
     // Checked in a block: the borrowed header lookup is not held across the handler's await.
     let checked = {

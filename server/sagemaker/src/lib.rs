@@ -161,7 +161,10 @@ pub fn router(
             axum::routing::put(experiments::batch_put_metrics),
         )
         .merge(runtime::routes())
-        .with_state(api);
+        .with_state(api)
+        // Bodies arrive read whole, within `max_body`, from `read_body` below: the handlers'
+        // extractors keep no limit of their own (axum's default is 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::disable());
     let routes = if enabled {
         let state = auth::AuthState { access, max_body };
         routes.layer(axum::middleware::from_fn_with_state(
@@ -171,11 +174,34 @@ pub fn router(
     } else {
         routes
     };
-    // Outermost: refused before authentication reads the body.
-    routes.layer(axum::middleware::from_fn_with_state(
-        max_body,
-        refuse_declared_oversize,
-    ))
+    // Outermost: refused before any of the body is read.
+    routes
+        .layer(axum::middleware::from_fn_with_state(max_body, read_body))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            refuse_declared_oversize,
+        ))
+}
+
+/// Reads every request's body whole, up to `max_body` (`max_request_mb`), whether or not its
+/// length was declared; one too large or too slow is answered in the API's own error terms.
+async fn read_body(
+    axum::extract::State(max_body): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, max_body).await {
+        Ok(bytes) => {
+            let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            next.run(request).await
+        }
+        Err(e) => {
+            crate::wire::AwsError::for_path(parts.uri.path(), crate::wire::body_error(&e, max_body))
+                .into_response()
+        }
+    }
 }
 
 /// Refuses a request whose body is declared (Content-Length) larger than `max_body` before any

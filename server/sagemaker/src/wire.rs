@@ -91,6 +91,21 @@ pub fn json_response(
     }
 }
 
+/// Why a request's body could not be read whole: too slow to arrive (`body_timeout_secs`,
+/// [`quiver_net::http`]), or larger than `max_body` (`max_request_mb`).
+pub fn body_error(e: &axum::Error, max_body: usize) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if let Some(late) = error.downcast_ref::<quiver_net::http::BodyTimedOut>() {
+            return Error::validation(late.to_string());
+        }
+        source = error.source();
+    }
+    Error::limit(format!(
+        "the request body is larger than the server's limit of {max_body} bytes (max_request_mb)"
+    ))
+}
+
 /// Parses a JSON request body; an empty body is an empty object. Errors name the field
 /// (`Record[2].FeatureName: invalid type: integer `5`, expected a string`).
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
