@@ -35,11 +35,19 @@ pub fn venv() -> PathBuf {
     venv
 }
 
+/// `tests/python/` of the checkout being tested. The runner's `CARGO_MANIFEST_DIR` comes first:
+/// the one compiled in names whichever checkout last built this crate, and clones sharing one
+/// `CARGO_TARGET_DIR` (CI's fresh clone and the working one) share its build.
+fn python_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("python")
+}
+
 /// Runs `tests/python/<script>` with `args` and parses its standard output as JSON.
 pub fn python(script: &str, args: &[&str]) -> serde_json::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join(script);
+    let path = python_dir().join(script);
     let output = Command::new(venv().join("bin/python"))
         .arg(&path)
         .args(args)
@@ -101,7 +109,7 @@ impl Moto {
     /// `faults`, some reads fail with expired iterators and throttling.
     pub async fn start_kinesis(faults: bool) -> Self {
         let port = free_port();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/moto_kinesis.py");
+        let script = python_dir().join("moto_kinesis.py");
         let mut command = Command::new(venv().join("bin/python"));
         command
             .arg(script)
