@@ -50,7 +50,9 @@ forbid quiver-automl "AutoML's learning reads Arrow batches its host gives it, a
 forbid quiver-query "the query engine knows no wire format" tonic axum quiver-grpc quiver-sagemaker
 forbid quiver-net "the listeners know nothing of what is served" quiver-storage quiver-core quiver-auth
 forbid quiver-grpc "the front doors do not depend on each other" quiver-sagemaker
-forbid quiver-sagemaker "the front doors do not depend on each other" quiver-grpc
+forbid quiver-sagemaker "the front doors do not depend on each other" quiver-grpc quiver-console
+forbid quiver-grpc "the front doors do not depend on each other" quiver-console
+forbid quiver-console "the console acts through the SageMaker operations and the query engine, not through gRPC" quiver-grpc tonic-reflection rdkafka
 
 if [ "$failed" != 0 ]; then
   exit 1

@@ -35,6 +35,18 @@ if ! "$QUIVER_TEST_VENV/bin/python" -c "import openlineage.client" >/dev/null 2>
   "$QUIVER_TEST_VENV/bin/pip" install -q --disable-pip-version-check 'openlineage-python>=1.20'
 fi
 
+# The console's browser test drives Debian's chromium with playwright-core from npm, installed
+# beside the build cache from tests/browser/package-lock.json (again only when the lock changes).
+ensure_packages chromium
+export QUIVER_BROWSER_MODULES="${QUIVER_BROWSER_MODULES:-$HOME/.cache/quiver/browser}"
+if ! cmp -s tests/browser/package-lock.json "$QUIVER_BROWSER_MODULES/package-lock.json" \
+  || [ ! -d "$QUIVER_BROWSER_MODULES/node_modules/playwright-core" ]; then
+  command -v npm >/dev/null || ensure_packages nodejs npm
+  mkdir -p "$QUIVER_BROWSER_MODULES"
+  cp tests/browser/package.json tests/browser/package-lock.json "$QUIVER_BROWSER_MODULES/"
+  (cd "$QUIVER_BROWSER_MODULES" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # Each server crate depends only on the layers below it (docs/development.md, "Crates").
 bash tests/check-deps.sh
 

@@ -201,6 +201,10 @@ pub struct ServerArgs {
     #[arg(long, env = "QUIVER_AUTOML", num_args = 0..=1, default_missing_value = "true")]
     pub automl: Option<bool>,
 
+    /// Serve the web console at /console/ on the HTTP listener (docs/console.md). Default true.
+    #[arg(long, env = "QUIVER_CONSOLE", num_args = 0..=1, default_missing_value = "true")]
+    pub console: Option<bool>,
+
     /// How many AutoML jobs train at once (each uses every core). Default 1.
     #[arg(long, env = "QUIVER_AUTOML_WORKERS")]
     pub automl_workers: Option<usize>,
@@ -309,6 +313,8 @@ pub struct Config {
     /// AutoML jobs, and how many train at once.
     pub automl: bool,
     pub automl_workers: usize,
+    /// The web console on the HTTP listener.
+    pub console: bool,
     /// Where Quiver's own lineage is also sent as OpenLineage events.
     pub openlineage: Option<EmitterConfig>,
     /// TLS on every listener.
@@ -443,6 +449,7 @@ impl ServerArgs {
                 .lineage_ingest_idle_secs
                 .or(file.lineage_ingest_idle_secs),
             automl: self.automl.or(file.automl),
+            console: self.console.or(file.console),
             automl_workers: self.automl_workers.or(file.automl_workers),
             openlineage_url: self.openlineage_url.or(file.openlineage_url),
             openlineage_api_key: self.openlineage_api_key.or(file.openlineage_api_key),
@@ -574,6 +581,7 @@ impl ServerArgs {
                 .lineage_max_entities
                 .unwrap_or(quiver_lineage::DEFAULT_MAX_ENTITIES),
             automl: merged.automl.unwrap_or(true),
+            console: merged.console.unwrap_or(true),
             automl_workers: merged.automl_workers.unwrap_or(1).max(1),
             lineage_ingest_idle: Duration::from_secs(
                 merged

@@ -1,5 +1,5 @@
-//! The HTTP listener: the SageMaker-compatible API ([`crate::sagemaker`]), `/metrics`
-//! (Prometheus text format) and `/healthz`.
+//! The HTTP listener: the SageMaker-compatible API ([`quiver_sagemaker`]), the web console
+//! ([`quiver_console`], with `console` on), `/metrics` (Prometheus text format) and `/healthz`.
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use quiver_auth::Access;
 use quiver_core::FeatureStore;
 use quiver_core::group_commit::GroupCommit;
+use quiver_query::QueryEngine;
 
 #[derive(Clone)]
 struct HttpState {
@@ -20,24 +21,45 @@ struct HttpState {
     metrics: PrometheusHandle,
 }
 
+/// What the HTTP listener serves besides the feature store.
+pub struct Served {
+    pub services: quiver_sagemaker::Services,
+    /// SQL over the offline store, for the console; `None`: no console.
+    pub console: Option<Arc<QueryEngine>>,
+}
+
 pub fn router(
     store: Arc<FeatureStore>,
     puts: GroupCommit,
     metrics: PrometheusHandle,
     access: Arc<Access>,
-    services: quiver_sagemaker::Services,
+    served: Served,
     max_body: usize,
 ) -> Router {
-    Router::new()
+    let Served { services, console } = served;
+    let mut router = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .with_state(HttpState {
             store: store.clone(),
             metrics,
-        })
-        .merge(quiver_sagemaker::router(
-            store, puts, access, services, max_body,
-        ))
+        });
+    if let Some(queries) = console {
+        let api = quiver_sagemaker::Api {
+            store: store.clone(),
+            puts: puts.clone(),
+            access: access.clone(),
+            lineage: services.lineage.clone(),
+            ingests: services.ingests.clone(),
+            automl: services.automl.clone(),
+        };
+        router = router.merge(quiver_console::router(quiver_console::Console::new(
+            api, queries,
+        )));
+    }
+    router.merge(quiver_sagemaker::router(
+        store, puts, access, services, max_body,
+    ))
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {

@@ -377,10 +377,13 @@ pub async fn run(
             puts,
             metrics,
             access.clone(),
-            quiver_sagemaker::Services {
-                lineage,
-                ingests,
-                automl: automl.clone(),
+            crate::http::Served {
+                services: quiver_sagemaker::Services {
+                    lineage,
+                    ingests,
+                    automl: automl.clone(),
+                },
+                console: config.console.then(|| queries.clone()),
             },
             max_request,
         ),

@@ -450,6 +450,47 @@ impl Access {
         self.authorize_with(caller, set, action, &resource, names.as_deref())
     }
 
+    /// `quiver:Query` on every group a SQL statement reads (`groups`: its table references
+    /// that name a group, or why it could not be parsed), as a read of all its features (SQL is
+    /// checked per group, not per column); on `*` when it reads none. The one rule of every
+    /// front door that runs SQL.
+    pub fn authorize_query(
+        &self,
+        caller: &Caller,
+        groups: Result<Vec<String>>,
+        feature_names: impl Fn(&str) -> Option<Vec<String>>,
+    ) -> Result<()> {
+        if !self.enabled {
+            return self.authorize(caller, "quiver:Query", "*", None);
+        }
+        let anywhere =
+            || self.authorize_group(caller, "quiver:Query", None, Features::Unnamed, |_| None);
+        let groups = match groups {
+            Ok(groups) => groups,
+            // Unparsable SQL reads nothing, but its error is only for those who may query.
+            Err(e) => {
+                anywhere()?;
+                return Err(e);
+            }
+        };
+        if groups.is_empty() {
+            return anywhere();
+        }
+        for group in &groups {
+            self.authorize_group(caller, "quiver:Query", Some(group), Features::All, |g| {
+                feature_names(g)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `quiver:ReadFile` on a file a recipe or a model build reads from the server's disk or
+    /// its S3 credentials ([`file_arn`]): reading files is a right of its own, since the
+    /// server's files and buckets are not the caller's to read because it may query.
+    pub fn authorize_file(&self, caller: &Caller, uri: &str) -> Result<()> {
+        self.authorize(caller, "quiver:ReadFile", &file_arn(uri), None)
+    }
+
     /// `sagemaker:PutRecord` on each (group, names of the features written) of `writes`: how
     /// every front door authorizes a write (PutRecord, PutRecords, BatchWriteRecord, stream
     /// sources). The names are read only when a policy tests them (this runs on every write);
@@ -617,6 +658,23 @@ impl ReplayCache {
 /// Equal byte strings, in a time that depends only on their lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The resource a file is authorized as: `arn:aws:s3:::BUCKET/KEY` for `s3://BUCKET/KEY`
+/// (S3's own ARN), `arn:quiver:file:::/ABSOLUTE/PATH` for a path or `file://` URI on the
+/// server.
+pub fn file_arn(uri: &str) -> String {
+    if let Some(rest) = uri.strip_prefix("s3://") {
+        return format!("arn:aws:s3:::{rest}");
+    }
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    let path = std::path::Path::new(path);
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    format!("arn:quiver:file:::{}", absolute.display())
 }
 
 #[cfg(test)]

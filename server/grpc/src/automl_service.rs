@@ -68,9 +68,7 @@ impl AutoMlService {
             DataSource::Query { sql } => {
                 crate::query_service::authorize_sql(&self.access, &self.queries, caller, sql)
             }
-            DataSource::File { uri } => {
-                crate::query_service::authorize_file(&self.access, caller, uri)
-            }
+            DataSource::File { uri } => self.access.authorize_file(caller, uri),
             DataSource::Dataset { .. } => {
                 self.access
                     .authorize_group(caller, "quiver:Query", None, Features::Unnamed, |_| None)

@@ -85,9 +85,7 @@ impl PrepService {
                 Source::Query { sql } => {
                     crate::query_service::authorize_sql(&self.access, &self.queries, caller, sql)?
                 }
-                Source::File { uri, .. } => {
-                    crate::query_service::authorize_file(&self.access, caller, uri)?
-                }
+                Source::File { uri, .. } => self.access.authorize_file(caller, uri)?,
             }
         }
         Ok(())

@@ -112,60 +112,18 @@ impl QueryService {
     }
 }
 
-/// `quiver:ReadFile` on a file a recipe or a model build reads from the server's disk or
-/// its S3 credentials ([`file_arn`]): reading files is a right of its own, since the server's
-/// files and buckets are not the caller's to read because it may query.
-pub fn authorize_file(access: &Access, caller: &Caller, uri: &str) -> Result<()> {
-    access.authorize(caller, "quiver:ReadFile", &file_arn(uri), None)
-}
-
-/// The resource a file is authorized as: `arn:aws:s3:::BUCKET/KEY` for `s3://BUCKET/KEY`
-/// (S3's own ARN), `arn:quiver:file:::/ABSOLUTE/PATH` for a path or `file://` URI on the
-/// server.
-pub fn file_arn(uri: &str) -> String {
-    if let Some(rest) = uri.strip_prefix("s3://") {
-        return format!("arn:aws:s3:::{rest}");
-    }
-    let path = uri.strip_prefix("file://").unwrap_or(uri);
-    let path = std::path::Path::new(path);
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    };
-    format!("arn:quiver:file:::{}", absolute.display())
-}
-
-/// `quiver:Query` on every group `sql` reads, as a read of all its features (SQL is checked
-/// per group, not per column); on `*` when it reads none. Used by `Query`, `CreateDataset`
-/// and Flight SQL.
+/// `quiver:Query` on every group `sql` reads ([`Access::authorize_query`]). Used by `Query`,
+/// `CreateDataset`, Flight SQL, recipes and AutoML's sources.
 pub fn authorize_sql(
     access: &Access,
     engine: &QueryEngine,
     caller: &Caller,
     sql: &str,
 ) -> Result<()> {
-    if !access.enabled() {
-        return access.authorize(caller, "quiver:Query", "*", None);
-    }
     let store = engine.store();
-    let groups = match engine.referenced_groups(sql) {
-        Ok(groups) => groups,
-        // Unparsable SQL reads nothing, but its error is only for those who may query.
-        Err(e) => {
-            access.authorize_group(caller, "quiver:Query", None, Features::Unnamed, |_| None)?;
-            return Err(e);
-        }
-    };
-    if groups.is_empty() {
-        return access.authorize_group(caller, "quiver:Query", None, Features::Unnamed, |_| None);
-    }
-    for group in &groups {
-        access.authorize_group(caller, "quiver:Query", Some(group), Features::All, |g| {
-            store.feature_names(g)
-        })?;
-    }
-    Ok(())
+    access.authorize_query(caller, engine.referenced_groups(sql), |g| {
+        store.feature_names(g)
+    })
 }
 
 fn caller<T>(request: &Request<T>) -> Caller {

@@ -54,9 +54,10 @@ pub async fn handle(
     }
 }
 
-/// Runs `operation`: its request parsed, then authorized as `sagemaker:<operation>` on the group
-/// it names, then done.
-async fn dispatch(
+/// Runs `operation` (`SageMaker.<operation>`'s JSON body): its request parsed, then authorized
+/// as `sagemaker:<operation>` on the group it names, then done. The web console calls it in
+/// process, so that its actions are the API's, under the same policies.
+pub async fn dispatch(
     api: &Api,
     caller: &Caller,
     operation: &str,

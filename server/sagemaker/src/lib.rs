@@ -98,7 +98,7 @@ impl Api {
     /// Authorizes `action` on `group` (a name or ARN; `None`: on no particular group) for
     /// `caller`, with the features the request reads or writes. Every handler calls this (or
     /// [`Api::authorize_writes`]) once it has parsed its request, before it does anything.
-    pub(crate) fn authorize(
+    pub fn authorize(
         &self,
         caller: &Caller,
         action: &str,
