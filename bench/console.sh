@@ -2,10 +2,10 @@
 # The console's pages against the issue's target: each renders within 200 ms of server time on a
 # store of 1,000 feature groups and 10M records.
 #
-#   bash bench/console.sh [RECORDS] [GROUPS]      (defaults 10,000,000 and 1,000)
+#   bash bench/console.sh [RECORDS] [NGROUPS]      (defaults 10,000,000 and 1,000)
 #
 # Starts Quiver (release build, fresh data dir, no --auth, loopback), loads RECORDS records of 20
-# features into group `big` (quiver-bench's loader, online store), creates GROUPS - 1 more groups
+# features into group `big` (quiver-bench's loader, online store), creates NGROUPS - 1 more groups
 # of 6 features (every other one with an offline store; the first ten get 1,000 rows each), then
 # requests each page 30 times after 3 warm-ups over loopback with curl, one at a time, and prints
 # the median, p95 and slowest response time of each against the 200 ms target. The time is
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-10000000}"
-GROUPS="${2:-1000}"
+NGROUPS="${2:-1000}"
 REPEAT=30
 source deploy/build-env.sh
 ensure_packages curl
@@ -34,7 +34,7 @@ quiver() { "$BIN/quiver" --endpoint "$GRPC" "$@"; }
 echo "loading $RECORDS records into group big"
 started=$(date +%s)
 "$BIN/quiver-bench" get --endpoint "$GRPC" --group big --records "$RECORDS" --features 20 --requests 1 >/dev/null
-echo "loaded in $(( $(date +%s) - started )) s; creating $((GROUPS - 1)) more groups"
+echo "loaded in $(( $(date +%s) - started )) s; creating $((NGROUPS - 1)) more groups"
 python3 - "$WORK/rows.csv" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
@@ -44,7 +44,7 @@ with open(sys.argv[1], "w") as f:
 PY
 # SageMaker CreateFeatureGroup specs (as `aws sagemaker create-feature-group --cli-input-json`).
 mkdir -p "$WORK/specs"
-python3 - "$WORK/specs" "$GROUPS" <<'PY'
+python3 - "$WORK/specs" "$NGROUPS" <<'PY'
 import json, sys
 out, groups = sys.argv[1], int(sys.argv[2])
 types = [("customer_id", "String"), ("event_time", "Fractional"), ("age", "Integral"),
@@ -63,7 +63,7 @@ for i in range(1, groups):
         spec["OfflineStoreConfig"] = {"S3StorageConfig": {"S3Uri": ""}}  # the server's default location
     json.dump(spec, open(f"{out}/g{i}.json", "w"))
 PY
-for i in $(seq 1 $((GROUPS - 1))); do
+for i in $(seq 1 $((NGROUPS - 1))); do
   quiver feature-group create --spec "$WORK/specs/g$i.json" >/dev/null
   if [ "$i" -le 10 ]; then quiver ingest "g$i" "$WORK/rows.csv" --no-progress >/dev/null; fi
 done
@@ -78,6 +78,8 @@ pages=(
   "/console/groups/big"
   "/console/groups/g2"
   "/console/groups/big/record?id=r4242"
+  "/console/groups/g2/statistics"
+  "/console/lineage?start=g2&depth=3"
   "/console/query?sql=SELECT+*+FROM+g2+LIMIT+100"
   "/console/query?sql=SELECT+city%2C+count(*)+AS+n+FROM+g2+GROUP+BY+city"
 )
@@ -95,7 +97,7 @@ for page in "${pages[@]}"; do
   done
 done
 
-python3 - "$WORK/times.txt" "$RECORDS" "$GROUPS" <<'PY'
+python3 - "$WORK/times.txt" "$RECORDS" "$NGROUPS" <<'PY'
 import sys
 from collections import defaultdict
 times = defaultdict(list)
