@@ -141,6 +141,11 @@ pub fn status_of(error: &Error) -> StatusCode {
     }
 }
 
+/// The status a page built from `result` is answered with.
+pub fn status<T>(result: &Result<T, Error>) -> StatusCode {
+    result.as_ref().err().map_or(StatusCode::OK, status_of)
+}
+
 /// What the user can do about an error, after its own message.
 fn advice(error: &Error) -> &'static str {
     match error.kind() {

@@ -133,10 +133,7 @@ pub async fn show(
             Ok(found) => { (results(&asked, found)) }
         }
     };
-    let status = match &found {
-        Err(e) => layout::status_of(e),
-        Ok(_) => axum::http::StatusCode::OK,
-    };
+    let status = layout::status(&found);
     (
         status,
         layout::page(&user, Section::Catalog, "Catalog", body),

@@ -16,6 +16,7 @@ use crate::gate::User;
 use crate::layout::{self, Section};
 use quiver_auth::Features;
 use quiver_types::error::{Error, Result};
+use quiver_types::model::record::{TextValue, value_as_text};
 use quiver_types::model::{FeatureGroup, Value as FeatureValue};
 
 fn is_htmx(headers: &HeaderMap) -> bool {
@@ -300,10 +301,7 @@ pub async fn record(
 ) -> Response {
     let id = param(query.as_deref(), "id").unwrap_or_default();
     let found = lookup(&console, &user, &group, &id);
-    let status = match &found {
-        Ok(_) => StatusCode::OK,
-        Err(e) => layout::status_of(e),
-    };
+    let status = layout::status(&found);
     let block = html! {
         @match &found {
             Err(e) => { (layout::error_block(e)) }
@@ -344,18 +342,11 @@ fn lookup(console: &Console, user: &User, group: &str, id: &str) -> Result<Looku
     Ok(Some((view.values()?, view.expires_at_ms)))
 }
 
-/// A feature value as text.
+/// A feature value as text: as the runtime API's `ValueAsString`, a list as a JSON array of
+/// those.
 pub(crate) fn display(value: &FeatureValue) -> String {
-    fn list<T: ToString>(items: &[T]) -> String {
-        let items: Vec<String> = items.iter().map(T::to_string).collect();
-        format!("[{}]", items.join(", "))
-    }
-    match value {
-        FeatureValue::Integral(v) => v.to_string(),
-        FeatureValue::Fractional(v) => v.to_string(),
-        FeatureValue::String(v) => v.clone(),
-        FeatureValue::IntegralList(v) => list(v),
-        FeatureValue::FractionalList(v) => list(v),
-        FeatureValue::StringList(v) => serde_json::to_string(v).unwrap_or_default(),
+    match value_as_text(value) {
+        TextValue::Scalar(text) => text,
+        TextValue::List(items) => serde_json::to_string(&items).unwrap_or_default(),
     }
 }

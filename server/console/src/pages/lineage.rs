@@ -209,10 +209,7 @@ pub async fn show(
     } else {
         Some(walk(&console, &user, &view).await)
     };
-    let status = match &found {
-        Some(Err(e)) => layout::status_of(e),
-        _ => StatusCode::OK,
-    };
+    let status = found.as_ref().map_or(StatusCode::OK, layout::status);
     let body = html! {
         p.lead { "Where data came from and what was made from it: feature groups, streams, files, datasets, jobs and models, as the lineage graph records them." }
         (form(&view))

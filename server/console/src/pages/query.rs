@@ -119,10 +119,7 @@ pub async fn show(
     } else {
         Some(run_page(&console, &user, &sql, page).await)
     };
-    let status = match &result {
-        Some(Err(e)) => layout::status_of(e),
-        _ => StatusCode::OK,
-    };
+    let status = result.as_ref().map_or(StatusCode::OK, layout::status);
     let body = html! {
         p.lead { "SQL over the offline store: each feature group is a table of its history (DataFusion's dialect; reads only)." }
         (form(&console, &sql))

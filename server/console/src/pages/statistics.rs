@@ -14,7 +14,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
@@ -219,10 +219,7 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Response {
     let result = statistics(&console, &user, &name).await;
-    let status = match &result {
-        Ok(_) => StatusCode::OK,
-        Err(e) => layout::status_of(e),
-    };
+    let status = layout::status(&result);
     // Staleness is measured against the wall clock, as the person reading it does.
     let now_ms = quiver_types::time::Clock::now_ms(&quiver_types::time::SystemClock);
     let panel = match &result {
